@@ -1,0 +1,87 @@
+/**
+ * A datapath loaded privately: fresh maps, nothing pinned. For BPF_PROG_TEST_RUN tests and
+ * `skeinctl policy simulate`, which must run the real programs without touching a node's state.
+ */
+import { DisposalStack, RawMap, type Program } from "../../loader/index.js";
+import { ConfigMap } from "../../maps/config.js";
+import { ConntrackMap } from "../../maps/conntrack.js";
+import { DECISION_MAP, DecisionMap } from "../../maps/decision.js";
+import { ENDPOINTS_MAP, EndpointsMap, endpointsCodec } from "../../maps/endpoints.js";
+import { EVENTS_MAP } from "../../maps/events.js";
+import { IPCACHE_MAP, IpcacheMap, ipcacheCodec } from "../../maps/ipcache.js";
+import { METRICS_MAP, MetricsMap } from "../../maps/metrics.js";
+import { PROGRAMS, type ProgramName } from "../../maps/pins.js";
+import { POLICY_MAP, PolicyMap, policyCodec } from "../../maps/policy.js";
+import { CONFIG_MAP, configCodec } from "../../maps/config.js";
+import { CONNTRACK_MAP, conntrackCodec } from "../../maps/conntrack.js";
+import { openDatapathSpec, type DatapathOptions } from "./spec.js";
+
+export class PrivateDatapath implements Disposable {
+  readonly programs: Readonly<Record<ProgramName, Program>>;
+  readonly endpoints: EndpointsMap;
+  readonly ipcache: IpcacheMap;
+  readonly policy: PolicyMap;
+  readonly conntrack: ConntrackMap;
+  readonly metrics: MetricsMap;
+  readonly config: ConfigMap;
+  /** Empty unless loaded with settings.recordDecisions. */
+  readonly decision: DecisionMap;
+  readonly events: RawMap;
+  readonly #stack: DisposalStack;
+
+  private constructor(init: Omit<PrivateDatapath, "close" | typeof Symbol.dispose>, stack: DisposalStack) {
+    this.programs = init.programs;
+    this.endpoints = init.endpoints;
+    this.ipcache = init.ipcache;
+    this.policy = init.policy;
+    this.conntrack = init.conntrack;
+    this.metrics = init.metrics;
+    this.config = init.config;
+    this.decision = init.decision;
+    this.events = init.events;
+    this.#stack = stack;
+  }
+
+  /** Loads the object privately. Throws VerifierError, SysError. The caller closes the result. */
+  static load(options: DatapathOptions = {}): PrivateDatapath {
+    const stack = new DisposalStack();
+    try {
+      const loaded = stack.use(openDatapathSpec(options).load());
+      const program = (name: ProgramName) => stack.use(loaded.program(name));
+      const programs = {
+        [PROGRAMS.fromPod]: program(PROGRAMS.fromPod),
+        [PROGRAMS.toPod]: program(PROGRAMS.toPod),
+        [PROGRAMS.fromVxlan]: program(PROGRAMS.fromVxlan),
+        [PROGRAMS.toVxlan]: program(PROGRAMS.toVxlan),
+      };
+      const dp = new PrivateDatapath(
+        {
+          programs,
+          endpoints: stack.use(new EndpointsMap(loaded.map(ENDPOINTS_MAP), endpointsCodec)),
+          ipcache: stack.use(new IpcacheMap(loaded.map(IPCACHE_MAP), ipcacheCodec)),
+          policy: stack.use(new PolicyMap(loaded.map(POLICY_MAP), policyCodec)),
+          conntrack: stack.use(new ConntrackMap(loaded.map(CONNTRACK_MAP), conntrackCodec)),
+          metrics: stack.use(new MetricsMap(loaded.map(METRICS_MAP))),
+          config: stack.use(new ConfigMap(loaded.map(CONFIG_MAP), configCodec)),
+          decision: stack.use(new DecisionMap(loaded.map(DECISION_MAP))),
+          events: stack.use(loaded.map(EVENTS_MAP)),
+        },
+        stack,
+      );
+      // The maps and programs hold their own fds; the libbpf object is no longer needed.
+      loaded.close();
+      return dp;
+    } catch (err) {
+      stack.dispose();
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.#stack.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* skn_conntrack: one entry per flow, both directions, keyed by the normalised 5-tuple. */
+#ifndef SKN_MAPS_CONNTRACK_H
+#define SKN_MAPS_CONNTRACK_H
+
+#include "../lib/common.h"
+
+/* Normalised: (addr_a, port_a) is the numerically smaller endpoint, so a flow and its replies
+ * share one key and one lookup. */
+struct skn_ct_key {
+	__u32 addr_a_be;
+	__u32 addr_b_be;
+	__u16 port_a_be;
+	__u16 port_b_be;
+	__u8 proto;
+	__u8 _pad[3];
+};
+SKN_STATIC_ASSERT(sizeof(struct skn_ct_key) == 16, "conntrack key layout");
+
+enum skn_ct_flag {
+	SKN_CT_INITIATOR_B = 1 << 0, /* the flow was opened by side b (else by side a) */
+	SKN_CT_SEEN_REPLY = 1 << 1,  /* the other side has answered */
+	SKN_CT_CLOSING = 1 << 2,     /* TCP FIN or RST seen */
+};
+
+struct skn_ct_entry {
+	__u64 created_ns;   /* bpf_ktime_get_ns() at creation */
+	__u64 last_seen_ns; /* refreshed at most once a second */
+	__u32 identity_a;   /* security identity of side a when the flow was allowed */
+	__u32 identity_b;
+	__u32 flags;        /* enum skn_ct_flag */
+	__u32 rule_id;      /* rule that allowed the flow (0: not enforced) */
+};
+SKN_STATIC_ASSERT(sizeof(struct skn_ct_entry) == 32, "conntrack value layout");
+
+#define SKN_CONNTRACK_MAX 262144
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SKN_CONNTRACK_MAX);
+	__type(key, struct skn_ct_key);
+	__type(value, struct skn_ct_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skn_conntrack SEC(".maps");
+
+#endif

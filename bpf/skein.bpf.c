@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Skein's datapath: four TC programs sharing the pinned maps.
+ *
+ *   skn_from_pod    host veth, TC ingress   packets leaving a pod
+ *   skn_to_pod      host veth, TC egress    packets the host stack delivers to a pod
+ *   skn_from_vxlan  VXLAN device, TC ingress packets arriving from other nodes
+ *   skn_to_vxlan    VXLAN device, TC egress  host traffic towards other nodes' pods
+ *
+ * Every packet is counted under exactly one reason. Policy is consulted only for new flows. */
+#include "lib/common.h"
+#include "lib/settings.h"
+#include "lib/drop.h"
+#include "lib/eth.h"
+#include "lib/arp.h"
+#include "lib/ipv4.h"
+#include "lib/conntrack.h"
+#include "lib/policy.h"
+#include "lib/events.h"
+#include "lib/overlay.h"
+#include "maps/config.h"
+#include "maps/decision.h"
+#include "maps/endpoints.h"
+#include "maps/ipcache.h"
+#include "maps/metrics.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Everything known about a packet by the time its verdict is taken. */
+struct skn_flow {
+	struct skn_pkt pkt;
+	struct skn_ct_state ct;
+	__u32 src_identity;
+	__u32 src_cidr;
+	__u32 dst_identity;
+	__u32 dst_cidr;
+	__u32 rule_id;
+};
+
+static __always_inline int skn_verdict(struct __sk_buff *skb, int action, enum skn_reason reason,
+				       enum skn_dir dir, __u32 ifindex, __u32 tunnel_ip_be, __u32 tunnel_id,
+				       __u32 rule_id, __u32 peer)
+{
+	struct skn_decision d = {};
+
+	skn_count(skb, reason, dir);
+	d.action = action;
+	d.reason = reason;
+	d.dir = dir;
+	d.ifindex = ifindex;
+	d.tunnel_ip_be = tunnel_ip_be;
+	d.tunnel_id = tunnel_id;
+	d.rule_id = rule_id;
+	d.peer_identity = peer;
+	skn_decision_record(&d);
+	return action;
+}
+
+static __always_inline int skn_drop(struct __sk_buff *skb, enum skn_reason reason, enum skn_dir dir)
+{
+	return skn_verdict(skb, TC_ACT_SHOT, reason, dir, 0, 0, 0, 0, 0);
+}
+
+/* Drops a packet and tells the monitor why, with both identities. */
+static __always_inline int skn_drop_flow(struct __sk_buff *skb, enum skn_reason reason, enum skn_dir dir,
+					 const struct skn_flow *f)
+{
+	skn_emit(skb, SKN_EV_DROP, reason, dir, &f->pkt, f->src_identity, f->dst_identity, 0);
+	return skn_verdict(skb, TC_ACT_SHOT, reason, dir, 0, 0, 0, 0,
+			   dir == SKN_DIR_EGRESS ? f->dst_identity : f->src_identity);
+}
+
+static __always_inline int skn_verdict_events(void)
+{
+	const struct skn_config *cfg = skn_config_get();
+
+	return cfg && (cfg->flags & SKN_CFG_VERDICT_EVENTS);
+}
+
+/* Ingress policy of a local pod `dst_ip_be` for a new flow from the peer in `f`. */
+static __always_inline int skn_ingress_allows(struct __sk_buff *skb, struct skn_flow *f,
+					      const struct skn_ipcache_entry *dst)
+{
+	__u32 rule = 0;
+
+	if (!dst || !(dst->flags & SKN_IPC_ENFORCE_INGRESS))
+		return 1;
+	if (f->pkt.frag)
+		return 0;
+	if (!skn_policy_allows(f->pkt.daddr_be, SKN_DIR_INGRESS, f->src_identity, f->src_cidr, &f->pkt, &rule))
+		return 0;
+	f->rule_id = rule;
+	if (skn_verdict_events())
+		skn_emit(skb, SKN_EV_VERDICT, SKN_R_FWD_DELIVER, SKN_DIR_INGRESS, &f->pkt, f->src_identity,
+			 f->dst_identity, rule);
+	return 1;
+}
+
+static __always_inline int skn_egress_allows(struct __sk_buff *skb, struct skn_flow *f,
+					     const struct skn_ipcache_entry *src)
+{
+	__u32 rule = 0;
+
+	if (!src || !(src->flags & SKN_IPC_ENFORCE_EGRESS))
+		return 1;
+	if (f->pkt.frag)
+		return 0;
+	if (!skn_policy_allows(f->pkt.saddr_be, SKN_DIR_EGRESS, f->dst_identity, f->dst_cidr, &f->pkt, &rule))
+		return 0;
+	f->rule_id = rule;
+	if (skn_verdict_events())
+		skn_emit(skb, SKN_EV_VERDICT, SKN_R_FWD_STACK, SKN_DIR_EGRESS, &f->pkt, f->src_identity,
+			 f->dst_identity, rule);
+	return 1;
+}
+
+static __always_inline __u16 skn_eth_proto(struct __sk_buff *skb, int *ok)
+{
+	__u16 proto = 0;
+
+	*ok = bpf_skb_load_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)) == 0;
+	return proto;
+}
+
+static __always_inline int skn_handle_arp(struct __sk_buff *skb)
+{
+	struct skn_arp_eth_ipv4 *arp = skn_arp_parse(skb);
+	const struct skn_endpoint *ep;
+
+	if (!arp)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+	if (!skn_arp_is_gateway_request(arp))
+		return skn_drop(skb, SKN_R_DROP_ARP, SKN_DIR_EGRESS);
+	ep = skn_endpoint_lookup(arp->spa);
+	if (!ep || ep->ifindex != skb->ifindex)
+		return skn_drop(skb, SKN_R_DROP_SPOOFED, SKN_DIR_EGRESS);
+	skn_arp_make_reply(skb, arp, ep->host_mac);
+	/* Back out of the same veth, into the pod. */
+	return skn_verdict(skb, bpf_redirect(skb->ifindex, 0), SKN_R_ARP_REPLY, SKN_DIR_EGRESS, skb->ifindex, 0,
+			   0, 0, 0);
+}
+
+SEC("tc")
+int skn_from_pod(struct __sk_buff *skb)
+{
+	const struct skn_endpoint *src_ep, *dst_ep;
+	const struct skn_ipcache_entry *src, *dst;
+	const struct skn_config *cfg;
+	struct skn_flow f = {};
+	enum skn_ct_status ct;
+	__u32 tunnel_ip_be = 0;
+	int ok;
+	__u16 proto = skn_eth_proto(skb, &ok);
+
+	if (!ok)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+	if (proto == bpf_htons(ETH_P_ARP))
+		return skn_handle_arp(skb);
+	if (proto != bpf_htons(ETH_P_IP))
+		return skn_drop(skb, SKN_R_DROP_UNSUPPORTED, SKN_DIR_EGRESS);
+	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+
+	src_ep = skn_endpoint_lookup(f.pkt.saddr_be);
+	src = skn_ipcache_lookup(f.pkt.saddr_be);
+	f.src_identity = src ? src->identity : SKN_ID_UNMANAGED;
+	f.src_cidr = src ? src->cidr_identity : 0;
+	if (!src_ep || src_ep->ifindex != skb->ifindex)
+		return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_EGRESS, &f);
+
+	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
+	dst = skn_ipcache_lookup(f.pkt.daddr_be);
+	f.dst_identity = dst ? dst->identity : SKN_ID_WORLD;
+	f.dst_cidr = dst ? dst->cidr_identity : 0;
+	if (!dst_ep && dst)
+		tunnel_ip_be = dst->tunnel_ip_be;
+
+	ct = skn_ct_lookup(&f.pkt, &f.ct);
+	if (ct == SKN_CT_NEW) {
+		if (!skn_egress_allows(skb, &f, src))
+			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
+					     SKN_DIR_EGRESS, &f);
+		/* redirect_peer skips the destination's host veth, so its ingress is checked here. */
+		if (dst_ep && !skn_ingress_allows(skb, &f, dst))
+			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
+					     SKN_DIR_INGRESS, &f);
+		if (!f.pkt.is_icmp_error)
+			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id);
+	}
+
+	if (dst_ep) {
+		if (skn_eth_rewrite(skb, dst_ep->host_mac, dst_ep->mac) < 0)
+			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+		return skn_verdict(skb, bpf_redirect_peer(dst_ep->ifindex, 0), SKN_R_FWD_LOCAL, SKN_DIR_EGRESS,
+				   dst_ep->ifindex, 0, 0, f.rule_id, f.dst_identity);
+	}
+	if (tunnel_ip_be) {
+		cfg = skn_config_get();
+		if (!cfg || !cfg->vxlan_ifindex)
+			return skn_drop_flow(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS, &f);
+		if (skn_tunnel_set(skb, tunnel_ip_be, f.src_identity) < 0)
+			return skn_drop_flow(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS, &f);
+		if (skn_overlay_set_macs(skb, cfg->vxlan_mac, tunnel_ip_be) < 0)
+			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+		skb->mark = SKN_MARK_ENCAPPED;
+		return skn_verdict(skb, bpf_redirect(cfg->vxlan_ifindex, 0), SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS,
+				   cfg->vxlan_ifindex, tunnel_ip_be, f.src_identity, f.rule_id, f.dst_identity);
+	}
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, f.rule_id, f.dst_identity);
+}
+
+SEC("tc")
+int skn_to_pod(struct __sk_buff *skb)
+{
+	const struct skn_ipcache_entry *src, *dst;
+	struct skn_flow f = {};
+	int ok;
+	__u16 proto = skn_eth_proto(skb, &ok);
+
+	if (!ok)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
+	if (proto != bpf_htons(ETH_P_IP)) {
+		/* ARP replies from the responder, IPv6 the kernel emits on the veth: not ours. */
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_PASS_NON_IP, SKN_DIR_INGRESS, 0, 0, 0, 0, 0);
+	}
+	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
+
+	src = skn_ipcache_lookup(f.pkt.saddr_be);
+	f.src_identity = src ? src->identity : SKN_ID_WORLD;
+	f.src_cidr = src ? src->cidr_identity : 0;
+	dst = skn_ipcache_lookup(f.pkt.daddr_be);
+	f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
+
+	if (skn_ct_lookup(&f.pkt, &f.ct) == SKN_CT_NEW) {
+		/* The node's own traffic (kubelet probes) is always allowed. */
+		if (f.src_identity != SKN_ID_HOST && !skn_ingress_allows(skb, &f, dst))
+			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
+					     SKN_DIR_INGRESS, &f);
+		if (!f.pkt.is_icmp_error)
+			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id);
+	}
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_DELIVER, SKN_DIR_INGRESS, 0, 0, 0, f.rule_id,
+			   f.src_identity);
+}
+
+SEC("tc")
+int skn_from_vxlan(struct __sk_buff *skb)
+{
+	const struct skn_ipcache_entry *src, *dst;
+	const struct skn_endpoint *dst_ep;
+	struct bpf_tunnel_key key = {};
+	struct skn_flow f = {};
+	int ok;
+	__u16 proto;
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		return skn_drop(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_INGRESS);
+	proto = skn_eth_proto(skb, &ok);
+	if (!ok)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
+	if (proto != bpf_htons(ETH_P_IP))
+		return skn_drop(skb, SKN_R_DROP_UNSUPPORTED, SKN_DIR_INGRESS);
+	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
+
+	f.src_identity = key.tunnel_id & SKN_ID_MAX;
+	if (f.src_identity == SKN_ID_ANY)
+		f.src_identity = SKN_ID_UNMANAGED;
+	src = skn_ipcache_lookup(f.pkt.saddr_be);
+	f.src_cidr = src ? src->cidr_identity : 0;
+	/* The source address must live behind the node that sent the packet. */
+	if (src && src->tunnel_ip_be && src->tunnel_ip_be != bpf_htonl(key.remote_ipv4))
+		return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_INGRESS, &f);
+
+	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
+	if (!dst_ep) {
+		/* For the node itself (replies to its own traffic towards remote pods). */
+		bpf_skb_change_type(skb, SKN_PACKET_HOST);
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0, f.src_identity);
+	}
+	dst = skn_ipcache_lookup(f.pkt.daddr_be);
+	f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
+
+	if (skn_ct_lookup(&f.pkt, &f.ct) == SKN_CT_NEW) {
+		if (!skn_ingress_allows(skb, &f, dst))
+			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
+					     SKN_DIR_INGRESS, &f);
+		if (!f.pkt.is_icmp_error)
+			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id);
+	}
+	if (skn_eth_rewrite(skb, dst_ep->host_mac, dst_ep->mac) < 0)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
+	bpf_skb_change_type(skb, SKN_PACKET_HOST);
+	return skn_verdict(skb, bpf_redirect_peer(dst_ep->ifindex, 0), SKN_R_FWD_LOCAL, SKN_DIR_INGRESS,
+			   dst_ep->ifindex, 0, 0, f.rule_id, f.src_identity);
+}
+
+SEC("tc")
+int skn_to_vxlan(struct __sk_buff *skb)
+{
+	const struct skn_ipcache_entry *src, *dst;
+	const struct skn_config *cfg;
+	struct skn_pkt p = {};
+	__u32 identity;
+	int ok;
+	__u16 proto;
+
+	if (skb->mark == SKN_MARK_ENCAPPED) {
+		/* from_pod already set the key and counted the packet. */
+		skb->mark = 0;
+		return TC_ACT_OK;
+	}
+	proto = skn_eth_proto(skb, &ok);
+	if (!ok)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+	if (proto != bpf_htons(ETH_P_IP))
+		return skn_drop(skb, SKN_R_DROP_UNSUPPORTED, SKN_DIR_EGRESS);
+	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &p) != SKN_PARSE_OK)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+
+	dst = skn_ipcache_lookup(p.daddr_be);
+	cfg = skn_config_get();
+	if (!dst || !dst->tunnel_ip_be || !cfg)
+		return skn_drop(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS);
+	src = skn_ipcache_lookup(p.saddr_be);
+	/* To the receiver, this node is a remote node. */
+	identity = src ? src->identity : SKN_ID_WORLD;
+	if (identity == SKN_ID_HOST)
+		identity = SKN_ID_REMOTE_NODE;
+	if (skn_tunnel_set(skb, dst->tunnel_ip_be, identity) < 0)
+		return skn_drop(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS);
+	if (skn_overlay_set_macs(skb, cfg->vxlan_mac, dst->tunnel_ip_be) < 0)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS, 0, dst->tunnel_ip_be, identity, 0,
+			   dst->identity);
+}

@@ -1,0 +1,40 @@
+/**
+ * libbpf-ts: Skein's binding of libbpf.so.1 (through koffi) and of the few system calls around it.
+ * The only place in the repository that touches FFI.
+ */
+export { SysError, NotSupportedError, VerifierError, errnoName, check } from "./errors.js";
+export { Owned, DisposalStack, takeLeakedResources } from "./resource.js";
+export { Fd } from "./fd.js";
+export { ObjectSpec, LoadedObject, type ObjectOptions, type MapSpec } from "./object.js";
+export { RawMap, MapType, mapInfoFromFd, numPossibleCpus, type MapInfo, type UpdateFlag } from "./map.js";
+export {
+  Program,
+  programInfoFromFd,
+  programMapIds,
+  type ProgramInfo,
+  type SkbContext,
+  type TestRunInput,
+  type TestRunResult,
+} from "./program.js";
+export {
+  ensureClsact,
+  destroyClsact,
+  tcAttach,
+  tcDetach,
+  tcQuery,
+  type TcDirection,
+  type TcSlot,
+  type TcFilter,
+} from "./tc.js";
+export {
+  BPF_FS_MAGIC,
+  DEFAULT_BPFFS_MOUNT,
+  ensureBpffsMounted,
+  ensurePinRoot,
+  isOnBpffs,
+  unpin,
+  movePin,
+  removeEmptyDir,
+} from "./bpffs.js";
+export { RingBuffer } from "./ringbuf.js";
+export { lockExclusive, unlock, interfaceIndex, filesystemType } from "./sys.js";

@@ -1,0 +1,87 @@
+/** skn_config: facts about this node the agent learns at run time (bpf/maps/config.h). */
+import { RawMap } from "../loader/index.js";
+import { TypedMap, checkLength, layout, type MapCodec } from "./codec.js";
+import { parseIPv4, readIPv4, readMac, writeIPv4, writeMac } from "./net.js";
+import { pinPath } from "./pins.js";
+
+export const CONFIG_MAP = "skn_config";
+
+export const ConfigFlag = {
+  /** Emit an event for every policy verdict, not only drops. */
+  verdictEvents: 1,
+} as const;
+
+export interface NodeConfig {
+  /** 0 until the overlay is set up. */
+  vxlanIfindex: number;
+  /** This node's underlay address; 0.0.0.0 until known. */
+  nodeIp: string;
+  /** This node's VXLAN device MAC. */
+  vxlanMac: string;
+  flags: number;
+}
+
+/**
+ * The MAC of a node's VXLAN device, derived from its underlay address (0e:5e:a:b:c:d, locally
+ * administered). The datapath computes the same for the inner destination (bpf/lib/overlay.h).
+ */
+export function vxlanMacFor(nodeIp: string): string {
+  const n = parseIPv4(nodeIp);
+  return ["0e", "5e", n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]
+    .map((x) => (typeof x === "string" ? x : x.toString(16).padStart(2, "0")))
+    .join(":");
+}
+
+export const EMPTY_CONFIG: NodeConfig = { vxlanIfindex: 0, nodeIp: "0.0.0.0", vxlanMac: "00:00:00:00:00:00", flags: 0 };
+
+export const configCodec: MapCodec<number, NodeConfig> = {
+  name: CONFIG_MAP,
+  key: {
+    layout: layout("__u32", 4, [{ name: "key", offset: 0, size: 4 }]),
+    encode(k) {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(k, 0);
+      return b;
+    },
+    decode(bytes) {
+      return checkLength("config key", bytes, 4).readUInt32LE(0);
+    },
+  },
+  value: {
+    layout: layout("skn_config", 24, [
+      { name: "vxlan_ifindex", offset: 0, size: 4 },
+      { name: "node_ip_be", offset: 4, size: 4 },
+      { name: "vxlan_mac", offset: 8, size: 6 },
+      { name: "_pad0", offset: 14, size: 2 },
+      { name: "flags", offset: 16, size: 4 },
+      { name: "_pad1", offset: 20, size: 4 },
+    ]),
+    encode(c) {
+      const b = Buffer.alloc(24);
+      b.writeUInt32LE(c.vxlanIfindex, 0);
+      writeIPv4(b, 4, c.nodeIp);
+      writeMac(b, 8, c.vxlanMac);
+      b.writeUInt32LE(c.flags, 16);
+      return b;
+    },
+    decode(bytes) {
+      const b = checkLength("config", bytes, 24);
+      return { vxlanIfindex: b.readUInt32LE(0), nodeIp: readIPv4(b, 4), vxlanMac: readMac(b, 8), flags: b.readUInt32LE(16) };
+    },
+  },
+};
+
+/** The single-entry config map. Owns the fd: close it. */
+export class ConfigMap extends TypedMap<number, NodeConfig> {
+  static openPinned(root: string): ConfigMap {
+    return new ConfigMap(RawMap.openPinned(pinPath(root, CONFIG_MAP)), configCodec);
+  }
+
+  read(): NodeConfig {
+    return this.get(0) ?? EMPTY_CONFIG;
+  }
+
+  write(config: NodeConfig): void {
+    this.set(0, config);
+  }
+}

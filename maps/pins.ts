@@ -1,0 +1,52 @@
+/**
+ * The datapath contract shared by skein-cni, the agent and skeinctl: where things are pinned, what
+ * the programs are called, which TC slot they occupy.
+ */
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Default bpffs directory holding Skein's pins. */
+export const DEFAULT_BPFFS_ROOT = "/sys/fs/bpf/skein";
+
+/** Program names in the object (and their pin names). */
+export const PROGRAMS = {
+  fromPod: "skn_from_pod",
+  toPod: "skn_to_pod",
+  fromVxlan: "skn_from_vxlan",
+  toVxlan: "skn_to_vxlan",
+} as const;
+export type ProgramName = (typeof PROGRAMS)[keyof typeof PROGRAMS];
+export const PROGRAM_NAMES: readonly ProgramName[] = Object.values(PROGRAMS);
+
+/** Maps pinned under the root (by libbpf, LIBBPF_PIN_BY_NAME). */
+export const PINNED_MAPS = [
+  "skn_endpoints",
+  "skn_ipcache",
+  "skn_policy",
+  "skn_conntrack",
+  "skn_metrics",
+  "skn_events",
+  "skn_config",
+] as const;
+export type PinnedMapName = (typeof PINNED_MAPS)[number];
+
+/** Every Skein filter sits in this TC slot, so an upgrade can replace it in place. */
+export const TC_HANDLE = 0x5e1c;
+export const TC_PRIORITY = 1;
+
+export function pinPath(root: string, name: ProgramName | PinnedMapName): string {
+  return join(root, name);
+}
+
+/**
+ * The compiled datapath object. `SKEIN_BPF_OBJECT` overrides; otherwise the one built next to this
+ * module (dist/bpf/skein.bpf.o) or installed beside the bundled executables (bpf/skein.bpf.o).
+ */
+export function defaultObjectPath(): string {
+  const env = process.env.SKEIN_BPF_OBJECT;
+  if (env !== undefined && env !== "") return resolve(env);
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, "..", "bpf", "skein.bpf.o"), join(here, "bpf", "skein.bpf.o")];
+  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+}

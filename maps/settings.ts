@@ -1,0 +1,58 @@
+/**
+ * skn_settings: `const volatile` globals fixed at load time (bpf/lib/settings.h). They are the only
+ * variable in .rodata, at offset 0 (a test checks that against BTF).
+ */
+import { checkLength, layout } from "./codec.js";
+
+export const SETTINGS_VAR = "skn_settings";
+
+export interface DatapathSettings {
+  /** Idle lifetime of an answered TCP flow. */
+  ctTcpEstablishedS: number;
+  /** ... of a TCP flow not answered yet. */
+  ctTcpOpeningS: number;
+  /** ... after FIN or RST. */
+  ctTcpClosingS: number;
+  /** ... of UDP, SCTP, ICMP and other flows. */
+  ctOtherS: number;
+  /** Write every verdict to skn_decision (tests, `skeinctl policy simulate`). */
+  recordDecisions: boolean;
+}
+
+export const DEFAULT_SETTINGS: DatapathSettings = {
+  ctTcpEstablishedS: 21600,
+  ctTcpOpeningS: 60,
+  ctTcpClosingS: 10,
+  ctOtherS: 60,
+  recordDecisions: false,
+};
+
+export const settingsLayout = layout("skn_settings", 24, [
+  { name: "ct_tcp_established_s", offset: 0, size: 4 },
+  { name: "ct_tcp_opening_s", offset: 4, size: 4 },
+  { name: "ct_tcp_closing_s", offset: 8, size: 4 },
+  { name: "ct_other_s", offset: 12, size: 4 },
+  { name: "record_decisions", offset: 16, size: 4 },
+  { name: "_pad", offset: 20, size: 4 },
+]);
+
+export function encodeSettings(s: DatapathSettings): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeUInt32LE(s.ctTcpEstablishedS, 0);
+  b.writeUInt32LE(s.ctTcpOpeningS, 4);
+  b.writeUInt32LE(s.ctTcpClosingS, 8);
+  b.writeUInt32LE(s.ctOtherS, 12);
+  b.writeUInt32LE(s.recordDecisions ? 1 : 0, 16);
+  return b;
+}
+
+export function decodeSettings(bytes: Uint8Array): DatapathSettings {
+  const b = checkLength("settings", bytes, 24);
+  return {
+    ctTcpEstablishedS: b.readUInt32LE(0),
+    ctTcpOpeningS: b.readUInt32LE(4),
+    ctTcpClosingS: b.readUInt32LE(8),
+    ctOtherS: b.readUInt32LE(12),
+    recordDecisions: b.readUInt32LE(16) !== 0,
+  };
+}
