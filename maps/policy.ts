@@ -5,7 +5,7 @@
  */
 import { RawMap } from "../loader/index.js";
 import { TypedMap, checkLength, layout, u32, type MapCodec } from "./codec.js";
-import { readIPv4, writeIPv4 } from "./net.js";
+import { formatIPv4, parseIPv4, readIPv4, writeIPv4 } from "./net.js";
 import { pinPath } from "./pins.js";
 
 export const POLICY_MAP = "skn_policy";
@@ -13,6 +13,8 @@ export const POLICY_MAX_DEFAULT = 262144;
 
 export type Direction = "ingress" | "egress";
 export const DIRECTION_CODE: Record<Direction, number> = { ingress: 0, egress: 1 };
+/** Direction code of egress entries keyed by the destination's address (bpf/lib/common.h). */
+const EGRESS_BY_IP = 3;
 
 export const Protocol = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132 } as const;
 
@@ -24,8 +26,13 @@ export interface PolicyKey {
   /** The protected pod. */
   endpointIp: string;
   direction: Direction;
-  /** Peer identity; 0 (Identity.any) = any peer. */
+  /** Peer identity; 0 (Identity.any) = any peer. Ignored when `peerIp` is set. */
   peerIdentity: number;
+  /**
+   * Egress only: the destination pod's address instead of an identity. Named ports resolve per
+   * destination pod, and pods sharing an identity may name different numbers.
+   */
+  peerIp?: string;
   /** IP protocol; undefined = any protocol (and any port). */
   protocol?: number;
   /** Destination port; undefined = any port of `protocol`. */
@@ -50,7 +57,7 @@ function prefixLength(k: PolicyKey): number {
 
 /** Canonical text of a key, for diffing desired against kernel state. */
 export function policyKeyString(k: PolicyKey): string {
-  return `${k.endpointIp}|${k.direction}|${k.peerIdentity}|${k.protocol ?? "*"}|${k.port ?? "*"}/${k.portBits ?? (k.port === undefined ? 0 : 16)}`;
+  return `${k.endpointIp}|${k.direction}|${k.peerIp === undefined ? k.peerIdentity : `ip:${k.peerIp}`}|${k.protocol ?? "*"}|${k.port ?? "*"}/${k.portBits ?? (k.port === undefined ? 0 : 16)}`;
 }
 
 export const policyCodec: MapCodec<PolicyKey, PolicyEntry> = {
@@ -69,8 +76,14 @@ export const policyCodec: MapCodec<PolicyKey, PolicyEntry> = {
       const len = prefixLength(k);
       b.writeUInt32LE(len, 0);
       writeIPv4(b, 4, k.endpointIp);
-      b.writeUInt32LE(u32("peerIdentity", k.peerIdentity), 8);
-      b.writeUInt8(DIRECTION_CODE[k.direction], 12);
+      if (k.peerIp !== undefined) {
+        if (k.direction !== "egress") throw new RangeError("policy keys by peer address are egress only");
+        b.writeUInt32LE(parseIPv4(k.peerIp), 8);
+        b.writeUInt8(EGRESS_BY_IP, 12);
+      } else {
+        b.writeUInt32LE(u32("peerIdentity", k.peerIdentity), 8);
+        b.writeUInt8(DIRECTION_CODE[k.direction], 12);
+      }
       if (k.protocol !== undefined) b.writeUInt8(k.protocol, 13);
       if (k.port !== undefined) {
         const bits = len - PREFIX_ANY_PORT;
@@ -82,11 +95,13 @@ export const policyCodec: MapCodec<PolicyKey, PolicyEntry> = {
     decode(bytes) {
       const b = checkLength("policy key", bytes, 16);
       const len = b.readUInt32LE(0);
+      const dir = b.readUInt8(12);
       const key: PolicyKey = {
         endpointIp: readIPv4(b, 4),
-        direction: b.readUInt8(12) === 0 ? "ingress" : "egress",
-        peerIdentity: b.readUInt32LE(8),
+        direction: dir === 0 ? "ingress" : "egress",
+        peerIdentity: dir === EGRESS_BY_IP ? 0 : b.readUInt32LE(8),
       };
+      if (dir === EGRESS_BY_IP) key.peerIp = formatIPv4(b.readUInt32LE(8));
       if (len >= PREFIX_ANY_PORT) key.protocol = b.readUInt8(13);
       if (len > PREFIX_ANY_PORT) {
         key.port = b.readUInt16BE(14);

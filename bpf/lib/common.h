@@ -35,6 +35,11 @@ enum skn_dir {
 	SKN_DIR_MAX = 2,
 };
 
+/* Policy keys only: an egress entry whose peer field holds the destination pod's IPv4 (host
+ * order) instead of an identity. Named ports resolve per destination pod, and pods sharing an
+ * identity may name different numbers, so such rules are keyed by address. */
+#define SKN_POLICY_DIR_EGRESS_BY_IP 3
+
 /* linux/if_packet.h: the skb is for this host. */
 #define SKN_PACKET_HOST 0
 

@@ -22,8 +22,8 @@ static __always_inline const struct skn_policy_entry *skn_policy_match(__u32 end
 }
 
 /* Does the endpoint's policy in `dir` allow this peer? The peer is tried by its own identity,
- * by the identity of the ipBlock prefix holding its address, and as "any peer". Returns 1 and
- * the allowing rule, or 0. */
+ * by the identity of the ipBlock prefix holding its address, as "any peer", and for egress by
+ * its address (named ports). Returns 1 and the allowing rule, or 0. */
 static __always_inline int skn_policy_allows(__u32 endpoint_ip_be, __u8 dir, __u32 peer_identity,
 					     __u32 peer_cidr_identity, const struct skn_pkt *p, __u32 *rule_id)
 {
@@ -35,6 +35,8 @@ static __always_inline int skn_policy_allows(__u32 endpoint_ip_be, __u8 dir, __u
 		e = skn_policy_match(endpoint_ip_be, dir, peer_cidr_identity, p);
 	if (!e)
 		e = skn_policy_match(endpoint_ip_be, dir, SKN_ID_ANY, p);
+	if (!e && dir == SKN_DIR_EGRESS)
+		e = skn_policy_match(endpoint_ip_be, SKN_POLICY_DIR_EGRESS_BY_IP, bpf_ntohl(p->daddr_be), p);
 	if (!e)
 		return 0;
 	*rule_id = e->rule_id;

@@ -12,8 +12,8 @@
 struct skn_policy_key {
 	__u32 prefixlen;     /* bits of the fields below that must match, in order */
 	__u32 endpoint_ip_be; /* the protected pod */
-	__u32 peer_identity;  /* always matched whole; SKN_ID_ANY = any peer */
-	__u8 dir;            /* enum skn_dir */
+	__u32 peer_identity;  /* always matched whole; SKN_ID_ANY = any peer; an IPv4 for dir 3 */
+	__u8 dir;            /* enum skn_dir, or SKN_POLICY_DIR_EGRESS_BY_IP */
 	__u8 proto;          /* IPPROTO_* */
 	__u16 dport_be;      /* destination port, network order */
 };
