@@ -1,5 +1,5 @@
 /** bpffs: where pinned maps and programs live. Not mounted on a fresh machine. */
-import { mkdirSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { SysError } from "./errors.js";
 import { filesystemType, mount } from "./sys.js";
@@ -42,7 +42,7 @@ export function ensurePinRoot(root: string): void {
 
 function pathExists(path: string): boolean {
   try {
-    statSync(path);
+    lstatSync(path);
     return true;
   } catch {
     return false;
@@ -51,6 +51,8 @@ function pathExists(path: string): boolean {
 
 /** Removes a pin; returns false when nothing was pinned there. */
 export function unpin(path: string): boolean {
+  // bpffs answers unlink of a missing name with EPERM, not ENOENT: look first.
+  if (!pathExists(path)) return false;
   try {
     unlinkSync(path);
     return true;

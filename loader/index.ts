@@ -38,3 +38,17 @@ export {
 } from "./bpffs.js";
 export { RingBuffer } from "./ringbuf.js";
 export { lockExclusive, unlock, interfaceIndex, filesystemType } from "./sys.js";
+export {
+  ip,
+  ipJson,
+  ipBatch,
+  listLinks,
+  findLink,
+  listRoutes,
+  listAddresses,
+  IpCommandError,
+  type NetnsOption,
+  type LinkInfo,
+  type RouteInfo,
+  type AddrInfo,
+} from "./iproute.js";
