@@ -89,6 +89,7 @@ static __always_inline int skn_ingress_allows(struct __sk_buff *skb, struct skn_
 	if (!skn_policy_allows(f->pkt.daddr_be, SKN_DIR_INGRESS, f->src_identity, f->src_cidr, &f->pkt, &rule))
 		return 0;
 	f->rule_id = rule;
+	skn_count_policy_allowed(SKN_DIR_INGRESS);
 	if (skn_verdict_events())
 		skn_emit(skb, SKN_EV_VERDICT, SKN_R_FWD_DELIVER, SKN_DIR_INGRESS, &f->pkt, f->src_identity,
 			 f->dst_identity, rule);
@@ -107,6 +108,7 @@ static __always_inline int skn_egress_allows(struct __sk_buff *skb, struct skn_f
 	if (!skn_policy_allows(f->pkt.saddr_be, SKN_DIR_EGRESS, f->dst_identity, f->dst_cidr, &f->pkt, &rule))
 		return 0;
 	f->rule_id = rule;
+	skn_count_policy_allowed(SKN_DIR_EGRESS);
 	if (skn_verdict_events())
 		skn_emit(skb, SKN_EV_VERDICT, SKN_R_FWD_STACK, SKN_DIR_EGRESS, &f->pkt, f->src_identity,
 			 f->dst_identity, rule);

@@ -224,10 +224,10 @@ export class RawMap extends Owned {
     }
   }
 
-  /** Number of entries (walks the map). */
+  /** Number of entries (walks the map; in batches where the map type allows). */
   count(): number {
     let n = 0;
-    for (const _ of this.keys()) n++;
+    for (const _ of BATCH_TYPES.has(this.info.type) ? this.entries() : this.keys()) n++;
     return n;
   }
 

@@ -7,6 +7,8 @@ export const METRICS_MAP = "skn_metrics";
 export const METRICS_ENTRIES = 64;
 /** Slot counting ring-buffer records lost for lack of room (packets = events). */
 export const METRICS_EVENTS_LOST_SLOT = METRICS_ENTRIES - 1;
+/** Slots counting new flows an enforced policy allowed, ingress then egress (packets = flows). */
+export const METRICS_POLICY_ALLOWED_SLOT = { ingress: METRICS_ENTRIES - 4, egress: METRICS_ENTRIES - 3 } as const;
 
 /** enum skn_reason, in order. A test checks this list against the C enum. */
 export const REASONS = [
@@ -98,6 +100,11 @@ export class MetricsMap implements Disposable {
   /** One counter. */
   get(reason: Reason, direction: MetricDirection): { packets: bigint; bytes: bigint } {
     return this.slot(REASONS.indexOf(reason) * 2 + DIRECTIONS.indexOf(direction));
+  }
+
+  /** New flows allowed by an enforced policy in `direction`. */
+  policyAllowed(direction: MetricDirection): bigint {
+    return this.slot(METRICS_POLICY_ALLOWED_SLOT[direction]).packets;
   }
 
   eventsLost(): bigint {

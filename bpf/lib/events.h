@@ -8,8 +8,10 @@
 #include "../maps/events.h"
 #include "../maps/metrics.h"
 
-/* Metrics slot counting events the ring buffer had no room for (packets = events lost). */
+/* Metrics slots outside the per-packet reasons (packets field only): events the ring buffer had no
+ * room for, and new flows allowed by an enforced policy, per direction. */
 #define SKN_METRICS_EVENTS_LOST (SKN_METRICS_ENTRIES - 1)
+#define SKN_METRICS_POLICY_ALLOWED(dir) (SKN_METRICS_ENTRIES - 4 + (dir))
 
 /* Not inlined: events are rare, and as a real function its prototype puts struct skn_event into
  * the object's BTF, where bpftool and the layout test find it. */
@@ -22,6 +24,15 @@ static __attribute__((noinline)) void skn_event_submit(struct skn_event *ev)
 		if (v)
 			v->packets += 1;
 	}
+}
+
+static __always_inline void skn_count_policy_allowed(enum skn_dir dir)
+{
+	__u32 key = SKN_METRICS_POLICY_ALLOWED(dir);
+	struct skn_metrics_value *v = bpf_map_lookup_elem(&skn_metrics, &key);
+
+	if (v)
+		v->packets += 1;
 }
 
 static __always_inline void skn_emit(struct __sk_buff *skb, enum skn_event_type type, enum skn_reason reason,

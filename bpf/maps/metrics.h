@@ -13,7 +13,8 @@ struct skn_metrics_value {
 SKN_STATIC_ASSERT(sizeof(struct skn_metrics_value) == 16, "metrics value layout");
 
 #define SKN_METRICS_ENTRIES 64 /* key = reason * SKN_DIR_MAX + dir; room to grow reasons */
-SKN_STATIC_ASSERT(SKN_R_MAX * SKN_DIR_MAX <= SKN_METRICS_ENTRIES, "metrics map too small");
+/* The last four slots hold non-packet counters (lib/events.h). */
+SKN_STATIC_ASSERT(SKN_R_MAX * SKN_DIR_MAX <= SKN_METRICS_ENTRIES - 4, "metrics map too small");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -1,0 +1,56 @@
+/** Background processes of the lab: started detached, logged to files, stopped by PID only. */
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+
+export interface ProcRecord {
+  pid: number;
+  role: string;
+  /** A string its command line contains, checked before signalling (the PID may have been reused). */
+  marker: string;
+  log: string;
+}
+
+/** Starts `argv` detached (optionally inside network namespace `netns`), output appended to `log`. */
+export function startDetached(argv: string[], opts: { netns?: string; log: string; role: string; marker: string; env?: NodeJS.ProcessEnv }): ProcRecord {
+  const fd = openSync(opts.log, "a");
+  try {
+    const [file, args] = opts.netns === undefined ? [argv[0]!, argv.slice(1)] : ["nsenter", [`--net=${opts.netns}`, ...argv]];
+    const child = spawn(file, args, { detached: true, stdio: ["ignore", fd, fd], env: opts.env ?? process.env });
+    child.unref();
+    if (child.pid === undefined) throw new Error(`could not start ${opts.role}`);
+    return { pid: child.pid, role: opts.role, marker: opts.marker, log: opts.log };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** True when `rec`'s process is alive and still ours (its command line holds the marker). */
+export function isRunning(rec: ProcRecord): boolean {
+  try {
+    const cmdline = readFileSync(`/proc/${rec.pid}/cmdline`, "utf8");
+    if (!cmdline.includes(rec.marker)) return false;
+    const stat = readFileSync(`/proc/${rec.pid}/stat`, "utf8");
+    return !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** Signals the process if it is still ours. Returns whether a signal was sent. */
+export function signal(rec: ProcRecord, sig: NodeJS.Signals): boolean {
+  if (!isRunning(rec)) return false;
+  try {
+    process.kill(rec.pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, wait up to `graceMs`, then SIGKILL. Resolves when the process is gone. */
+export async function stop(rec: ProcRecord, graceMs = 3000): Promise<void> {
+  if (!signal(rec, "SIGTERM")) return;
+  const deadline = Date.now() + graceMs;
+  while (isRunning(rec) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (signal(rec, "SIGKILL")) while (isRunning(rec)) await new Promise((r) => setTimeout(r, 20));
+}

@@ -1,0 +1,130 @@
+/**
+ * skein-agent: the node daemon. Flags (each also settable in the --config YAML file, as the
+ * camelCase key; flags win):
+ *   --node-name NAME        this node (default: hostname)
+ *   --kubeconfig PATH       default: $KUBECONFIG, then in-cluster, then ~/.kube/config
+ *   --bpffs-root DIR        pins (default /sys/fs/bpf/skein)
+ *   --cni-conf-dir DIR      where the conflist goes when ready (default /etc/cni/net.d)
+ *   --cni-data-dir DIR      IPAM state dir given to the plugin (plugin default when absent)
+ *   --vxlan-device NAME     (default skn_vxlan)      --vxlan-port N (default 4789)
+ *   --cluster-cidr CIDR,..  cluster pod space (default: union of nodes' pod CIDRs)
+ *   --health-addr H:P       /healthz /readyz /v1 (default 127.0.0.1:9879)
+ *   --metrics-addr H:P      /metrics (default 0.0.0.0:9878; "" to disable)
+ *   --policy-map-entries N  --verdict-events   --log-level debug|info|warn|error
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { parse as parseYaml } from "yaml";
+import { DEFAULT_BPFFS_ROOT } from "../maps/pins.js";
+import { Agent } from "./agent.js";
+import { DEFAULT_CNI_CONF_DIR } from "./cni-config.js";
+import { parseListen, serveAgent } from "./http.js";
+import { createLogger, type Level } from "./log.js";
+import { DEFAULT_VXLAN_DEVICE, DEFAULT_VXLAN_PORT } from "./node/overlay.js";
+import { createPolicySource } from "./policy-factory.js";
+
+const flags = {
+  config: { type: "string" },
+  "node-name": { type: "string" },
+  kubeconfig: { type: "string" },
+  "bpffs-root": { type: "string" },
+  "cni-conf-dir": { type: "string" },
+  "cni-data-dir": { type: "string" },
+  "vxlan-device": { type: "string" },
+  "vxlan-port": { type: "string" },
+  "cluster-cidr": { type: "string" },
+  "health-addr": { type: "string" },
+  "metrics-addr": { type: "string" },
+  "policy-map-entries": { type: "string" },
+  "verdict-events": { type: "boolean" },
+  "log-level": { type: "string" },
+  "resync-interval": { type: "string" },
+} as const;
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: flags, strict: true });
+  const file: Record<string, unknown> =
+    typeof values.config === "string" ? ((parseYaml(readFileSync(values.config, "utf8")) as Record<string, unknown> | null) ?? {}) : {};
+  const get = (flag: keyof typeof flags): string | boolean | undefined => {
+    const v = values[flag];
+    if (v !== undefined) return v;
+    const f = file[camel(flag)];
+    return typeof f === "number" ? String(f) : (f as string | boolean | undefined);
+  };
+  const str = (flag: keyof typeof flags, fallback: string): string => {
+    const v = get(flag);
+    return typeof v === "string" ? v : fallback;
+  };
+  const int = (flag: keyof typeof flags, fallback: number | undefined): number | undefined => {
+    const v = get(flag);
+    if (v === undefined || v === "") return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag}: expected a non-negative integer, got ${String(v)}`);
+    return n;
+  };
+
+  const log = createLogger(str("log-level", "info") as Level).with({ component: "agent" });
+  const nodeName = str("node-name", process.env.NODE_NAME ?? hostname());
+  const kc = new KubeConfig();
+  const kubeconfig = get("kubeconfig");
+  if (typeof kubeconfig === "string") kc.loadFromFile(kubeconfig);
+  else kc.loadFromDefault();
+
+  const policyMapEntries = int("policy-map-entries", undefined);
+  const cniDataDir = get("cni-data-dir");
+  const agent = new Agent({
+    nodeName,
+    kubeconfig: kc,
+    bpffsRoot: str("bpffs-root", DEFAULT_BPFFS_ROOT),
+    cniConfDir: str("cni-conf-dir", DEFAULT_CNI_CONF_DIR),
+    ...(typeof cniDataDir === "string" ? { cniDataDir } : {}),
+    vxlanDevice: str("vxlan-device", DEFAULT_VXLAN_DEVICE),
+    vxlanPort: int("vxlan-port", DEFAULT_VXLAN_PORT) ?? DEFAULT_VXLAN_PORT,
+    clusterCidrs: str("cluster-cidr", "").split(",").filter((c) => c !== ""),
+    datapath: policyMapEntries === undefined ? {} : { policyMapEntries },
+    verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
+    resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,
+    debounceMs: 20,
+    policy: createPolicySource(nodeName),
+    log,
+  });
+
+  const health = await serveAgent(agent, parseListen(str("health-addr", "127.0.0.1:9879"), "--health-addr"), log);
+  const metricsAddr = str("metrics-addr", "0.0.0.0:9878");
+  const metrics = metricsAddr === "" ? undefined : await serveAgent(agent, parseListen(metricsAddr, "--metrics-addr"), log, { api: false });
+  log.info("skein-agent starting", { node: nodeName, pid: process.pid, health: str("health-addr", "127.0.0.1:9879"), metrics: metricsAddr });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("stopping; the datapath keeps running", { signal });
+    void agent
+      .stop()
+      .catch((err: unknown) => log.error("stop failed", { error: String(err) }))
+      .finally(() => {
+        health.close();
+        metrics?.close();
+        process.exitCode = 0;
+      });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: String(err) }));
+
+  await agent.start();
+  return 0;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`skein-agent: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+  // Watchers and servers may keep the loop alive; a failed start must end the process.
+  setTimeout(() => process.exit(1), 100).unref();
+});

@@ -1,0 +1,120 @@
+/**
+ * Prometheus metrics (prom-client). Datapath counters are read from the per-CPU metrics map at
+ * scrape time; the rest are kept by the agent as it works.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { DIRECTIONS, REASONS, isDrop, type MetricsMap } from "../maps/metrics.js";
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly watchErrors: Counter<"resource">;
+  readonly watchRestarts: Counter<"resource">;
+  readonly objectsSkipped: Counter<"kind" | "reason">;
+  readonly reconcileDuration: Histogram<"target">;
+  readonly mapEntries: Gauge<"map">;
+  readonly mapCapacity: Gauge<"map">;
+  readonly mapWriteFailures: Counter<"map">;
+  readonly policyOverflow: Gauge;
+  readonly endpoints: Gauge;
+  readonly identities: Gauge;
+  readonly ready: Gauge;
+  /** Set by the agent once the datapath maps are open; read at scrape time. */
+  datapath: MetricsMap | undefined;
+
+  constructor() {
+    const registers = [this.registry];
+    this.watchErrors = new Counter({ name: "skein_k8s_watch_errors_total", help: "Kubernetes watch failures, by resource.", labelNames: ["resource"], registers });
+    this.watchRestarts = new Counter({ name: "skein_k8s_watch_restarts_total", help: "Kubernetes watches restarted by the supervisor, by resource.", labelNames: ["resource"], registers });
+    this.objectsSkipped = new Counter({
+      name: "skein_k8s_objects_skipped_total",
+      help: "Kubernetes objects the agent could not use (no pod CIDR, malformed CIDR, no IP...), by kind and reason.",
+      labelNames: ["kind", "reason"],
+      registers,
+    });
+    this.reconcileDuration = new Histogram({
+      name: "skein_reconcile_duration_seconds",
+      help: "Time to compute and apply desired map and route state, by target.",
+      labelNames: ["target"],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    this.mapEntries = new Gauge({ name: "skein_map_entries", help: "Entries in each BPF map.", labelNames: ["map"], registers });
+    this.mapCapacity = new Gauge({ name: "skein_map_capacity_entries", help: "Capacity (max_entries) of each BPF map.", labelNames: ["map"], registers });
+    this.mapWriteFailures = new Counter({ name: "skein_map_write_failures_total", help: "Map updates or deletes that failed, by map.", labelNames: ["map"], registers });
+    this.policyOverflow = new Gauge({
+      name: "skein_policy_map_overflow_entries",
+      help: "Desired policy entries that do not fit in the policy map (0 when everything is programmed).",
+      registers,
+    });
+    this.endpoints = new Gauge({ name: "skein_endpoints", help: "Pods wired on this node.", registers });
+    this.identities = new Gauge({ name: "skein_identities", help: "Security identities in use in the cluster.", registers });
+    this.ready = new Gauge({ name: "skein_agent_ready", help: "1 when the agent has programmed the node and written the CNI config.", registers });
+
+    const metrics = this;
+    new Counter({
+      name: "skein_datapath_packets_total",
+      help: "Packets the datapath handled, by verdict reason and direction (drop_* reasons are drops).",
+      labelNames: ["reason", "direction", "verdict"],
+      registers,
+      collect() {
+        metrics.#mirror(this, "packets");
+      },
+    });
+    new Counter({
+      name: "skein_datapath_bytes_total",
+      help: "Bytes the datapath handled, by verdict reason and direction.",
+      labelNames: ["reason", "direction", "verdict"],
+      registers,
+      collect() {
+        metrics.#mirror(this, "bytes");
+      },
+    });
+    new Counter({
+      name: "skein_policy_verdicts_total",
+      help: "New flows decided by an enforced NetworkPolicy, by verdict and direction.",
+      labelNames: ["verdict", "direction"],
+      registers,
+      collect() {
+        const dp = metrics.datapath;
+        if (dp === undefined) return;
+        this.reset();
+        for (const direction of DIRECTIONS) {
+          this.inc({ verdict: "allowed", direction }, Number(dp.policyAllowed(direction)));
+          this.inc({ verdict: "denied", direction }, Number(dp.get("drop_policy", direction).packets));
+        }
+      },
+    });
+    new Counter({
+      name: "skein_events_lost_total",
+      help: "Drop and verdict events lost because the ring buffer was full.",
+      registers,
+      collect() {
+        const dp = metrics.datapath;
+        if (dp === undefined) return;
+        this.reset();
+        this.inc(Number(dp.eventsLost()));
+      },
+    });
+  }
+
+  #mirror(counter: Counter<"reason" | "direction" | "verdict">, field: "packets" | "bytes"): void {
+    const dp = this.datapath;
+    if (dp === undefined) return;
+    counter.reset();
+    for (const c of dp.counters()) {
+      if (c[field] === 0n) continue;
+      counter.inc({ reason: c.reason, direction: c.direction, verdict: isDrop(c.reason) ? "drop" : "forward" }, Number(c[field]));
+    }
+  }
+
+  /** Prometheus text exposition. */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+export { REASONS };
