@@ -315,10 +315,7 @@ export class Agent {
     // ipcache: every address of the cluster.
     let t = performance.now();
     const policy = this.options.policy;
-    const nodeNames = new Set(nodes.map((n) => n.name));
-    const pods = [...this.#pods.values()]
-      .filter((p) => nodeNames.has(p.nodeName))
-      .map((p) => ({
+    const pods = [...this.#pods.values()].map((p) => ({
         ip: p.ip,
         nodeName: p.nodeName,
         identity: policy.podIdentity(p.namespace, p.name) ?? 4,
