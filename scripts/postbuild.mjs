@@ -18,3 +18,7 @@ for (const [name, target] of Object.entries(entries)) {
   writeFileSync(file, `#!/usr/bin/env node\nimport(${JSON.stringify(target)});\n`);
   chmodSync(file, 0o755);
 }
+
+// skein-cni's self-contained installed form (dist/cni-install; see scripts/cni-install.mjs).
+const { buildCniInstall } = await import("./cni-install.mjs");
+await buildCniInstall(root);

@@ -1,0 +1,112 @@
+// Builds dist/cni-install/: skein-cni as it is installed on a node, runnable without the
+// repository's node_modules and without a system Node.js.
+//
+//   skein-cni               POSIX sh wrapper: execs skein-cni.d/node on skein-cni.d/skein-cni.mjs,
+//                           with absolute paths computed from its own location
+//   skein-cni.d/node        a copy of the Node runtime that ran this build (process.execPath)
+//   skein-cni.d/skein-cni.mjs  cni/main.ts and everything it imports, bundled by esbuild
+//   skein-cni.d/koffi.node  koffi's native module, which the bundle loads from its own directory
+//   skein-cni.d/BUILD       what went in (Node version, koffi version, source commit)
+import { execFileSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+
+const KOFFI_NATIVE = {
+  "linux-x64": "@koromix/koffi-linux-x64/linux_x64/koffi.node",
+  "linux-arm64": "@koromix/koffi-linux-arm64/linux_arm64/koffi.node",
+};
+
+const WRAPPER = `#!/bin/sh
+# skein-cni: Skein's CNI plugin. Runs the bundled plugin with the Node runtime installed beside
+# this file (in skein-cni.d/), so the node needs neither Node.js nor node_modules.
+self=$0
+if [ -L "$self" ]; then self=$(readlink -f -- "$self") || exit 1; fi
+case $self in
+*/*) dir=\${self%/*} ;;
+*) dir=$(command -v -- "$self") && dir=\${dir%/*} || dir=. ;;
+esac
+dir=$(cd -P -- "\${dir:-/}" && pwd) || exit 1
+unset NODE_OPTIONS NODE_PATH NODE_EXTRA_CA_CERTS
+exec "$dir/skein-cni.d/node" "$dir/skein-cni.d/skein-cni.mjs" "$@"
+`;
+
+/** ESM stand-in for the koffi package: loads koffi.node from the bundle's directory. */
+function koffiShim(exportNames) {
+  const lines = [
+    'import { createRequire } from "node:module";',
+    'import { fileURLToPath } from "node:url";',
+    'const native = createRequire(import.meta.url)(fileURLToPath(new URL("./koffi.node", import.meta.url)));',
+    "export default native;",
+  ];
+  exportNames.forEach((name, i) => {
+    lines.push(`const k${i} = native[${JSON.stringify(name)}];`, `export { k${i} as ${name} };`);
+  });
+  return lines.join("\n");
+}
+
+function sourceCommit(root) {
+  try {
+    return execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Builds dist/cni-install under `root`. Throws when esbuild or koffi's native file is missing. */
+export async function buildCniInstall(root) {
+  const { build } = await import("esbuild");
+  const require = createRequire(join(root, "package.json"));
+  const platform = `${process.platform}-${process.arch}`;
+  const nativeRel = KOFFI_NATIVE[platform];
+  if (nativeRel === undefined)
+    throw new Error(`skein-cni install form: no koffi native module known for ${platform}`);
+  const koffiNative = require.resolve(nativeRel);
+  const koffiModule = await import(require.resolve("koffi"));
+  // The CommonJS entry exposes the native module as `default`; its own keys are the API.
+  const koffi = koffiModule.default ?? koffiModule;
+  const exportNames = [...new Set([...Object.keys(koffi), ...Object.keys(koffiModule)])].filter(
+    (k) => k !== "default" && /^[A-Za-z_$][\w$]*$/.test(k),
+  );
+  const koffiVersion = String(koffi.version);
+
+  const out = join(root, "dist", "cni-install");
+  const payload = join(out, "skein-cni.d");
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(payload, { recursive: true });
+
+  await build({
+    entryPoints: [join(root, "cni", "main.ts")],
+    outfile: join(payload, "skein-cni.mjs"),
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: `node${process.versions.node.split(".")[0]}`,
+    sourcemap: false,
+    legalComments: "inline",
+    logLevel: "warning",
+    banner: { js: "// skein-cni, bundled: see BUILD beside this file." },
+    plugins: [
+      {
+        name: "koffi-from-install-dir",
+        setup(b) {
+          b.onResolve({ filter: /^koffi$/ }, () => ({ path: "koffi", namespace: "skein-koffi" }));
+          b.onLoad({ filter: /.*/, namespace: "skein-koffi" }, () => ({
+            contents: koffiShim(exportNames),
+            loader: "js",
+          }));
+        },
+      },
+    ],
+  });
+  copyFileSync(koffiNative, join(payload, "koffi.node"));
+  copyFileSync(process.execPath, join(payload, "node"));
+  chmodSync(join(payload, "node"), 0o755);
+  writeFileSync(
+    join(payload, "BUILD"),
+    `skein-cni ${sourceCommit(root)}\nnode ${process.version} ${platform}\nkoffi ${koffiVersion}\n`,
+  );
+  writeFileSync(join(out, "skein-cni"), WRAPPER);
+  chmodSync(join(out, "skein-cni"), 0o755);
+  return out;
+}
