@@ -1,0 +1,60 @@
+/** Running request/response and throughput measurements inside network namespaces. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { nsExec } from "./kernel-baseline.js";
+
+export interface Server {
+  stop(): void;
+}
+
+/** Starts the rr server in `netns`, pinned to `cpu`. */
+export async function startRrServer(rr: string, netns: string, port: number, cpu: number): Promise<Server> {
+  const child: ChildProcess = spawn("nsenter", [`--net=/var/run/netns/${netns}`, "taskset", "-c", String(cpu), rr, "server", String(port)], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`rr server in ${netns} exited with ${code}`)));
+  });
+  return { stop: () => child.kill("SIGKILL") };
+}
+
+/** Round trips per second from `netns` to host:port, pinned to `cpu`. */
+export async function rrRate(rr: string, netns: string, host: string, port: number, seconds: number, cpu: number): Promise<number> {
+  const out = await nsExec(netns, ["taskset", "-c", String(cpu), rr, "client", host, String(port), String(seconds)]);
+  const n = Number(out.trim());
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`rr client in ${netns}: unexpected output ${JSON.stringify(out)}`);
+  return n;
+}
+
+/** TCP throughput in bits/s measured by iperf3 from `clientNs` to the server it starts in `serverNs`. */
+export async function tcpThroughput(serverNs: string, clientNs: string, host: string, seconds: number, port = 5201): Promise<number> {
+  const server = spawn("nsenter", [`--net=/var/run/netns/${serverNs}`, "iperf3", "-s", "-1", "-p", String(port), "-A", "1"], { stdio: "ignore" });
+  try {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        const out = await nsExec(clientNs, ["iperf3", "-c", host, "-p", String(port), "-t", String(seconds), "-A", "0", "-J"]);
+        const r = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
+        return r.end.sum_received.bits_per_second;
+      } catch (err) {
+        lastError = err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    throw lastError instanceof Error ? lastError : new Error(String(lastError));
+  } finally {
+    server.kill("SIGKILL");
+  }
+}
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  values: number[];
+}
+
+export function stats(values: number[]): Stats {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, values };
+}
