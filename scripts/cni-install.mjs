@@ -11,7 +11,9 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import process from "node:process";
 
+/** @type {Record<string, string | undefined>} */
 const KOFFI_NATIVE = {
   "linux-x64": "@koromix/koffi-linux-x64/linux_x64/koffi.node",
   "linux-arm64": "@koromix/koffi-linux-arm64/linux_arm64/koffi.node",
@@ -31,7 +33,11 @@ unset NODE_OPTIONS NODE_PATH NODE_EXTRA_CA_CERTS
 exec "$dir/skein-cni.d/node" "$dir/skein-cni.d/skein-cni.mjs" "$@"
 `;
 
-/** ESM stand-in for the koffi package: loads koffi.node from the bundle's directory. */
+/**
+ * ESM stand-in for the koffi package: loads koffi.node from the bundle's directory.
+ * @param {string[]} exportNames
+ * @returns {string}
+ */
 function koffiShim(exportNames) {
   const lines = [
     'import { createRequire } from "node:module";',
@@ -45,6 +51,10 @@ function koffiShim(exportNames) {
   return lines.join("\n");
 }
 
+/**
+ * @param {string} root
+ * @returns {string}
+ */
 function sourceCommit(root) {
   try {
     return execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
@@ -53,7 +63,11 @@ function sourceCommit(root) {
   }
 }
 
-/** Builds dist/cni-install under `root`. Throws when esbuild or koffi's native file is missing. */
+/**
+ * Builds dist/cni-install under `root`. Throws when esbuild or koffi's native file is missing.
+ * @param {string} root
+ * @returns {Promise<string>} the directory written
+ */
 export async function buildCniInstall(root) {
   const { build } = await import("esbuild");
   const require = createRequire(join(root, "package.json"));
@@ -62,9 +76,10 @@ export async function buildCniInstall(root) {
   if (nativeRel === undefined)
     throw new Error(`skein-cni install form: no koffi native module known for ${platform}`);
   const koffiNative = require.resolve(nativeRel);
-  const koffiModule = await import(require.resolve("koffi"));
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- a dynamic import is untyped in plain JS
+  const koffiModule = /** @type {Record<string, unknown>} */ (await import(require.resolve("koffi")));
   // The CommonJS entry exposes the native module as `default`; its own keys are the API.
-  const koffi = koffiModule.default ?? koffiModule;
+  const koffi = /** @type {Record<string, unknown>} */ (koffiModule.default ?? koffiModule);
   const exportNames = [...new Set([...Object.keys(koffi), ...Object.keys(koffiModule)])].filter(
     (k) => k !== "default" && /^[A-Za-z_$][\w$]*$/.test(k),
   );
