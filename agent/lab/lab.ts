@@ -16,8 +16,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CoreV1Api, KubeConfig, NetworkingV1Api, type V1NetworkPolicy, type V1Pod } from "@kubernetes/client-node";
-import { ip, ipBatch, listRoutes } from "../../loader/index.js";
+import { CoreV1Api, KubeConfig, NetworkingV1Api, PatchStrategy, setHeaderOptions, type V1NetworkPolicy, type V1Pod } from "@kubernetes/client-node";
+import { ip, ipBatch, listRoutes, removeEmptyDir } from "../../loader/index.js";
 import { unloadPinnedDatapath } from "../datapath/pinned.js";
 import { startDetached, stop, isRunning, signal, type ProcRecord } from "./procs.js";
 import { isAlive, probe as probeWorkload, transfer as transferWorkload } from "./workload-client.js";
@@ -521,8 +521,7 @@ export class Lab {
       });
     }
     await attempt("bpffs lab root", async () => {
-      const root = `/sys/fs/bpf/skein-lab-${s.id}`;
-      if (existsSync(root)) rmSync(root, { recursive: false, force: true });
+      removeEmptyDir(`/sys/fs/bpf/skein-lab-${s.id}`);
     });
     if (s.world !== null) await attempt(`netns ${s.world.netns}`, () => ip(["netns", "del", s.world!.netns]).catch(ignoreMissing));
     if (s.rootLink !== null) await attempt(`link ${s.rootLink}`, () => ip(["link", "del", s.rootLink!]).catch(ignoreMissing));
@@ -545,20 +544,8 @@ function tail(path: string | undefined, lines = 15): string {
 }
 
 /** client-node's way to send a JSON merge patch. */
-function mergePatch() {
-  // The generated API picks the patch content type through request-context middleware.
-  return {
-    middleware: [
-      {
-        pre: (ctx: { setHeaderParam(k: string, v: string): void }) => {
-          ctx.setHeaderParam("Content-Type", "application/merge-patch+json");
-          return Promise.resolve(ctx);
-        },
-        post: (ctx: unknown) => Promise.resolve(ctx),
-      },
-    ],
-    middlewareMergeStrategy: "append",
-  } as never;
+function mergePatch(): ReturnType<typeof setHeaderOptions> {
+  return setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 }
 
 export function kubeconfigYaml(url: string): string {
@@ -569,6 +556,8 @@ export function kubeconfigYaml(url: string): string {
     "- name: skein-lab",
     "  cluster:",
     `    server: ${url}`,
+    // Plain HTTP inside the lab; client-node refuses http:// without this.
+    "    insecure-skip-tls-verify: true",
     "users:",
     "- name: skein-lab",
     "  user: {}",

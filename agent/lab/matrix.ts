@@ -73,7 +73,8 @@ export async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): 
 /** FROM × TO grid; each cell "tcp icmp" with ✓/✗. */
 export function renderMatrix(paths: readonly Path[]): string {
   const froms = [...new Set(paths.map((p) => p.from))];
-  const tos = [...new Set(paths.map((p) => p.to))];
+  // Columns in the same order as rows, then destinations that never send (the world).
+  const tos = [...froms.filter((f) => paths.some((p) => p.to === f)), ...new Set(paths.map((p) => p.to).filter((t) => !froms.includes(t)))];
   const cell = (from: string, to: string): string => {
     const ps = paths.filter((p) => p.from === from && p.to === to);
     if (ps.length === 0) return "·";
