@@ -173,8 +173,11 @@ export function compilePolicy(np: V1NetworkPolicy): CompiledPolicy {
         errors.push(`${path}: not an object`);
         return;
       }
-      const r = raw as { from?: unknown; to?: unknown; ports?: unknown };
-      const { anyPeer, peers, blocks } = compilePeers(r[peerField], `${path}.${peerField}`, namespace, errors);
+      const r = raw as { _from?: unknown; from?: unknown; to?: unknown; ports?: unknown };
+      // client-node's model classes name the ingress peers `_from`; plain JSON (and its watch
+      // stream) says `from`. Accept both.
+      const peerList = peerField === "from" ? (r._from !== undefined ? r._from : r.from) : r.to;
+      const { anyPeer, peers, blocks } = compilePeers(peerList, `${path}.${peerField}`, namespace, errors);
       const ports = compilePorts(r.ports as Parameters<typeof compilePorts>[0], `${path}.ports`);
       if (!ports.ok) {
         errors.push(...ports.errors);
