@@ -504,7 +504,7 @@ export class Lab {
     for (const p of [...s.pods]) {
       if (p.workload !== null) await attempt(`workload ${p.name}`, () => stop(p.workload!));
       const node = s.nodes.find((n) => n.name === p.node);
-      if (node !== undefined && existsSync(join(node.confDir, "10-skein.conflist")))
+      if (node !== undefined && existsSync(`/var/run/netns/${node.netns}`) && existsSync(join(node.confDir, "10-skein.conflist")))
         await attempt(`CNI DEL ${p.name}`, () => this.cni(node, "DEL", { containerId: p.containerId, netns: `/var/run/netns/${p.netns}`, namespace: p.namespace, name: p.name }));
       await attempt(`netns ${p.netns}`, () => ip(["netns", "del", p.netns]).catch((e: unknown) => (String(e).includes("No such file") ? undefined : Promise.reject(e))));
     }
