@@ -6,6 +6,8 @@
  * Upstream generates namespace names; we use the fixed names x, y, z. Pure data: nothing here talks
  * to a cluster, and nothing here throws.
  */
+/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
+   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
 import type { V1Container, V1ContainerPort, V1Namespace, V1Pod } from "@kubernetes/client-node";
 
 export type Protocol = "TCP" | "UDP" | "SCTP";
@@ -56,7 +58,8 @@ export function podKey(namespace: string, pod: string): string {
 /** Splits "ns/pod"; throws TypeError on anything else. */
 export function splitPodKey(key: string): { namespace: string; pod: string } {
   const parts = key.split("/");
-  if (parts.length !== 2 || parts[0] === "" || parts[1] === "") throw new TypeError(`expected ns/pod, got ${key}`);
+  if (parts.length !== 2 || parts[0] === "" || parts[1] === "")
+    throw new TypeError(`expected ns/pod, got ${key}`);
   return { namespace: parts[0]!, pod: parts[1]! };
 }
 
@@ -84,16 +87,29 @@ export function modelContainerPorts(
   protocols: readonly Protocol[] = MODEL.protocols,
 ): { name: string; port: number; protocol: Protocol }[] {
   return modelContainers(pod, protocols).flatMap((c) =>
-    (c.ports ?? []).map((p) => ({ name: p.name ?? "", port: p.containerPort, protocol: p.protocol as Protocol })),
+    (c.ports ?? []).map((p) => ({
+      name: p.name ?? "",
+      port: p.containerPort,
+      protocol: p.protocol as Protocol,
+    })),
   );
 }
 
-function serverCommand(port: number, protocol: Protocol): { command: string[]; env: { name: string; value: string }[] } {
+function serverCommand(
+  port: number,
+  protocol: Protocol,
+): { command: string[]; env: { name: string; value: string }[] } {
   switch (protocol) {
     case "TCP":
-      return { command: ["/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", String(port)], env: [] };
+      return {
+        command: ["/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", String(port)],
+        env: [],
+      };
     case "UDP":
-      return { command: ["/agnhost", "serve-hostname", "--udp", "--http=false", "--port", String(port)], env: [] };
+      return {
+        command: ["/agnhost", "serve-hostname", "--udp", "--http=false", "--port", String(port)],
+        env: [],
+      };
     case "SCTP":
       return { command: ["/agnhost", "porter"], env: [{ name: `SERVE_SCTP_PORT_${port}`, value: "foo" }] };
   }
@@ -103,7 +119,9 @@ function modelContainers(pod: string, protocols: readonly Protocol[], image = AG
   const containers: V1Container[] = [];
   for (const port of MODEL.ports) {
     for (const protocol of protocols) {
-      const ports: V1ContainerPort[] = [{ containerPort: port, name: servePortName(port, protocol), protocol }];
+      const ports: V1ContainerPort[] = [
+        { containerPort: port, name: servePortName(port, protocol), protocol },
+      ];
       if (protocol === "TCP" && SKEIN_NAMED_PORT_NUMBERS[pod] === port) {
         ports.push({ containerPort: port, name: SKEIN_NAMED_PORT, protocol });
       }
@@ -136,7 +154,10 @@ export interface ModelObjectsOptions {
  * Pods carry labels, containers with upstream's port names and `spec.nodeName`; no status (the runner
  * fills pod IPs). Throws RangeError when `nodeNames` is empty.
  */
-export function modelObjects(options: ModelObjectsOptions = {}): { namespaces: V1Namespace[]; pods: V1Pod[] } {
+export function modelObjects(options: ModelObjectsOptions = {}): {
+  namespaces: V1Namespace[];
+  pods: V1Pod[];
+} {
   const nodeNames = options.nodeNames ?? ["node-1"];
   if (nodeNames.length === 0) throw new RangeError("modelObjects: nodeNames is empty");
   const protocols = options.protocols ?? MODEL.protocols;

@@ -4,6 +4,8 @@
  * in test/e2e/network/netpol/policies.go): giving a rule list, even an empty one, adds its policy type.
  * Pure; nothing throws except the CIDR helpers on an unparseable address.
  */
+/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
+   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
 import type {
   V1IPBlock,
   V1LabelSelector,
@@ -65,7 +67,11 @@ export function namespaceNamed(namespace: string): V1LabelSelector {
 
 export type SelectorOperator = "In" | "NotIn" | "Exists" | "DoesNotExist";
 
-export function requirement(key: string, operator: SelectorOperator, values?: string[]): V1LabelSelectorRequirement {
+export function requirement(
+  key: string,
+  operator: SelectorOperator,
+  values?: string[],
+): V1LabelSelectorRequirement {
   return values === undefined ? { key, operator } : { key, operator, values };
 }
 
@@ -86,7 +92,11 @@ export function peer(parts: {
 }
 
 /** A NetworkPolicyPort with only the fields given (an absent protocol means TCP to the API server). */
-export function policyPort(port?: number | string, protocol?: Protocol, endPort?: number): V1NetworkPolicyPort {
+export function policyPort(
+  port?: number | string,
+  protocol?: Protocol,
+  endPort?: number,
+): V1NetworkPolicyPort {
   const p: V1NetworkPolicyPort = {};
   if (protocol !== undefined) p.protocol = protocol;
   if (port !== undefined) p.port = port;

@@ -1,7 +1,7 @@
 /**
  * The NetworkPolicy validation rules of the API server (pkg/apis/networking/validation) that a JSON
- * schema cannot express: CIDRs and excepts, named ports, endPort, selector operators. Returns a list of
- * problems ("" path prefixes included), empty when the policy would be accepted. Never throws.
+ * schema cannot express: CIDRs and excepts, named ports, endPort, selector operators. Returns problems
+ * as "path: what" strings, none when the API server would accept the policy. Never throws.
  */
 import type {
   V1LabelSelector,
@@ -100,10 +100,7 @@ function checkPeer(path: string, peer: V1NetworkPolicyPeer, problems: string[]):
     if (!isCanonical(ex)) problems.push(`${path}.ipBlock.except: host bits set in ${e}`);
     const sameFamily = ex instanceof Address6 === net instanceof Address6;
     // The API requires each except to be a strict subset of cidr.
-    const inside =
-      sameFamily &&
-      ex.subnetMask > net.subnetMask &&
-      (ex instanceof Address6 ? ex.isInSubnet(net as Address6) : ex.isInSubnet(net as Address4));
+    const inside = sameFamily && ex.subnetMask > net.subnetMask && ex.isInSubnet(net);
     if (!inside) problems.push(`${path}.ipBlock.except: ${e} is not strictly inside ${peer.ipBlock.cidr}`);
   }
 }
@@ -114,7 +111,10 @@ function checkPort(path: string, p: V1NetworkPolicyPort, problems: string[]): vo
   }
   if (typeof p.port === "number") {
     if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) problems.push(`${path}.port: ${p.port}`);
-    if (p.endPort !== undefined && (!Number.isInteger(p.endPort) || p.endPort < p.port || p.endPort > 65535)) {
+    if (
+      p.endPort !== undefined &&
+      (!Number.isInteger(p.endPort) || p.endPort < p.port || p.endPort > 65535)
+    ) {
       problems.push(`${path}.endPort: ${p.endPort} with port ${p.port}`);
     }
   } else if (typeof p.port === "string") {
@@ -130,7 +130,8 @@ export function checkNetworkPolicy(policy: V1NetworkPolicy): string[] {
   if (policy.apiVersion !== "networking.k8s.io/v1") problems.push(`apiVersion: ${policy.apiVersion}`);
   if (policy.kind !== "NetworkPolicy") problems.push(`kind: ${policy.kind}`);
   const name = policy.metadata?.name ?? "";
-  if (name.length === 0 || name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) problems.push(`metadata.name: ${name}`);
+  if (name.length === 0 || name.length > 253 || !DNS1123_SUBDOMAIN.test(name))
+    problems.push(`metadata.name: ${name}`);
   if ((policy.metadata?.namespace ?? "") === "") problems.push("metadata.namespace: missing");
   const spec = policy.spec;
   if (spec === undefined) return [...problems, "spec: missing"];
@@ -141,12 +142,20 @@ export function checkNetworkPolicy(policy: V1NetworkPolicy): string[] {
     problems.push(`spec.policyTypes: ${types.join(",")}`);
   }
   (spec.ingress ?? []).forEach((r, i) => {
-    (r._from ?? []).forEach((p, j) => checkPeer(`spec.ingress[${i}].from[${j}]`, p, problems));
-    (r.ports ?? []).forEach((p, j) => checkPort(`spec.ingress[${i}].ports[${j}]`, p, problems));
+    (r._from ?? []).forEach((p, j) => {
+      checkPeer(`spec.ingress[${i}].from[${j}]`, p, problems);
+    });
+    (r.ports ?? []).forEach((p, j) => {
+      checkPort(`spec.ingress[${i}].ports[${j}]`, p, problems);
+    });
   });
   (spec.egress ?? []).forEach((r, i) => {
-    (r.to ?? []).forEach((p, j) => checkPeer(`spec.egress[${i}].to[${j}]`, p, problems));
-    (r.ports ?? []).forEach((p, j) => checkPort(`spec.egress[${i}].ports[${j}]`, p, problems));
+    (r.to ?? []).forEach((p, j) => {
+      checkPeer(`spec.egress[${i}].to[${j}]`, p, problems);
+    });
+    (r.ports ?? []).forEach((p, j) => {
+      checkPort(`spec.egress[${i}].ports[${j}]`, p, problems);
+    });
   });
   return problems;
 }

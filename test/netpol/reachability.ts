@@ -17,7 +17,10 @@ export interface Peer {
 
 function peerMatches(peer: Peer, key: string): boolean {
   const { namespace, pod } = splitPodKey(key);
-  return (peer.namespace === undefined || peer.namespace === namespace) && (peer.pod === undefined || peer.pod === pod);
+  return (
+    (peer.namespace === undefined || peer.namespace === namespace) &&
+    (peer.pod === undefined || peer.pod === pod)
+  );
 }
 
 export class Reachability {
@@ -83,6 +86,11 @@ export function uniformMatrix(value: boolean): Matrix {
   return new Reachability(value).matrix();
 }
 
+function mark(v: boolean | undefined): string {
+  if (v === undefined) return "?";
+  return v ? "." : "X";
+}
+
 /**
  * Upstream's own picture of a matrix: rows are sources, columns destinations, "." connected, "X" not.
  * Handy in assertion messages.
@@ -90,7 +98,8 @@ export function uniformMatrix(value: boolean): Matrix {
 export function formatMatrix(m: Matrix, pods: readonly string[] = ALL_PODS): string {
   const lines = [["-", ...pods].join("\t")];
   for (const from of pods) {
-    lines.push([from, ...pods.map((to) => (m[from]?.[to] === undefined ? "?" : m[from]?.[to] ? "." : "X"))].join("\t"));
+    const row = m[from];
+    lines.push([from, ...pods.map((to) => mark(row?.[to]))].join("\t"));
   }
   return lines.join("\n");
 }

@@ -26,6 +26,8 @@ import {
 import type { Matrix } from "./reachability.js";
 import type { Probe, Scenario, Step } from "./scenario-types.js";
 
+const NO_LABELS: Record<string, string> = Object.freeze({});
+
 export interface ClusterPod {
   namespace: string;
   name: string;
@@ -47,7 +49,13 @@ export function initialState(ips: (nsPod: string) => string): ClusterState {
   const pods = new Map<string, ClusterPod>();
   for (const key of ALL_PODS) {
     const { namespace, pod } = splitPodKey(key);
-    pods.set(key, { namespace, name: pod, labels: podLabels(pod), ip: ips(key), ports: modelContainerPorts(pod) });
+    pods.set(key, {
+      namespace,
+      name: pod,
+      labels: podLabels(pod),
+      ip: ips(key),
+      ports: modelContainerPorts(pod),
+    });
   }
   return {
     namespaceLabels: new Map(MODEL.namespaces.map((ns) => [ns, namespaceLabels(ns)])),
@@ -74,7 +82,12 @@ export function applyStep(state: ClusterState, step: Step): void {
   }
 }
 
-export function selectorMatches(selector: V1LabelSelector, labels: Record<string, string>): boolean {
+/** An absent selector (a policy without spec.podSelector) selects everything, like `{}`. */
+export function selectorMatches(
+  selector: V1LabelSelector | undefined,
+  labels: Record<string, string>,
+): boolean {
+  if (selector === undefined) return true;
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
   for (const r of selector.matchExpressions ?? []) {
     const has = Object.hasOwn(labels, r.key);
@@ -122,15 +135,21 @@ export function effectivePolicyTypes(policy: V1NetworkPolicy): string[] {
   return (policy.spec?.egress ?? []).length > 0 ? ["Ingress", "Egress"] : ["Ingress"];
 }
 
-function peerMatches(state: ClusterState, policyNamespace: string, p: V1NetworkPolicyPeer, pod: ClusterPod): boolean {
+function peerMatches(
+  state: ClusterState,
+  policyNamespace: string,
+  p: V1NetworkPolicyPeer,
+  pod: ClusterPod,
+): boolean {
   if (p.ipBlock !== undefined) {
     return ipInCidr(pod.ip, p.ipBlock.cidr) && !(p.ipBlock.except ?? []).some((e) => ipInCidr(pod.ip, e));
   }
-  if (p.podSelector === undefined && p.namespaceSelector === undefined) throw new TypeError("empty NetworkPolicyPeer");
+  if (p.podSelector === undefined && p.namespaceSelector === undefined)
+    throw new TypeError("empty NetworkPolicyPeer");
   const nsOk =
     p.namespaceSelector === undefined
       ? pod.namespace === policyNamespace
-      : selectorMatches(p.namespaceSelector, state.namespaceLabels.get(pod.namespace) ?? {});
+      : selectorMatches(p.namespaceSelector, state.namespaceLabels.get(pod.namespace) ?? NO_LABELS);
   return nsOk && (p.podSelector === undefined || selectorMatches(p.podSelector, pod.labels));
 }
 
@@ -141,7 +160,9 @@ function portMatches(ports: V1NetworkPolicyPort[] | undefined, probe: Probe, dst
     if (protocol !== probe.protocol) return false;
     if (entry.port === undefined) return true;
     if (typeof entry.port === "number") {
-      return entry.endPort === undefined ? probe.port === entry.port : probe.port >= entry.port && probe.port <= entry.endPort;
+      return entry.endPort === undefined
+        ? probe.port === entry.port
+        : probe.port >= entry.port && probe.port <= entry.endPort;
     }
     return dst.ports.some((p) => p.name === entry.port && p.protocol === protocol && p.port === probe.port);
   });
@@ -153,19 +174,28 @@ function peersMatch(
   peers: V1NetworkPolicyPeer[] | undefined,
   pod: ClusterPod,
 ): boolean {
-  return peers === undefined || peers.length === 0 || peers.some((p) => peerMatches(state, policyNamespace, p, pod));
+  return (
+    peers === undefined ||
+    peers.length === 0 ||
+    peers.some((p) => peerMatches(state, policyNamespace, p, pod))
+  );
 }
 
 function selecting(state: ClusterState, pod: ClusterPod, type: "Ingress" | "Egress"): V1NetworkPolicy[] {
   return [...state.policies.values()].filter(
     (p) =>
       p.metadata?.namespace === pod.namespace &&
-      selectorMatches(p.spec?.podSelector ?? {}, pod.labels) &&
+      selectorMatches(p.spec?.podSelector, pod.labels) &&
       effectivePolicyTypes(p).includes(type),
   );
 }
 
-export function connectionAllowed(state: ClusterState, src: ClusterPod, dst: ClusterPod, probe: Probe): boolean {
+export function connectionAllowed(
+  state: ClusterState,
+  src: ClusterPod,
+  dst: ClusterPod,
+  probe: Probe,
+): boolean {
   const egress = selecting(state, src, "Egress");
   const egressOk =
     egress.length === 0 ||
@@ -209,7 +239,8 @@ export function replay(scenario: Scenario, ips: (nsPod: string) => string): Repl
   const out: ReplayedProbe[] = [];
   scenario.steps.forEach((step, stepIndex) => {
     applyStep(state, step);
-    for (const { probe, expected } of step.probes) out.push({ stepIndex, probe, expected, actual: evaluate(state, probe) });
+    for (const { probe, expected } of step.probes)
+      out.push({ stepIndex, probe, expected, actual: evaluate(state, probe) });
   });
   return out;
 }

@@ -7,6 +7,14 @@ import assert from "node:assert/strict";
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { checkNetworkPolicy } from "./policy-checks.js";
+import {
+  ipBlock,
+  matchExpressions,
+  networkPolicy,
+  peer,
+  policyPort,
+  requirement,
+} from "./policy-builders.js";
 import { replay } from "./reference-evaluator.js";
 import {
   ALL_PODS,
@@ -92,7 +100,10 @@ const UPSTREAM_TITLES: Record<string, string[]> = {
     "should enforce policy based on Ports",
     "should enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector",
   ],
-  api: ["should support creating NetworkPolicy API operations", "should support creating NetworkPolicy API with endport field"],
+  api: [
+    "should support creating NetworkPolicy API operations",
+    "should support creating NetworkPolicy API with endport field",
+  ],
 };
 
 function allPolicies(s: Scenario): V1NetworkPolicy[] {
@@ -100,18 +111,25 @@ function allPolicies(s: Scenario): V1NetworkPolicy[] {
 }
 
 function portsOf(p: V1NetworkPolicy) {
-  return [...(p.spec?.ingress ?? []).flatMap((r) => r.ports ?? []), ...(p.spec?.egress ?? []).flatMap((r) => r.ports ?? [])];
+  return [
+    ...(p.spec?.ingress ?? []).flatMap((r) => r.ports ?? []),
+    ...(p.spec?.egress ?? []).flatMap((r) => r.ports ?? []),
+  ];
 }
 
 function peersOf(p: V1NetworkPolicy) {
-  return [...(p.spec?.ingress ?? []).flatMap((r) => r._from ?? []), ...(p.spec?.egress ?? []).flatMap((r) => r.to ?? [])];
+  return [
+    ...(p.spec?.ingress ?? []).flatMap((r) => r._from ?? []),
+    ...(p.spec?.egress ?? []).flatMap((r) => r.to ?? []),
+  ];
 }
 
 function diffMatrix(expected: Matrix, actual: Matrix): string[] {
   const out: string[] = [];
   for (const from of ALL_PODS) {
     for (const to of ALL_PODS) {
-      if (expected[from]?.[to] !== actual[from]?.[to]) out.push(`${from}→${to}: expected ${expected[from]?.[to]}, spec says ${actual[from]?.[to]}`);
+      if (expected[from]?.[to] !== actual[from]?.[to])
+        out.push(`${from}→${to}: expected ${expected[from]?.[to]}, spec says ${actual[from]?.[to]}`);
     }
   }
   return out;
@@ -135,7 +153,8 @@ describe("netpol conformance catalogue", function () {
       assert.deepEqual([...ported].sort(), [...titles].sort(), `suite ${suite}`);
     }
     for (const s of catalogue) {
-      if (s.name.startsWith("upstream/")) assert.ok(s.upstreamContext !== undefined && s.upstream !== "", s.name);
+      if (s.name.startsWith("upstream/"))
+        assert.ok(s.upstreamContext !== undefined && s.upstream !== "", s.name);
       else assert.equal(s.upstream, "", s.name);
     }
   });
@@ -176,13 +195,20 @@ describe("netpol conformance catalogue", function () {
       const live = new Set<string>();
       for (const st of s.steps) {
         for (const d of st.delete ?? []) {
-          assert.ok(live.delete(`${d.namespace}/${d.name}`), `${s.name}: deletes ${d.namespace}/${d.name}, which is not applied`);
+          assert.ok(
+            live.delete(`${d.namespace}/${d.name}`),
+            `${s.name}: deletes ${d.namespace}/${d.name}, which is not applied`,
+          );
         }
         for (const p of st.apply ?? []) {
-          assert.ok(MODEL.namespaces.includes(p.metadata?.namespace ?? ""), `${s.name}: policy namespace ${p.metadata?.namespace}`);
+          assert.ok(
+            MODEL.namespaces.includes(p.metadata?.namespace ?? ""),
+            `${s.name}: policy namespace ${p.metadata?.namespace}`,
+          );
           live.add(`${p.metadata?.namespace}/${p.metadata?.name}`);
         }
-        for (const n of st.labelNamespace ?? []) assert.ok(MODEL.namespaces.includes(n.name), `${s.name}: namespace ${n.name}`);
+        for (const n of st.labelNamespace ?? [])
+          assert.ok(MODEL.namespaces.includes(n.name), `${s.name}: namespace ${n.name}`);
         for (const l of st.labelPod ?? []) {
           assert.ok(ALL_PODS.includes(`${l.namespace}/${l.name}`), `${s.name}: pod ${l.namespace}/${l.name}`);
         }
@@ -196,12 +222,53 @@ describe("netpol conformance catalogue", function () {
         for (const p of allPolicies(s)) {
           const where = `${s.name} (${layout}) ${p.metadata?.namespace}/${p.metadata?.name}`;
           const wire = wirePolicy(p);
-          assert.doesNotThrow(() => new NetworkPolicy(wire as never).validate(), where);
+          assert.doesNotThrow(() => {
+            new NetworkPolicy(wire).validate();
+          }, where);
           assert.deepEqual(checkNetworkPolicy(p), [], where);
-          // The wire form must keep what the catalogue means: ingress peers under `from`.
+          // The wire form must keep what the catalogue means: ingress peers under `from`, none dropped.
           assert.ok(!JSON.stringify(wire).includes('"_from"'), `${where}: _from leaked to the wire`);
+          const wireIngress = ((wire.spec as { ingress?: { from?: unknown[] }[] }).ingress ?? []).map(
+            (r) => r.from?.length,
+          );
+          assert.deepEqual(
+            wireIngress,
+            (p.spec?.ingress ?? []).map((r) => r._from?.length),
+            `${where}: peers lost on the wire`,
+          );
         }
       }
+    }
+  });
+
+  it("has policy checks that reject what the API server rejects", function () {
+    /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- plain objects, as everywhere in the catalogue */
+    const bad = networkPolicy("x", "bad", matchExpressions(requirement("pod", "In")), {
+      ingress: [
+        {
+          _from: [peer({}), peer({ ipBlock: ipBlock("10.0.0.0/8", ["11.0.0.0/16"]) })],
+          ports: [policyPort("http", "TCP", 90)],
+        },
+        { ports: [policyPort(90, "TCP", 80), policyPort(undefined, "TCP", 80), policyPort("Not-A-Name")] },
+      ],
+      egress: [{ to: [peer({ ipBlock: ipBlock("10.1.2.3/8") })] }],
+    });
+    /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */
+    const problems = checkNetworkPolicy(bad);
+    for (const fragment of [
+      "In needs values",
+      "must specify a peer",
+      "not strictly inside",
+      "not allowed with a named port",
+      "endPort: 80 with port 90",
+      "requires port",
+      "bad port name Not-A-Name",
+      "host bits set",
+    ]) {
+      assert.ok(
+        problems.some((p) => p.includes(fragment)),
+        `expected a problem mentioning "${fragment}": ${problems.join("; ")}`,
+      );
     }
   });
 
@@ -218,8 +285,17 @@ describe("netpol conformance catalogue", function () {
       const usesIpBlock = peers.some((p) => p.ipBlock !== undefined);
       assert.equal(tags.has("ipblock"), usesIpBlock, `${s.name}: ipblock tag`);
       assert.equal(s.needsPodIps === true, usesIpBlock, `${s.name}: needsPodIps`);
-      assert.equal(tags.has("named-port"), ports.some((p) => typeof p.port === "string"), `${s.name}: named-port tag`);
-      if (s.skip === undefined) assert.equal(tags.has("endport"), ports.some((p) => p.endPort !== undefined), `${s.name}: endport tag`);
+      assert.equal(
+        tags.has("named-port"),
+        ports.some((p) => typeof p.port === "string"),
+        `${s.name}: named-port tag`,
+      );
+      if (s.skip === undefined)
+        assert.equal(
+          tags.has("endport"),
+          ports.some((p) => p.endPort !== undefined),
+          `${s.name}: endport tag`,
+        );
       assert.equal(tags.has("skein"), s.name.startsWith("skein/"), `${s.name}: skein tag`);
       // Only scenarios that say they need pod IPs may depend on them.
       const same = JSON.stringify(s) === JSON.stringify(other[i]);
@@ -233,10 +309,11 @@ describe("netpol conformance catalogue", function () {
     first.metadata!.name = "mutated";
     assert.notEqual(scenarios(ipsThreeNodes)[0]!.steps[0]!.apply![0]!.metadata!.name, "mutated");
     const shared = new Set<object>();
-    for (const s of a) for (const p of allPolicies(s)) {
-      assert.ok(!shared.has(p), `${s.name}: policy object shared within one catalogue`);
-      shared.add(p);
-    }
+    for (const s of a)
+      for (const p of allPolicies(s)) {
+        assert.ok(!shared.has(p), `${s.name}: policy object shared within one catalogue`);
+        shared.add(p);
+      }
   });
 
   for (const [layout, ips] of LAYOUTS) {
@@ -260,30 +337,50 @@ describe("netpol conformance catalogue", function () {
 
   it("describes the model like upstream", function () {
     const { namespaces, pods } = modelObjects({ nodeNames: ["n1", "n2"] });
-    assert.deepEqual(namespaces.map((n) => n.metadata?.name), ["x", "y", "z"]);
+    assert.deepEqual(
+      namespaces.map((n) => n.metadata?.name),
+      ["x", "y", "z"],
+    );
     for (const n of namespaces) {
-      assert.deepEqual(n.metadata?.labels, { ns: n.metadata?.name, "kubernetes.io/metadata.name": n.metadata?.name });
+      assert.deepEqual(n.metadata?.labels, {
+        ns: n.metadata?.name,
+        "kubernetes.io/metadata.name": n.metadata?.name,
+      });
     }
-    assert.deepEqual(pods.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`), [...ALL_PODS]);
+    assert.deepEqual(
+      pods.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`),
+      [...ALL_PODS],
+    );
     pods.forEach((p, i) => {
-      assert.deepEqual(p.metadata?.labels, { pod: p.metadata?.name });
-      assert.equal(p.spec?.nodeName, i % 2 === 0 ? "n1" : "n2");
+      const name = p.metadata!.name!;
+      const spec = p.spec!;
+      assert.deepEqual(p.metadata?.labels, { pod: name });
+      assert.equal(spec.nodeName, i % 2 === 0 ? "n1" : "n2");
       assert.equal(p.status, undefined);
-      const ports = (p.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
+      const ports = spec.containers.flatMap((c) => c.ports ?? []);
       const names = ports.map((cp) => cp.name);
       for (const port of MODEL.ports) {
         for (const proto of MODEL.protocols) {
-          assert.ok(names.includes(`serve-${port}-${proto.toLowerCase()}`), `${p.metadata?.name}: serve-${port}-${proto}`);
+          assert.ok(
+            names.includes(`serve-${port}-${proto.toLowerCase()}`),
+            `${name}: serve-${port}-${proto}`,
+          );
         }
       }
       assert.equal(new Set(names).size, names.length, "port names unique within a pod");
       const alias = ports.filter((cp) => cp.name === SKEIN_NAMED_PORT);
-      const expectedAlias = { a: [80], b: [81], c: [] }[p.metadata?.name as "a" | "b" | "c"];
-      assert.deepEqual(alias.map((cp) => cp.containerPort), expectedAlias);
+      const expectedAlias = { a: [80], b: [81], c: [] }[name as "a" | "b" | "c"];
+      assert.deepEqual(
+        alias.map((cp) => cp.containerPort),
+        expectedAlias,
+      );
     });
     assert.equal(modelObjects().pods[8]?.spec?.nodeName, "node-1");
     const tcpOnly = modelObjects({ protocols: ["TCP"] }).pods[0]!;
-    assert.deepEqual(tcpOnly.spec?.containers.map((c) => c.name), ["cont-80-tcp", "cont-81-tcp"]);
+    assert.deepEqual(
+      tcpOnly.spec?.containers.map((c) => c.name),
+      ["cont-80-tcp", "cont-81-tcp"],
+    );
     assert.throws(() => modelObjects({ nodeNames: [] }), RangeError);
   });
 
@@ -296,7 +393,9 @@ describe("netpol conformance catalogue", function () {
         `${upstream.filter((s) => s.skip !== undefined).length} of them skipped; ` +
         `${catalogue.length - upstream.length} skein), ` +
         `${catalogue.reduce((n, s) => n + s.steps.reduce((m, st) => m + st.probes.length, 0), 0)} probe matrices`,
-      ...[...counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([t, n]) => `  ${t.padEnd(26)} ${n}`),
+      ...[...counts.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([t, n]) => `  ${t.padEnd(26)} ${n}`),
     ];
     console.log(lines.join("\n"));
   });

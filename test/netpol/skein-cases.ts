@@ -18,6 +18,8 @@
  * - matchLabels and every matchExpressions requirement are AND-ed; NotIn and DoesNotExist match a pod
  *   that lacks the key.
  */
+/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
+   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
 import { SKEIN_NAMED_PORT } from "./model.js";
 import {
   anyCidr,
@@ -59,87 +61,129 @@ function endPortCases(): Scenario[] {
     // the range: 80..81 holds both probed ports; 79..80 ends exactly at 80 so 81 is one past the end;
     // 81..90 starts exactly at 81 so 80 is one before; 80..80 is a one-port range; 1..79 and 82..65535
     // sit on either side of both probed ports.
-    skein("endport/ingress-edges", ["endport", "update"], [
-      {
-        description: "x/a accepts TCP 80-81",
-        apply: [rangePolicy([80, 81])],
-        probes: [check(tcp(80), allowAll()), check(tcp(81), allowAll())],
-      },
-      {
-        description: "range replaced by 79-80: 80 is the upper edge, 81 is outside",
-        apply: [rangePolicy([79, 80])],
-        probes: [check(tcp(80), allowAll()), check(tcp(81), xaClosed())],
-      },
-      {
-        description: "range replaced by 81-90: 81 is the lower edge, 80 is outside",
-        apply: [rangePolicy([81, 90])],
-        probes: [check(tcp(80), xaClosed()), check(tcp(81), allowAll())],
-      },
-      {
-        description: "range replaced by 80-80 (endPort equal to port)",
-        apply: [rangePolicy([80, 80])],
-        probes: [check(tcp(80), allowAll()), check(tcp(81), xaClosed())],
-      },
-      {
-        description: "ranges replaced by 1-79 and 82-65535: both probed ports fall between them",
-        apply: [rangePolicy([1, 79], [82, 65535])],
-        probes: [check(tcp(80), xaClosed()), check(tcp(81), xaClosed())],
-      },
-    ]),
+    skein(
+      "endport/ingress-edges",
+      ["endport", "update"],
+      [
+        {
+          description: "x/a accepts TCP 80-81",
+          apply: [rangePolicy([80, 81])],
+          probes: [check(tcp(80), allowAll()), check(tcp(81), allowAll())],
+        },
+        {
+          description: "range replaced by 79-80: 80 is the upper edge, 81 is outside",
+          apply: [rangePolicy([79, 80])],
+          probes: [check(tcp(80), allowAll()), check(tcp(81), xaClosed())],
+        },
+        {
+          description: "range replaced by 81-90: 81 is the lower edge, 80 is outside",
+          apply: [rangePolicy([81, 90])],
+          probes: [check(tcp(80), xaClosed()), check(tcp(81), allowAll())],
+        },
+        {
+          description: "range replaced by 80-80 (endPort equal to port)",
+          apply: [rangePolicy([80, 80])],
+          probes: [check(tcp(80), allowAll()), check(tcp(81), xaClosed())],
+        },
+        {
+          description: "ranges replaced by 1-79 and 82-65535: both probed ports fall between them",
+          apply: [rangePolicy([1, 79], [82, 65535])],
+          probes: [check(tcp(80), xaClosed()), check(tcp(81), xaClosed())],
+        },
+      ],
+    ),
     // The range is for UDP: TCP to x/a matches no port entry (x/a isolated, so closed), UDP 80 and 81 are
     // inside 70..90 and open to everyone.
-    skein("endport/protocol", ["endport", "udp"], [
-      {
-        description: "x/a accepts UDP 70-90 only",
-        apply: [
-          networkPolicy("x", "skein-endport-udp", podNamed("a"), { ingress: [{ ports: [policyPort(70, "UDP", 90)] }] }),
-        ],
-        probes: [
-          check(tcp(80), xaClosed()),
-          check(udp(80), allowAll()),
-          check(tcp(81), xaClosed()),
-          check(udp(81), allowAll()),
-        ],
-      },
-    ]),
+    skein(
+      "endport/protocol",
+      ["endport", "udp"],
+      [
+        {
+          description: "x/a accepts UDP 70-90 only",
+          apply: [
+            networkPolicy("x", "skein-endport-udp", podNamed("a"), {
+              ingress: [{ ports: [policyPort(70, "UDP", 90)] }],
+            }),
+          ],
+          probes: [
+            check(tcp(80), xaClosed()),
+            check(udp(80), allowAll()),
+            check(tcp(81), xaClosed()),
+            check(udp(81), allowAll()),
+          ],
+        },
+      ],
+    ),
     // Every pod of x may connect to TCP 81..1024 only: port 80 is below the range, so nothing leaves x on
     // 80; 81 is the lower edge, so all traffic flows.
-    skein("endport/egress", ["endport", "egress"], [
-      {
-        description: "pods of x may connect to TCP 81-1024 only",
-        apply: [networkPolicy("x", "skein-endport-egress", {}, { egress: [{ ports: [policyPort(81, "TCP", 1024)] }] })],
-        probes: [check(tcp(80), new Reachability().expectPeer({ namespace: "x" }, {}, false)), check(tcp(81), allowAll())],
-      },
-    ]),
+    skein(
+      "endport/egress",
+      ["endport", "egress"],
+      [
+        {
+          description: "pods of x may connect to TCP 81-1024 only",
+          apply: [
+            networkPolicy(
+              "x",
+              "skein-endport-egress",
+              {},
+              { egress: [{ ports: [policyPort(81, "TCP", 1024)] }] },
+            ),
+          ],
+          probes: [
+            check(tcp(80), new Reachability().expectPeer({ namespace: "x" }, {}, false)),
+            check(tcp(81), allowAll()),
+          ],
+        },
+      ],
+    ),
     // Two rules, OR-ed: namespace y on TCP 80..81, and x/b (podSelector alone = namespace x) on 81..81.
     // Port 80: x/a hears only from y. Port 81: from y and from x/b.
-    skein("endport/rules-union", ["endport"], [
-      {
-        description: "x/a accepts namespace y on TCP 80-81 and x/b on TCP 81-81",
-        apply: [
-          networkPolicy("x", "skein-endport-union", podNamed("a"), {
-            ingress: [
-              { _from: [peer({ namespaceSelector: namespaceNamed("y") })], ports: [policyPort(80, "TCP", 81)] },
-              { _from: [peer({ podSelector: podNamed("b") })], ports: [policyPort(81, "TCP", 81)] },
-            ],
-          }),
-        ],
-        probes: [
-          check(tcp(80), xaClosed().expectPeer({ namespace: "y" }, { namespace: "x", pod: "a" }, true)),
-          check(tcp(81), xaClosed().expectPeer({ namespace: "y" }, { namespace: "x", pod: "a" }, true).expect(xb, xa, true)),
-        ],
-      },
-    ]),
+    skein(
+      "endport/rules-union",
+      ["endport"],
+      [
+        {
+          description: "x/a accepts namespace y on TCP 80-81 and x/b on TCP 81-81",
+          apply: [
+            networkPolicy("x", "skein-endport-union", podNamed("a"), {
+              ingress: [
+                {
+                  _from: [peer({ namespaceSelector: namespaceNamed("y") })],
+                  ports: [policyPort(80, "TCP", 81)],
+                },
+                { _from: [peer({ podSelector: podNamed("b") })], ports: [policyPort(81, "TCP", 81)] },
+              ],
+            }),
+          ],
+          probes: [
+            check(tcp(80), xaClosed().expectPeer({ namespace: "y" }, { namespace: "x", pod: "a" }, true)),
+            check(
+              tcp(81),
+              xaClosed()
+                .expectPeer({ namespace: "y" }, { namespace: "x", pod: "a" }, true)
+                .expect(xb, xa, true),
+            ),
+          ],
+        },
+      ],
+    ),
     // SCTP 80..81 open on x/a; TCP 80 matches no entry, so x/a is closed to it.
-    skein("endport/sctp", ["endport", "sctp"], [
-      {
-        description: "x/a accepts SCTP 80-81 only",
-        apply: [
-          networkPolicy("x", "skein-endport-sctp", podNamed("a"), { ingress: [{ ports: [policyPort(80, "SCTP", 81)] }] }),
-        ],
-        probes: [check(sctp(80), allowAll()), check(sctp(81), allowAll()), check(tcp(80), xaClosed())],
-      },
-    ]),
+    skein(
+      "endport/sctp",
+      ["endport", "sctp"],
+      [
+        {
+          description: "x/a accepts SCTP 80-81 only",
+          apply: [
+            networkPolicy("x", "skein-endport-sctp", podNamed("a"), {
+              ingress: [{ ports: [policyPort(80, "SCTP", 81)] }],
+            }),
+          ],
+          probes: [check(sctp(80), allowAll()), check(sctp(81), allowAll()), check(tcp(80), xaClosed())],
+        },
+      ],
+    ),
   ];
 }
 
@@ -155,96 +199,147 @@ function namedPortCases(): Scenario[] {
     // On y/a that name is 80, on y/b it is 81: port 80 reaches y/a but not y/b, port 81 reaches y/b but
     // not y/a. y/c is not selected, so not isolated. Then y/c joins the label: it is isolated and has no
     // skein-web port, so the rule allows nothing on it and both probes to y/c fail.
-    skein("named-port/ingress-differs-per-pod", ["named-port", "update"], [
-      {
-        description: "y/a and y/b labelled skein-app=web; policy on that label allows the named port skein-web",
-        labelPod: [
-          { namespace: "y", name: "a", labels: web },
-          { namespace: "y", name: "b", labels: web },
-        ],
-        apply: [
-          networkPolicy("y", "skein-web-ingress", matchLabels(web), { ingress: [{ ports: [policyPort(SKEIN_NAMED_PORT)] }] }),
-        ],
-        probes: [
-          check(tcp(80), new Reachability().expectAllIngress(yb, false)),
-          check(tcp(81), new Reachability().expectAllIngress(ya, false)),
-        ],
-      },
-      {
-        description: "y/c labelled skein-app=web too; it has no skein-web port",
-        labelPod: [{ namespace: "y", name: "c", labels: web }],
-        probes: [
-          check(tcp(80), new Reachability().expectAllIngress(yb, false).expectAllIngress(yc, false)),
-          check(tcp(81), new Reachability().expectAllIngress(ya, false).expectAllIngress(yc, false)),
-        ],
-      },
-    ]),
+    skein(
+      "named-port/ingress-differs-per-pod",
+      ["named-port", "update"],
+      [
+        {
+          description:
+            "y/a and y/b labelled skein-app=web; policy on that label allows the named port skein-web",
+          labelPod: [
+            { namespace: "y", name: "a", labels: web },
+            { namespace: "y", name: "b", labels: web },
+          ],
+          apply: [
+            networkPolicy("y", "skein-web-ingress", matchLabels(web), {
+              ingress: [{ ports: [policyPort(SKEIN_NAMED_PORT)] }],
+            }),
+          ],
+          probes: [
+            check(tcp(80), new Reachability().expectAllIngress(yb, false)),
+            check(tcp(81), new Reachability().expectAllIngress(ya, false)),
+          ],
+        },
+        {
+          description: "y/c labelled skein-app=web too; it has no skein-web port",
+          labelPod: [{ namespace: "y", name: "c", labels: web }],
+          probes: [
+            check(tcp(80), new Reachability().expectAllIngress(yb, false).expectAllIngress(yc, false)),
+            check(tcp(81), new Reachability().expectAllIngress(ya, false).expectAllIngress(yc, false)),
+          ],
+        },
+      ],
+    ),
     // x/a may connect only to skein-web, resolved on each destination: port 80 is allowed to every pod
     // named a (x/a itself included), port 81 to every pod named b; pods named c have no such port.
-    skein("named-port/egress-differs-per-pod", ["named-port", "egress"], [
-      {
-        description: "x/a may connect to the named port skein-web only",
-        apply: [networkPolicy("x", "skein-web-egress", podNamed("a"), { egress: [{ ports: [policyPort(SKEIN_NAMED_PORT)] }] })],
-        probes: [
-          check(tcp(80), new Reachability().expectAllEgress(xa, false).expectPeer({ namespace: "x", pod: "a" }, { pod: "a" }, true)),
-          check(tcp(81), new Reachability().expectAllEgress(xa, false).expectPeer({ namespace: "x", pod: "a" }, { pod: "b" }, true)),
-        ],
-      },
-    ]),
+    skein(
+      "named-port/egress-differs-per-pod",
+      ["named-port", "egress"],
+      [
+        {
+          description: "x/a may connect to the named port skein-web only",
+          apply: [
+            networkPolicy("x", "skein-web-egress", podNamed("a"), {
+              egress: [{ ports: [policyPort(SKEIN_NAMED_PORT)] }],
+            }),
+          ],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability()
+                .expectAllEgress(xa, false)
+                .expectPeer({ namespace: "x", pod: "a" }, { pod: "a" }, true),
+            ),
+            check(
+              tcp(81),
+              new Reachability()
+                .expectAllEgress(xa, false)
+                .expectPeer({ namespace: "x", pod: "a" }, { pod: "b" }, true),
+            ),
+          ],
+        },
+      ],
+    ),
     // As above, restricted to namespace y by the peer: port 80 only to y/a, port 81 only to y/b.
-    skein("named-port/egress-with-peer", ["named-port", "egress"], [
-      {
-        description: "x/a may connect to skein-web of pods in namespace y only",
-        apply: [
-          networkPolicy("x", "skein-web-egress-y", podNamed("a"), {
-            egress: [{ to: [peer({ namespaceSelector: namespaceNamed("y") })], ports: [policyPort(SKEIN_NAMED_PORT)] }],
-          }),
-        ],
-        probes: [
-          check(tcp(80), new Reachability().expectAllEgress(xa, false).expect(xa, ya, true)),
-          check(tcp(81), new Reachability().expectAllEgress(xa, false).expect(xa, yb, true)),
-        ],
-      },
-    ]),
+    skein(
+      "named-port/egress-with-peer",
+      ["named-port", "egress"],
+      [
+        {
+          description: "x/a may connect to skein-web of pods in namespace y only",
+          apply: [
+            networkPolicy("x", "skein-web-egress-y", podNamed("a"), {
+              egress: [
+                {
+                  to: [peer({ namespaceSelector: namespaceNamed("y") })],
+                  ports: [policyPort(SKEIN_NAMED_PORT)],
+                },
+              ],
+            }),
+          ],
+          probes: [
+            check(tcp(80), new Reachability().expectAllEgress(xa, false).expect(xa, ya, true)),
+            check(tcp(81), new Reachability().expectAllEgress(xa, false).expect(xa, yb, true)),
+          ],
+        },
+      ],
+    ),
     // skein-web exists only as a TCP port; asking for it over UDP resolves on no pod. x/a is isolated and
     // the only rule matches nothing: closed on every probe, TCP or UDP.
-    skein("named-port/protocol-mismatch", ["named-port", "udp"], [
-      {
-        description: "x/a allows skein-web over UDP (no pod has a UDP port of that name)",
-        apply: [
-          networkPolicy("x", "skein-web-udp", podNamed("a"), { ingress: [{ ports: [policyPort(SKEIN_NAMED_PORT, "UDP")] }] }),
-        ],
-        probes: [
-          check(tcp(80), new Reachability().expectAllIngress(xa, false)),
-          check(tcp(81), new Reachability().expectAllIngress(xa, false)),
-          check(udp(80), new Reachability().expectAllIngress(xa, false)),
-        ],
-      },
-    ]),
+    skein(
+      "named-port/protocol-mismatch",
+      ["named-port", "udp"],
+      [
+        {
+          description: "x/a allows skein-web over UDP (no pod has a UDP port of that name)",
+          apply: [
+            networkPolicy("x", "skein-web-udp", podNamed("a"), {
+              ingress: [{ ports: [policyPort(SKEIN_NAMED_PORT, "UDP")] }],
+            }),
+          ],
+          probes: [
+            check(tcp(80), new Reachability().expectAllIngress(xa, false)),
+            check(tcp(81), new Reachability().expectAllIngress(xa, false)),
+            check(udp(80), new Reachability().expectAllIngress(xa, false)),
+          ],
+        },
+      ],
+    ),
     // serve-80-udp with protocol UDP is UDP 80: open on x/a, while TCP 80 and UDP 81 are closed. Then the
     // protocol is dropped: the entry now means TCP, and no TCP port is called serve-80-udp, so nothing
     // matches any more and x/a is closed to UDP 80 as well.
-    skein("named-port/protocol-default", ["named-port", "udp", "update"], [
-      {
-        description: "x/a allows the named port serve-80-udp over UDP",
-        apply: [
-          networkPolicy("x", "skein-serve-80-udp", podNamed("a"), { ingress: [{ ports: [policyPort("serve-80-udp", "UDP")] }] }),
-        ],
-        probes: [
-          check(udp(80), allowAll()),
-          check(tcp(80), new Reachability().expectAllIngress(xa, false)),
-          check(udp(81), new Reachability().expectAllIngress(xa, false)),
-        ],
-      },
-      {
-        description: "the same policy without protocol (defaults to TCP): serve-80-udp resolves on no TCP port",
-        apply: [networkPolicy("x", "skein-serve-80-udp", podNamed("a"), { ingress: [{ ports: [policyPort("serve-80-udp")] }] })],
-        probes: [
-          check(udp(80), new Reachability().expectAllIngress(xa, false)),
-          check(tcp(80), new Reachability().expectAllIngress(xa, false)),
-        ],
-      },
-    ]),
+    skein(
+      "named-port/protocol-default",
+      ["named-port", "udp", "update"],
+      [
+        {
+          description: "x/a allows the named port serve-80-udp over UDP",
+          apply: [
+            networkPolicy("x", "skein-serve-80-udp", podNamed("a"), {
+              ingress: [{ ports: [policyPort("serve-80-udp", "UDP")] }],
+            }),
+          ],
+          probes: [
+            check(udp(80), allowAll()),
+            check(tcp(80), new Reachability().expectAllIngress(xa, false)),
+            check(udp(81), new Reachability().expectAllIngress(xa, false)),
+          ],
+        },
+        {
+          description:
+            "the same policy without protocol (defaults to TCP): serve-80-udp resolves on no TCP port",
+          apply: [
+            networkPolicy("x", "skein-serve-80-udp", podNamed("a"), {
+              ingress: [{ ports: [policyPort("serve-80-udp")] }],
+            }),
+          ],
+          probes: [
+            check(udp(80), new Reachability().expectAllIngress(xa, false)),
+            check(tcp(80), new Reachability().expectAllIngress(xa, false)),
+          ],
+        },
+      ],
+    ),
   ];
 }
 
@@ -304,7 +399,12 @@ function ipBlockCases(ips: (nsPod: string) => string): Scenario[] {
               egress: [{ to: [peer({ ipBlock: ipBlock(any, [host("y/a"), host("y/b"), host("y/c")]) })] }],
             }),
           ],
-          probes: [check(tcp(80), new Reachability().expectPeer({ namespace: "x", pod: "a" }, { namespace: "y" }, false))],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability().expectPeer({ namespace: "x", pod: "a" }, { namespace: "y" }, false),
+            ),
+          ],
         },
         {
           description: "P2: x/a may connect to y/b/32, a CIDR inside P1's except",
@@ -314,7 +414,12 @@ function ipBlockCases(ips: (nsPod: string) => string): Scenario[] {
             }),
           ],
           probes: [
-            check(tcp(80), new Reachability().expectPeer({ namespace: "x", pod: "a" }, { namespace: "y" }, false).expect(xa, "y/b", true)),
+            check(
+              tcp(80),
+              new Reachability()
+                .expectPeer({ namespace: "x", pod: "a" }, { namespace: "y" }, false)
+                .expect(xa, "y/b", true),
+            ),
           ],
         },
         {
@@ -335,7 +440,9 @@ function ipBlockCases(ips: (nsPod: string) => string): Scenario[] {
           description: "P1: z/a accepts 0.0.0.0/0 except the pods of x; P2: z/a accepts x/c/32",
           apply: [
             networkPolicy("z", "skein-ingress-except-x", podNamed("a"), {
-              ingress: [{ _from: [peer({ ipBlock: ipBlock(any, [host("x/a"), host("x/b"), host("x/c")]) })] }],
+              ingress: [
+                { _from: [peer({ ipBlock: ipBlock(any, [host("x/a"), host("x/b"), host("x/c")]) })] },
+              ],
             }),
             networkPolicy("z", "skein-ingress-from-xc", podNamed("a"), {
               ingress: [{ _from: [peer({ ipBlock: ipBlock(host("x/c")) })] }],
@@ -346,7 +453,12 @@ function ipBlockCases(ips: (nsPod: string) => string): Scenario[] {
         {
           description: "P2 deleted",
           delete: [{ namespace: "z", name: "skein-ingress-from-xc" }],
-          probes: [check(tcp(80), new Reachability().expectPeer({ namespace: "x" }, { namespace: "z", pod: "a" }, false))],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability().expectPeer({ namespace: "x" }, { namespace: "z", pod: "a" }, false),
+            ),
+          ],
         },
       ],
       withIps,
@@ -386,7 +498,9 @@ function ipBlockCases(ips: (nsPod: string) => string): Scenario[] {
           description: "x/a accepts TCP 80 from 0.0.0.0/0 except y/b/32",
           apply: [
             networkPolicy("x", "skein-except-port-80", podNamed("a"), {
-              ingress: [{ _from: [peer({ ipBlock: ipBlock(any, [host("y/b")]) })], ports: [policyPort(80, "TCP")] }],
+              ingress: [
+                { _from: [peer({ ipBlock: ipBlock(any, [host("y/b")]) })], ports: [policyPort(80, "TCP")] },
+              ],
             }),
           ],
           probes: [
@@ -408,171 +522,283 @@ function matchExpressionCases(): Scenario[] {
   ];
   return [
     // Target pod In [a, b] selects x/a and x/b; the peer pod In [c] (namespace x) lets only x/c in.
-    skein("match-expressions/pod-in", ["match-expressions"], [
-      {
-        description: "pods In [a, b] of x accept pods In [c] of x",
-        apply: [
-          networkPolicy("x", "skein-pod-in", matchExpressions(requirement("pod", "In", ["a", "b"])), {
-            ingress: [{ _from: [peer({ podSelector: matchExpressions(requirement("pod", "In", ["c"])) })] }],
-          }),
-        ],
-        probes: [
-          check(
-            tcp(80),
-            new Reachability().expectAllIngress(xa, false).expectAllIngress(xb, false).expect(xc, xa, true).expect(xc, xb, true),
-          ),
-        ],
-      },
-    ]),
+    skein(
+      "match-expressions/pod-in",
+      ["match-expressions"],
+      [
+        {
+          description: "pods In [a, b] of x accept pods In [c] of x",
+          apply: [
+            networkPolicy("x", "skein-pod-in", matchExpressions(requirement("pod", "In", ["a", "b"])), {
+              ingress: [
+                { _from: [peer({ podSelector: matchExpressions(requirement("pod", "In", ["c"])) })] },
+              ],
+            }),
+          ],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability()
+                .expectAllIngress(xa, false)
+                .expectAllIngress(xb, false)
+                .expect(xc, xa, true)
+                .expect(xc, xb, true),
+            ),
+          ],
+        },
+      ],
+    ),
     // Target pod NotIn [a] selects x/b and x/c; the peer pod NotIn [c] (namespace x) is x/a and x/b.
-    skein("match-expressions/pod-notin", ["match-expressions"], [
-      {
-        description: "pods NotIn [a] of x accept pods NotIn [c] of x",
-        apply: [
-          networkPolicy("x", "skein-pod-notin", matchExpressions(requirement("pod", "NotIn", ["a"])), {
-            ingress: [{ _from: [peer({ podSelector: matchExpressions(requirement("pod", "NotIn", ["c"])) })] }],
-          }),
-        ],
-        probes: [
-          check(
-            tcp(80),
-            new Reachability()
-              .expectAllIngress(xb, false)
-              .expectAllIngress(xc, false)
-              .expect(xa, xb, true)
-              .expect(xb, xb, true)
-              .expect(xa, xc, true)
-              .expect(xb, xc, true),
-          ),
-        ],
-      },
-    ]),
+    skein(
+      "match-expressions/pod-notin",
+      ["match-expressions"],
+      [
+        {
+          description: "pods NotIn [a] of x accept pods NotIn [c] of x",
+          apply: [
+            networkPolicy("x", "skein-pod-notin", matchExpressions(requirement("pod", "NotIn", ["a"])), {
+              ingress: [
+                { _from: [peer({ podSelector: matchExpressions(requirement("pod", "NotIn", ["c"])) })] },
+              ],
+            }),
+          ],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability()
+                .expectAllIngress(xb, false)
+                .expectAllIngress(xc, false)
+                .expect(xa, xb, true)
+                .expect(xb, xb, true)
+                .expect(xa, xc, true)
+                .expect(xb, xc, true),
+            ),
+          ],
+        },
+      ],
+    ),
     // x/b gets skein-tier=web, y/c skein-tier=db. Target skein-tier Exists in x is x/b alone; the peer
     // (any namespace) skein-tier DoesNotExist is every pod but x/b and y/c.
-    skein("match-expressions/pod-exists-doesnotexist", ["match-expressions", "update"], [
-      {
-        description: "x/b (skein-tier Exists) accepts pods of any namespace without skein-tier",
-        labelPod: tierLabels,
-        apply: [
-          networkPolicy("x", "skein-tier-exists", matchExpressions(requirement("skein-tier", "Exists")), {
-            ingress: [
-              { _from: [peer({ namespaceSelector: {}, podSelector: matchExpressions(requirement("skein-tier", "DoesNotExist")) })] },
-            ],
-          }),
-        ],
-        probes: [check(tcp(80), new Reachability().expect(xb, xb, false).expect(yc, xb, false))],
-      },
-    ]),
+    skein(
+      "match-expressions/pod-exists-doesnotexist",
+      ["match-expressions", "update"],
+      [
+        {
+          description: "x/b (skein-tier Exists) accepts pods of any namespace without skein-tier",
+          labelPod: tierLabels,
+          apply: [
+            networkPolicy("x", "skein-tier-exists", matchExpressions(requirement("skein-tier", "Exists")), {
+              ingress: [
+                {
+                  _from: [
+                    peer({
+                      namespaceSelector: {},
+                      podSelector: matchExpressions(requirement("skein-tier", "DoesNotExist")),
+                    }),
+                  ],
+                },
+              ],
+            }),
+          ],
+          probes: [check(tcp(80), new Reachability().expect(xb, xb, false).expect(yc, xb, false))],
+        },
+      ],
+    ),
     // Same labels. Target skein-tier NotIn [web] in y selects y/a and y/b (no key: NotIn matches) and y/c
     // (db). The peer skein-tier In [web] (any namespace) is x/b alone.
-    skein("match-expressions/notin-missing-key", ["match-expressions", "update"], [
-      {
-        description: "pods of y with skein-tier NotIn [web] accept pods with skein-tier In [web]",
-        labelPod: tierLabels,
-        apply: [
-          networkPolicy("y", "skein-tier-notin-web", matchExpressions(requirement("skein-tier", "NotIn", ["web"])), {
-            ingress: [
-              { _from: [peer({ namespaceSelector: {}, podSelector: matchExpressions(requirement("skein-tier", "In", ["web"])) })] },
-            ],
-          }),
-        ],
-        probes: [
-          check(tcp(80), new Reachability().expectPeer({}, { namespace: "y" }, false).expectPeer({ namespace: "x", pod: "b" }, { namespace: "y" }, true)),
-        ],
-      },
-    ]),
-    // Namespace z gets skein-env=prod. x/a accepts namespaces In [y, z]; x/b NotIn [y] (x and z); x/c
-    // namespaces where skein-env Exists (z).
-    skein("match-expressions/namespace-operators", ["match-expressions", "multi-policy", "update"], [
-      {
-        description: "three policies in x with In, NotIn and Exists namespace selectors",
-        labelNamespace: [{ name: "z", labels: { "skein-env": "prod" } }],
-        apply: [
-          networkPolicy("x", "skein-ns-in", podNamed("a"), {
-            ingress: [{ _from: [peer({ namespaceSelector: matchExpressions(requirement(NS_LABEL, "In", ["y", "z"])) })] }],
-          }),
-          networkPolicy("x", "skein-ns-notin", podNamed("b"), {
-            ingress: [{ _from: [peer({ namespaceSelector: matchExpressions(requirement(NS_LABEL, "NotIn", ["y"])) })] }],
-          }),
-          networkPolicy("x", "skein-ns-exists", podNamed("c"), {
-            ingress: [{ _from: [peer({ namespaceSelector: matchExpressions(requirement("skein-env", "Exists")) })] }],
-          }),
-        ],
-        probes: [
-          check(
-            tcp(80),
-            new Reachability()
-              .expectPeer({ namespace: "x" }, { namespace: "x", pod: "a" }, false)
-              .expectPeer({ namespace: "y" }, { namespace: "x", pod: "b" }, false)
-              .expectPeer({}, { namespace: "x", pod: "c" }, false)
-              .expectPeer({ namespace: "z" }, { namespace: "x", pod: "c" }, true),
-          ),
-        ],
-      },
-    ]),
-    // y/a accepts namespaces where skein-env DoesNotExist: at first every namespace. When x gets
-    // skein-env=dev, x drops out.
-    skein("match-expressions/namespace-doesnotexist-update", ["match-expressions", "update"], [
-      {
-        description: "y/a accepts namespaces without skein-env (all of them)",
-        apply: [
-          networkPolicy("y", "skein-ns-doesnotexist", podNamed("a"), {
-            ingress: [{ _from: [peer({ namespaceSelector: matchExpressions(requirement("skein-env", "DoesNotExist")) })] }],
-          }),
-        ],
-        probes: [check(tcp(80), allowAll())],
-      },
-      {
-        description: "namespace x gets skein-env=dev",
-        labelNamespace: [{ name: "x", labels: { "skein-env": "dev" } }],
-        probes: [check(tcp(80), new Reachability().expectPeer({ namespace: "x" }, { namespace: "y", pod: "a" }, false))],
-      },
-    ]),
-    // Egress, both selectors in one peer: namespaces NotIn [x] AND pods In [b] → y/b and z/b only.
-    skein("match-expressions/egress-namespace-and-pod", ["match-expressions", "egress"], [
-      {
-        description: "x/a may connect to pods In [b] of namespaces NotIn [x]",
-        apply: [
-          networkPolicy("x", "skein-egress-exprs", podNamed("a"), {
-            egress: [
+    skein(
+      "match-expressions/notin-missing-key",
+      ["match-expressions", "update"],
+      [
+        {
+          description: "pods of y with skein-tier NotIn [web] accept pods with skein-tier In [web]",
+          labelPod: tierLabels,
+          apply: [
+            networkPolicy(
+              "y",
+              "skein-tier-notin-web",
+              matchExpressions(requirement("skein-tier", "NotIn", ["web"])),
               {
-                to: [
-                  peer({
-                    namespaceSelector: matchExpressions(requirement(NS_LABEL, "NotIn", ["x"])),
-                    podSelector: matchExpressions(requirement("pod", "In", ["b"])),
-                  }),
+                ingress: [
+                  {
+                    _from: [
+                      peer({
+                        namespaceSelector: {},
+                        podSelector: matchExpressions(requirement("skein-tier", "In", ["web"])),
+                      }),
+                    ],
+                  },
                 ],
               },
-            ],
-          }),
-        ],
-        probes: [check(tcp(80), new Reachability().expectAllEgress(xa, false).expect(xa, "y/b", true).expect(xa, "z/b", true))],
-      },
-    ]),
+            ),
+          ],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability()
+                .expectPeer({}, { namespace: "y" }, false)
+                .expectPeer({ namespace: "x", pod: "b" }, { namespace: "y" }, true),
+            ),
+          ],
+        },
+      ],
+    ),
+    // Namespace z gets skein-env=prod. x/a accepts namespaces In [y, z]; x/b NotIn [y] (x and z); x/c
+    // namespaces where skein-env Exists (z).
+    skein(
+      "match-expressions/namespace-operators",
+      ["match-expressions", "multi-policy", "update"],
+      [
+        {
+          description: "three policies in x with In, NotIn and Exists namespace selectors",
+          labelNamespace: [{ name: "z", labels: { "skein-env": "prod" } }],
+          apply: [
+            networkPolicy("x", "skein-ns-in", podNamed("a"), {
+              ingress: [
+                {
+                  _from: [
+                    peer({ namespaceSelector: matchExpressions(requirement(NS_LABEL, "In", ["y", "z"])) }),
+                  ],
+                },
+              ],
+            }),
+            networkPolicy("x", "skein-ns-notin", podNamed("b"), {
+              ingress: [
+                {
+                  _from: [
+                    peer({ namespaceSelector: matchExpressions(requirement(NS_LABEL, "NotIn", ["y"])) }),
+                  ],
+                },
+              ],
+            }),
+            networkPolicy("x", "skein-ns-exists", podNamed("c"), {
+              ingress: [
+                {
+                  _from: [peer({ namespaceSelector: matchExpressions(requirement("skein-env", "Exists")) })],
+                },
+              ],
+            }),
+          ],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability()
+                .expectPeer({ namespace: "x" }, { namespace: "x", pod: "a" }, false)
+                .expectPeer({ namespace: "y" }, { namespace: "x", pod: "b" }, false)
+                .expectPeer({}, { namespace: "x", pod: "c" }, false)
+                .expectPeer({ namespace: "z" }, { namespace: "x", pod: "c" }, true),
+            ),
+          ],
+        },
+      ],
+    ),
+    // y/a accepts namespaces where skein-env DoesNotExist: at first every namespace. When x gets
+    // skein-env=dev, x drops out.
+    skein(
+      "match-expressions/namespace-doesnotexist-update",
+      ["match-expressions", "update"],
+      [
+        {
+          description: "y/a accepts namespaces without skein-env (all of them)",
+          apply: [
+            networkPolicy("y", "skein-ns-doesnotexist", podNamed("a"), {
+              ingress: [
+                {
+                  _from: [
+                    peer({ namespaceSelector: matchExpressions(requirement("skein-env", "DoesNotExist")) }),
+                  ],
+                },
+              ],
+            }),
+          ],
+          probes: [check(tcp(80), allowAll())],
+        },
+        {
+          description: "namespace x gets skein-env=dev",
+          labelNamespace: [{ name: "x", labels: { "skein-env": "dev" } }],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability().expectPeer({ namespace: "x" }, { namespace: "y", pod: "a" }, false),
+            ),
+          ],
+        },
+      ],
+    ),
+    // Egress, both selectors in one peer: namespaces NotIn [x] AND pods In [b] → y/b and z/b only.
+    skein(
+      "match-expressions/egress-namespace-and-pod",
+      ["match-expressions", "egress"],
+      [
+        {
+          description: "x/a may connect to pods In [b] of namespaces NotIn [x]",
+          apply: [
+            networkPolicy("x", "skein-egress-exprs", podNamed("a"), {
+              egress: [
+                {
+                  to: [
+                    peer({
+                      namespaceSelector: matchExpressions(requirement(NS_LABEL, "NotIn", ["x"])),
+                      podSelector: matchExpressions(requirement("pod", "In", ["b"])),
+                    }),
+                  ],
+                },
+              ],
+            }),
+          ],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability().expectAllEgress(xa, false).expect(xa, "y/b", true).expect(xa, "z/b", true),
+            ),
+          ],
+        },
+      ],
+    ),
     // Requirements are AND-ed. The first policy's target {pod: a} AND pod NotIn [a] selects no pod, so it
     // isolates nothing. The second's peer pod In [a, b] AND pod NotIn [b] (any namespace) is the pods
     // named a: x/b accepts x/a, y/a, z/a only.
-    skein("match-expressions/and-of-requirements", ["match-expressions", "multi-policy"], [
-      {
-        description: "a target selector that matches nothing, and a peer selector whose requirements intersect",
-        apply: [
-          networkPolicy("x", "skein-selects-nothing", { matchLabels: { pod: "a" }, matchExpressions: [requirement("pod", "NotIn", ["a"])] }, { ingress: [] }),
-          networkPolicy("x", "skein-pods-named-a", podNamed("b"), {
-            ingress: [
-              {
-                _from: [
-                  peer({
-                    namespaceSelector: {},
-                    podSelector: matchExpressions(requirement("pod", "In", ["a", "b"]), requirement("pod", "NotIn", ["b"])),
-                  }),
-                ],
-              },
-            ],
-          }),
-        ],
-        probes: [check(tcp(80), new Reachability().expectAllIngress(xb, false).expectPeer({ pod: "a" }, { namespace: "x", pod: "b" }, true))],
-      },
-    ]),
+    skein(
+      "match-expressions/and-of-requirements",
+      ["match-expressions", "multi-policy"],
+      [
+        {
+          description:
+            "a target selector that matches nothing, and a peer selector whose requirements intersect",
+          apply: [
+            networkPolicy(
+              "x",
+              "skein-selects-nothing",
+              { matchLabels: { pod: "a" }, matchExpressions: [requirement("pod", "NotIn", ["a"])] },
+              { ingress: [] },
+            ),
+            networkPolicy("x", "skein-pods-named-a", podNamed("b"), {
+              ingress: [
+                {
+                  _from: [
+                    peer({
+                      namespaceSelector: {},
+                      podSelector: matchExpressions(
+                        requirement("pod", "In", ["a", "b"]),
+                        requirement("pod", "NotIn", ["b"]),
+                      ),
+                    }),
+                  ],
+                },
+              ],
+            }),
+          ],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability()
+                .expectAllIngress(xb, false)
+                .expectPeer({ pod: "a" }, { namespace: "x", pod: "b" }, true),
+            ),
+          ],
+        },
+      ],
+    ),
   ];
 }
 
@@ -589,7 +815,12 @@ function policyTypeCases(): Scenario[] {
       [
         {
           description: "x/a policy with one egress rule (port 80) and no policyTypes",
-          apply: [networkPolicy("x", "skein-no-policy-types", podNamed("a"), { egress: [{ ports: [policyPort(80)] }], policyTypes: "omit" })],
+          apply: [
+            networkPolicy("x", "skein-no-policy-types", podNamed("a"), {
+              egress: [{ ports: [policyPort(80)] }],
+              policyTypes: "omit",
+            }),
+          ],
           probes: [
             check(tcp(80), new Reachability().expectAllIngress(xa, false)),
             check(tcp(81), new Reachability().expectAllIngress(xa, false).expectAllEgress(xa, false)),
@@ -597,7 +828,12 @@ function policyTypeCases(): Scenario[] {
         },
         {
           description: "replaced by one allow-all ingress rule, still no policyTypes",
-          apply: [networkPolicy("x", "skein-no-policy-types", podNamed("a"), { ingress: [{}], policyTypes: "omit" })],
+          apply: [
+            networkPolicy("x", "skein-no-policy-types", podNamed("a"), {
+              ingress: [{}],
+              policyTypes: "omit",
+            }),
+          ],
           probes: [check(tcp(81), allowAll())],
         },
       ],
@@ -612,5 +848,11 @@ function policyTypeCases(): Scenario[] {
 
 /** Skein's own cases; `ips` gives a pod's IP for the ipBlock cases. */
 export function skeinScenarios(ips: (nsPod: string) => string): Scenario[] {
-  return [...endPortCases(), ...namedPortCases(), ...ipBlockCases(ips), ...matchExpressionCases(), ...policyTypeCases()];
+  return [
+    ...endPortCases(),
+    ...namedPortCases(),
+    ...ipBlockCases(ips),
+    ...matchExpressionCases(),
+    ...policyTypeCases(),
+  ];
 }

@@ -9,6 +9,8 @@
  * Reachability calls follow upstream; the matrices come out of the same helper semantics
  * (./reachability.ts), over all 81 pairs.
  */
+/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
+   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
 import {
   containingCidr,
   hostCidr,
@@ -88,8 +90,8 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
 
   const allowPort81FromY = () =>
     networkPolicy(X, "allow-client-a-via-ns-selector", podNamed(podA), {
-    ingress: [{ _from: [peer({ namespaceSelector: namespaceNamed(Y) })], ports: [policyPort(81, "TCP")] }],
-  });
+      ingress: [{ _from: [peer({ namespaceSelector: namespaceNamed(Y) })], ports: [policyPort(81, "TCP")] }],
+    });
   const onlyFromYToXa = (): Reachability =>
     new Reachability()
       .expectPeer({ namespace: X }, { namespace: X, pod: podA }, false)
@@ -98,8 +100,8 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
 
   const cidrExceptPolicy = () =>
     networkPolicy(X, "allow-client-a-via-cidr-egress-rule", podNamed(podA), {
-    egress: [{ to: [peer({ ipBlock: ipBlock(containingCidr(ips(xa), 4), [hostCidr(ips(xb))]) })] }],
-  });
+      egress: [{ to: [peer({ ipBlock: ipBlock(containingCidr(ips(xa), 4), [hostCidr(ips(xb))]) })] }],
+    });
   const cidrExceptNotes =
     "Upstream builds the CIDR as `<x/a's IP>/4` (host bits set; newer upstream masks it, makeLargeCIDRForIP); " +
     "we write the same network canonically. The expectation assumes every pod IP lies in that /4, as upstream does.";
@@ -127,7 +129,9 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
           probes: [
             check(
               tcp(80),
-              new Reachability().expectPeer({}, { namespace: X }, false).expectPeer({ namespace: X }, {}, false),
+              new Reachability()
+                .expectPeer({}, { namespace: X }, false)
+                .expectPeer({ namespace: X }, {}, false),
             ),
           ],
         },
@@ -164,7 +168,10 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
           probes: [
             check(
               tcp(80),
-              new Reachability().expectAllIngress(xa, true).expectAllIngress(xb, false).expectAllIngress(xc, false),
+              new Reachability()
+                .expectAllIngress(xa, true)
+                .expectAllIngress(xb, false)
+                .expectAllIngress(xc, false),
             ),
           ],
         },
@@ -187,7 +194,8 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
     },
     {
       slug: "allow-from-other-namespace-namespace-selector",
-      title: "should enforce policy to allow traffic only from a different namespace, based on NamespaceSelector",
+      title:
+        "should enforce policy to allow traffic only from a different namespace, based on NamespaceSelector",
       steps: [
         {
           description: "x/a accepts only namespace y",
@@ -216,7 +224,9 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
           description: "x/a accepts pods with pod In [b] of its own namespace",
           apply: [
             networkPolicy(X, "x-a-allows-x-b", podNamed(podA), {
-              ingress: [{ _from: [peer({ podSelector: matchExpressions(requirement("pod", "In", ["b"])) })] }],
+              ingress: [
+                { _from: [peer({ podSelector: matchExpressions(requirement("pod", "In", ["b"])) })] },
+              ],
             }),
           ],
           probes: [check(tcp(80), new Reachability().expectAllIngress(xa, false).expect(xb, xa, true))],
@@ -232,7 +242,9 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
           description: "x/a accepts namespaces with kubernetes.io/metadata.name In [y]",
           apply: [
             networkPolicy(X, "allow-ns-y-match-selector", podNamed(podA), {
-              ingress: [{ _from: [peer({ namespaceSelector: matchExpressions(requirement(NS_LABEL, "In", [Y])) })] }],
+              ingress: [
+                { _from: [peer({ namespaceSelector: matchExpressions(requirement(NS_LABEL, "In", [Y])) })] },
+              ],
             }),
           ],
           probes: [
@@ -291,7 +303,10 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
             }),
           ],
           probes: [
-            check(tcp(80), new Reachability().expectAllIngress(xa, false).expect(yb, xa, true).expect(zb, xa, true)),
+            check(
+              tcp(80),
+              new Reachability().expectAllIngress(xa, false).expect(yb, xa, true).expect(zb, xa, true),
+            ),
           ],
         },
       ],
@@ -348,7 +363,10 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
             }),
           ],
           probes: [
-            check(tcp(80), new Reachability().expectAllIngress(xa, false).expect(xb, xa, true).expect(xc, xa, true)),
+            check(
+              tcp(80),
+              new Reachability().expectAllIngress(xa, false).expect(xb, xa, true).expect(xc, xa, true),
+            ),
           ],
         },
       ],
@@ -384,13 +402,18 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
         {
           description: "x/a accepts namespace y on TCP 81 only; port 80 is closed to everyone",
           apply: [allowPort81FromY()],
-          probes: [check(tcp(81), onlyFromYToXa()), check(tcp(80), new Reachability().expectAllIngress(xa, false))],
+          probes: [
+            check(tcp(81), onlyFromYToXa()),
+            check(tcp(80), new Reachability().expectAllIngress(xa, false)),
+          ],
         },
         {
           description: "a second policy opens TCP 80 to namespace y as well",
           apply: [
             networkPolicy(X, "allow-client-a-via-ns-selector-80", podNamed(podA), {
-              ingress: [{ _from: [peer({ namespaceSelector: namespaceNamed(Y) })], ports: [policyPort(80, "TCP")] }],
+              ingress: [
+                { _from: [peer({ namespaceSelector: namespaceNamed(Y) })], ports: [policyPort(80, "TCP")] },
+              ],
             }),
           ],
           probes: [check(tcp(80), onlyFromYToXa())],
@@ -416,9 +439,14 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
         {
           description: "every pod of x accepts only the named port serve-81-tcp",
           apply: [
-            networkPolicy(X, "allow-all", matchLabels({}), { ingress: [{ ports: [policyPort("serve-81-tcp")] }] }),
+            networkPolicy(X, "allow-all", matchLabels({}), {
+              ingress: [{ ports: [policyPort("serve-81-tcp")] }],
+            }),
           ],
-          probes: [check(tcp(81), allowAll()), check(tcp(80), new Reachability().expectPeer({}, { namespace: X }, false))],
+          probes: [
+            check(tcp(81), allowAll()),
+            check(tcp(80), new Reachability().expectPeer({}, { namespace: X }, false)),
+          ],
         },
       ],
     },
@@ -432,7 +460,10 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
           apply: [
             networkPolicy(X, "allow-client-a-via-ns-selector-80", podNamed(podA), {
               ingress: [
-                { _from: [peer({ namespaceSelector: namespaceNamed(Y) })], ports: [policyPort("serve-80-tcp", "TCP")] },
+                {
+                  _from: [peer({ namespaceSelector: namespaceNamed(Y) })],
+                  ports: [policyPort("serve-80-tcp", "TCP")],
+                },
               ],
             }),
           ],
@@ -456,9 +487,14 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
         {
           description: "every pod of x may connect only to the named port serve-80-tcp",
           apply: [
-            networkPolicy(X, "allow-egress", matchLabels({}), { egress: [{ ports: [policyPort("serve-80-tcp")] }] }),
+            networkPolicy(X, "allow-egress", matchLabels({}), {
+              egress: [{ ports: [policyPort("serve-80-tcp")] }],
+            }),
           ],
-          probes: [check(tcp(80), allowAll()), check(tcp(81), new Reachability().expectPeer({ namespace: X }, {}, false))],
+          probes: [
+            check(tcp(80), allowAll()),
+            check(tcp(81), new Reachability().expectPeer({ namespace: X }, {}, false)),
+          ],
         },
       ],
     },
@@ -497,7 +533,10 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
           description: "namespace y gets ns2=updated",
           labelNamespace: [{ name: Y, labels: { ns2: "updated" } }],
           probes: [
-            check(tcp(80), new Reachability().expectAllIngress(xa, false).expectPeer({ namespace: Y }, {}, true)),
+            check(
+              tcp(80),
+              new Reachability().expectAllIngress(xa, false).expectPeer({ namespace: Y }, {}, true),
+            ),
           ],
         },
       ],
@@ -530,7 +569,12 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
         {
           description: "every pod of x accepts every pod of x (empty podSelector peer) and nothing else",
           apply: [
-            networkPolicy(X, "deny-empty-policy", {}, { ingress: [{ _from: [peer({ podSelector: matchLabels({}) })] }] }),
+            networkPolicy(
+              X,
+              "deny-empty-policy",
+              {},
+              { ingress: [{ _from: [peer({ podSelector: matchLabels({}) })] }] },
+            ),
           ],
           probes: [
             check(
@@ -550,7 +594,11 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
       steps: [
         {
           description: "deny-ingress-via-label-selector selects target=isolated; no pod has it yet",
-          apply: [networkPolicy(X, "deny-ingress-via-label-selector", matchLabels({ target: "isolated" }), { ingress: [] })],
+          apply: [
+            networkPolicy(X, "deny-ingress-via-label-selector", matchLabels({ target: "isolated" }), {
+              ingress: [],
+            }),
+          ],
           probes: [check(tcp(80), allowAll())],
         },
         {
@@ -621,10 +669,14 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
               egress: [{ to: [peer({ namespaceSelector: namespaceNamed(Y), podSelector: podNamed("a") })] }],
             }),
             networkPolicy(Y, "allow-from-xa-on-ya-match-selector", podNamed("a"), {
-              ingress: [{ _from: [peer({ namespaceSelector: namespaceNamed(X), podSelector: podNamed("a") })] }],
+              ingress: [
+                { _from: [peer({ namespaceSelector: namespaceNamed(X), podSelector: podNamed("a") })] },
+              ],
             }),
             networkPolicy(Y, "allow-from-xa-on-yb-match-selector", podNamed("b"), {
-              ingress: [{ _from: [peer({ namespaceSelector: namespaceNamed(X), podSelector: podNamed("a") })] }],
+              ingress: [
+                { _from: [peer({ namespaceSelector: namespaceNamed(X), podSelector: podNamed("a") })] },
+              ],
             }),
           ],
           probes: [
@@ -664,7 +716,11 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
       steps: [
         {
           description: "x/a accepts any TCP port (a port entry with only protocol: TCP)",
-          apply: [networkPolicy(X, "allow-ingress-by-proto", podNamed(podA), { ingress: [{ ports: [policyPort(undefined, "TCP")] }] })],
+          apply: [
+            networkPolicy(X, "allow-ingress-by-proto", podNamed(podA), {
+              ingress: [{ ports: [policyPort(undefined, "TCP")] }],
+            }),
+          ],
           probes: [
             check(tcp(80), allowAll()),
             check(udp(80), new Reachability().expectPeer({}, { namespace: X, pod: podA }, false)),
@@ -679,7 +735,11 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
       steps: [
         {
           description: "every pod of x accepts port 80 only",
-          apply: [networkPolicy(X, "allow-ingress-port-80", matchLabels({}), { ingress: [{ ports: [policyPort(80)] }] })],
+          apply: [
+            networkPolicy(X, "allow-ingress-port-80", matchLabels({}), {
+              ingress: [{ ports: [policyPort(80)] }],
+            }),
+          ],
           probes: [check(tcp(81), new Reachability().expectPeer({}, { namespace: X }, false))],
         },
         {
@@ -696,7 +756,11 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
       steps: [
         {
           description: "every pod of x may connect to port 80 only",
-          apply: [networkPolicy(X, "allow-egress-port-80", matchLabels({}), { egress: [{ ports: [policyPort(80)] }] })],
+          apply: [
+            networkPolicy(X, "allow-egress-port-80", matchLabels({}), {
+              egress: [{ ports: [policyPort(80)] }],
+            }),
+          ],
           probes: [check(tcp(81), new Reachability().expectPeer({ namespace: X }, {}, false))],
         },
         {
@@ -717,7 +781,9 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
           probes: [
             check(
               tcp(80),
-              new Reachability().expectPeer({ namespace: X }, {}, false).expectPeer({}, { namespace: X }, false),
+              new Reachability()
+                .expectPeer({ namespace: X }, {}, false)
+                .expectPeer({}, { namespace: X }, false),
             ),
           ],
         },
@@ -805,7 +871,8 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
     },
     {
       slug: "sctp-not-treated-as-tcp",
-      title: "should not mistakenly treat 'protocol: SCTP' as 'protocol: TCP', even if the plugin doesn't support SCTP",
+      title:
+        "should not mistakenly treat 'protocol: SCTP' as 'protocol: TCP', even if the plugin doesn't support SCTP",
       tags: ["sctp-policy", "multi-policy"],
       steps: [
         {
@@ -854,8 +921,10 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
     },
     {
       slug: "default-ns-label-match-labels",
-      title: "should enforce policy to allow traffic based on NamespaceSelector with MatchLabels using default ns label",
-      notes: "Relies on the API server's kubernetes.io/metadata.name namespace label; modelObjects() sets it explicitly.",
+      title:
+        "should enforce policy to allow traffic based on NamespaceSelector with MatchLabels using default ns label",
+      notes:
+        "Relies on the API server's kubernetes.io/metadata.name namespace label; modelObjects() sets it explicitly.",
       steps: [
         {
           description: "x/a accepts namespace y by its kubernetes.io/metadata.name label",
@@ -879,16 +948,24 @@ function tcpSuite(ips: (nsPod: string) => string): CaseDef[] {
       slug: "default-ns-label-match-expressions",
       title: "should enforce policy based on NamespaceSelector with MatchExpressions using default ns label",
       tags: ["egress", "match-expressions"],
-      notes: "Relies on the API server's kubernetes.io/metadata.name namespace label; modelObjects() sets it explicitly.",
+      notes:
+        "Relies on the API server's kubernetes.io/metadata.name namespace label; modelObjects() sets it explicitly.",
       steps: [
         {
           description: "x/a may connect to namespaces NotIn [y]",
           apply: [
             networkPolicy(X, "allow-ns-y-match-selector-for-immutable-ns-label", podNamed(podA), {
-              egress: [{ to: [peer({ namespaceSelector: matchExpressions(requirement(NS_LABEL, "NotIn", [Y])) })] }],
+              egress: [
+                { to: [peer({ namespaceSelector: matchExpressions(requirement(NS_LABEL, "NotIn", [Y])) })] },
+              ],
             }),
           ],
-          probes: [check(tcp(80), new Reachability().expectPeer({ namespace: X, pod: podA }, { namespace: Y }, false))],
+          probes: [
+            check(
+              tcp(80),
+              new Reachability().expectPeer({ namespace: X, pod: podA }, { namespace: Y }, false),
+            ),
+          ],
         },
       ],
     },
@@ -925,7 +1002,12 @@ function perProtocolSuite(probeOf: (port: number) => Probe, protocol: "UDP" | "S
           description: `x/a accepts namespace y on ${protocol} 81 only`,
           apply: [
             networkPolicy(X, "allow-ingress-on-port-81-ns-x", podNamed("a"), {
-              ingress: [{ _from: [peer({ namespaceSelector: namespaceNamed(Y) })], ports: [policyPort(81, protocol)] }],
+              ingress: [
+                {
+                  _from: [peer({ namespaceSelector: namespaceNamed(Y) })],
+                  ports: [policyPort(81, protocol)],
+                },
+              ],
             }),
           ],
           probes: [
@@ -979,7 +1061,12 @@ export function upstreamScenarios(ips: (nsPod: string) => string): Scenario[] {
   ];
   return [
     ...suite("tcp", CONTEXT_TCP, ["tcp", "feature:NetworkPolicy"], tcpSuite(ips)),
-    ...suite("udp", CONTEXT_UDP, ["udp", "feature:NetworkPolicy", "linux-only"], perProtocolSuite(udp, "UDP")),
+    ...suite(
+      "udp",
+      CONTEXT_UDP,
+      ["udp", "feature:NetworkPolicy", "linux-only"],
+      perProtocolSuite(udp, "UDP"),
+    ),
     ...suite(
       "sctp",
       CONTEXT_SCTP,
