@@ -63,6 +63,11 @@ export interface LabApiServer {
   readonly host: string;
   /** The live store: create/patch/delete here and every watcher sees it. */
   readonly store: LabStore;
+  /**
+   * Ends every open watch stream now (fault injection for the lab: clients re-watch from their
+   * last resourceVersion, and relist when that has expired). Returns how many were ended.
+   */
+  closeWatches(): number;
   /** Ends every watch, closes every connection and the listening socket. Never rejects. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -434,6 +439,9 @@ class RequestHandler {
     const bookmarks = query.bool("allowWatchBookmarks") === true;
     const sendInitialEvents = query.bool("sendInitialEvents");
     let first = true;
+    // Events produced while the store registers the watch (initial and replayed ones) wait here
+    // until the headers are set, so a rejected watch can still get a plain error response.
+    let pending: string[] | undefined = [];
     const write = (type: string, object: JsonObject): void => {
       if (res.writableEnded || res.destroyed) return;
       let obj = object;
@@ -445,7 +453,12 @@ class RequestHandler {
         });
         first = false;
       }
-      res.write(JSON.stringify({ type, object: obj }) + "\n");
+      const line = JSON.stringify({ type, object: obj }) + "\n";
+      if (pending !== undefined) {
+        pending.push(line);
+        return;
+      }
+      res.write(line);
       if (res.writableLength > this.#opts.maxWatchBufferBytes) {
         this.log("warn", "closing watch: client does not keep up", { resource: info.name, buffered: res.writableLength });
         res.end();
@@ -457,10 +470,13 @@ class RequestHandler {
       write("BOOKMARK", { kind: info.kind, apiVersion: info.apiVersion, metadata });
     };
 
-    res.statusCode = 200;
-    res.setHeader("Content-Type", JSON_TYPE);
-    res.setHeader("Cache-Control", "no-cache, private");
-    res.setHeader("Transfer-Encoding", "chunked");
+    const start = (): void => {
+      res.writeHead(200, { "Content-Type": JSON_TYPE, "Cache-Control": "no-cache, private", "Transfer-Encoding": "chunked" });
+      res.flushHeaders();
+      const queued = pending ?? [];
+      pending = undefined;
+      for (const line of queued) res.write(line);
+    };
 
     let watch: StoreWatch | undefined;
     try {
@@ -471,9 +487,10 @@ class RequestHandler {
       );
     } catch (err) {
       if (err instanceof ApiError && err.code === 410) {
+        this.log("info", "watch expired", { resource: info.name, resourceVersion: query.get("resourceVersion"), message: err.message });
         // Like the real watch cache: 200, then one ERROR event carrying the Status, then EOF.
         // client-node's ListWatch resets its resourceVersion on it and relists when the stream ends.
-        res.flushHeaders();
+        start();
         write("ERROR", err.toStatus());
         res.end();
         return;
@@ -481,7 +498,7 @@ class RequestHandler {
       throw err;
     }
     if (sendInitialEvents === true && bookmarks) bookmark({ "k8s.io/initial-events-end": "true" });
-    res.flushHeaders();
+    start();
     this.#watches.add(res);
     const bookmarkTimer = bookmarks ? setInterval(() => bookmark(), this.#opts.bookmarkIntervalMs) : undefined;
     const timeout =
@@ -497,6 +514,7 @@ class RequestHandler {
       clearTimeout(timeout);
       this.#watches.delete(res);
     };
+    res.once("finish", cleanup);
     res.once("close", cleanup);
     req.once("close", () => {
       if (!res.writableEnded) res.end();
@@ -572,5 +590,10 @@ export async function startLabApiServer(options: LabApiServerOptions = {}): Prom
     });
     return closing;
   };
-  return { url, port, host, store, close, [Symbol.asyncDispose]: close };
+  const closeWatches = (): number => {
+    const open = [...handler.watchResponses];
+    for (const res of open) res.end();
+    return open.length;
+  };
+  return { url, port, host, store, closeWatches, close, [Symbol.asyncDispose]: close };
 }
