@@ -469,16 +469,33 @@ export class PolicyEngine {
     this.publish(ks, d.rules.size === 0 ? undefined : d);
   }
 
-  /** Makes the public entry reflect `d`: the smallest contributing rule id wins, deterministically. */
+  /**
+   * Makes the public entry reflect `d`. Of several rules allowing the same key, the first in
+   * (namespace, policy, direction, index) order is reported: independent of history, so every
+   * agent names the same rule for the same flow.
+   */
   private publish(ks: string, d: DesiredState | undefined): void {
     const current = this.publicDesired.get(ks);
     let ruleId: number | undefined;
-    if (d !== undefined) for (const id of d.rules.keys()) if (ruleId === undefined || id < ruleId) ruleId = id;
+    let rank: string | undefined;
+    if (d !== undefined)
+      for (const id of d.rules.keys()) {
+        const r = d.rules.size === 1 ? undefined : this.ruleRank(id);
+        if (ruleId === undefined || (r !== undefined && rank !== undefined && r < rank)) {
+          ruleId = id;
+          rank = r;
+        }
+      }
     if (current?.entry.ruleId === ruleId) return;
     const tx = this.txn();
     if (!tx.keys.has(ks)) tx.keys.set(ks, current);
     if (d === undefined || ruleId === undefined) this.publicDesired.delete(ks);
     else this.publicDesired.set(ks, { key: d.key, entry: { ruleId, flags: 0 } });
+  }
+
+  private ruleRank(id: number): string {
+    const r = this.ruleIds.lookup(id);
+    return r === undefined ? "" : `${r.namespace}\u0000${r.policy}\u0000${r.direction}\u0000${String(r.index).padStart(6, "0")}`;
   }
 
   /** Replaces what (E, R, atom) contributes with `keys`. */

@@ -444,7 +444,7 @@ describe("policy engine: semantics", function () {
     assert.deepEqual(e.rule(1), { namespace: "prod", policy: "c", direction: "ingress", index: 0 }, "smallest free id");
   });
 
-  it("the smallest rule id wins when several rules allow the same key", function () {
+  it("of several rules allowing a key, the first by namespace, name, direction, index is reported", function () {
     const e = cluster();
     e.upsertPolicy(policy("prod", "a", { podSelector: {}, ingress: [{}] }));
     e.upsertPolicy(policy("prod", "b", { podSelector: {}, ingress: [{}] }));
