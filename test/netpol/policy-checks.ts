@@ -47,7 +47,7 @@ function parseCidr(cidr: string): Address4 | Address6 | undefined {
   return v6 ? new Address6(cidr) : new Address4(cidr);
 }
 
-/** A CIDR with host bits set ("10.1.2.3/8") is accepted by older API servers and rejected by strict ones. */
+/** A CIDR with host bits set ("10.1.2.3/8") is accepted by older API servers; newer ones warn, strict validation may refuse it. */
 function isCanonical(net: Address4 | Address6): boolean {
   return net.startAddress().correctForm() === net.correctForm();
 }

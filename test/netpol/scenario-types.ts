@@ -9,6 +9,11 @@
  *   the dataplane to converge; then run every probe, from every pod to every pod.
  * - Afterwards delete the scenario's policies and restore the model's labels (upstream does the same in
  *   its DeferCleanup hooks), so scenarios are independent and may run in any order.
+ *
+ * Policies are @kubernetes/client-node model objects, so ingress peers sit under `_from` (client-node's
+ * name for `from`). Hand them to client-node's API as they are; for anything that reads the API's JSON
+ * (kubectl, a compiler fed directly, a schema validator) convert them with wirePolicy(). Feeding the
+ * model objects to code that reads `from` silently turns every ingress rule into "from anywhere".
  */
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
 import type { Protocol } from "./model.js";
