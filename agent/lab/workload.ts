@@ -51,7 +51,8 @@ export interface TransferResult {
 
 /** A server answers a TCP connection with one JSON line: {name, peer}; "sink\n" switches it to counting mode. */
 function serveTcp(name: string, port: number): void {
-  const server = createServer((sock) => {
+  // Half-open: a sink client ends its side first and then reads the digest.
+  const server = createServer({ allowHalfOpen: true }, (sock) => {
     sock.setNoDelay(true);
     let mode: "idle" | "sink" = "idle";
     let received = 0;
