@@ -5,7 +5,11 @@ import { stringify } from "yaml";
 /** Context, cluster and user name used in the kubeconfig written here. */
 export const KUBECONFIG_CONTEXT = "skein-lab";
 
-/** The kubeconfig text for `url` (plain HTTP, no credentials), namespace `default`. */
+/**
+ * The kubeconfig text for `url` (no credentials), namespace `default`. For an `http:` URL the
+ * cluster is marked `insecure-skip-tls-verify`: client-node refuses plain HTTP otherwise
+ * ("HTTP protocol is not allowed when skipTLSVerify is not set"); kubectl does not mind.
+ */
 export function kubeconfigYaml(url: string): string {
   const parsed = new URL(url);
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new TypeError(`not an http(s) URL: ${url}`);
@@ -13,7 +17,7 @@ export function kubeconfigYaml(url: string): string {
     apiVersion: "v1",
     kind: "Config",
     preferences: {},
-    clusters: [{ name: KUBECONFIG_CONTEXT, cluster: { server: url } }],
+    clusters: [{ name: KUBECONFIG_CONTEXT, cluster: parsed.protocol === "http:" ? { server: url, "insecure-skip-tls-verify": true } : { server: url } }],
     users: [{ name: KUBECONFIG_CONTEXT, user: {} }],
     contexts: [{ name: KUBECONFIG_CONTEXT, context: { cluster: KUBECONFIG_CONTEXT, user: KUBECONFIG_CONTEXT, namespace: "default" } }],
     "current-context": KUBECONFIG_CONTEXT,
