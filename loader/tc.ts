@@ -5,6 +5,7 @@
  */
 import { SysError, check } from "./errors.js";
 import { libbpf, sizeOf, tcHook, tcOpts } from "./ffi.js";
+import { withLibbpfLog } from "./log.js";
 import type { Program } from "./program.js";
 
 export type TcDirection = "ingress" | "egress";
@@ -36,9 +37,11 @@ function label(slot: { ifindex: number; direction?: TcDirection }, ifname?: stri
 
 /** Creates the clsact qdisc on an interface; a qdisc already there is fine. Throws SysError. */
 export function ensureClsact(ifindex: number, ifname?: string): void {
-  const ret = libbpf().bpf_tc_hook_create(hook(ifindex, BPF_TC_INGRESS_EGRESS)) as number;
-  if (ret === -17 /* EEXIST */) return;
-  check(ret, "create clsact qdisc", label({ ifindex }, ifname));
+  // Captured, so the kernel's "Exclusivity flag on" for an existing qdisc is not printed.
+  const out = withLibbpfLog(() => libbpf().bpf_tc_hook_create(hook(ifindex, BPF_TC_INGRESS_EGRESS)) as number);
+  if ("error" in out) throw out.error;
+  if (out.result === -17 /* EEXIST */) return;
+  check(out.result, "create clsact qdisc", label({ ifindex }, ifname));
 }
 
 /** Removes the clsact qdisc and every filter on it; absent interface or qdisc is fine. */

@@ -78,4 +78,14 @@ export class IpcacheMap extends TypedMap<Prefix, IpcacheEntry> {
   static openPinned(root: string): IpcacheMap {
     return new IpcacheMap(RawMap.openPinned(pinPath(root, IPCACHE_MAP)), ipcacheCodec);
   }
+
+  /**
+   * The entry stored under exactly `prefix`, or undefined. `get()` is a longest-prefix match (a /32
+   * inside a pod CIDR finds the CIDR's entry); this walks the keys instead, so it costs O(entries).
+   */
+  getExact(prefix: Prefix): IpcacheEntry | undefined {
+    const want = ipcacheCodec.key.encode(prefix);
+    for (const k of this.raw.keys()) if (k.equals(want)) return this.get(prefix);
+    return undefined;
+  }
 }

@@ -197,9 +197,18 @@ export class Lab {
     this.#save();
     await ip(["-n", u, "link", "add", "w", "type", "veth", "peer", "name", "eth0", "netns", w]);
     await ipBatch(["link set w master br0", "link set w up"], { netns: `/var/run/netns/${u}` });
-    await ipBatch(["link set lo up", `addr add ${WORLD_IP}/32 dev lo`, `addr add ${this.#addr(250)}/24 dev eth0`, "link set eth0 up"], {
-      netns: `/var/run/netns/${w}`,
-    });
+    await ipBatch(
+      [
+        "link set lo up",
+        `addr add ${WORLD_IP}/32 dev lo`,
+        `addr add ${this.#addr(250)}/24 dev eth0`,
+        "link set eth0 up",
+        // Answer from the address that was asked: a UDP server bound to 0.0.0.0 otherwise replies
+        // from the bridge address, which no conntrack on the nodes expects.
+        `route change ${this.state.subnet} dev eth0 src ${WORLD_IP}`,
+      ],
+      { netns: `/var/run/netns/${w}` },
+    );
     this.state.world.workload = this.#startWorkload("world", `/var/run/netns/${w}`, this.state.world.control);
     this.#save();
   }
