@@ -77,7 +77,7 @@ export function buildIpcache(input: IpcacheInputs): Map<string, { key: Prefix; e
   }
   for (const pod of input.pods) {
     // Without its node there is no tunnel to reach it by; its node's pod CIDR covers it once known.
-    if (!nodeIp.has(pod.nodeName)) continue;
+    if (pod.nodeName !== input.localNodeName && !nodeIp.has(pod.nodeName)) continue;
     const p = parsePrefix(pod.ip);
     identity.set(p, pod.identity);
     tunnel.set(p, tunnelFor(pod.nodeName));
