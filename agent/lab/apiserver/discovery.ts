@@ -43,7 +43,13 @@ export function apiGroup(group: string): JsonObject | undefined {
   const versions = [...new Set(RESOURCES.filter((r) => r.group === group).map((r) => r.version))];
   if (group === "" || versions.length === 0) return undefined;
   const list = versions.map((v) => ({ groupVersion: `${group}/${v}`, version: v }));
-  return { kind: "APIGroup", apiVersion: "v1", name: group, versions: list, preferredVersion: list[0] ?? null };
+  return {
+    kind: "APIGroup",
+    apiVersion: "v1",
+    name: group,
+    versions: list,
+    preferredVersion: list[0] ?? null,
+  };
 }
 
 /** `/apis`: every non-core group. */
@@ -51,7 +57,12 @@ export function apiGroupList(): JsonObject {
   const list: JsonObject[] = [];
   for (const g of groups()) {
     const doc = apiGroup(g);
-    if (doc !== undefined) list.push({ name: doc.name ?? g, versions: doc.versions ?? [], preferredVersion: doc.preferredVersion ?? null });
+    if (doc !== undefined)
+      list.push({
+        name: doc.name ?? g,
+        versions: doc.versions ?? [],
+        preferredVersion: doc.preferredVersion ?? null,
+      });
   }
   return { kind: "APIGroupList", apiVersion: "v1", groups: list };
 }
@@ -73,8 +84,19 @@ export function apiResourceList(group: string, version: string): JsonObject | un
     if (r.categories.length > 0) entry.categories = [...r.categories];
     resources.push(entry);
     if (r.hasStatus) {
-      resources.push({ name: `${r.name}/status`, singularName: "", namespaced: r.namespaced, kind: r.kind, verbs: ["get", "patch", "update"] });
+      resources.push({
+        name: `${r.name}/status`,
+        singularName: "",
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs: ["get", "patch", "update"],
+      });
     }
   }
-  return { kind: "APIResourceList", apiVersion: "v1", groupVersion: group === "" ? version : `${group}/${version}`, resources };
+  return {
+    kind: "APIResourceList",
+    apiVersion: "v1",
+    groupVersion: group === "" ? version : `${group}/${version}`,
+    resources,
+  };
 }

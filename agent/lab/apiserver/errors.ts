@@ -46,7 +46,13 @@ export class ApiError extends Error {
   readonly reason: StatusReason;
   readonly details: StatusDetails | undefined;
 
-  constructor(code: number, reason: StatusReason, message: string, details?: StatusDetails, options?: ErrorOptions) {
+  constructor(
+    code: number,
+    reason: StatusReason,
+    message: string,
+    details?: StatusDetails,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.code = code;
     this.reason = reason;
@@ -99,7 +105,11 @@ export function badRequest(message: string, options?: ErrorOptions): ApiError {
 
 /** 404 for a named object: `pods "x" not found`. */
 export function notFound(ref: ResourceRef, name: string): ApiError {
-  return new ApiError(404, "NotFound", `${qualified(ref)} "${name}" not found`, { name, group: ref.group, kind: ref.name });
+  return new ApiError(404, "NotFound", `${qualified(ref)} "${name}" not found`, {
+    name,
+    group: ref.group,
+    kind: ref.name,
+  });
 }
 
 /** 404 for a path the server does not serve. */
@@ -109,36 +119,57 @@ export function pathNotFound(): ApiError {
 
 /** 409 AlreadyExists. */
 export function alreadyExists(ref: ResourceRef, name: string): ApiError {
-  return new ApiError(409, "AlreadyExists", `${qualified(ref)} "${name}" already exists`, { name, group: ref.group, kind: ref.name });
-}
-
-/** 409 Conflict: a stale resourceVersion or a failed precondition. */
-export function conflict(ref: ResourceRef, name: string, why: string): ApiError {
-  return new ApiError(409, "Conflict", `Operation cannot be fulfilled on ${qualified(ref)} "${name}": ${why}`, {
+  return new ApiError(409, "AlreadyExists", `${qualified(ref)} "${name}" already exists`, {
     name,
     group: ref.group,
     kind: ref.name,
   });
 }
 
+/** 409 Conflict: a stale resourceVersion or a failed precondition. */
+export function conflict(ref: ResourceRef, name: string, why: string): ApiError {
+  return new ApiError(
+    409,
+    "Conflict",
+    `Operation cannot be fulfilled on ${qualified(ref)} "${name}": ${why}`,
+    {
+      name,
+      group: ref.group,
+      kind: ref.name,
+    },
+  );
+}
+
 /** The message a stale resourceVersion gets. */
-export const STALE_OBJECT_MESSAGE = "the object has been modified; please apply your changes to the latest version and try again";
+export const STALE_OBJECT_MESSAGE =
+  "the object has been modified; please apply your changes to the latest version and try again";
 
 /** 422 Invalid: `Pod "x" is invalid: <field>: <message>` with one cause per problem. */
 export function invalid(kind: string, group: string, name: string, causes: StatusCause[]): ApiError {
-  const summary = causes.map((c) => (c.field === undefined ? c.message : `${c.field}: ${c.message}`)).join(", ");
+  const summary = causes
+    .map((c) => (c.field === undefined ? c.message : `${c.field}: ${c.message}`))
+    .join(", ");
   const list = causes.length > 1 ? `[${summary}]` : summary;
   return new ApiError(422, "Invalid", `${kind} "${name}" is invalid: ${list}`, { name, group, kind, causes });
 }
 
 /** 405 MethodNotAllowed. */
 export function methodNotAllowed(): ApiError {
-  return new ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {});
+  return new ApiError(
+    405,
+    "MethodNotAllowed",
+    "the server does not allow this method on the requested resource",
+    {},
+  );
 }
 
 /** 403 Forbidden. */
 export function forbidden(ref: ResourceRef, name: string, why: string): ApiError {
-  return new ApiError(403, "Forbidden", `${qualified(ref)} "${name}" is forbidden: ${why}`, { name, group: ref.group, kind: ref.name });
+  return new ApiError(403, "Forbidden", `${qualified(ref)} "${name}" is forbidden: ${why}`, {
+    name,
+    group: ref.group,
+    kind: ref.name,
+  });
 }
 
 /** 410 Expired: a watch or list asked for history the server no longer has. */
@@ -148,12 +179,20 @@ export function expired(message: string): ApiError {
 
 /** 415 UnsupportedMediaType. */
 export function unsupportedMediaType(contentType: string): ApiError {
-  return new ApiError(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml${contentType === "" ? "" : ` (got ${contentType})`}`);
+  return new ApiError(
+    415,
+    "UnsupportedMediaType",
+    `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml${contentType === "" ? "" : ` (got ${contentType})`}`,
+  );
 }
 
 /** 413 RequestEntityTooLarge. */
 export function tooLarge(limitBytes: number): ApiError {
-  return new ApiError(413, "RequestEntityTooLarge", `the request body exceeds the limit of ${limitBytes} bytes`);
+  return new ApiError(
+    413,
+    "RequestEntityTooLarge",
+    `the request body exceeds the limit of ${limitBytes} bytes`,
+  );
 }
 
 /** 500 InternalError, for bugs: the cause is kept for the log. */

@@ -50,6 +50,17 @@ export function arrayAt(obj: JsonObject | undefined, key: string): JsonValue[] |
   return Array.isArray(v) ? v : undefined;
 }
 
+/** Removes `key` from a JSON object used as a dictionary. */
+export function removeKey(obj: JsonObject, key: string): void {
+  Reflect.deleteProperty(obj, key);
+}
+
+/** A JSON value as text for messages: strings as they are, anything else as JSON. */
+export function jsonText(value: JsonValue | undefined): string {
+  if (value === undefined) return "undefined";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
 /** Follows a dotted path of object keys (`"spec.nodeName"`); undefined when any step is missing. */
 export function valueAtPath(obj: JsonObject, path: string): JsonValue | undefined {
   let cur: JsonValue | undefined = obj;

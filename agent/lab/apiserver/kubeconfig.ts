@@ -12,14 +12,26 @@ export const KUBECONFIG_CONTEXT = "skein-lab";
  */
 export function kubeconfigYaml(url: string): string {
   const parsed = new URL(url);
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new TypeError(`not an http(s) URL: ${url}`);
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    throw new TypeError(`not an http(s) URL: ${url}`);
   return stringify({
     apiVersion: "v1",
     kind: "Config",
     preferences: {},
-    clusters: [{ name: KUBECONFIG_CONTEXT, cluster: parsed.protocol === "http:" ? { server: url, "insecure-skip-tls-verify": true } : { server: url } }],
+    clusters: [
+      {
+        name: KUBECONFIG_CONTEXT,
+        cluster:
+          parsed.protocol === "http:" ? { server: url, "insecure-skip-tls-verify": true } : { server: url },
+      },
+    ],
     users: [{ name: KUBECONFIG_CONTEXT, user: {} }],
-    contexts: [{ name: KUBECONFIG_CONTEXT, context: { cluster: KUBECONFIG_CONTEXT, user: KUBECONFIG_CONTEXT, namespace: "default" } }],
+    contexts: [
+      {
+        name: KUBECONFIG_CONTEXT,
+        context: { cluster: KUBECONFIG_CONTEXT, user: KUBECONFIG_CONTEXT, namespace: "default" },
+      },
+    ],
     "current-context": KUBECONFIG_CONTEXT,
   });
 }

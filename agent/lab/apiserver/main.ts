@@ -68,7 +68,8 @@ async function main(argv: string[]): Promise<number> {
     options.port = port;
     if (values.history !== undefined) {
       const n = Number(values.history);
-      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--history wants a positive integer, got "${values.history}"`);
+      if (!Number.isInteger(n) || n < 1)
+        throw new UsageError(`--history wants a positive integer, got "${values.history}"`);
       options.history = n;
     }
   } catch (err) {
@@ -81,7 +82,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     server = await startLabApiServer(options);
   } catch (err) {
-    process.stderr.write(`lab-apiserver: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `lab-apiserver: cannot start: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     return 1;
   }
   const running = server;
@@ -89,12 +92,20 @@ async function main(argv: string[]): Promise<number> {
     const stop = (signal: string): void => {
       process.stderr.write(`lab-apiserver: ${signal}, closing\n`);
       running.close().then(
-        () => resolve(0),
-        () => resolve(1),
+        () => {
+          resolve(0);
+        },
+        () => {
+          resolve(1);
+        },
       );
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => {
+      stop("SIGTERM");
+    });
+    process.once("SIGINT", () => {
+      stop("SIGINT");
+    });
   });
   try {
     if (values["port-file"] !== undefined) await writeAtomically(values["port-file"], `${running.port}\n`);
@@ -113,7 +124,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`lab-apiserver: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `lab-apiserver: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exitCode = 1;
   },
 );

@@ -34,7 +34,11 @@ const OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 const arbitrary = (description: string): SchemaModel => ({ description });
 const str = (description: string): SchemaModel => ({ type: "string", description });
-const stringMap = (description: string): SchemaModel => ({ type: "object", description, additionalProperties: { type: "string" } });
+const stringMap = (description: string): SchemaModel => ({
+  type: "object",
+  description,
+  additionalProperties: { type: "string" },
+});
 
 function objectMeta(): SchemaModel {
   return {
@@ -73,17 +77,23 @@ function kindSchema(info: ResourceInfo): SchemaModel {
     ["metadata", { ref: `#/definitions/${OBJECT_META}`, description: "Standard object metadata." }],
     ["spec", arbitrary(`${info.kind} spec (not validated by the lab server).`)],
   ];
-  if (info.name !== "networkpolicies") props.push(["status", arbitrary(`${info.kind} status (not validated by the lab server).`)]);
+  if (info.name !== "networkpolicies")
+    props.push(["status", arbitrary(`${info.kind} status (not validated by the lab server).`)]);
   return {
     type: "object",
     description: `${info.kind} (Skein lab API server).`,
     properties: props,
-    extensions: [["x-kubernetes-group-version-kind", [{ group: info.group, kind: info.kind, version: info.version }]]],
+    extensions: [
+      ["x-kubernetes-group-version-kind", [{ group: info.group, kind: info.kind, version: info.version }]],
+    ],
   };
 }
 
 function definitions(): [string, SchemaModel][] {
-  return [[OBJECT_META, objectMeta()], ...RESOURCES.map((r): [string, SchemaModel] => [definitionName(r), kindSchema(r)])];
+  return [
+    [OBJECT_META, objectMeta()],
+    ...RESOURCES.map((r): [string, SchemaModel] => [definitionName(r), kindSchema(r)]),
+  ];
 }
 
 function schemaJson(s: SchemaModel): JsonObject {
@@ -93,7 +103,8 @@ function schemaJson(s: SchemaModel): JsonObject {
   if (s.type !== undefined) out.type = s.type;
   if (s.format !== undefined) out.format = s.format;
   if (s.required !== undefined) out.required = s.required;
-  if (s.properties !== undefined) out.properties = Object.fromEntries(s.properties.map(([k, v]) => [k, schemaJson(v)]));
+  if (s.properties !== undefined)
+    out.properties = Object.fromEntries(s.properties.map(([k, v]) => [k, schemaJson(v)]));
   if (s.additionalProperties !== undefined) out.additionalProperties = schemaJson(s.additionalProperties);
   if (s.items !== undefined) out.items = schemaJson(s.items);
   for (const [k, v] of s.extensions ?? []) out[k] = v;
@@ -118,19 +129,36 @@ function writeSchema(w: ProtoWriter, s: SchemaModel): void {
   w.string(4, s.description);
   w.strings(19, s.required);
   const additional = s.additionalProperties;
-  if (additional !== undefined) w.message(21, (a) => a.message(1, (inner) => writeSchema(inner, additional)));
+  if (additional !== undefined)
+    w.message(21, (a) =>
+      a.message(1, (inner) => {
+        writeSchema(inner, additional);
+      }),
+    );
   const type = s.type;
   if (type !== undefined) w.message(22, (t) => t.strings(1, [type]));
   const items = s.items;
-  if (items !== undefined) w.message(23, (i) => i.message(1, (inner) => writeSchema(inner, items)));
+  if (items !== undefined)
+    w.message(23, (i) =>
+      i.message(1, (inner) => {
+        writeSchema(inner, items);
+      }),
+    );
   const props = s.properties;
   if (props !== undefined) {
     w.message(25, (p) => {
-      for (const [name, schema] of props) p.message(1, (named) => named.string(1, name, true).message(2, (inner) => writeSchema(inner, schema)));
+      for (const [name, schema] of props)
+        p.message(1, (named) =>
+          named.string(1, name, true).message(2, (inner) => {
+            writeSchema(inner, schema);
+          }),
+        );
     });
   }
   for (const [name, value] of s.extensions ?? []) {
-    w.message(31, (named) => named.string(1, name, true).message(2, (any) => any.string(2, toYaml(value), true)));
+    w.message(31, (named) =>
+      named.string(1, name, true).message(2, (any) => any.string(2, toYaml(value), true)),
+    );
   }
 }
 
@@ -141,7 +169,12 @@ export function openApiV2Protobuf(): Buffer {
   w.message(2, (info) => info.string(1, INFO.title).string(2, INFO.version));
   w.message(8, () => undefined);
   w.message(9, (defs) => {
-    for (const [name, schema] of definitions()) defs.message(1, (named) => named.string(1, name, true).message(2, (s) => writeSchema(s, schema)));
+    for (const [name, schema] of definitions())
+      defs.message(1, (named) =>
+        named.string(1, name, true).message(2, (s) => {
+          writeSchema(s, schema);
+        }),
+      );
   });
   return w.finish();
 }

@@ -5,7 +5,7 @@
  * server's codes: a malformed patch document is 400, a patch that cannot be applied is 422.
  */
 import { ApiError, badRequest } from "./errors.js";
-import { cloneJson, isJsonObject, jsonEqual, type JsonObject, type JsonValue } from "./json.js";
+import { cloneJson, isJsonObject, jsonEqual, removeKey, type JsonObject, type JsonValue } from "./json.js";
 
 /** The Content-Type values a PATCH request may carry (apply-patch is not supported). */
 export type PatchType = "merge" | "strategic" | "json";
@@ -28,7 +28,7 @@ export function applyMergePatch(target: JsonValue | undefined, patch: JsonValue)
   if (!isJsonObject(patch)) return cloneJson(patch);
   const out: JsonObject = isJsonObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
+    if (v === null) removeKey(out, k);
     else out[k] = applyMergePatch(out[k], v);
   }
   return out;
@@ -56,28 +56,24 @@ function parseJsonPatch(patch: JsonValue): Op[] {
   return patch.map((raw, i) => {
     if (!isJsonObject(raw)) throw badRequest(`json patch: operation ${i} is not an object`);
     const path = parsePointer(raw.path, "path");
-    switch (raw.op) {
-      case "add":
-      case "replace":
-      case "test":
-        if (!Object.hasOwn(raw, "value")) throw badRequest(`json patch: operation ${i} (${raw.op}) has no "value"`);
-        return { op: raw.op, path, value: raw.value as JsonValue };
-      case "remove":
-        return { op: "remove", path };
-      case "move":
-      case "copy":
-        return { op: raw.op, path, from: parsePointer(raw.from, "from") };
-      default:
-        throw badRequest(`json patch: operation ${i} has unknown op ${JSON.stringify(raw.op ?? null)}`);
+    const op = raw.op;
+    if (op === "add" || op === "replace" || op === "test") {
+      if (!Object.hasOwn(raw, "value")) throw badRequest(`json patch: operation ${i} (${op}) has no "value"`);
+      return { op, path, value: raw.value as JsonValue };
     }
+    if (op === "remove") return { op, path };
+    if (op === "move" || op === "copy") return { op, path, from: parsePointer(raw.from, "from") };
+    throw badRequest(`json patch: operation ${i} has unknown op ${JSON.stringify(op ?? null)}`);
   });
 }
 
 function arrayIndex(token: string, length: number, allowEnd: boolean, pointer: string): number {
   if (allowEnd && token === "-") return length;
-  if (!/^(0|[1-9]\d*)$/.test(token)) throw patchFailed(`json patch: invalid array index "${token}" in "${pointer}"`);
+  if (!/^(0|[1-9]\d*)$/.test(token))
+    throw patchFailed(`json patch: invalid array index "${token}" in "${pointer}"`);
   const i = Number(token);
-  if (i > length || (!allowEnd && i === length)) throw patchFailed(`json patch: array index ${i} out of range in "${pointer}"`);
+  if (i > length || (!allowEnd && i === length))
+    throw patchFailed(`json patch: array index ${i} out of range in "${pointer}"`);
   return i;
 }
 
@@ -99,7 +95,8 @@ function parentOf(doc: JsonValue, path: string[]): JsonObject | JsonValue[] {
       throw patchFailed(`json patch: path "${show(path)}" does not exist`);
     }
   }
-  if (!Array.isArray(cur) && !isJsonObject(cur)) throw patchFailed(`json patch: path "${show(path)}" does not exist`);
+  if (!Array.isArray(cur) && !isJsonObject(cur))
+    throw patchFailed(`json patch: path "${show(path)}" does not exist`);
   return cur;
 }
 
@@ -122,7 +119,7 @@ function removeAt(doc: JsonValue, path: string[]): JsonValue {
   }
   if (!Object.hasOwn(parent, last)) throw patchFailed(`json patch: path "${show(path)}" does not exist`);
   const removed = parent[last] as JsonValue;
-  delete parent[last];
+  removeKey(parent, last);
   return removed;
 }
 
@@ -136,7 +133,8 @@ function addAt(doc: JsonValue, path: string[], value: JsonValue, replace: boolea
     if (replace) parent[i] = value;
     else parent.splice(i, 0, value);
   } else {
-    if (replace && !Object.hasOwn(parent, last)) throw patchFailed(`json patch: path "${show(path)}" does not exist`);
+    if (replace && !Object.hasOwn(parent, last))
+      throw patchFailed(`json patch: path "${show(path)}" does not exist`);
     parent[last] = value;
   }
   return doc;
@@ -158,14 +156,16 @@ export function applyJsonPatch(target: JsonValue, patch: JsonValue): JsonValue {
         removeAt(doc, op.path);
         break;
       case "test":
-        if (!jsonEqual(getAt(doc, op.path), op.value)) throw patchFailed(`json patch: test failed at "${show(op.path)}"`);
+        if (!jsonEqual(getAt(doc, op.path), op.value))
+          throw patchFailed(`json patch: test failed at "${show(op.path)}"`);
         break;
       case "copy":
         doc = addAt(doc, op.path, cloneJson(getAt(doc, op.from)), false);
         break;
       case "move": {
         const from = show(op.from);
-        if (show(op.path).startsWith(from + "/")) throw patchFailed(`json patch: cannot move "${from}" into itself`);
+        if (show(op.path).startsWith(from + "/"))
+          throw patchFailed(`json patch: cannot move "${from}" into itself`);
         const value = removeAt(doc, op.from);
         doc = addAt(doc, op.path, value, false);
         break;
@@ -202,7 +202,11 @@ const MERGE_KEYS: Readonly<Record<string, string>> = {
 };
 
 /** Primitive lists that merge as sets (`patchStrategy: merge` on a list of strings). */
-const MERGED_PRIMITIVE_LISTS: ReadonlySet<string> = new Set(["metadata.finalizers", "spec.podCIDRs", "spec.finalizers"]);
+const MERGED_PRIMITIVE_LISTS: ReadonlySet<string> = new Set([
+  "metadata.finalizers",
+  "spec.podCIDRs",
+  "spec.finalizers",
+]);
 
 function childPath(path: string, key: string): string {
   return path === "" ? key : `${path}.${key}`;
@@ -228,7 +232,8 @@ function strategicMap(target: JsonObject, patch: JsonObject, path: string): Json
     for (const [k, v] of Object.entries(patch)) if (!k.startsWith("$")) replaced[k] = cloneJson(v);
     return replaced;
   }
-  if (directive !== undefined && directive !== "merge") throw badRequest(`strategic merge patch: unknown $patch directive ${JSON.stringify(directive)}`);
+  if (directive !== undefined && directive !== "merge")
+    throw badRequest(`strategic merge patch: unknown $patch directive ${JSON.stringify(directive)}`);
 
   const out: JsonObject = { ...target };
   for (const [k, v] of Object.entries(patch)) {
@@ -236,15 +241,16 @@ function strategicMap(target: JsonObject, patch: JsonObject, path: string): Json
     if (k.startsWith("$deleteFromPrimitiveList/")) {
       const field = k.slice("$deleteFromPrimitiveList/".length);
       const cur = out[field];
-      if (Array.isArray(cur) && Array.isArray(v)) out[field] = cur.filter((e) => !v.some((d) => jsonEqual(d, e)));
+      if (Array.isArray(cur) && Array.isArray(v))
+        out[field] = cur.filter((e) => !v.some((d) => jsonEqual(d, e)));
       continue;
     }
     const p = childPath(path, k);
     if (v === null) {
-      delete out[k];
+      removeKey(out, k);
     } else if (isJsonObject(v)) {
-      const merged = strategicMap(isJsonObject(out[k]) ? (out[k] as JsonObject) : {}, v, p);
-      if (merged === undefined) delete out[k];
+      const merged = strategicMap(isJsonObject(out[k]) ? out[k] : {}, v, p);
+      if (merged === undefined) removeKey(out, k);
       else out[k] = merged;
     } else if (Array.isArray(v)) {
       out[k] = strategicList(out[k], v, p);
@@ -254,7 +260,7 @@ function strategicMap(target: JsonObject, patch: JsonObject, path: string): Json
   }
   const retain = patch.$retainKeys;
   if (Array.isArray(retain)) {
-    for (const k of Object.keys(out)) if (!retain.includes(k)) delete out[k];
+    for (const k of Object.keys(out)) if (!retain.includes(k)) removeKey(out, k);
   }
   return out;
 }
@@ -270,7 +276,8 @@ function strategicList(target: JsonValue | undefined, patch: JsonValue[], path: 
     return out;
   }
   const key = MERGE_KEYS[path];
-  if (key === undefined) return patch.map((e) => (isJsonObject(e) ? stripDirectives(e, `${path}[]`) : cloneJson(e)));
+  if (key === undefined)
+    return patch.map((e) => (isJsonObject(e) ? stripDirectives(e, `${path}[]`) : cloneJson(e)));
   const out: JsonValue[] = [...current];
   for (const e of patch) {
     if (!isJsonObject(e)) throw badRequest(`strategic merge patch: ${path} elements must be objects`);

@@ -3,7 +3,7 @@
  * validation need to know about each. Adding a type means adding an entry here (and, for kubectl's
  * table output, a converter in table.ts).
  */
-import { isJsonObject, valueAtPath, type JsonObject } from "./json.js";
+import { valueAtPath, type JsonObject } from "./json.js";
 
 /** Plural resource names served (the URL segment). */
 export type ResourceName = "nodes" | "namespaces" | "pods" | "networkpolicies";
@@ -136,11 +136,12 @@ export function resourcesOf(group: string, version: string): ResourceInfo[] {
  * supported field label for this resource.
  */
 export function fieldValue(info: ResourceInfo, obj: JsonObject, field: string): string | undefined {
-  if (field !== "metadata.name" && field !== "metadata.namespace" && !info.extraFields.includes(field)) return undefined;
+  if (field !== "metadata.name" && field !== "metadata.namespace" && !info.extraFields.includes(field))
+    return undefined;
   const v = valueAtPath(obj, field);
   if (typeof v === "string") return v;
   if (typeof v === "boolean") return v ? "true" : "false";
   if (field === "spec.hostNetwork" || field === "spec.unschedulable") return "false";
-  if (v === undefined || v === null || isJsonObject(v)) return "";
-  return String(v);
+  if (typeof v === "number") return String(v);
+  return "";
 }

@@ -21,12 +21,17 @@ const KIND_ORDER = ["Namespace", "Node", "NetworkPolicy", "Pod"];
 
 function unwrap(value: JsonValue, source: string, out: SeedObject[]): void {
   if (value === null) return;
-  if (!isJsonObject(value)) throw new Error(`${source}: a seed document must be an object, got ${Array.isArray(value) ? "array" : typeof value}`);
+  if (!isJsonObject(value))
+    throw new Error(
+      `${source}: a seed document must be an object, got ${Array.isArray(value) ? "array" : typeof value}`,
+    );
   const kind = stringAt(value, "kind") ?? "";
   if (kind === "List" || (kind.endsWith("List") && Array.isArray(value.items))) {
     const items = value.items;
     if (!Array.isArray(items)) throw new Error(`${source}: ${kind} has no items array`);
-    items.forEach((item, i) => unwrap(item, `${source} item ${i}`, out));
+    items.forEach((item, i) => {
+      unwrap(item, `${source} item ${i}`, out);
+    });
     return;
   }
   out.push({ object: value, source });

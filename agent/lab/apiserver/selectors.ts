@@ -3,7 +3,7 @@
  * against stored objects. Parse errors are 400 BadRequest {@link ApiError}s, as on the real server.
  */
 import { badRequest } from "./errors.js";
-import { isJsonObject, type JsonObject, type JsonValue } from "./json.js";
+import { isJsonObject, jsonText, type JsonObject, type JsonValue } from "./json.js";
 
 /** A label selector operator (the string syntax's spelling of metav1.LabelSelectorOperator). */
 export type LabelOperator = "=" | "!=" | "in" | "notin" | "exists" | "!" | "gt" | "lt";
@@ -41,7 +41,10 @@ export function labelKeyError(key: string): string | undefined {
   const slash = key.indexOf("/");
   const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
   const name = slash >= 0 ? key.slice(slash + 1) : key;
-  if (prefix !== undefined && (prefix.length === 0 || prefix.length > 253 || !DNS_SUBDOMAIN_RE.test(prefix))) {
+  if (
+    prefix !== undefined &&
+    (prefix.length === 0 || prefix.length > 253 || !DNS_SUBDOMAIN_RE.test(prefix))
+  ) {
     return "prefix part must be a lowercase RFC 1123 subdomain of at most 253 characters";
   }
   if (name.length === 0 || name.length > 63 || !NAME_RE.test(name)) {
@@ -111,7 +114,11 @@ export function parseLabelSelector(input: string): LabelSelector {
 
   const readKey = (): string => {
     const t = next();
-    if (t.kind !== "id") throw selectorError(input, `expected a label key, found ${t.kind === "op" ? `'${t.text}'` : "end of input"}`);
+    if (t.kind !== "id")
+      throw selectorError(
+        input,
+        `expected a label key, found ${t.kind === "op" ? `'${t.text}'` : "end of input"}`,
+      );
     const err = labelKeyError(t.text);
     if (err !== undefined) throw selectorError(input, `invalid label key "${t.text}": ${err}`);
     return t.text;
@@ -144,29 +151,34 @@ export function parseLabelSelector(input: string): LabelSelector {
       } else if (t.kind === "op" && (t.text === ">" || t.text === "<")) {
         pos++;
         const v = readValue(false);
-        if (!/^-?\d+$/.test(v)) throw selectorError(input, `for 'Gt', 'Lt' operators, the value must be an integer, got "${v}"`);
+        if (!/^-?\d+$/.test(v))
+          throw selectorError(input, `for 'Gt', 'Lt' operators, the value must be an integer, got "${v}"`);
         requirements.push({ key, operator: t.text === ">" ? "gt" : "lt", values: [v] });
       } else if (t.kind === "id" && (t.text === "in" || t.text === "notin")) {
         pos++;
         const open = next();
-        if (!(open.kind === "op" && open.text === "(")) throw selectorError(input, `expected '(' after '${t.text}'`);
+        if (!(open.kind === "op" && open.text === "("))
+          throw selectorError(input, `expected '(' after '${t.text}'`);
         const close = peek();
-        if (close.kind === "op" && close.text === ")") throw selectorError(input, `for '${t.text}' operator, the values set can't be empty`);
+        if (close.kind === "op" && close.text === ")")
+          throw selectorError(input, `for '${t.text}' operator, the values set can't be empty`);
         const values: string[] = [];
         for (;;) {
           values.push(readValue(true));
           const sep = next();
           if (sep.kind === "op" && sep.text === ")") break;
-          if (!(sep.kind === "op" && sep.text === ",")) throw selectorError(input, "expected ',' or ')' in a value set");
+          if (!(sep.kind === "op" && sep.text === ","))
+            throw selectorError(input, "expected ',' or ')' in a value set");
         }
         requirements.push({ key, operator: t.text, values });
       } else {
-        throw selectorError(input, `found '${t.kind === "id" ? t.text : t.kind === "op" ? t.text : "end"}', expected: in, notin, =, ==, !=, gt, lt`);
+        throw selectorError(input, `found '${t.text}', expected: in, notin, =, ==, !=, gt, lt`);
       }
     }
     const sep = next();
     if (sep.kind === "end") break;
-    if (!(sep.kind === "op" && sep.text === ",")) throw selectorError(input, `found '${sep.text}', expected: ','`);
+    if (!(sep.kind === "op" && sep.text === ","))
+      throw selectorError(input, `found '${sep.text}', expected: ','`);
   }
   return { requirements };
 }
@@ -261,7 +273,8 @@ function unescapeFieldValue(raw: string, input: string): string {
     const c = raw[i] as string;
     if (c === "\\") {
       const n = raw[i + 1];
-      if (n !== "\\" && n !== "," && n !== "=") throw badRequest(`invalid field selector: '${input}': invalid escape sequence`);
+      if (n !== "\\" && n !== "," && n !== "=")
+        throw badRequest(`invalid field selector: '${input}': invalid escape sequence`);
       out += n;
       i++;
     } else if (c === "=" || c === ",") {
@@ -277,7 +290,10 @@ function unescapeFieldValue(raw: string, input: string): string {
  * True when every term holds, reading field values with `fieldValue` (which returns undefined for
  * a field the resource does not support; that case is rejected earlier by the caller).
  */
-export function matchesFields(selector: FieldSelector, fieldValue: (field: string) => string | undefined): boolean {
+export function matchesFields(
+  selector: FieldSelector,
+  fieldValue: (field: string) => string | undefined,
+): boolean {
   return selector.requirements.every((r) => {
     const v = fieldValue(r.field) ?? "";
     return r.operator === "=" ? v === r.value : v !== r.value;
@@ -293,30 +309,20 @@ export function formatLabelSelector(selector: JsonValue | undefined): string {
   const parts: string[] = [];
   const ml = selector.matchLabels;
   if (isJsonObject(ml)) {
-    for (const k of Object.keys(ml).sort()) parts.push(`${k}=${String(ml[k])}`);
+    for (const k of Object.keys(ml).sort()) parts.push(`${k}=${jsonText(ml[k])}`);
   }
   const me = selector.matchExpressions;
   if (Array.isArray(me)) {
     for (const e of me) {
       if (!isJsonObject(e)) continue;
-      const key = String(e.key);
-      const values = Array.isArray(e.values) ? e.values.map(String).join(",") : "";
-      switch (e.operator) {
-        case "In":
-          parts.push(`${key} in (${values})`);
-          break;
-        case "NotIn":
-          parts.push(`${key} notin (${values})`);
-          break;
-        case "Exists":
-          parts.push(key);
-          break;
-        case "DoesNotExist":
-          parts.push(`!${key}`);
-          break;
-        default:
-          parts.push(`${key} ${String(e.operator)} (${values})`);
-      }
+      const key = jsonText(e.key);
+      const values = Array.isArray(e.values) ? e.values.map((v) => jsonText(v)).join(",") : "";
+      const op = e.operator;
+      if (op === "In") parts.push(`${key} in (${values})`);
+      else if (op === "NotIn") parts.push(`${key} notin (${values})`);
+      else if (op === "Exists") parts.push(key);
+      else if (op === "DoesNotExist") parts.push(`!${key}`);
+      else parts.push(`${key} ${jsonText(op)} (${values})`);
     }
   }
   return parts.length === 0 ? "<none>" : parts.join(",");

@@ -102,7 +102,11 @@ function tableRequested(accept: string | undefined): TableRequest | undefined {
     const [type, ...params] = part.split(";").map((s) => s.trim());
     if (type !== "application/json") continue;
     const p = new Map(params.map((kv) => kv.split("=").map((s) => s.trim()) as [string, string]));
-    if (p.get("as") === "Table" && p.get("g") === "meta.k8s.io" && (p.get("v") === "v1" || p.get("v") === "v1beta1")) {
+    if (
+      p.get("as") === "Table" &&
+      p.get("g") === "meta.k8s.io" &&
+      (p.get("v") === "v1" || p.get("v") === "v1beta1")
+    ) {
       return { version: p.get("v") as string };
     }
   }
@@ -110,7 +114,14 @@ function tableRequested(accept: string | undefined): TableRequest | undefined {
 }
 
 type Route =
-  | { kind: "resource"; info: ResourceInfo; namespace: string | undefined; name: string | undefined; sub: "status" | undefined; watchPath: boolean }
+  | {
+      kind: "resource";
+      info: ResourceInfo;
+      namespace: string | undefined;
+      name: string | undefined;
+      sub: "status" | undefined;
+      watchPath: boolean;
+    }
   | { kind: "doc"; body: () => JsonObject | undefined };
 
 /** Maps the segments after `/api/v1` or `/apis/<g>/<v>` to a resource route. */
@@ -120,13 +131,25 @@ function resourceRoute(group: string, version: string, rest: string[]): Route | 
     watchPath = true;
     rest = rest.slice(1);
   }
-  const mk = (resource: string | undefined, namespace: string | undefined, name: string | undefined, sub: string | undefined): Route | undefined => {
+  const mk = (
+    resource: string | undefined,
+    namespace: string | undefined,
+    name: string | undefined,
+    sub: string | undefined,
+  ): Route | undefined => {
     const info = resource === undefined ? undefined : resourceByName(resource);
     if (info === undefined || info.group !== group || info.version !== version) return undefined;
     if (sub !== undefined && !(sub === "status" && info.hasStatus)) return undefined;
     if (namespace !== undefined && !info.namespaced) return undefined;
     if (namespace === undefined && info.namespaced && name !== undefined) return undefined;
-    return { kind: "resource", info, namespace, name, sub: sub === "status" ? "status" : undefined, watchPath };
+    return {
+      kind: "resource",
+      info,
+      namespace,
+      name,
+      sub: sub === "status" ? "status" : undefined,
+      watchPath,
+    };
   };
   const [a, b, c, d, e] = rest;
   switch (rest.length) {
@@ -180,7 +203,8 @@ function logLine(sink: LogSink, level: string, msg: string, fields: Record<strin
   const rest = Object.entries(fields)
     .map(([k, v]) => {
       const s = typeof v === "string" ? v : JSON.stringify(v);
-      return `${k}=${/[\s"=]/.test(s ?? "") ? JSON.stringify(s) : (s ?? "null")}`;
+      const text = typeof s === "string" ? s : "null";
+      return `${k}=${/[\s"=]/.test(text) ? JSON.stringify(text) : text}`;
     })
     .join(" ");
   sink(`${new Date().toISOString()} ${level} lab-apiserver: ${msg}${rest === "" ? "" : ` ${rest}`}`);
@@ -188,7 +212,12 @@ function logLine(sink: LogSink, level: string, msg: string, fields: Record<strin
 
 class RequestHandler {
   readonly #store: LabStore;
-  readonly #opts: Required<Pick<LabApiServerOptions, "watchTimeoutSeconds" | "bookmarkIntervalMs" | "maxWatchBufferBytes" | "maxBodyBytes" | "logRequests">>;
+  readonly #opts: Required<
+    Pick<
+      LabApiServerOptions,
+      "watchTimeoutSeconds" | "bookmarkIntervalMs" | "maxWatchBufferBytes" | "maxBodyBytes" | "logRequests"
+    >
+  >;
   readonly #log: LogSink;
   readonly #watches = new Set<ServerResponse>();
   serverAddress = "";
@@ -218,14 +247,27 @@ class RequestHandler {
   handle(req: IncomingMessage, res: ServerResponse): void {
     const started = Date.now();
     res.on("finish", () => {
-      if (this.#opts.logRequests) this.log("info", "request", { method: req.method, url: req.url, code: res.statusCode, ms: Date.now() - started });
+      if (this.#opts.logRequests)
+        this.log("info", "request", {
+          method: req.method,
+          url: req.url,
+          code: res.statusCode,
+          ms: Date.now() - started,
+        });
     });
-    this.#dispatch(req, res).catch((err: unknown) => this.#fail(req, res, err));
+    this.#dispatch(req, res).catch((err: unknown) => {
+      this.#fail(req, res, err);
+    });
   }
 
   #fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     const apiErr = err instanceof ApiError ? err : internalError(err);
-    if (apiErr.code >= 500) this.log("error", "request failed", { method: req.method, url: req.url, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    if (apiErr.code >= 500)
+      this.log("error", "request failed", {
+        method: req.method,
+        url: req.url,
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      });
     if (res.headersSent) {
       res.destroy();
       return;
@@ -235,7 +277,11 @@ class RequestHandler {
 
   #send(res: ServerResponse, code: number, body: JsonValue, pretty: boolean): void {
     const text = JSON.stringify(body, null, pretty ? 2 : undefined) + "\n";
-    res.writeHead(code, { "Content-Type": JSON_TYPE, "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-cache, private" });
+    res.writeHead(code, {
+      "Content-Type": JSON_TYPE,
+      "Content-Length": Buffer.byteLength(text),
+      "Cache-Control": "no-cache, private",
+    });
     res.end(text);
   }
 
@@ -254,13 +300,17 @@ class RequestHandler {
   /** Parses a JSON or YAML body; 400 when malformed, 415 for another media type. */
   async #parseBody(req: IncomingMessage, allowEmpty: boolean): Promise<JsonValue | undefined> {
     const raw = await this.#readBody(req);
-    const contentType = (req.headers["content-type"] ?? JSON_TYPE).split(";")[0]?.trim().toLowerCase() ?? JSON_TYPE;
+    const contentType =
+      (req.headers["content-type"] ?? JSON_TYPE).split(";")[0]?.trim().toLowerCase() ?? JSON_TYPE;
     const text = raw.toString("utf8");
     if (text.trim() === "") {
       if (allowEmpty) return undefined;
       throw badRequest("the request body is empty");
     }
-    const isYaml = contentType === "application/yaml" || contentType === "application/x-yaml" || contentType === "text/yaml";
+    const isYaml =
+      contentType === "application/yaml" ||
+      contentType === "application/x-yaml" ||
+      contentType === "text/yaml";
     const isJson = contentType === JSON_TYPE || contentType.endsWith("+json") || contentType === "*/*";
     if (!isYaml && !isJson) throw unsupportedMediaType(contentType);
     try {
@@ -312,7 +362,10 @@ class RequestHandler {
     const accept = req.headers.accept ?? "";
     if (/protobuf/i.test(accept)) {
       this.#openApiProto ??= openApiV2Protobuf();
-      res.writeHead(200, { "Content-Type": PROTOBUF_OPENAPI_TYPE, "Content-Length": this.#openApiProto.length });
+      res.writeHead(200, {
+        "Content-Type": PROTOBUF_OPENAPI_TYPE,
+        "Content-Length": this.#openApiProto.length,
+      });
       res.end(this.#openApiProto);
       return;
     }
@@ -331,11 +384,23 @@ class RequestHandler {
     const store = this.#store;
     const ref = { namespace };
     const table = tableRequested(req.headers.accept);
-    const include = (query.get("includeObject") ?? "Metadata") as IncludeObject;
-    if (include !== "None" && include !== "Metadata" && include !== "Object") throw badRequest(`invalid includeObject "${String(include)}"`);
+    const includeText = query.get("includeObject") ?? "Metadata";
+    if (includeText !== "None" && includeText !== "Metadata" && includeText !== "Object")
+      throw badRequest(`invalid includeObject "${includeText}"`);
+    const include: IncludeObject = includeText;
     const send = (code: number, obj: JsonObject): void => {
       if (table !== undefined && obj.kind === info.kind) {
-        this.#send(res, code, toTable(info, [obj], { resourceVersion: stringAt(objectAt(obj, "metadata"), "resourceVersion") ?? "" }, { include, version: table.version }), pretty);
+        this.#send(
+          res,
+          code,
+          toTable(
+            info,
+            [obj],
+            { resourceVersion: stringAt(objectAt(obj, "metadata"), "resourceVersion") ?? "" },
+            { include, version: table.version },
+          ),
+          pretty,
+        );
       } else {
         this.#send(res, code, obj, pretty);
       }
@@ -361,9 +426,19 @@ class RequestHandler {
         if (page.continue !== undefined) listMeta.continue = page.continue;
         if (page.remainingItemCount !== undefined) listMeta.remainingItemCount = page.remainingItemCount;
         if (table !== undefined) {
-          this.#send(res, 200, toTable(info, page.items, listMeta, { include, version: table.version }), pretty);
+          this.#send(
+            res,
+            200,
+            toTable(info, page.items, listMeta, { include, version: table.version }),
+            pretty,
+          );
         } else {
-          this.#send(res, 200, { kind: info.listKind, apiVersion: info.apiVersion, metadata: listMeta, items: page.items }, pretty);
+          this.#send(
+            res,
+            200,
+            { kind: info.listKind, apiVersion: info.apiVersion, metadata: listMeta, items: page.items },
+            pretty,
+          );
         }
         return;
       }
@@ -376,13 +451,24 @@ class RequestHandler {
       if (method === "DELETE" && info.verbs.includes("deletecollection")) {
         await this.#parseBody(req, true);
         const deleted = store.deleteCollection(info.name, selection);
-        this.#send(res, 200, { kind: info.listKind, apiVersion: info.apiVersion, metadata: { resourceVersion: store.resourceVersion }, items: deleted }, pretty);
+        this.#send(
+          res,
+          200,
+          {
+            kind: info.listKind,
+            apiVersion: info.apiVersion,
+            metadata: { resourceVersion: store.resourceVersion },
+            items: deleted,
+          },
+          pretty,
+        );
         return;
       }
       throw methodNotAllowed();
     }
 
-    if (sub === "status" && method !== "GET" && method !== "PUT" && method !== "PATCH") throw methodNotAllowed();
+    if (sub === "status" && method !== "GET" && method !== "PUT" && method !== "PATCH")
+      throw methodNotAllowed();
     switch (method) {
       case "GET":
         send(200, store.getOrThrow(info.name, name, ref));
@@ -425,7 +511,11 @@ class RequestHandler {
     req: IncomingMessage,
     res: ServerResponse,
     info: ResourceInfo,
-    selection: { namespace: string | undefined; labelSelector: string | undefined; fieldSelector: string | undefined },
+    selection: {
+      namespace: string | undefined;
+      labelSelector: string | undefined;
+      fieldSelector: string | undefined;
+    },
     query: Query,
     table: TableRequest | undefined,
     include: IncludeObject,
@@ -434,7 +524,8 @@ class RequestHandler {
     let timeoutSeconds = this.#opts.watchTimeoutSeconds;
     if (timeoutText !== undefined && timeoutText !== "") {
       timeoutSeconds = Number(timeoutText);
-      if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 0) throw badRequest(`invalid timeoutSeconds "${timeoutText}"`);
+      if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 0)
+        throw badRequest(`invalid timeoutSeconds "${timeoutText}"`);
     }
     const bookmarks = query.bool("allowWatchBookmarks") === true;
     const sendInitialEvents = query.bool("sendInitialEvents");
@@ -446,11 +537,16 @@ class RequestHandler {
       if (res.writableEnded || res.destroyed) return;
       let obj = object;
       if (table !== undefined && type !== "BOOKMARK" && type !== "ERROR") {
-        obj = toTable(info, [object], { resourceVersion: stringAt(objectAt(object, "metadata"), "resourceVersion") ?? "" }, {
-          include,
-          version: table.version,
-          noHeaders: !first,
-        });
+        obj = toTable(
+          info,
+          [object],
+          { resourceVersion: stringAt(objectAt(object, "metadata"), "resourceVersion") ?? "" },
+          {
+            include,
+            version: table.version,
+            noHeaders: !first,
+          },
+        );
         first = false;
       }
       const line = JSON.stringify({ type, object: obj }) + "\n";
@@ -460,7 +556,10 @@ class RequestHandler {
       }
       res.write(line);
       if (res.writableLength > this.#opts.maxWatchBufferBytes) {
-        this.log("warn", "closing watch: client does not keep up", { resource: info.name, buffered: res.writableLength });
+        this.log("warn", "closing watch: client does not keep up", {
+          resource: info.name,
+          buffered: res.writableLength,
+        });
         res.end();
       }
     };
@@ -471,7 +570,11 @@ class RequestHandler {
     };
 
     const start = (): void => {
-      res.writeHead(200, { "Content-Type": JSON_TYPE, "Cache-Control": "no-cache, private", "Transfer-Encoding": "chunked" });
+      res.writeHead(200, {
+        "Content-Type": JSON_TYPE,
+        "Cache-Control": "no-cache, private",
+        "Transfer-Encoding": "chunked",
+      });
       res.flushHeaders();
       const queued = pending ?? [];
       pending = undefined;
@@ -483,11 +586,17 @@ class RequestHandler {
       watch = this.#store.watch(
         info.name,
         { ...selection, resourceVersion: query.get("resourceVersion"), sendInitialEvents },
-        (ev: WatchEvent) => write(ev.type, ev.object),
+        (ev: WatchEvent) => {
+          write(ev.type, ev.object);
+        },
       );
     } catch (err) {
       if (err instanceof ApiError && err.code === 410) {
-        this.log("info", "watch expired", { resource: info.name, resourceVersion: query.get("resourceVersion"), message: err.message });
+        this.log("info", "watch expired", {
+          resource: info.name,
+          resourceVersion: query.get("resourceVersion"),
+          message: err.message,
+        });
         // Like the real watch cache: 200, then one ERROR event carrying the Status, then EOF.
         // client-node's ListWatch resets its resourceVersion on it and relists when the stream ends.
         start();
@@ -500,7 +609,11 @@ class RequestHandler {
     if (sendInitialEvents === true && bookmarks) bookmark({ "k8s.io/initial-events-end": "true" });
     start();
     this.#watches.add(res);
-    const bookmarkTimer = bookmarks ? setInterval(() => bookmark(), this.#opts.bookmarkIntervalMs) : undefined;
+    const bookmarkTimer = bookmarks
+      ? setInterval(() => {
+          bookmark();
+        }, this.#opts.bookmarkIntervalMs)
+      : undefined;
     const timeout =
       timeoutSeconds > 0
         ? setTimeout(() => {
@@ -532,9 +645,11 @@ export async function startLabApiServer(options: LabApiServerOptions = {}): Prom
   const sink: LogSink = options.log ?? ((line) => process.stderr.write(line + "\n"));
   const storeOptions: ConstructorParameters<typeof LabStore>[0] = {};
   if (options.history !== undefined) storeOptions.history = options.history;
-  if (options.firstResourceVersion !== undefined) storeOptions.firstResourceVersion = options.firstResourceVersion;
+  if (options.firstResourceVersion !== undefined)
+    storeOptions.firstResourceVersion = options.firstResourceVersion;
   const store = new LabStore(storeOptions);
-  const seedPaths = options.seed === undefined ? [] : typeof options.seed === "string" ? [options.seed] : [...options.seed];
+  const seedPaths =
+    options.seed === undefined ? [] : typeof options.seed === "string" ? [options.seed] : [...options.seed];
   const seeded = applySeed(store, [
     ...(await readSeed(seedPaths)),
     ...(options.seedObjects ?? []).map((o, i) => {
@@ -544,7 +659,9 @@ export async function startLabApiServer(options: LabApiServerOptions = {}): Prom
   ]);
 
   const handler = new RequestHandler(store, options, sink);
-  const server: Server = createServer((req, res) => handler.handle(req, res));
+  const server: Server = createServer((req, res) => {
+    handler.handle(req, res);
+  });
   const sockets = new Set<Socket>();
   server.on("connection", (s: Socket) => {
     sockets.add(s);
@@ -566,7 +683,9 @@ export async function startLabApiServer(options: LabApiServerOptions = {}): Prom
       resolve();
     });
   });
-  server.on("error", (err) => handler.log("error", "server error", { error: err.message }));
+  server.on("error", (err) => {
+    handler.log("error", "server error", { error: err.message });
+  });
   const port = (server.address() as AddressInfo).port;
   const hostForUrl = host.includes(":") ? `[${host}]` : host;
   handler.serverAddress = `${hostForUrl}:${port}`;

@@ -33,22 +33,38 @@ const metadata: Shape = {
     labels: stringMap,
     annotations: stringMap,
     finalizers: { array: "string" },
-    ownerReferences: { array: { fields: { apiVersion: "string", kind: "string", name: "string", uid: "string" } } },
+    ownerReferences: {
+      array: { fields: { apiVersion: "string", kind: "string", name: "string", uid: "string" } },
+    },
   },
 };
 
 const labelSelector: Shape = {
   fields: {
     matchLabels: stringMap,
-    matchExpressions: { array: { fields: { key: "string", operator: "string", values: { array: "string" } } } },
+    matchExpressions: {
+      array: { fields: { key: "string", operator: "string", values: { array: "string" } } },
+    },
   },
 };
 
-const containerPort: Shape = { fields: { name: "string", containerPort: "integer", hostPort: "integer", protocol: "string", hostIP: "string" } };
+const containerPort: Shape = {
+  fields: {
+    name: "string",
+    containerPort: "integer",
+    hostPort: "integer",
+    protocol: "string",
+    hostIP: "string",
+  },
+};
 const container: Shape = { fields: { name: "string", image: "string", ports: { array: containerPort } } };
 
 const policyPeer: Shape = {
-  fields: { podSelector: labelSelector, namespaceSelector: labelSelector, ipBlock: { fields: { cidr: "string", except: { array: "string" } } } },
+  fields: {
+    podSelector: labelSelector,
+    namespaceSelector: labelSelector,
+    ipBlock: { fields: { cidr: "string", except: { array: "string" } } },
+  },
 };
 const policyPort: Shape = { fields: { protocol: "string", port: "int-or-string", endPort: "integer" } };
 
@@ -58,7 +74,14 @@ const SHAPES: Readonly<Record<ResourceName, Readonly<Record<string, Shape>>>> = 
     status: { fields: { phase: "string" } },
   },
   nodes: {
-    spec: { fields: { podCIDR: "string", podCIDRs: { array: "string" }, unschedulable: "boolean", providerID: "string" } },
+    spec: {
+      fields: {
+        podCIDR: "string",
+        podCIDRs: { array: "string" },
+        unschedulable: "boolean",
+        providerID: "string",
+      },
+    },
     status: {
       fields: {
         addresses: { array: { fields: { type: "string", address: "string" } } },
@@ -125,13 +148,18 @@ function check(v: JsonValue, shape: Shape, path: string, info: ResourceInfo): vo
     if (typeof v !== "string" && !(typeof v === "number" && Number.isInteger(v))) fail("intstr.IntOrString");
   } else if ("array" in shape) {
     if (!Array.isArray(v)) fail("[]" + describe(shape.array));
-    else v.forEach((e) => check(e, shape.array, path, info));
+    else
+      v.forEach((e) => {
+        check(e, shape.array, path, info);
+      });
   } else if ("map" in shape) {
     if (!isJsonObject(v)) fail("map[string]" + describe(shape.map));
     else for (const [k, e] of Object.entries(v)) check(e, shape.map, `${path}.${k}`, info);
   } else {
     if (!isJsonObject(v)) fail("object");
-    else for (const [k, s] of Object.entries(shape.fields)) if (Object.hasOwn(v, k)) check(v[k] as JsonValue, s, `${path}.${k}`, info);
+    else
+      for (const [k, s] of Object.entries(shape.fields))
+        if (Object.hasOwn(v, k)) check(v[k] as JsonValue, s, `${path}.${k}`, info);
   }
 }
 
@@ -148,7 +176,9 @@ function describe(shape: Shape): string {
  */
 export function checkShape(info: ResourceInfo, body: JsonValue): void {
   if (!isJsonObject(body)) {
-    throw badRequest(`${info.kind} in version "${info.version}" cannot be handled as a ${info.kind}: the request body must be a JSON object, got ${typeName(body)}`);
+    throw badRequest(
+      `${info.kind} in version "${info.version}" cannot be handled as a ${info.kind}: the request body must be a JSON object, got ${typeName(body)}`,
+    );
   }
   for (const k of ["apiVersion", "kind"] as const) {
     if (Object.hasOwn(body, k)) check(body[k] as JsonValue, "string", k, info);

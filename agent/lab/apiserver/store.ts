@@ -23,9 +23,25 @@ import {
   notFound,
   type StatusCause,
 } from "./errors.js";
-import { cloneJson, isJsonObject, jsonEqual, objectAt, stringAt, type JsonObject, type JsonValue } from "./json.js";
+import {
+  cloneJson,
+  isJsonObject,
+  jsonEqual,
+  jsonText,
+  objectAt,
+  stringAt,
+  type JsonObject,
+  type JsonValue,
+} from "./json.js";
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch, type PatchType } from "./patch.js";
-import { fieldValue, RESOURCES, resourceByKind, resourceByName, type ResourceInfo, type ResourceName } from "./resources.js";
+import {
+  fieldValue,
+  RESOURCES,
+  resourceByKind,
+  resourceByName,
+  type ResourceInfo,
+  type ResourceName,
+} from "./resources.js";
 import {
   labelKeyError,
   labelsOf,
@@ -161,7 +177,7 @@ const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 function deepFreeze<T extends JsonValue>(v: T): T {
   if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
     Object.freeze(v);
-    for (const child of Object.values(v)) deepFreeze(child as JsonValue);
+    for (const child of Object.values(v)) deepFreeze(child);
   }
   return v;
 }
@@ -199,7 +215,8 @@ function timestamp(d: Date): string {
 function resolve(resource: ResourceName | ResourceInfo): ResourceInfo {
   if (typeof resource !== "string") return resource;
   const info = resourceByName(resource);
-  if (info === undefined) throw new ApiError(404, "NotFound", `the server could not find the requested resource (${String(resource)})`);
+  if (info === undefined)
+    throw new ApiError(404, "NotFound", `the server could not find the requested resource (${resource})`);
   return info;
 }
 
@@ -218,16 +235,29 @@ export class LabStore {
   /** Creates the store and its built-in namespaces. Throws RangeError on a bad option. */
   constructor(options: LabStoreOptions = {}) {
     const history = options.history ?? 1000;
-    if (!Number.isInteger(history) || history < 1) throw new RangeError(`history must be a positive integer, got ${history}`);
+    if (!Number.isInteger(history) || history < 1)
+      throw new RangeError(`history must be a positive integer, got ${history}`);
     this.#historyLimit = history;
     this.#now = options.now ?? (() => new Date());
     const first = options.firstResourceVersion ?? Date.now();
-    if (!Number.isSafeInteger(first) || first < 0) throw new RangeError(`firstResourceVersion must be a non-negative integer, got ${first}`);
+    if (!Number.isSafeInteger(first) || first < 0)
+      throw new RangeError(`firstResourceVersion must be a non-negative integer, got ${first}`);
     this.#rv = first;
     for (const info of RESOURCES) {
-      this.#tables.set(info.name, { info, objects: new Map(), history: [], compactedRv: first, watchers: new Set() });
+      this.#tables.set(info.name, {
+        info,
+        objects: new Map(),
+        history: [],
+        compactedRv: first,
+        watchers: new Set(),
+      });
     }
-    for (const ns of options.builtinNamespaces ?? ["default", "kube-system", "kube-public", "kube-node-lease"]) {
+    for (const ns of options.builtinNamespaces ?? [
+      "default",
+      "kube-system",
+      "kube-public",
+      "kube-node-lease",
+    ]) {
       this.create("namespaces", { metadata: { name: ns } });
     }
   }
@@ -253,7 +283,9 @@ export class LabStore {
     const fromPath = ref?.namespace;
     const fromBody = body === undefined ? undefined : namespaceOf(body);
     if (fromPath !== undefined && fromBody !== undefined && fromBody !== "" && fromBody !== fromPath) {
-      throw badRequest("the namespace of the provided object does not match the namespace sent on the request");
+      throw badRequest(
+        "the namespace of the provided object does not match the namespace sent on the request",
+      );
     }
     const ns = fromPath ?? (fromBody === "" ? undefined : fromBody) ?? "default";
     return ns;
@@ -281,9 +313,13 @@ export class LabStore {
 
   #filter(info: ResourceInfo, options: SelectOptions | undefined): Filter {
     const labels =
-      typeof options?.labelSelector === "string" ? parseLabelSelector(options.labelSelector) : (options?.labelSelector ?? { requirements: [] });
+      typeof options?.labelSelector === "string"
+        ? parseLabelSelector(options.labelSelector)
+        : (options?.labelSelector ?? { requirements: [] });
     const fields =
-      typeof options?.fieldSelector === "string" ? parseFieldSelector(options.fieldSelector) : (options?.fieldSelector ?? { requirements: [] });
+      typeof options?.fieldSelector === "string"
+        ? parseFieldSelector(options.fieldSelector)
+        : (options?.fieldSelector ?? { requirements: [] });
     for (const r of fields.requirements) {
       if (fieldValue(info, {}, r.field) === undefined) {
         throw badRequest(`field label not supported: ${r.field}`);
@@ -313,9 +349,13 @@ export class LabStore {
     let after: string | undefined;
     if (options?.continue !== undefined && options.continue !== "") after = decodeContinue(options.continue);
     const limit = options?.limit;
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw badRequest(`limit must be a non-negative integer, got ${limit}`);
-    const matching = this.#sorted(table).filter(([k, o]) => (after === undefined || k > after) && this.#matches(info, f, o));
-    const page = limit !== undefined && limit > 0 && matching.length > limit ? matching.slice(0, limit) : matching;
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 0))
+      throw badRequest(`limit must be a non-negative integer, got ${limit}`);
+    const matching = this.#sorted(table).filter(
+      ([k, o]) => (after === undefined || k > after) && this.#matches(info, f, o),
+    );
+    const page =
+      limit !== undefined && limit > 0 && matching.length > limit ? matching.slice(0, limit) : matching;
     const result: ListResult = {
       items: page.map(([, o]) => {
         const item = cloneJson(o);
@@ -338,7 +378,11 @@ export class LabStore {
     const kind = stringAt(body, "kind");
     const apiVersion = stringAt(body, "apiVersion");
     if (kind !== undefined && kind !== "" && kind !== info.kind) {
-      causes.push({ reason: "FieldValueInvalid", field: "kind", message: `Invalid value: "${kind}": must be ${info.kind} for ${info.name}` });
+      causes.push({
+        reason: "FieldValueInvalid",
+        field: "kind",
+        message: `Invalid value: "${kind}": must be ${info.kind} for ${info.name}`,
+      });
     }
     if (apiVersion !== undefined && apiVersion !== "" && apiVersion !== info.apiVersion) {
       causes.push({
@@ -355,7 +399,11 @@ export class LabStore {
     const rule = info.nameRule === "label" ? DNS_LABEL_RE : DNS_SUBDOMAIN_RE;
     const max = info.nameRule === "label" ? 63 : 253;
     if (name === "") {
-      causes.push({ reason: "FieldValueRequired", field: "metadata.name", message: "Required value: name or generateName is required" });
+      causes.push({
+        reason: "FieldValueRequired",
+        field: "metadata.name",
+        message: "Required value: name or generateName is required",
+      });
     } else if (name.length > max || !rule.test(name)) {
       causes.push({
         reason: "FieldValueInvalid",
@@ -368,14 +416,29 @@ export class LabStore {
     const labels = objectAt(meta(obj), "labels") ?? {};
     for (const [k, v] of Object.entries(labels)) {
       const ke = labelKeyError(k);
-      if (ke !== undefined) causes.push({ reason: "FieldValueInvalid", field: "metadata.labels", message: `Invalid value: "${k}": ${ke}` });
+      if (ke !== undefined)
+        causes.push({
+          reason: "FieldValueInvalid",
+          field: "metadata.labels",
+          message: `Invalid value: "${k}": ${ke}`,
+        });
       const ve = typeof v === "string" ? labelValueError(v) : "must be a string";
-      if (ve !== undefined) causes.push({ reason: "FieldValueInvalid", field: `metadata.labels`, message: `Invalid value: ${JSON.stringify(v)}: ${ve}` });
+      if (ve !== undefined)
+        causes.push({
+          reason: "FieldValueInvalid",
+          field: `metadata.labels`,
+          message: `Invalid value: ${JSON.stringify(v)}: ${ve}`,
+        });
     }
     const annotations = objectAt(meta(obj), "annotations") ?? {};
     for (const k of Object.keys(annotations)) {
       const ke = labelKeyError(k);
-      if (ke !== undefined) causes.push({ reason: "FieldValueInvalid", field: "metadata.annotations", message: `Invalid value: "${k}": ${ke}` });
+      if (ke !== undefined)
+        causes.push({
+          reason: "FieldValueInvalid",
+          field: "metadata.annotations",
+          message: `Invalid value: "${k}": ${ke}`,
+        });
     }
     if (causes.length > 0) throw invalid(info.kind, info.group, name, causes);
   }
@@ -400,7 +463,7 @@ export class LabStore {
       const before = ev.previous !== undefined && this.#matches(info, w.filter, ev.previous);
       if (now && before) out = { type: "MODIFIED", object: ev.object };
       else if (now) out = { type: "ADDED", object: ev.object };
-      else if (before && ev.previous !== undefined) {
+      else if (before) {
         // The real watch cache reports the old content with the new resourceVersion.
         const prev = cloneJson(ev.previous);
         (prev.metadata as JsonObject).resourceVersion = String(ev.rv);
@@ -491,7 +554,11 @@ export class LabStore {
    * object does not exist, 400 when the body's name/namespace differ from `name`/`ref`.
    * An update that changes nothing returns the stored object without a new resourceVersion.
    */
-  update(resource: ResourceName, body: JsonValue, options?: UpdateOptions & { name?: string | undefined }): JsonObject {
+  update(
+    resource: ResourceName,
+    body: JsonValue,
+    options?: UpdateOptions & { name?: string | undefined },
+  ): JsonObject {
     const info = resolve(resource);
     checkShape(info, body);
     const obj = body as JsonObject;
@@ -505,13 +572,20 @@ export class LabStore {
     return this.#replace(info, ns, name, obj, options?.subresource === "status" ? "status" : "main");
   }
 
-  #replace(info: ResourceInfo, ns: string | undefined, name: string, body: JsonObject, mode: "main" | "status" | "all"): JsonObject {
+  #replace(
+    info: ResourceInfo,
+    ns: string | undefined,
+    name: string,
+    body: JsonObject,
+    mode: "main" | "status" | "all",
+  ): JsonObject {
     const table = this.#table(info);
     const key = keyOf(ns, name);
     const old = table.objects.get(key);
     if (old === undefined) throw notFound(info, name);
     const wantRv = rvOf(body);
-    if (wantRv !== undefined && wantRv !== "" && wantRv !== rvOf(old)) throw conflict(info, name, STALE_OBJECT_MESSAGE);
+    if (wantRv !== undefined && wantRv !== "" && wantRv !== rvOf(old))
+      throw conflict(info, name, STALE_OBJECT_MESSAGE);
 
     let next: JsonObject;
     if (mode === "status") {
@@ -565,7 +639,13 @@ export class LabStore {
    * differs from the stored one is a precondition failure (409). Throws 404 when missing, 400 for
    * a malformed patch, 422 when a JSON patch cannot be applied or the result is invalid.
    */
-  patch(resource: ResourceName, name: string, patch: JsonValue, type: PatchType, options?: UpdateOptions): JsonObject {
+  patch(
+    resource: ResourceName,
+    name: string,
+    patch: JsonValue,
+    type: PatchType,
+    options?: UpdateOptions,
+  ): JsonObject {
     const info = resolve(resource);
     const ns = this.#namespaceFor(info, options);
     const old = this.#table(info).objects.get(keyOf(ns, name));
@@ -585,9 +665,14 @@ export class LabStore {
     }
     checkShape(info, patched);
     const obj = patched as JsonObject;
-    if (nameOf(obj) !== name) throw badRequest(`the name of the object (${nameOf(obj)}) does not match the name on the URL (${name})`);
+    if (nameOf(obj) !== name)
+      throw badRequest(
+        `the name of the object (${nameOf(obj)}) does not match the name on the URL (${name})`,
+      );
     if (info.namespaced && namespaceOf(obj) !== ns) {
-      throw badRequest("the namespace of the provided object does not match the namespace sent on the request");
+      throw badRequest(
+        "the namespace of the provided object does not match the namespace sent on the request",
+      );
     }
     this.#checkKind(info, obj, name);
     return this.#replace(info, ns, name, obj, options?.subresource === "status" ? "status" : "main");
@@ -609,13 +694,21 @@ export class LabStore {
     const pre = options?.preconditions;
     const m = meta(old);
     if (pre?.uid !== undefined && pre.uid !== "" && pre.uid !== m.uid) {
-      throw conflict(info, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${String(m.uid)}`);
-    }
-    if (pre?.resourceVersion !== undefined && pre.resourceVersion !== "" && pre.resourceVersion !== m.resourceVersion) {
       throw conflict(
         info,
         name,
-        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${String(m.resourceVersion)}`,
+        `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${jsonText(m.uid)}`,
+      );
+    }
+    if (
+      pre?.resourceVersion !== undefined &&
+      pre.resourceVersion !== "" &&
+      pre.resourceVersion !== m.resourceVersion
+    ) {
+      throw conflict(
+        info,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${jsonText(m.resourceVersion)}`,
       );
     }
     if (info.name === "namespaces") {
@@ -654,7 +747,8 @@ export class LabStore {
     const kind = stringAt(obj, "kind");
     const apiVersion = stringAt(obj, "apiVersion");
     const info = kind === undefined ? undefined : resourceByKind(kind, apiVersion);
-    if (info === undefined) throw badRequest(`no served resource has kind ${String(kind)} (apiVersion ${String(apiVersion)})`);
+    if (info === undefined)
+      throw badRequest(`no served resource has kind ${String(kind)} (apiVersion ${String(apiVersion)})`);
     checkShape(info, obj);
     const ns = this.#namespaceFor(info, undefined, obj);
     const existing = this.#table(info).objects.get(keyOf(ns, nameOf(obj)));
@@ -683,7 +777,9 @@ export class LabStore {
       get closed() {
         return watcher.closed;
       },
-      close: () => this.#unwatch(watcher),
+      close: () => {
+        this.#unwatch(watcher);
+      },
     };
     let initial: WatchEvent[] = [];
     let replay: StoredEvent[] = [];
@@ -696,10 +792,14 @@ export class LabStore {
     } else {
       if (!/^\d+$/.test(rvText)) throw badRequest(`invalid resource version "${rvText}"`);
       const from = Number(rvText);
-      if (from < table.compactedRv) throw expired(`too old resource version: ${from} (${table.compactedRv + 1})`);
-      if (from > this.#rv) throw expired(`too large resource version: ${from} (current ${this.#rv}); the server may have restarted`);
+      if (from < table.compactedRv)
+        throw expired(`too old resource version: ${from} (${table.compactedRv + 1})`);
+      if (from > this.#rv)
+        throw expired(
+          `too large resource version: ${from} (current ${this.#rv}); the server may have restarted`,
+        );
       if (options.sendInitialEvents === true) {
-        throw badRequest("sendInitialEvents is only supported with resourceVersion unset or \"0\"");
+        throw badRequest('sendInitialEvents is only supported with resourceVersion unset or "0"');
       }
       replay = table.history.filter((e) => e.rv > from);
     }

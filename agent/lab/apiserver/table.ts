@@ -62,8 +62,19 @@ function age(obj: JsonObject, now: Date): string {
   return Number.isNaN(t) ? "<unknown>" : humanDuration(now.getTime() - t);
 }
 
-const NAME: Column = { name: "Name", type: "string", format: "name", description: "Name must be unique within a namespace.", priority: 0 };
-const AGE: Column = { name: "Age", type: "string", description: "Time since the object was created (creationTimestamp).", priority: 0 };
+const NAME: Column = {
+  name: "Name",
+  type: "string",
+  format: "name",
+  description: "Name must be unique within a namespace.",
+  priority: 0,
+};
+const AGE: Column = {
+  name: "Age",
+  type: "string",
+  description: "Time since the object was created (creationTimestamp).",
+  priority: 0,
+};
 
 interface Printer {
   columns: Column[];
@@ -74,7 +85,8 @@ function nodeStatus(obj: JsonObject): string {
   const conditions = arrayAt(objectAt(obj, "status"), "conditions") ?? [];
   let ready = "Unknown";
   for (const c of conditions) {
-    if (isJsonObject(c) && c.type === "Ready") ready = c.status === "True" ? "Ready" : c.status === "False" ? "NotReady" : "Unknown";
+    if (isJsonObject(c) && c.type === "Ready")
+      ready = c.status === "True" ? "Ready" : c.status === "False" ? "NotReady" : "Unknown";
   }
   return objectAt(obj, "spec")?.unschedulable === true ? `${ready},SchedulingDisabled` : ready;
 }
@@ -119,13 +131,26 @@ function podCounts(obj: JsonObject): { ready: string; restarts: number; reason: 
 
 const PRINTERS: Readonly<Record<string, Printer>> = {
   namespaces: {
-    columns: [NAME, { name: "Status", type: "string", description: "The phase of the namespace.", priority: 0 }, AGE],
-    cells: (o, now) => [stringAt(objectAt(o, "metadata"), "name") ?? "", stringAt(objectAt(o, "status"), "phase") ?? "", age(o, now)],
+    columns: [
+      NAME,
+      { name: "Status", type: "string", description: "The phase of the namespace.", priority: 0 },
+      AGE,
+    ],
+    cells: (o, now) => [
+      stringAt(objectAt(o, "metadata"), "name") ?? "",
+      stringAt(objectAt(o, "status"), "phase") ?? "",
+      age(o, now),
+    ],
   },
   nodes: {
     columns: [
       NAME,
-      { name: "Status", type: "string", description: "The status of the node (Ready condition).", priority: 0 },
+      {
+        name: "Status",
+        type: "string",
+        description: "The status of the node (Ready condition).",
+        priority: 0,
+      },
       { name: "Roles", type: "string", description: "The roles of the node.", priority: 0 },
       AGE,
       { name: "Version", type: "string", description: "Kubelet version.", priority: 0 },
@@ -148,7 +173,12 @@ const PRINTERS: Readonly<Record<string, Printer>> = {
     columns: [
       NAME,
       { name: "Ready", type: "string", description: "Ready containers / containers.", priority: 0 },
-      { name: "Status", type: "string", description: "The phase or the reason the pod is in this state.", priority: 0 },
+      {
+        name: "Status",
+        type: "string",
+        description: "The phase or the reason the pod is in this state.",
+        priority: 0,
+      },
       { name: "Restarts", type: "integer", description: "Container restarts.", priority: 0 },
       AGE,
       { name: "IP", type: "string", description: "status.podIP.", priority: 0 },
@@ -174,15 +204,27 @@ const PRINTERS: Readonly<Record<string, Printer>> = {
     },
   },
   networkpolicies: {
-    columns: [NAME, { name: "Pod-Selector", type: "string", description: "spec.podSelector.", priority: 0 }, AGE],
-    cells: (o, now) => [stringAt(objectAt(o, "metadata"), "name") ?? "", formatLabelSelector(objectAt(o, "spec")?.podSelector), age(o, now)],
+    columns: [
+      NAME,
+      { name: "Pod-Selector", type: "string", description: "spec.podSelector.", priority: 0 },
+      AGE,
+    ],
+    cells: (o, now) => [
+      stringAt(objectAt(o, "metadata"), "name") ?? "",
+      formatLabelSelector(objectAt(o, "spec")?.podSelector),
+      age(o, now),
+    ],
   },
 };
 
 function rowObject(info: ResourceInfo, obj: JsonObject, include: IncludeObject, version: string): JsonValue {
   if (include === "None") return null;
   if (include === "Object") return { ...obj, apiVersion: info.apiVersion, kind: info.kind };
-  return { kind: "PartialObjectMetadata", apiVersion: `meta.k8s.io/${version}`, metadata: objectAt(obj, "metadata") ?? {} };
+  return {
+    kind: "PartialObjectMetadata",
+    apiVersion: `meta.k8s.io/${version}`,
+    metadata: objectAt(obj, "metadata") ?? {},
+  };
 }
 
 /**
@@ -203,7 +245,10 @@ export function toTable(
     apiVersion: `meta.k8s.io/${options.version}`,
     metadata: listMeta,
     columnDefinitions: options.noHeaders === true ? [] : printer.columns.map((c) => ({ ...c })),
-    rows: objects.map((o) => ({ cells: printer.cells(o, now), object: rowObject(info, o, options.include, options.version) })),
+    rows: objects.map((o) => ({
+      cells: printer.cells(o, now),
+      object: rowObject(info, o, options.include, options.version),
+    })),
   };
   return table;
 }

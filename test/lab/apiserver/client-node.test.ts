@@ -1,3 +1,5 @@
+/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
+   plain JSON on the wire; tests build them as object literals, as its own examples do. */
 /**
  * The real @kubernetes/client-node 1.4 code (informers, typed API clients, KubernetesObjectApi)
  * against the lab API server.
@@ -72,7 +74,9 @@ describe("lab apiserver: @kubernetes/client-node", function () {
   const logs: string[] = [];
   const informers: Informer<KubernetesObject>[] = [];
 
-  async function start(informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>): Promise<Recorder> {
+  async function start(
+    informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>,
+  ): Promise<Recorder> {
     const r = record(informer);
     informers.push(informer);
     await informer.start();
@@ -88,8 +92,18 @@ describe("lab apiserver: @kubernetes/client-node", function () {
         { apiVersion: "v1", kind: "Namespace", metadata: { name: "team" } },
         { apiVersion: "v1", kind: "Node", metadata: { name: "n1", labels: { role: "worker" } } },
         { apiVersion: "v1", kind: "Node", metadata: { name: "n2" } },
-        { apiVersion: "v1", kind: "Pod", metadata: { name: "a", namespace: "team" }, spec: { nodeName: "n1" } },
-        { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "deny", namespace: "team" }, spec: { podSelector: {} } },
+        {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "a", namespace: "team" },
+          spec: { nodeName: "n1" },
+        },
+        {
+          apiVersion: "networking.k8s.io/v1",
+          kind: "NetworkPolicy",
+          metadata: { name: "deny", namespace: "team" },
+          spec: { podSelector: {} },
+        },
       ],
     });
     kc = new KubeConfig();
@@ -173,14 +187,22 @@ describe("lab apiserver: @kubernetes/client-node", function () {
     const connectsBefore = r.connects;
     // In one turn: drop the watch stream, then change more than the history (4 events) holds.
     assert.equal(server.closeWatches(), 1);
-    for (let i = 0; i < 6; i++) server.store.create("pods", { metadata: { name: `p${i}` } }, { namespace: "team" });
+    for (let i = 0; i < 6; i++)
+      server.store.create("pods", { metadata: { name: `p${i}` } }, { namespace: "team" });
     server.store.delete("pods", "a", { namespace: "team" });
     server.store.patch("pods", "p0", { metadata: { labels: { v: "2" } } }, "merge", { namespace: "team" });
-    await waitFor(() => r.names().length === 6 && !r.names().includes("team/a"), "convergence after relist", 10_000);
+    await waitFor(
+      () => r.names().length === 6 && !r.names().includes("team/a"),
+      "convergence after relist",
+      10_000,
+    );
     assert.deepEqual(r.names(), ["team/p0", "team/p1", "team/p2", "team/p3", "team/p4", "team/p5"]);
     assert.equal(r.informer.get("p0", "team")?.metadata?.labels?.v, "2");
     assert.ok(r.events.includes("delete team/a"), "the relist reported the deletion it missed");
-    assert.ok(logs.some((l) => l.includes("watch expired") && l.includes("resource=pods")), "the server answered 410");
+    assert.ok(
+      logs.some((l) => l.includes("watch expired") && l.includes("resource=pods")),
+      "the server answered 410",
+    );
     assert.ok(r.connects >= connectsBefore + 2, "re-watch, then relist");
     assert.deepEqual(r.errors, []);
     // And it keeps following changes afterwards.
@@ -190,7 +212,9 @@ describe("lab apiserver: @kubernetes/client-node", function () {
 
   it("a label-selector-scoped informer sees objects enter and leave its selection", async () => {
     const sel = "role=worker";
-    const r = await start(makeInformer(kc, "/api/v1/nodes", () => core.listNode({ labelSelector: sel }), sel));
+    const r = await start(
+      makeInformer(kc, "/api/v1/nodes", () => core.listNode({ labelSelector: sel }), sel),
+    );
     await waitFor(() => r.events.length === 1, "initial add");
     assert.deepEqual(r.names(), ["/n1"]);
     server.store.patch("nodes", "n2", { metadata: { labels: { role: "worker" } } }, "merge");
@@ -209,22 +233,39 @@ describe("lab apiserver: @kubernetes/client-node", function () {
 
     const created = await core.createNamespacedPod({
       namespace: "apps",
-      body: { metadata: { name: "web", labels: { app: "web" } }, spec: { nodeName: "n1", containers: [{ name: "c", image: "nginx", ports: [{ name: "http", containerPort: 80 }] }] } },
+      body: {
+        metadata: { name: "web", labels: { app: "web" } },
+        spec: {
+          nodeName: "n1",
+          containers: [{ name: "c", image: "nginx", ports: [{ name: "http", containerPort: 80 }] }],
+        },
+      },
     });
     assert.ok(created.metadata?.creationTimestamp instanceof Date, "typed client parses the timestamp");
     assert.equal(created.status?.phase, "Pending");
-    await expectApiError(409, core.createNamespacedPod({ namespace: "apps", body: { metadata: { name: "web" } } }));
+    await expectApiError(
+      409,
+      core.createNamespacedPod({ namespace: "apps", body: { metadata: { name: "web" } } }),
+    );
     await expectApiError(404, core.readNamespacedPod({ namespace: "apps", name: "ghost" }));
-    await expectApiError(404, core.createNamespacedPod({ namespace: "ghost", body: { metadata: { name: "x" } } }));
+    await expectApiError(
+      404,
+      core.createNamespacedPod({ namespace: "ghost", body: { metadata: { name: "x" } } }),
+    );
 
     const read = await core.readNamespacedPod({ namespace: "apps", name: "web" });
-    read.metadata = { ...read.metadata, labels: { app: "web", tier: "fe" } };
+    assert.ok(read.metadata);
+    read.metadata.labels = { app: "web", tier: "fe" };
     const replaced = await core.replaceNamespacedPod({ namespace: "apps", name: "web", body: read });
     assert.equal(replaced.metadata?.labels?.tier, "fe");
     await expectApiError(409, core.replaceNamespacedPod({ namespace: "apps", name: "web", body: read }));
 
     // client-node's default patch type is application/json-patch+json.
-    const jp = await core.patchNamespacedPod({ namespace: "apps", name: "web", body: [{ op: "add", path: "/metadata/annotations", value: { a: "b" } }] });
+    const jp = await core.patchNamespacedPod({
+      namespace: "apps",
+      name: "web",
+      body: [{ op: "add", path: "/metadata/annotations", value: { a: "b" } }],
+    });
     assert.deepEqual(jp.metadata?.annotations, { a: "b" });
     const mp = await core.patchNamespacedPod(
       { namespace: "apps", name: "web", body: { metadata: { annotations: { a: null, c: "d" } } } },
@@ -237,16 +278,29 @@ describe("lab apiserver: @kubernetes/client-node", function () {
     const withStatus = await core.replaceNamespacedPodStatus({ namespace: "apps", name: "web", body: st });
     assert.equal(withStatus.status?.podIP, "10.0.1.7");
     const sp = await core.patchNamespacedPodStatus(
-      { namespace: "apps", name: "web", body: { status: { conditions: [{ type: "Ready", status: "True" }] } } },
+      {
+        namespace: "apps",
+        name: "web",
+        body: { status: { conditions: [{ type: "Ready", status: "True" }] } },
+      },
       setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
     );
     assert.equal(sp.status?.conditions?.[0]?.type, "Ready");
-    assert.equal(sp.status?.podIP, "10.0.1.7");
+    assert.equal(sp.status.podIP, "10.0.1.7");
 
     const list = await core.listNamespacedPod({ namespace: "apps", fieldSelector: "status.podIP=10.0.1.7" });
-    assert.deepEqual(list.items.map((p) => p.metadata?.name), ["web"]);
-    const byNode = await core.listPodForAllNamespaces({ fieldSelector: "spec.nodeName=n1", labelSelector: "app in (web)" });
-    assert.deepEqual(byNode.items.map((p) => p.metadata?.name), ["web"]);
+    assert.deepEqual(
+      list.items.map((p) => p.metadata?.name),
+      ["web"],
+    );
+    const byNode = await core.listPodForAllNamespaces({
+      fieldSelector: "spec.nodeName=n1",
+      labelSelector: "app in (web)",
+    });
+    assert.deepEqual(
+      byNode.items.map((p) => p.metadata?.name),
+      ["web"],
+    );
 
     const node = await core.patchNode(
       { name: "n2", body: { spec: { podCIDR: "10.0.2.0/24", podCIDRs: ["10.0.2.0/24"] } } },
@@ -272,7 +326,12 @@ describe("lab apiserver: @kubernetes/client-node", function () {
       spec: {
         podSelector: { matchLabels: { app: "web" } },
         policyTypes: ["Ingress"],
-        ingress: [{ from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "team" } } }], ports: [{ protocol: "TCP", port: 80, endPort: 90 }] }],
+        ingress: [
+          {
+            from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "team" } } }],
+            ports: [{ protocol: "TCP", port: 80, endPort: 90 }],
+          },
+        ],
       },
     };
     const created = await net.createNamespacedNetworkPolicy({ namespace: "team", body });
@@ -293,22 +352,42 @@ describe("lab apiserver: @kubernetes/client-node", function () {
 
   it("KubernetesObjectApi (discovery-driven) creates, reads, patches and deletes", async () => {
     const client = KubernetesObjectApi.makeApiClient(kc);
-    const spec = { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "generic", namespace: "team" }, spec: { podSelector: {} } };
+    const spec = {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "generic", namespace: "team" },
+      spec: { podSelector: {} },
+    };
     await client.create(spec);
-    const read = await client.read({ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "generic", namespace: "team" } });
+    const read = await client.read({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "generic", namespace: "team" },
+    });
     assert.equal(read.metadata?.name, "generic");
     const patched = await client.patch(
-      { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "generic", namespace: "team", labels: { x: "y" } } },
+      {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name: "generic", namespace: "team", labels: { x: "y" } },
+      },
       undefined,
       undefined,
       undefined,
       undefined,
       PatchStrategy.MergePatch,
     );
-    assert.equal(patched.metadata?.labels?.x, "y");
+    assert.equal(patched.metadata.labels.x, "y");
     const listed = await client.list("v1", "Node");
-    assert.deepEqual(listed.items.map((n) => n.metadata?.name), ["n1", "n2"]);
-    await client.delete({ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "generic", namespace: "team" } });
+    assert.deepEqual(
+      listed.items.map((n) => n.metadata?.name),
+      ["n1", "n2"],
+    );
+    await client.delete({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "generic", namespace: "team" },
+    });
     assert.equal(server.store.get("networkpolicies", "generic", { namespace: "team" }), undefined);
   });
 });

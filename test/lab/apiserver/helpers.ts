@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-argument -- JSON from the wire is untyped; the assertions check its shape */
 /** Test helpers for the lab API server: raw HTTP, watch streams, kubectl lookup. */
 import { execFile } from "node:child_process";
 import { access, constants } from "node:fs/promises";
@@ -28,7 +29,8 @@ export function http(
   return new Promise((resolve, reject) => {
     const url = new URL(path, base);
     const headers: Record<string, string> = { Connection: "close", ...options.headers };
-    if (options.body !== undefined && headers["Content-Type"] === undefined) headers["Content-Type"] = "application/json";
+    if (options.body !== undefined && headers["Content-Type"] === undefined)
+      headers["Content-Type"] = "application/json";
     // Node sends DELETE bodies unframed unless told their length.
     if (options.body !== undefined) headers["Content-Length"] = String(Buffer.byteLength(options.body));
     const req = httpRequest(url, { method, headers, agent: false }, (res) => {
@@ -62,26 +64,30 @@ export class WatchStream {
   #waiters: (() => void)[] = [];
 
   constructor(base: string, path: string, headers: Record<string, string> = {}) {
-    this.#req = httpRequest(new URL(path, base), { headers: { Connection: "close", ...headers }, agent: false }, (res) => {
-      this.status = res.statusCode ?? 0;
-      let buf = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        buf += chunk;
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line.trim() !== "") this.events.push(JSON.parse(line));
-        }
-        this.#wake();
-      });
-      res.on("end", () => {
-        this.ended = true;
-        this.#wake();
-      });
-      res.on("error", () => undefined);
-    });
+    this.#req = httpRequest(
+      new URL(path, base),
+      { headers: { Connection: "close", ...headers }, agent: false },
+      (res) => {
+        this.status = res.statusCode ?? 0;
+        let buf = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buf += chunk;
+          let nl: number;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.trim() !== "") this.events.push(JSON.parse(line));
+          }
+          this.#wake();
+        });
+        res.on("end", () => {
+          this.ended = true;
+          this.#wake();
+        });
+        res.on("error", () => undefined);
+      },
+    );
     this.#req.on("error", () => {
       this.ended = true;
       this.#wake();
@@ -98,7 +104,10 @@ export class WatchStream {
     const deadline = Date.now() + timeoutMs;
     while (!cond()) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`watch stream: condition not met in ${timeoutMs} ms; events: ${JSON.stringify(this.events.map((e) => e.type))}`);
+      if (left <= 0)
+        throw new Error(
+          `watch stream: condition not met in ${timeoutMs} ms; events: ${JSON.stringify(this.events.map((e) => e.type))}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 100));
         this.#waiters.push(() => {

@@ -183,17 +183,23 @@ describe("lab apiserver: Debian's kubectl", function () {
     const netpol = await ok("get", "netpol", "-A");
     assert.match(netpol, /^NAMESPACE\s+NAME\s+POD-SELECTOR\s+AGE\n/);
     assert.match(netpol, /\nteam\s+db-from-web\s+app=db\s+\d+s\n/);
-    assert.ok(requests.some((l) => l.includes("/api/v1/pods?limit=500")), "kubectl listed all namespaces in one request");
+    assert.ok(
+      requests.some((l) => l.includes("/api/v1/pods?limit=500")),
+      "kubectl listed all namespaces in one request",
+    );
   });
 
   it("get -o json, -l, -n, single objects and jsonpath", async () => {
     const list = JSON.parse(await ok("get", "po", "-n", "team", "-o", "json")) as JsonObject;
     assert.equal(list.kind, "List");
     const items = list.items as JsonObject[];
-    assert.deepEqual(items.map((i) => [i.kind, (i.metadata as JsonObject).name]), [
-      ["Pod", "db"],
-      ["Pod", "web"],
-    ]);
+    assert.deepEqual(
+      items.map((i) => [i.kind, (i.metadata as JsonObject).name]),
+      [
+        ["Pod", "db"],
+        ["Pod", "web"],
+      ],
+    );
     const sel = await ok("get", "pods", "-A", "-l", "app in (web),app!=db", "-o", "name");
     assert.equal(sel, "pod/web\n");
     const fsel = await ok("get", "pods", "-A", "--field-selector", "spec.nodeName=node-b", "-o", "name");
@@ -211,8 +217,14 @@ describe("lab apiserver: Debian's kubectl", function () {
   it("create -f a multi-document YAML with validation on", async () => {
     const path = await file("create.yaml", CREATE);
     const out = await ok("create", "-f", path);
-    assert.equal(out, "namespace/shop created\npod/cart created\nnetworkpolicy.networking.k8s.io/deny-all created\n");
-    assert.ok(requests.some((l) => l.includes("/openapi/v2")), "kubectl fetched the OpenAPI document to validate");
+    assert.equal(
+      out,
+      "namespace/shop created\npod/cart created\nnetworkpolicy.networking.k8s.io/deny-all created\n",
+    );
+    assert.ok(
+      requests.some((l) => l.includes("/openapi/v2")),
+      "kubectl fetched the OpenAPI document to validate",
+    );
     assert.ok(server.store.get("pods", "cart", { namespace: "shop" }));
     assert.ok(server.store.get("networkpolicies", "deny-all", { namespace: "shop" }));
     const again = await k("create", "-f", path);
@@ -223,7 +235,10 @@ describe("lab apiserver: Debian's kubectl", function () {
   it("client-side validation rejects unknown and mistyped fields, as against a real cluster", async () => {
     const typo = await k("create", "-f", await file("typo.yaml", UNKNOWN_FIELD));
     assert.equal(typo.code, 1);
-    assert.match(typo.stderr, /unknown field "labelz" in io\.k8s\.apimachinery\.pkg\.apis\.meta\.v1\.ObjectMeta/);
+    assert.match(
+      typo.stderr,
+      /unknown field "labelz" in io\.k8s\.apimachinery\.pkg\.apis\.meta\.v1\.ObjectMeta/,
+    );
     const top = await k("create", "-f", await file("top.yaml", TOP_LEVEL_TYPO));
     assert.equal(top.code, 1);
     assert.match(top.stderr, /ValidationError\(Pod\): unknown field "sepc" in io\.k8s\.api\.core\.v1\.Pod/);
@@ -262,10 +277,13 @@ spec: {containers: [{name: a, image: one}, {name: b, image: two}]}
     const pod = server.store.getOrThrow("pods", "applied", { namespace: "default" });
     assert.deepEqual((pod.metadata as JsonObject).labels, { v: "2" });
     const containers = (pod.spec as JsonObject).containers as JsonObject[];
-    assert.deepEqual(containers.map((c) => [c.name, c.image]), [
-      ["a", "one"],
-      ["b", "three"],
-    ]);
+    assert.deepEqual(
+      containers.map((c) => [c.name, c.image]),
+      [
+        ["a", "one"],
+        ["b", "three"],
+      ],
+    );
     assert.ok(requests.some((l) => l.includes("method=PATCH")));
     assert.equal(await ok("apply", "-f", path), "pod/applied unchanged\n");
   });
@@ -291,6 +309,9 @@ spec: {containers: [{name: a, image: one}, {name: b, image: two}]}
     const typo = await runKubectl(dispatcher, ["create", "-f", await file("d2.yaml", UNKNOWN_FIELD)], env);
     assert.notEqual(typo.code, 0);
     assert.match(typo.stderr, /labelz/);
-    assert.ok(requests.some((l) => l.includes("/openapi/v3") && l.includes("code=404")), "asked for OpenAPI v3, got 404, fell back to v2");
+    assert.ok(
+      requests.some((l) => l.includes("/openapi/v3") && l.includes("code=404")),
+      "asked for OpenAPI v3, got 404, fell back to v2",
+    );
   });
 });

@@ -93,8 +93,16 @@ describe("lab apiserver: strategic merge patch", () => {
   it("merges keyed lists element by element", () => {
     const out = applyStrategicMergePatch(pod, {
       spec: { containers: [{ name: "app", image: "v2", ports: [{ containerPort: 8080 }] }] },
-      status: { conditions: [{ type: "Ready", status: "True" }, { type: "Scheduled", status: "True" }] },
-    }) as { spec: { containers: { name: string; image: string; ports?: unknown[] }[] }; status: { conditions: unknown[] } };
+      status: {
+        conditions: [
+          { type: "Ready", status: "True" },
+          { type: "Scheduled", status: "True" },
+        ],
+      },
+    }) as {
+      spec: { containers: { name: string; image: string; ports?: unknown[] }[] };
+      status: { conditions: unknown[] };
+    };
     assert.deepEqual(
       out.spec.containers.map((c) => [c.name, c.image]),
       [
@@ -102,7 +110,10 @@ describe("lab apiserver: strategic merge patch", () => {
         ["side", "s1"],
       ],
     );
-    assert.deepEqual(out.spec.containers[0]?.ports, [{ containerPort: 80, name: "http" }, { containerPort: 8080 }]);
+    assert.deepEqual(out.spec.containers[0]?.ports, [
+      { containerPort: 80, name: "http" },
+      { containerPort: 8080 },
+    ]);
     assert.deepEqual(out.status.conditions, [
       { type: "Ready", status: "True" },
       { type: "Scheduled", status: "True" },
@@ -118,13 +129,19 @@ describe("lab apiserver: strategic merge patch", () => {
         tolerations: [{ key: "y" }],
       },
       status: { $patch: "replace", phase: "Running" },
-    }) as JsonValue;
+    });
     assert.deepEqual(out, {
       metadata: { name: "p", finalizers: ["b"] },
-      spec: { containers: [{ name: "app", image: "v1", ports: [{ containerPort: 80, name: "http" }] }], tolerations: [{ key: "y" }] },
+      spec: {
+        containers: [{ name: "app", image: "v1", ports: [{ containerPort: 80, name: "http" }] }],
+        tolerations: [{ key: "y" }],
+      },
       status: { phase: "Running" },
     });
-    const retained = applyStrategicMergePatch({ spec: { a: 1, b: 2, c: 3 } }, { spec: { $retainKeys: ["a", "d"], d: 4 } });
+    const retained = applyStrategicMergePatch(
+      { spec: { a: 1, b: 2, c: 3 } },
+      { spec: { $retainKeys: ["a", "d"], d: 4 } },
+    );
     assert.deepEqual(retained, { spec: { a: 1, d: 4 } });
   });
 

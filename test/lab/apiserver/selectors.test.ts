@@ -13,7 +13,10 @@ function matches(selector: string, labels: Record<string, string>): boolean {
 }
 
 function rejects400(fn: () => unknown): void {
-  assert.throws(fn, (err: unknown) => err instanceof ApiError && err.code === 400 && err.reason === "BadRequest");
+  assert.throws(
+    fn,
+    (err: unknown) => err instanceof ApiError && err.code === 400 && err.reason === "BadRequest",
+  );
 }
 
 describe("lab apiserver: label selectors", () => {
@@ -61,7 +64,12 @@ describe("lab apiserver: label selectors", () => {
 
   it("accepts prefixed keys", () => {
     assert.equal(matches("app.kubernetes.io/name=web", { "app.kubernetes.io/name": "web" }), true);
-    assert.equal(matches("kubernetes.io/metadata.name in (kube-system)", { "kubernetes.io/metadata.name": "kube-system" }), true);
+    assert.equal(
+      matches("kubernetes.io/metadata.name in (kube-system)", {
+        "kubernetes.io/metadata.name": "kube-system",
+      }),
+      true,
+    );
   });
 
   it("rejects bad syntax and invalid keys/values with 400", () => {
@@ -94,7 +102,11 @@ describe("lab apiserver: label selectors", () => {
 });
 
 describe("lab apiserver: field selectors", () => {
-  const fields: Record<string, string> = { "metadata.name": "web", "spec.nodeName": "", "metadata.namespace": "a,b=c" };
+  const fields: Record<string, string> = {
+    "metadata.name": "web",
+    "spec.nodeName": "",
+    "metadata.namespace": "a,b=c",
+  };
   const get = (f: string): string | undefined => fields[f];
 
   it("parses =, == and != terms", () => {
