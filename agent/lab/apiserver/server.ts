@@ -261,6 +261,19 @@ class RequestHandler {
   }
 
   #fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    try {
+      this.#failUnsafe(req, res, err);
+    } catch (second) {
+      // Answering failed too (socket gone): nothing left to tell this client.
+      this.log("warn", "could not send an error response", {
+        url: req.url,
+        error: second instanceof Error ? second.message : String(second),
+      });
+      res.destroy();
+    }
+  }
+
+  #failUnsafe(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     const apiErr = err instanceof ApiError ? err : internalError(err);
     if (apiErr.code >= 500)
       this.log("error", "request failed", {
@@ -324,7 +337,13 @@ class RequestHandler {
   }
 
   async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://lab.invalid");
+    let url: URL;
+    try {
+      // Concatenated, not resolved: a path starting with "//" must not become a host name.
+      url = new URL(`http://lab.invalid${req.url ?? "/"}`);
+    } catch {
+      throw badRequest("malformed request URL");
+    }
     const query = queryOf(url);
     const pretty = query.bool("pretty") === true;
     const method = req.method ?? "GET";
