@@ -5,8 +5,10 @@ import type { Kernel } from "./kernel.js";
 
 /** The steps of ADD, in order; fault injection names them. */
 export const ADD_STEPS = ["ipam", "veth", "pod", "tc", "endpoint"] as const;
+/** One step of ADD. */
 export type AddStep = (typeof ADD_STEPS)[number];
 
+/** A verb's inputs. Holds nothing that needs closing. */
 export interface VerbContext {
   kernel: Kernel;
   invocation: Invocation;

@@ -4,15 +4,10 @@
  * unprivileged in unit tests; only main.ts exits.
  */
 import { ADD_STEPS, type AddStep, type VerbContext } from "./context.js";
-import { add } from "./add.js";
-import { check } from "./check.js";
 import { configVersion, decodeConfig, field, parseNetworkConfig } from "./config.js";
-import { del } from "./del.js";
 import { parseEnvironment, type Command, type Invocation } from "./env.js";
 import { CniError, ErrorCode, describe, toErrorResult } from "./errors.js";
-import { gc } from "./gc.js";
 import type { Kernel } from "./kernel.js";
-import { status } from "./status.js";
 import {
   CURRENT_VERSION,
   SUPPORTED_VERSIONS,
@@ -22,10 +17,12 @@ import {
   versionResult,
 } from "./spec.js";
 
+/** Where output goes (process.stdout or a test buffer). */
 export interface Writable {
   write(chunk: string): unknown;
 }
 
+/** The process's side of an invocation, injected so tests need no process. */
 export interface DispatchIo {
   env: Readonly<Record<string, string | undefined>>;
   /** Reads all of stdin. Called at most once; may throw (code 5). */
@@ -34,9 +31,13 @@ export interface DispatchIo {
   stderr: Writable;
 }
 
+/** What the dispatcher acts on. */
 export interface DispatchOptions {
-  /** The node to act on; the real one (LinuxKernel) unless a test substitutes a fake. */
-  kernel: Kernel | (() => Kernel);
+  /**
+   * The node to act on; the real one (LinuxKernel) unless a test substitutes a fake. A factory is
+   * only called for verbs that touch the node, so VERSION never loads libbpf.
+   */
+  kernel: Kernel | (() => Kernel | Promise<Kernel>);
 }
 
 /** Oldest config version each verb exists in. */
@@ -57,9 +58,11 @@ function isAddStep(s: string): s is AddStep {
 
 /**
  * Runs one CNI invocation. Writes the result (ADD, VERSION) or an error object to stdout and a
- * diagnostic line to stderr on failure. Returns the process exit code (0 on success). Never throws.
+ * diagnostic line to stderr on failure. Resolves to the process exit code (0 on success); never
+ * rejects. The verbs are imported on first use: VERSION (which runtimes call before every ADD and
+ * DEL) then loads neither libbpf nor koffi.
  */
-export function dispatch(io: DispatchIo, options: DispatchOptions): number {
+export async function dispatch(io: DispatchIo, options: DispatchOptions): Promise<number> {
   let stdin: string | undefined;
   const readStdin = (): string => {
     if (stdin === undefined) {
@@ -113,7 +116,7 @@ export function dispatch(io: DispatchIo, options: DispatchOptions): number {
         `${invocation.command} exists from CNI ${introducedIn[invocation.command]} on`,
       );
     const config = parseNetworkConfig(decoded);
-    const kernel = typeof options.kernel === "function" ? options.kernel() : options.kernel;
+    const kernel = typeof options.kernel === "function" ? await options.kernel() : options.kernel;
     const ctx: VerbContext = { kernel, invocation, config, log };
     const failAfter = io.env.SKEIN_CNI_TEST_FAIL_AFTER;
     if (failAfter !== undefined && failAfter !== "") {
@@ -126,21 +129,31 @@ export function dispatch(io: DispatchIo, options: DispatchOptions): number {
       ctx.failAfter = failAfter;
     }
     switch (invocation.command) {
-      case "ADD":
+      case "ADD": {
+        const { add } = await import("./add.js");
         io.stdout.write(JSON.stringify(formatResult(add(ctx), config.cniVersion)) + "\n");
         return 0;
-      case "DEL":
+      }
+      case "DEL": {
+        const { del } = await import("./del.js");
         del(ctx);
         return 0;
-      case "CHECK":
+      }
+      case "CHECK": {
+        const { check } = await import("./check.js");
         check(ctx);
         return 0;
-      case "STATUS":
+      }
+      case "STATUS": {
+        const { status } = await import("./status.js");
         status(kernel, config);
         return 0;
-      case "GC":
+      }
+      case "GC": {
+        const { gc } = await import("./gc.js");
         gc(ctx);
         return 0;
+      }
     }
   } catch (err) {
     if (io.env.CNI_COMMAND === undefined || io.env.CNI_COMMAND === "") io.stderr.write(ABOUT);

@@ -1,7 +1,9 @@
 /** The CNI_* environment variables: which are required for which verb, and their validation. */
 import { CniError, ErrorCode } from "./errors.js";
 
+/** CNI_COMMAND values the plugin knows. */
 export const COMMANDS = ["ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC"] as const;
+/** One CNI_COMMAND value. */
 export type Command = (typeof COMMANDS)[number];
 
 /** What the runtime passed in the environment, validated for the verb. */

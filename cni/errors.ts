@@ -41,6 +41,7 @@ export const ErrorCode = {
   internal: 999,
 } as const;
 
+/** One of the codes above. */
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** A failure the dispatcher reports with a specific CNI error code. */

@@ -99,6 +99,7 @@ export interface Owner {
   ifname: string;
 }
 
+/** A reserved address and its owner (empty owner fields: unreadable file). */
 export interface Reservation extends Owner {
   ip: string;
 }

@@ -35,6 +35,7 @@ export function findExecutable(name: string): string {
 /** Every process spawned so far, with its duration: `SKEIN_CNI_TRACE=1` prints them on stderr. */
 export const spawnLog: { argv: string[]; ms: number }[] = [];
 
+/** How an `ip -batch` run ended. */
 export interface BatchOutcome {
   ok: boolean;
   /** 1-based line of the batch that failed (iproute2 stops there), when known. */

@@ -18,6 +18,7 @@ export interface PodWiring {
   podIp: string;
 }
 
+/** A link as iproute2 reports it. */
 export interface LinkState {
   ifindex: number;
   mac: string;
@@ -26,6 +27,7 @@ export interface LinkState {
   up: boolean;
 }
 
+/** A route as iproute2 reports it. */
 export interface RouteState {
   /** "default" or an address/prefix as iproute2 prints it (host routes without "/32"). */
   dst: string;
@@ -34,6 +36,7 @@ export interface RouteState {
   scope?: string;
 }
 
+/** A neighbour entry as iproute2 reports it. */
 export interface NeighbourState {
   ip: string;
   mac?: string;
@@ -73,6 +76,10 @@ export interface PodDatapath extends Disposable {
 /** How a CNI_NETNS path looks from here. */
 export type NetnsState = "ok" | "missing" | "not-netns" | "own";
 
+/**
+ * The node operations the verbs use; acts in the calling process's network namespace (pod-side
+ * ones enter CNI_NETNS). Holds nothing open itself; openDatapath hands out an owner to close.
+ */
 export interface Kernel {
   /** MTU of the device holding the default route in this netns; undefined without one. */
   uplinkMtu(): number | undefined;

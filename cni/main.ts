@@ -4,7 +4,6 @@
  */
 import { readSync } from "node:fs";
 import { dispatch } from "./dispatcher.js";
-import { LinuxKernel } from "./linux.js";
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -33,7 +32,12 @@ function readStdin(): string {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-process.exitCode = dispatch(
+process.exitCode = await dispatch(
   { env: process.env, readStdin, stdout: process.stdout, stderr: process.stderr },
-  { kernel: () => new LinuxKernel() },
+  { kernel: async () => new (await import("./linux.js")).LinuxKernel() },
 );
+if (process.env.SKEIN_CNI_TRACE === "1")
+  process.stderr.write(
+    `skein-cni: ${process.env.CNI_COMMAND ?? "?"} done ${performance.now().toFixed(1)} ms after process start ` +
+      `(node bootstrap ${performance.nodeTiming.bootstrapComplete.toFixed(1)} ms)\n`,
+  );

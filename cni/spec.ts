@@ -6,11 +6,13 @@
 
 /** Spec versions this plugin supports, oldest first. */
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
+/** A supported spec version. */
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
 
 /** The newest version: used in answers when the input names none we know. */
 export const CURRENT_VERSION: CniVersion = "1.1.0";
 
+/** Whether the plugin speaks `v`. */
 export function isSupportedVersion(v: string): v is CniVersion {
   return (SUPPORTED_VERSIONS as readonly string[]).includes(v);
 }
@@ -32,6 +34,7 @@ export interface VersionResult {
   supportedVersions: string[];
 }
 
+/** The VERSION answer for a request in `requested` (whatever stdin said, if anything). */
 export function versionResult(requested: string | undefined): VersionResult {
   // The spec answers with the version the runtime asked in; one we do not know gets ours
   // (libcni reads cniVersion "0.1.0"/"" as "legacy plugin", so never echo those).
@@ -39,6 +42,7 @@ export function versionResult(requested: string | undefined): VersionResult {
   return { cniVersion, supportedVersions: [...SUPPORTED_VERSIONS] };
 }
 
+/** An interface entry of a result. */
 export interface ResultInterface {
   name: string;
   mac?: string;
@@ -47,6 +51,7 @@ export interface ResultInterface {
   sandbox?: string;
 }
 
+/** An address entry of a result. */
 export interface ResultIp {
   /** CIDR notation. */
   address: string;
@@ -55,6 +60,7 @@ export interface ResultIp {
   interface?: number;
 }
 
+/** A route entry of a result (1.1.0 fields optional). */
 export interface ResultRoute {
   dst: string;
   gw?: string;
@@ -74,6 +80,7 @@ export interface CniResult {
   dns?: Record<string, unknown>;
 }
 
+/** Route scope "link" as results write it. */
 export const SCOPE_LINK = 253;
 
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {

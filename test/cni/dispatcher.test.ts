@@ -19,7 +19,7 @@ interface Outcome {
   json: Record<string, unknown> | undefined;
 }
 
-function run(kernel: FakeKernel, env: Record<string, string>, stdin: unknown): Outcome {
+async function run(kernel: FakeKernel, env: Record<string, string>, stdin: unknown): Promise<Outcome> {
   let stdout = "";
   let stderr = "";
   const io: DispatchIo = {
@@ -28,7 +28,7 @@ function run(kernel: FakeKernel, env: Record<string, string>, stdin: unknown): O
     stdout: { write: (s: string) => (stdout += s) },
     stderr: { write: (s: string) => (stderr += s) },
   };
-  const exit = dispatch(io, { kernel });
+  const exit = await dispatch(io, { kernel });
   let json: Record<string, unknown> | undefined;
   if (stdout.trim() !== "") json = JSON.parse(stdout) as Record<string, unknown>;
   return { exit, stdout, stderr, json };
@@ -89,7 +89,7 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
     id: string,
     extra: Record<string, unknown> = {},
     env: Record<string, string> = {},
-  ): Outcome {
+  ): Promise<Outcome> {
     return run(kernel, attachmentEnv("ADD", id, env), config(version, extra));
   }
 
@@ -106,8 +106,8 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
 
   describe("VERSION", function () {
     for (const v of [...SUPPORTED_VERSIONS, "0.2.0"]) {
-      it(`answers supportedVersions for a ${v} request`, function () {
-        const o = run(kernel, { CNI_COMMAND: "VERSION" }, { cniVersion: v });
+      it(`answers supportedVersions for a ${v} request`, async function () {
+        const o = await run(kernel, { CNI_COMMAND: "VERSION" }, { cniVersion: v });
         assert.equal(o.exit, 0);
         assert.deepEqual(o.json, {
           cniVersion: v === "0.2.0" ? "1.1.0" : v,
@@ -116,7 +116,7 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
       });
     }
 
-    it("ignores the dummy attachment libcni passes when validating a configuration", function () {
+    it("ignores the dummy attachment libcni passes when validating a configuration", async function () {
       const env = {
         CNI_COMMAND: "VERSION",
         CNI_CONTAINERID: "dummy",
@@ -125,14 +125,14 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
         CNI_ARGS: "x",
         CNI_PATH: "/opt/cni/bin",
       };
-      const o = run(kernel, env, { cniVersion: "1.0.0" });
+      const o = await run(kernel, env, { cniVersion: "1.0.0" });
       assert.equal(o.exit, 0, o.stdout);
       assert.equal(o.json?.cniVersion, "1.0.0");
     });
 
-    it("answers even when stdin is empty or not JSON", function () {
+    it("answers even when stdin is empty or not JSON", async function () {
       for (const stdin of ["", "{nope"]) {
-        const o = run(kernel, { CNI_COMMAND: "VERSION" }, stdin);
+        const o = await run(kernel, { CNI_COMMAND: "VERSION" }, stdin);
         assert.equal(o.exit, 0);
         assert.equal(o.json?.cniVersion, "1.1.0");
       }
@@ -141,8 +141,8 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
 
   describe("ADD result per version", function () {
     for (const v of SUPPORTED_VERSIONS) {
-      it(`writes a ${v} result`, function () {
-        const o = add(v, "ctr1");
+      it(`writes a ${v} result`, async function () {
+        const o = await add(v, "ctr1");
         assert.equal(o.exit, 0, o.stdout + o.stderr);
         const r = o.json!;
         assert.equal(r.cniVersion, v);
@@ -174,14 +174,14 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
       });
     }
 
-    it("merges a chained prevResult, renumbering interface indexes", function () {
+    it("merges a chained prevResult, renumbering interface indexes", async function () {
       const prevResult = {
         cniVersion: "1.0.0",
         interfaces: [{ name: "lo0", sandbox: "/var/run/netns/ctr1" }],
         ips: [{ address: "192.0.2.9/24", interface: 0 }],
         routes: [],
       };
-      const o = add("1.0.0", "ctr1", { prevResult });
+      const o = await add("1.0.0", "ctr1", { prevResult });
       assert.equal(o.exit, 0, o.stdout);
       const ips = o.json!.ips as Record<string, unknown>[];
       assert.deepEqual(
@@ -193,25 +193,28 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
       );
     });
 
-    it("derives the MTU from the uplink (minus 50) and honours `mtu`", function () {
+    it("derives the MTU from the uplink (minus 50) and honours `mtu`", async function () {
       kernel.uplink = 9000;
-      assert.equal((add("1.1.0", "a").json!.interfaces as { mtu: number }[])[1]!.mtu, 8950);
-      assert.equal((add("1.1.0", "b", { mtu: 1300 }).json!.interfaces as { mtu: number }[])[1]!.mtu, 1300);
+      assert.equal(((await add("1.1.0", "a")).json!.interfaces as { mtu: number }[])[1]!.mtu, 8950);
+      assert.equal(
+        ((await add("1.1.0", "b", { mtu: 1300 })).json!.interfaces as { mtu: number }[])[1]!.mtu,
+        1300,
+      );
       kernel.uplink = undefined;
-      assert.equal((add("1.1.0", "c").json!.interfaces as { mtu: number }[])[1]!.mtu, 1450);
+      assert.equal(((await add("1.1.0", "c")).json!.interfaces as { mtu: number }[])[1]!.mtu, 1450);
     });
 
-    it("rotates addresses: a freed address is not handed out again right away", function () {
-      add("1.0.0", "a");
-      add("1.0.0", "b");
-      assert.equal(run(kernel, attachmentEnv("DEL", "a"), config("1.0.0")).exit, 0);
-      const o = add("1.0.0", "c");
+    it("rotates addresses: a freed address is not handed out again right away", async function () {
+      await add("1.0.0", "a");
+      await add("1.0.0", "b");
+      assert.equal((await run(kernel, attachmentEnv("DEL", "a"), config("1.0.0"))).exit, 0);
+      const o = await add("1.0.0", "c");
       assert.equal((o.json!.ips as { address: string }[])[0]!.address, "10.99.0.4/32");
     });
   });
 
   describe("configuration", function () {
-    it("accepts runtimeConfig in lower and upper camel case, unknown keys and capabilities", function () {
+    it("accepts runtimeConfig in lower and upper camel case, unknown keys and capabilities", async function () {
       const variants: Record<string, unknown>[] = [
         {
           capabilities: { ips: true, mac: true },
@@ -224,16 +227,16 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
         },
         { args: { cni: { ips: ["10.99.0.53"] } }, ipam: {}, "cni.dev/unknown": true, isDefaultGateway: true },
       ];
-      variants.forEach((extra, i) => {
-        const o = add("1.0.0", `ctr${i}`, extra);
+      for (const [i, extra] of variants.entries()) {
+        const o = await add("1.0.0", `ctr${i}`, extra);
         assert.equal(o.exit, 0, o.stdout);
         assert.equal((o.json!.ips as { address: string }[])[0]!.address, `10.99.0.${50 + i}/32`);
         if (i < 3) assert.equal((o.json!.interfaces as { mac: string }[])[1]!.mac, `02:00:00:00:00:5${i}`);
-      });
+      }
     });
 
-    it("takes IP= and MAC= from CNI_ARGS", function () {
-      const o = add(
+    it("takes IP= and MAC= from CNI_ARGS", async function () {
+      const o = await add(
         "1.0.0",
         "ctr",
         {},
@@ -244,7 +247,7 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
       assert.equal((o.json!.interfaces as { mac: string }[])[1]!.mac, "02:00:00:00:00:77");
     });
 
-    it("accepts the conflist form and uses its skein-cni entry", function () {
+    it("accepts the conflist form and uses its skein-cni entry", async function () {
       const conflist = {
         cniVersion: "1.0.0",
         name: "unitnet",
@@ -253,7 +256,7 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
           { type: "portmap" },
         ],
       };
-      const o = run(kernel, attachmentEnv("ADD", "ctr"), conflist);
+      const o = await run(kernel, attachmentEnv("ADD", "ctr"), conflist);
       assert.equal(o.exit, 0, o.stdout);
       assert.deepEqual(reservations(), ["10.99.0.2"]);
     });
@@ -276,8 +279,8 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
       ["capabilities not an object", { capabilities: true }],
     ];
     for (const [what, extra] of invalid) {
-      it(`rejects ${what} with code 7 and changes nothing`, function () {
-        const o = add("1.0.0", "ctr", extra);
+      it(`rejects ${what} with code 7 and changes nothing`, async function () {
+        const o = await add("1.0.0", "ctr", extra);
         assertError(o, ErrorCode.invalidConfig);
         assert.deepEqual(reservations(), []);
         assert.equal(kernel.calls.length, 0);
@@ -286,68 +289,80 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
   });
 
   describe("error codes", function () {
-    it("6 for malformed JSON, with the config's version unknown", function () {
-      const o = run(kernel, attachmentEnv("ADD", "ctr"), '{"cniVersion": "1.0.0", ');
+    it("6 for malformed JSON, with the config's version unknown", async function () {
+      const o = await run(kernel, attachmentEnv("ADD", "ctr"), '{"cniVersion": "1.0.0", ');
       assertError(o, ErrorCode.decodingFailure);
       assert.equal(o.json!.cniVersion, "1.1.0");
-      const arr = run(kernel, attachmentEnv("ADD", "ctr"), "[1,2]");
+      const arr = await run(kernel, attachmentEnv("ADD", "ctr"), "[1,2]");
       assertError(arr, ErrorCode.decodingFailure);
     });
 
-    it("1 for an unknown, unsupported or missing cniVersion", function () {
+    it("1 for an unknown, unsupported or missing cniVersion", async function () {
       for (const v of ["9.9.9", "0.2.0", "0.1.0", "", undefined])
-        assertError(add(v as string, "ctr"), ErrorCode.incompatibleVersion);
+        assertError(await add(v as string, "ctr"), ErrorCode.incompatibleVersion);
       assert.equal(kernel.calls.length, 0);
     });
 
-    it("1 for verbs the config's version does not have (CHECK < 0.4.0, STATUS/GC < 1.1.0)", function () {
+    it("1 for verbs the config's version does not have (CHECK < 0.4.0, STATUS/GC < 1.1.0)", async function () {
       for (const v of ["0.3.0", "0.3.1"])
-        assertError(run(kernel, attachmentEnv("CHECK", "c"), config(v)), 1, /CHECK/);
+        assertError(await run(kernel, attachmentEnv("CHECK", "c"), config(v)), 1, /CHECK/);
       for (const v of ["0.3.1", "0.4.0", "1.0.0"]) {
-        assertError(run(kernel, { CNI_COMMAND: "STATUS" }, config(v)), 1, /STATUS/);
+        assertError(await run(kernel, { CNI_COMMAND: "STATUS" }, config(v)), 1, /STATUS/);
         assertError(
-          run(kernel, { CNI_COMMAND: "GC" }, config(v, { "cni.dev/valid-attachments": [] })),
+          await run(kernel, { CNI_COMMAND: "GC" }, config(v, { "cni.dev/valid-attachments": [] })),
           1,
           /GC/,
         );
       }
     });
 
-    it("4 for missing or invalid environment variables, naming them", function () {
+    it("4 for missing or invalid environment variables, naming them", async function () {
       const stdin = config("1.0.0");
-      assertError(run(kernel, {}, stdin), 4, /CNI_COMMAND/);
-      assertError(run(kernel, { CNI_COMMAND: "FROB" }, stdin), 4, /FROB/);
-      assertError(run(kernel, { CNI_COMMAND: "ADD" }, stdin), 4, /CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME/);
+      assertError(await run(kernel, {}, stdin), 4, /CNI_COMMAND/);
+      assertError(await run(kernel, { CNI_COMMAND: "FROB" }, stdin), 4, /FROB/);
       assertError(
-        run(kernel, { CNI_COMMAND: "CHECK", CNI_CONTAINERID: "x" }, stdin),
+        await run(kernel, { CNI_COMMAND: "ADD" }, stdin),
+        4,
+        /CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME/,
+      );
+      assertError(
+        await run(kernel, { CNI_COMMAND: "CHECK", CNI_CONTAINERID: "x" }, stdin),
         4,
         /CNI_NETNS,CNI_IFNAME/,
       );
-      assertError(run(kernel, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "x" }, stdin), 4, /CNI_IFNAME/);
+      assertError(await run(kernel, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "x" }, stdin), 4, /CNI_IFNAME/);
       assertError(
-        run(kernel, attachmentEnv("ADD", "x", { CNI_IFNAME: "a-very-long-ifname" }), stdin),
+        await run(kernel, attachmentEnv("ADD", "x", { CNI_IFNAME: "a-very-long-ifname" }), stdin),
         4,
         /CNI_IFNAME/,
       );
-      assertError(run(kernel, attachmentEnv("ADD", "x", { CNI_IFNAME: "eth 0" }), stdin), 4, /CNI_IFNAME/);
       assertError(
-        run(kernel, attachmentEnv("ADD", "x", { CNI_CONTAINERID: "-bad" }), stdin),
+        await run(kernel, attachmentEnv("ADD", "x", { CNI_IFNAME: "eth 0" }), stdin),
+        4,
+        /CNI_IFNAME/,
+      );
+      assertError(
+        await run(kernel, attachmentEnv("ADD", "x", { CNI_CONTAINERID: "-bad" }), stdin),
         4,
         /CNI_CONTAINERID/,
       );
       assertError(
-        run(kernel, attachmentEnv("ADD", "x", { CNI_NETNS: "relative/ns" }), stdin),
+        await run(kernel, attachmentEnv("ADD", "x", { CNI_NETNS: "relative/ns" }), stdin),
         4,
         /CNI_NETNS/,
       );
-      assertError(run(kernel, attachmentEnv("ADD", "x", { CNI_ARGS: "novalue" }), stdin), 4, /CNI_ARGS/);
+      assertError(
+        await run(kernel, attachmentEnv("ADD", "x", { CNI_ARGS: "novalue" }), stdin),
+        4,
+        /CNI_ARGS/,
+      );
       assert.equal(kernel.calls.length, 0);
       assert.deepEqual(reservations(), []);
     });
 
-    it("5 when stdin cannot be read", function () {
+    it("5 when stdin cannot be read", async function () {
       let stdout = "";
-      const exit = dispatch(
+      const exit = await dispatch(
         {
           env: attachmentEnv("ADD", "x"),
           readStdin: () => {
@@ -362,15 +377,15 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
       assert.equal((JSON.parse(stdout) as { code: number }).code, ErrorCode.ioFailure);
     });
 
-    it("101 when the podCIDR is exhausted, changing nothing", function () {
+    it("101 when the podCIDR is exhausted, changing nothing", async function () {
       const small = { podCIDR: "10.99.0.0/30" };
-      assert.equal(add("1.0.0", "a", small).exit, 0);
+      assert.equal((await add("1.0.0", "a", small)).exit, 0);
       const before = {
         links: [...kernel.links.keys()],
         entries: [...kernel.endpointEntries.keys()],
         ipam: reservations(),
       };
-      assertError(add("1.0.0", "b", small), ErrorCode.ipamFailure, /no IP addresses available/);
+      assertError(await add("1.0.0", "b", small), ErrorCode.ipamFailure, /no IP addresses available/);
       assert.deepEqual(
         {
           links: [...kernel.links.keys()],
@@ -381,45 +396,49 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
       );
     });
 
-    it("101 for a requested address that is taken or outside the podCIDR", function () {
-      assert.equal(add("1.0.0", "a", { runtimeConfig: { ips: ["10.99.0.9"] } }).exit, 0);
-      assertError(add("1.0.0", "b", { runtimeConfig: { ips: ["10.99.0.9"] } }), 101, /already allocated/);
-      assertError(add("1.0.0", "c", { runtimeConfig: { ips: ["10.98.0.9"] } }), 101, /not allocatable/);
-      assertError(add("1.0.0", "d", { runtimeConfig: { ips: ["10.99.0.1"] } }), 101, /not allocatable/);
+    it("101 for a requested address that is taken or outside the podCIDR", async function () {
+      assert.equal((await add("1.0.0", "a", { runtimeConfig: { ips: ["10.99.0.9"] } })).exit, 0);
+      assertError(
+        await add("1.0.0", "b", { runtimeConfig: { ips: ["10.99.0.9"] } }),
+        101,
+        /already allocated/,
+      );
+      assertError(await add("1.0.0", "c", { runtimeConfig: { ips: ["10.98.0.9"] } }), 101, /not allocatable/);
+      assertError(await add("1.0.0", "d", { runtimeConfig: { ips: ["10.99.0.1"] } }), 101, /not allocatable/);
     });
 
-    it("11 on ADD while the datapath is not loaded, changing nothing", function () {
+    it("11 on ADD while the datapath is not loaded, changing nothing", async function () {
       kernel.loadedRoots.clear();
-      assertError(add("1.0.0", "a"), ErrorCode.tryAgainLater, /not loaded/);
+      assertError(await add("1.0.0", "a"), ErrorCode.tryAgainLater, /not loaded/);
       assert.deepEqual(reservations(), []);
       assert.equal(kernel.calls.length, 0);
     });
 
-    it("3 when the container's netns does not exist", function () {
+    it("3 when the container's netns does not exist", async function () {
       kernel.missingNetns.add("/var/run/netns/gone");
-      assertError(add("1.0.0", "gone"), ErrorCode.unknownContainer);
+      assertError(await add("1.0.0", "gone"), ErrorCode.unknownContainer);
       assert.deepEqual(reservations(), []);
     });
 
-    it("102 when the interface name is taken in the container, after undoing the reservation", function () {
+    it("102 when the interface name is taken in the container, after undoing the reservation", async function () {
       kernel.occupied.add("/var/run/netns/busy/eth0");
-      assertError(add("1.0.0", "busy"), ErrorCode.interfaceFailure, /already exists/);
+      assertError(await add("1.0.0", "busy"), ErrorCode.interfaceFailure, /already exists/);
       assert.deepEqual(reservations(), []);
     });
 
-    it("999 for anything unexpected", function () {
+    it("999 for anything unexpected", async function () {
       kernel.failures.set("createHostSide", new TypeError("boom") as unknown as CniError);
-      assertError(add("1.0.0", "a"), ErrorCode.internal, /boom/);
+      assertError(await add("1.0.0", "a"), ErrorCode.internal, /boom/);
       assert.deepEqual(reservations(), []);
     });
 
-    it("reports the config's cniVersion in errors", function () {
-      assert.equal(add("0.4.0", "a", { podCIDR: "x" }).json?.cniVersion, "0.4.0");
+    it("reports the config's cniVersion in errors", async function () {
+      assert.equal((await add("0.4.0", "a", { podCIDR: "x" })).json?.cniVersion, "0.4.0");
     });
   });
 
   describe("fuzzing", function () {
-    it("never throws; always exits with a result or a well-formed error, and a failed ADD changes nothing", function () {
+    it("never throws; always exits with a result or a well-formed error, and a failed ADD changes nothing", async function () {
       const json = fc.jsonValue({ maxDepth: 3 });
       const configLike = fc.record(
         {
@@ -439,8 +458,8 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
         },
         { requiredKeys: [] },
       );
-      fc.assert(
-        fc.property(
+      await fc.assert(
+        fc.asyncProperty(
           fc.constantFrom("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION", "", "BOGUS"),
           fc.oneof(
             configLike.map((c) => JSON.stringify({ bpffsRoot: ROOT, dataDir, ...c })),
@@ -448,9 +467,9 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
           ),
           fc.oneof(fc.constant("ctr"), fc.string({ maxLength: 20 })),
           fc.oneof(fc.constant("eth0"), fc.string({ maxLength: 20 })),
-          (command, stdin, id, ifname) => {
+          async (command, stdin, id, ifname) => {
             const before = reservations().length;
-            const o = run(
+            const o = await run(
               kernel,
               {
                 CNI_COMMAND: command,
@@ -470,7 +489,11 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
               if (command === "ADD") assert.equal(reservations().length, before);
             }
             // Keep the namespace small between runs.
-            run(kernel, { CNI_COMMAND: "DEL", CNI_CONTAINERID: "ctr", CNI_IFNAME: "eth0" }, config("1.0.0"));
+            await run(
+              kernel,
+              { CNI_COMMAND: "DEL", CNI_CONTAINERID: "ctr", CNI_IFNAME: "eth0" },
+              config("1.0.0"),
+            );
           },
         ),
         { numRuns: 300 },
@@ -480,8 +503,8 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
 
   describe("ADD rollback", function () {
     for (const step of ADD_STEPS) {
-      it(`a failure after step "${step}" leaves nothing behind`, function () {
-        const o = add("1.0.0", "ctr", {}, { SKEIN_CNI_TEST_FAIL_AFTER: step });
+      it(`a failure after step "${step}" leaves nothing behind`, async function () {
+        const o = await add("1.0.0", "ctr", {}, { SKEIN_CNI_TEST_FAIL_AFTER: step });
         assertError(o, ErrorCode.internal, new RegExp(step));
         assert.deepEqual(reservations(), []);
         assert.equal(kernel.links.size, 0);
@@ -490,9 +513,9 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
     }
 
     for (const method of ["configurePodSide", "attach", "setEndpoint"]) {
-      it(`a failing ${method} undoes the earlier steps in reverse`, function () {
+      it(`a failing ${method} undoes the earlier steps in reverse`, async function () {
         kernel.failures.set(method, new CniError(ErrorCode.interfaceFailure, `${method} failed`));
-        const o = add("1.0.0", "ctr");
+        const o = await add("1.0.0", "ctr");
         assert.notEqual(o.exit, 0);
         assert.deepEqual(reservations(), []);
         assert.equal(kernel.links.size, 0);
@@ -502,9 +525,9 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
       });
     }
 
-    it("refuses a second ADD of the same attachment without touching the first", function () {
-      assert.equal(add("1.0.0", "ctr").exit, 0);
-      assertError(add("1.0.0", "ctr"), ErrorCode.interfaceFailure, /already exists/);
+    it("refuses a second ADD of the same attachment without touching the first", async function () {
+      assert.equal((await add("1.0.0", "ctr")).exit, 0);
+      assertError(await add("1.0.0", "ctr"), ErrorCode.interfaceFailure, /already exists/);
       assert.deepEqual(reservations(), ["10.99.0.2"]);
       assert.equal(kernel.links.size, 1);
     });
@@ -512,53 +535,56 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
 
   describe("DEL", function () {
     for (const v of SUPPORTED_VERSIONS) {
-      it(`frees everything (${v}) and succeeds again when called twice`, function () {
-        const added = add(v, "ctr");
+      it(`frees everything (${v}) and succeeds again when called twice`, async function () {
+        const added = await add(v, "ctr");
         assert.equal(added.exit, 0);
-        const del = run(kernel, attachmentEnv("DEL", "ctr"), config(v, { prevResult: added.json }));
+        const del = await run(kernel, attachmentEnv("DEL", "ctr"), config(v, { prevResult: added.json }));
         assert.equal(del.exit, 0, del.stdout);
         assert.equal(del.stdout, "");
         assert.deepEqual(reservations(), []);
         assert.equal(kernel.links.size, 0);
         assert.equal(kernel.endpointEntries.size, 0);
-        assert.equal(run(kernel, attachmentEnv("DEL", "ctr"), config(v, { prevResult: added.json })).exit, 0);
+        assert.equal(
+          (await run(kernel, attachmentEnv("DEL", "ctr"), config(v, { prevResult: added.json }))).exit,
+          0,
+        );
       });
     }
 
-    it("works without prevResult and without CNI_NETNS", function () {
-      assert.equal(add("1.0.0", "ctr").exit, 0);
+    it("works without prevResult and without CNI_NETNS", async function () {
+      assert.equal((await add("1.0.0", "ctr")).exit, 0);
       const env = attachmentEnv("DEL", "ctr");
       delete (env as Partial<typeof env>).CNI_NETNS;
-      assert.equal(run(kernel, env, config("1.0.0")).exit, 0);
+      assert.equal((await run(kernel, env, config("1.0.0"))).exit, 0);
       assert.deepEqual(reservations(), []);
       assert.equal(kernel.links.size, 0);
     });
 
-    it("succeeds for an attachment that never existed, and with the datapath unloaded", function () {
-      assert.equal(run(kernel, attachmentEnv("DEL", "never"), config("1.0.0")).exit, 0);
-      assert.equal(add("1.0.0", "ctr").exit, 0);
+    it("succeeds for an attachment that never existed, and with the datapath unloaded", async function () {
+      assert.equal((await run(kernel, attachmentEnv("DEL", "never"), config("1.0.0"))).exit, 0);
+      assert.equal((await add("1.0.0", "ctr")).exit, 0);
       kernel.loadedRoots.clear();
-      assert.equal(run(kernel, attachmentEnv("DEL", "ctr"), config("1.0.0")).exit, 0);
+      assert.equal((await run(kernel, attachmentEnv("DEL", "ctr"), config("1.0.0"))).exit, 0);
       assert.deepEqual(reservations(), []);
     });
 
-    it("does not delete the endpoint of a new pod that got the address meanwhile", function () {
-      const first = add("1.0.0", "old");
-      assert.equal(run(kernel, attachmentEnv("DEL", "old"), config("1.0.0")).exit, 0);
-      const second = add("1.0.0", "new", { runtimeConfig: { ips: ["10.99.0.2"] } });
+    it("does not delete the endpoint of a new pod that got the address meanwhile", async function () {
+      const first = await add("1.0.0", "old");
+      assert.equal((await run(kernel, attachmentEnv("DEL", "old"), config("1.0.0"))).exit, 0);
+      const second = await add("1.0.0", "new", { runtimeConfig: { ips: ["10.99.0.2"] } });
       assert.equal(second.exit, 0);
       assert.equal(
-        run(kernel, attachmentEnv("DEL", "old"), config("1.0.0", { prevResult: first.json })).exit,
+        (await run(kernel, attachmentEnv("DEL", "old"), config("1.0.0", { prevResult: first.json }))).exit,
         0,
       );
       assert.ok(kernel.endpointEntries.has("10.99.0.2"));
       assert.deepEqual(reservations(), ["10.99.0.2"]);
     });
 
-    it("keeps going after a failure and reports it with code 104", function () {
-      assert.equal(add("1.0.0", "ctr").exit, 0);
+    it("keeps going after a failure and reports it with code 104", async function () {
+      assert.equal((await add("1.0.0", "ctr")).exit, 0);
       kernel.failures.set("deleteLink", new CniError(ErrorCode.interfaceFailure, "link busy"));
-      const o = run(kernel, attachmentEnv("DEL", "ctr"), config("1.0.0"));
+      const o = await run(kernel, attachmentEnv("DEL", "ctr"), config("1.0.0"));
       assertError(o, ErrorCode.cleanupIncomplete, /link busy/);
       assert.deepEqual(reservations(), [], "the address is released even though the link stayed");
       assert.equal(kernel.endpointEntries.size, 0);
@@ -567,45 +593,45 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
 
   describe("CHECK", function () {
     for (const v of ["0.4.0", "1.0.0", "1.1.0"]) {
-      it(`passes on a good attachment and fails when the host route is gone (${v})`, function () {
-        const added = add(v, "ctr");
-        const ok = run(kernel, attachmentEnv("CHECK", "ctr"), config(v, { prevResult: added.json }));
+      it(`passes on a good attachment and fails when the host route is gone (${v})`, async function () {
+        const added = await add(v, "ctr");
+        const ok = await run(kernel, attachmentEnv("CHECK", "ctr"), config(v, { prevResult: added.json }));
         assert.equal(ok.exit, 0, ok.stdout);
         assert.equal(ok.stdout, "");
         kernel.links.get(hostVethName("ctr", "eth0"))!.hostRoute = false;
         assertError(
-          run(kernel, attachmentEnv("CHECK", "ctr"), config(v, { prevResult: added.json })),
+          await run(kernel, attachmentEnv("CHECK", "ctr"), config(v, { prevResult: added.json })),
           ErrorCode.checkFailed,
           /host route/,
         );
       });
     }
 
-    it("fails without prevResult (7), for a vanished netns (3), for detached programs and a lost endpoint (103)", function () {
-      const added = add("1.0.0", "ctr");
+    it("fails without prevResult (7), for a vanished netns (3), for detached programs and a lost endpoint (103)", async function () {
+      const added = await add("1.0.0", "ctr");
       assertError(
-        run(kernel, attachmentEnv("CHECK", "ctr"), config("1.0.0")),
+        await run(kernel, attachmentEnv("CHECK", "ctr"), config("1.0.0")),
         ErrorCode.invalidConfig,
         /prevResult/,
       );
       const link = kernel.links.get(hostVethName("ctr", "eth0"))!;
       link.attached = { ingress: "skn_from_pod" };
       kernel.endpointEntries.clear();
-      const o = run(kernel, attachmentEnv("CHECK", "ctr"), config("1.0.0", { prevResult: added.json }));
+      const o = await run(kernel, attachmentEnv("CHECK", "ctr"), config("1.0.0", { prevResult: added.json }));
       assertError(o, ErrorCode.checkFailed, /egress slot holds nothing/);
       assert.match(String(o.json!.details), /endpoint entry for 10\.99\.0\.2 is missing/);
       kernel.missingNetns.add("/var/run/netns/ctr");
       assertError(
-        run(kernel, attachmentEnv("CHECK", "ctr"), config("1.0.0", { prevResult: added.json })),
+        await run(kernel, attachmentEnv("CHECK", "ctr"), config("1.0.0", { prevResult: added.json })),
         ErrorCode.unknownContainer,
       );
     });
 
-    it("fails when the address reservation is gone", function () {
-      const added = add("1.0.0", "ctr");
+    it("fails when the address reservation is gone", async function () {
+      const added = await add("1.0.0", "ctr");
       rmSync(join(dataDir, "unitnet", "10.99.0.2"));
       assertError(
-        run(kernel, attachmentEnv("CHECK", "ctr"), config("1.0.0", { prevResult: added.json })),
+        await run(kernel, attachmentEnv("CHECK", "ctr"), config("1.0.0", { prevResult: added.json })),
         103,
         /not reserved/,
       );
@@ -613,20 +639,20 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
   });
 
   describe("STATUS", function () {
-    it("succeeds with the datapath loaded, 50 without it or with the podCIDR exhausted", function () {
-      const ok = run(kernel, { CNI_COMMAND: "STATUS" }, config("1.1.0"));
+    it("succeeds with the datapath loaded, 50 without it or with the podCIDR exhausted", async function () {
+      const ok = await run(kernel, { CNI_COMMAND: "STATUS" }, config("1.1.0"));
       assert.equal(ok.exit, 0);
       assert.equal(ok.stdout, "");
       kernel.loadedRoots.clear();
       assertError(
-        run(kernel, { CNI_COMMAND: "STATUS" }, config("1.1.0")),
+        await run(kernel, { CNI_COMMAND: "STATUS" }, config("1.1.0")),
         ErrorCode.pluginNotAvailable,
         /not loaded/,
       );
       kernel.loadedRoots.add(ROOT);
-      assert.equal(add("1.1.0", "a", { podCIDR: "10.99.0.0/30" }).exit, 0);
+      assert.equal((await add("1.1.0", "a", { podCIDR: "10.99.0.0/30" })).exit, 0);
       assertError(
-        run(kernel, { CNI_COMMAND: "STATUS" }, config("1.1.0", { podCIDR: "10.99.0.0/30" })),
+        await run(kernel, { CNI_COMMAND: "STATUS" }, config("1.1.0", { podCIDR: "10.99.0.0/30" })),
         50,
         /exhausted/,
       );
@@ -635,15 +661,15 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
 
   describe("GC", function () {
     for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"]) {
-      it(`removes attachments missing from ${key} and keeps the listed ones`, function () {
-        for (const id of ["keep1", "keep2", "stale"]) assert.equal(add("1.1.0", id).exit, 0);
+      it(`removes attachments missing from ${key} and keeps the listed ones`, async function () {
+        for (const id of ["keep1", "keep2", "stale"]) assert.equal((await add("1.1.0", id)).exit, 0);
         // A crash between reservation and wiring: a reservation with nothing else.
         writeFileSync(join(dataDir, "unitnet", "10.99.0.200"), "crashed\neth0\n");
         const valid = [
           { containerID: "keep1", ifname: "eth0" },
           { containerID: "keep2", ifname: "eth0" },
         ];
-        const o = run(
+        const o = await run(
           kernel,
           { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
           config("1.1.0", { [key]: valid }),
@@ -658,15 +684,15 @@ describe("cni: dispatcher (injected env, stdin, stdout, fake kernel)", function 
       });
     }
 
-    it("needs the list (7) and removes everything for an empty one", function () {
-      assert.equal(add("1.1.0", "a").exit, 0);
+    it("needs the list (7) and removes everything for an empty one", async function () {
+      assert.equal((await add("1.1.0", "a")).exit, 0);
       assertError(
-        run(kernel, { CNI_COMMAND: "GC" }, config("1.1.0")),
+        await run(kernel, { CNI_COMMAND: "GC" }, config("1.1.0")),
         ErrorCode.invalidConfig,
         /valid-attachments/,
       );
       assert.equal(
-        run(kernel, { CNI_COMMAND: "GC" }, config("1.1.0", { "cni.dev/valid-attachments": [] })).exit,
+        (await run(kernel, { CNI_COMMAND: "GC" }, config("1.1.0", { "cni.dev/valid-attachments": [] }))).exit,
         0,
       );
       assert.deepEqual(reservations(), []);
