@@ -36,7 +36,11 @@ const formName = option("form", "installed");
 const runs = Number(option("runs", "25"));
 const bpffsRoot = `/sys/fs/bpf/${uniqueName("skn-cnilat-")}`;
 const dataDir = mkdtempSync(join(tmpdir(), "skn-cni-lat-"));
-const cleanups: (() => void)[] = [() => { rmSync(dataDir, { recursive: true, force: true }); }];
+const cleanups: (() => void)[] = [
+  () => {
+    rmSync(dataDir, { recursive: true, force: true });
+  },
+];
 try {
   loadPinnedDatapath(bpffsRoot);
   cleanups.push(() => unloadPinnedDatapath(bpffsRoot));
@@ -47,7 +51,9 @@ try {
   let form: PluginForm = builtForm();
   if (formName === "installed") {
     const installed = installToTemp();
-    cleanups.push(() => { rmSync(installed.root, { recursive: true, force: true }); });
+    cleanups.push(() => {
+      rmSync(installed.root, { recursive: true, force: true });
+    });
     form = installedForm(installed.binDir, installed.root);
   }
   const config = {

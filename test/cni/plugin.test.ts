@@ -320,6 +320,39 @@ function pluginSuite(formName: "built" | "installed"): void {
       assert.deepEqual(state(), empty);
     });
 
+    it("accepts CNI_NETNS as /proc/PID/ns/net", async function () {
+      const empty = state();
+      const holder = spawn("unshare", ["--net", "--", "sleep", "120"], { stdio: "ignore" });
+      children.push(holder);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(holder.pid !== undefined && holder.exitCode === null, "namespace holder is running");
+      const nsPath = `/proc/${holder.pid}/ns/net`;
+      const env = { ...cniEnv("ADD", "procpid", undefined), CNI_NETNS: nsPath };
+      const added = invoke(form, nodeNs, { env, config: config() });
+      assertOk(added, "ADD into /proc/PID/ns/net");
+      const ip = podAddress(added.json);
+      assert.match(
+        must("nsenter", [`--net=${nsPath}`, "--", "ip", "-4", "addr", "show", "eth0"]),
+        new RegExp(`inet ${ip.replaceAll(".", "\\.")}/32`),
+      );
+      assert.equal((added.json!.interfaces as { sandbox?: string }[])[1]!.sandbox, nsPath);
+      assertOk(
+        invoke(form, nodeNs, {
+          env: { ...env, CNI_COMMAND: "CHECK" },
+          config: config({ prevResult: added.json }),
+        }),
+        "CHECK",
+      );
+      assertOk(
+        invoke(form, nodeNs, {
+          env: { ...env, CNI_COMMAND: "DEL" },
+          config: config({ prevResult: added.json }),
+        }),
+        "DEL",
+      );
+      assert.deepEqual(state(), empty);
+    });
+
     it("DEL succeeds when the pod's netns is already gone, and frees everything", function () {
       const empty = state();
       const p = pod();
