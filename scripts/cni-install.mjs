@@ -8,7 +8,7 @@
 //   skein-cni.d/koffi.node  koffi's native module, which the bundle loads from its own directory
 //   skein-cni.d/BUILD       what went in (Node version, koffi version, source commit)
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import process from "node:process";
@@ -85,43 +85,54 @@ export async function buildCniInstall(root) {
   );
   const koffiVersion = String(koffi.version);
 
-  const out = join(root, "dist", "cni-install");
+  // Built beside the final place and swapped in, so a concurrent install never copies half a build.
+  const final = join(root, "dist", "cni-install");
+  const out = join(root, "dist", `.cni-install-${process.pid}`);
   const payload = join(out, "skein-cni.d");
   rmSync(out, { recursive: true, force: true });
   mkdirSync(payload, { recursive: true });
 
-  await build({
-    entryPoints: [join(root, "cni", "main.ts")],
-    outfile: join(payload, "skein-cni.mjs"),
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: `node${process.versions.node.split(".")[0]}`,
-    sourcemap: false,
-    legalComments: "inline",
-    logLevel: "warning",
-    banner: { js: "// skein-cni, bundled: see BUILD beside this file." },
-    plugins: [
-      {
-        name: "koffi-from-install-dir",
-        setup(b) {
-          b.onResolve({ filter: /^koffi$/ }, () => ({ path: "koffi", namespace: "skein-koffi" }));
-          b.onLoad({ filter: /.*/, namespace: "skein-koffi" }, () => ({
-            contents: koffiShim(exportNames),
-            loader: "js",
-          }));
+  try {
+    await build({
+      entryPoints: [join(root, "cni", "main.ts")],
+      outfile: join(payload, "skein-cni.mjs"),
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: `node${process.versions.node.split(".")[0]}`,
+      sourcemap: false,
+      legalComments: "inline",
+      logLevel: "warning",
+      banner: { js: "// skein-cni, bundled: see BUILD beside this file." },
+      plugins: [
+        {
+          name: "koffi-from-install-dir",
+          setup(b) {
+            b.onResolve({ filter: /^koffi$/ }, () => ({ path: "koffi", namespace: "skein-koffi" }));
+            b.onLoad({ filter: /.*/, namespace: "skein-koffi" }, () => ({
+              contents: koffiShim(exportNames),
+              loader: "js",
+            }));
+          },
         },
-      },
-    ],
-  });
-  copyFileSync(koffiNative, join(payload, "koffi.node"));
-  copyFileSync(process.execPath, join(payload, "node"));
-  chmodSync(join(payload, "node"), 0o755);
-  writeFileSync(
-    join(payload, "BUILD"),
-    `skein-cni ${sourceCommit(root)}\nnode ${process.version} ${platform}\nkoffi ${koffiVersion}\n`,
-  );
-  writeFileSync(join(out, "skein-cni"), WRAPPER);
-  chmodSync(join(out, "skein-cni"), 0o755);
-  return out;
+      ],
+    });
+    copyFileSync(koffiNative, join(payload, "koffi.node"));
+    copyFileSync(process.execPath, join(payload, "node"));
+    chmodSync(join(payload, "node"), 0o755);
+    writeFileSync(
+      join(payload, "BUILD"),
+      `skein-cni ${sourceCommit(root)}\nnode ${process.version} ${platform}\nkoffi ${koffiVersion}\n`,
+    );
+    writeFileSync(join(out, "skein-cni"), WRAPPER);
+    chmodSync(join(out, "skein-cni"), 0o755);
+  } catch (err) {
+    rmSync(out, { recursive: true, force: true });
+    throw err;
+  }
+  const old = join(root, "dist", `.cni-install-old-${process.pid}`);
+  if (existsSync(final)) renameSync(final, old);
+  renameSync(out, final);
+  rmSync(old, { recursive: true, force: true });
+  return final;
 }
