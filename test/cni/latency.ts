@@ -2,10 +2,12 @@
  * Measures what ADD and DEL cost, end to end as a runtime sees them (process start to exit), and
  * how many processes each spawns. Privileged; cleans up after itself.
  *
- *   node dist/test/cni/latency.js [--form built|installed] [--runs N]
+ *   node dist/test/cni/latency.js [--form built|installed] [--runs N] [--mtu BYTES]
+ *
+ * Without --mtu, ADD derives the MTU from the uplink (one more `ip` process).
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { loadPinnedDatapath, unloadPinnedDatapath } from "../../agent/datapath/pinned.js";
@@ -34,6 +36,7 @@ function summary(values: number[]): string {
 
 const formName = option("form", "installed");
 const runs = Number(option("runs", "25"));
+const mtu = Number(option("mtu", "0"));
 const bpffsRoot = `/sys/fs/bpf/${uniqueName("skn-cnilat-")}`;
 const dataDir = mkdtempSync(join(tmpdir(), "skn-cni-lat-"));
 const cleanups: (() => void)[] = [
@@ -63,6 +66,7 @@ try {
     podCIDR: "10.127.0.0/24",
     bpffsRoot,
     dataDir,
+    ...(mtu > 0 ? { mtu } : {}),
   };
   const addMs: number[] = [];
   const delMs: number[] = [];
@@ -87,7 +91,10 @@ try {
     spawned.del = (deleted.stderr.match(/spawned/g) ?? []).length;
   }
   const note = formName === "installed" ? " (includes unshare + bind mounts hiding the system node)" : "";
-  process.stdout.write(`skein-cni ${formName} form${note}, mtu derived from the uplink\n`);
+  const mtuNote = mtu > 0 ? `mtu ${mtu} configured` : "mtu derived from the uplink";
+  process.stdout.write(
+    `skein-cni ${formName} form${note}, ${mtuNote}, load average ${loadavg()[0]!.toFixed(2)}\n`,
+  );
   process.stdout.write(`ADD: ${summary(addMs)}; spawns ${spawned.add} processes\n`);
   process.stdout.write(`DEL: ${summary(delMs)}; spawns ${spawned.del} processes\n`);
 } finally {
