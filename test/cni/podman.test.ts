@@ -1,7 +1,8 @@
 /**
  * Interop with a real CNI client: Debian's podman 4.3 with its CNI network backend runs the
- * *installed* skein-cni (it calls VERSION to validate the conflist and before ADD/DEL, and DEL
- * without prevResult after a failed ADD). podman itself runs inside a "node" network namespace, so
+ * *installed* skein-cni. podman calls VERSION to validate the conflist, VERSION before ADD and
+ * before a regular DEL (which carries prevResult), and DEL without prevResult (and without a
+ * VERSION) right after a failed ADD: the recording shim below checks that sequence. podman itself runs inside a "node" network namespace, so
  * the host veths live there; its state lives under a temporary --root/--runroot/--tmpdir.
  */
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   readdirSync,
   rmSync,
   rmdirSync,
@@ -52,6 +54,8 @@ describe("cni: interop with podman 4.3 (CNI backend) running the installed skein
   let env: Record<string, string>;
   let podmanArgs: string[];
   let rootfs: string;
+  let callLog = "";
+  let recordingConf = "";
   const containers: string[] = [];
   const cacheDirsBefore = new Set(LIBCNI_CACHE_DIRS.filter((d) => existsSync(d)));
 
@@ -123,6 +127,31 @@ describe("cni: interop with podman 4.3 (CNI backend) running the installed skein
         "",
       ].join("\n"),
     );
+    // A second configuration puts a recording shim in front of the installed plugin: it logs each
+    // call's CNI_COMMAND and whether a prevResult came along, then execs the installed plugin.
+    const shimDir = join(work, "shim-bin");
+    mkdirSync(shimDir);
+    callLog = join(work, "calls.log");
+    writeFileSync(
+      join(shimDir, "skein-cni"),
+      [
+        "#!/bin/sh",
+        "in=$(cat)",
+        "case $in in *prevResult*) p=prevResult ;; *) p=noPrevResult ;; esac",
+        `echo "$CNI_COMMAND $p" >> '${callLog}'`,
+        `printf '%s' "$in" | exec '${join(installed.binDir, "skein-cni")}'`,
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    recordingConf = join(work, "containers-recording.conf");
+    writeFileSync(
+      recordingConf,
+      readFileSync(join(work, "containers.conf"), "utf8").replace(
+        `cni_plugin_dirs = ["${installed.binDir}"]`,
+        `cni_plugin_dirs = ["${shimDir}"]`,
+      ),
+    );
     env = {
       CONTAINERS_CONF: join(work, "containers.conf"),
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -183,8 +212,10 @@ describe("cni: interop with podman 4.3 (CNI backend) running the installed skein
     assert.deepEqual(endpointEntries(bpffsRoot), []);
   });
 
-  it("a failed ADD (datapath not loaded) fails the container start and leaves nothing behind", function () {
+  it("a failed ADD (datapath not loaded) fails the start; podman's DEL without prevResult leaves nothing", function () {
     unloadPinnedDatapath(bpffsRoot);
+    const conf = env.CONTAINERS_CONF!;
+    env.CONTAINERS_CONF = recordingConf;
     try {
       const name = uniqueName("sknc");
       containers.push(name);
@@ -206,8 +237,36 @@ describe("cni: interop with podman 4.3 (CNI backend) running the installed skein
       containers.length = 0;
       assert.deepEqual(reservations(dataDir, network), []);
       assert.deepEqual(nodeLinks(), []);
+      // What the client did: VERSION, the failed ADD, then at once DEL without prevResult.
+      const calls = readFileSync(callLog, "utf8").trim().split("\n");
+      const addAt = calls.indexOf("ADD noPrevResult");
+      assert.ok(addAt > 0 && calls[addAt - 1]!.startsWith("VERSION"), `calls: ${calls.join(", ")}`);
+      assert.equal(calls[addAt + 1], "DEL noPrevResult", `calls: ${calls.join(", ")}`);
     } finally {
+      env.CONTAINERS_CONF = conf;
       loadPinnedDatapath(bpffsRoot);
+    }
+  });
+
+  it("the normal lifecycle as podman drives it: VERSION, ADD, later VERSION, DEL with prevResult", function () {
+    const conf = env.CONTAINERS_CONF!;
+    env.CONTAINERS_CONF = recordingConf;
+    rmSync(callLog, { force: true });
+    try {
+      const name = uniqueName("sknd");
+      containers.push(name);
+      podmanOk(["run", "-d", "--name", name, "--network", network, "--rootfs", rootfs, "sleep", "600"]);
+      podmanOk(["rm", "-f", "-t", "0", name]);
+      containers.length = 0;
+      const calls = readFileSync(callLog, "utf8").trim().split("\n");
+      const addAt = calls.indexOf("ADD noPrevResult");
+      const delAt = calls.indexOf("DEL prevResult");
+      assert.ok(addAt > 0 && calls[addAt - 1]!.startsWith("VERSION"), `calls: ${calls.join(", ")}`);
+      assert.ok(delAt > addAt && calls[delAt - 1]!.startsWith("VERSION"), `calls: ${calls.join(", ")}`);
+      assert.deepEqual(reservations(dataDir, network), []);
+      assert.deepEqual(nodeLinks(), []);
+    } finally {
+      env.CONTAINERS_CONF = conf;
     }
   });
 });
