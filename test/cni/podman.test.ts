@@ -2,8 +2,9 @@
  * Interop with a real CNI client: Debian's podman 4.3 with its CNI network backend runs the
  * *installed* skein-cni. podman calls VERSION to validate the conflist, VERSION before ADD and
  * before a regular DEL (which carries prevResult), and DEL without prevResult (and without a
- * VERSION) right after a failed ADD: the recording shim below checks that sequence. podman itself runs inside a "node" network namespace, so
- * the host veths live there; its state lives under a temporary --root/--runroot/--tmpdir.
+ * VERSION) right after a failed ADD: the recording shim below checks that sequence. podman itself
+ * runs inside a "node" network namespace, so the host veths live there; its state lives under a
+ * temporary --root/--runroot/--tmpdir.
  */
 import assert from "node:assert/strict";
 import {
