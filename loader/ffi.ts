@@ -173,6 +173,10 @@ function bindLibc() {
     ),
     setns: lib.func("int setns(int fd, int nstype)"),
     if_nametoindex: lib.func("unsigned int if_nametoindex(const char *name)"),
+    socket: lib.func("int socket(int domain, int type, int protocol)"),
+    setsockopt: lib.func("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
+    sendto: lib.func("intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)"),
+    recv: lib.func("intptr_t recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)"),
   };
 }
 

@@ -52,3 +52,4 @@ export {
   type RouteInfo,
   type AddrInfo,
 } from "./iproute.js";
+export { RawSocket } from "./raw-socket.js";

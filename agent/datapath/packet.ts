@@ -105,7 +105,7 @@ export function udpDatagram(l4: L4Spec): Buffer {
 }
 
 /** CRC32c (Castagnoli), which SCTP uses for its checksum. */
-function crc32c(bytes: Uint8Array): number {
+export function crc32c(bytes: Uint8Array): number {
   let crc = 0xffffffff;
   for (const byte of bytes) {
     crc ^= byte;

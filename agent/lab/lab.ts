@@ -29,7 +29,7 @@ export const DIST = resolve(here, "..", "..");
 
 export const STATE_ROOT = "/run/skein-lab";
 export const WORLD_IP = "203.0.113.10";
-export const POD_PORTS = { tcp: [80, 81, 8080], udp: [80, 81, 5353] };
+export const POD_PORTS = { tcp: [80, 81, 8080], udp: [80, 81, 5353], sctp: [80, 81] };
 
 export interface LabNode {
   name: string;
@@ -215,7 +215,7 @@ export class Lab {
 
   #startWorkload(name: string, netns: string, control: string): ProcRecord {
     return startDetached(
-      [process.execPath, join(DIST, "agent", "lab", "workload.js"), "--name", name, "--control", control, "--tcp", POD_PORTS.tcp.join(","), "--udp", POD_PORTS.udp.join(",")],
+      [process.execPath, join(DIST, "agent", "lab", "workload.js"), "--name", name, "--control", control, "--tcp", POD_PORTS.tcp.join(","), "--udp", POD_PORTS.udp.join(","), "--sctp", POD_PORTS.sctp.join(",")],
       { netns, log: join(this.dir, `workload-${name.replaceAll("/", "-")}.log`), role: `workload ${name}`, marker: control },
     );
   }

@@ -11,8 +11,9 @@ import { createSocket } from "node:dgram";
 import { rmSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { parseArgs } from "node:util";
+import { probeSctp, serveSctp } from "./sctp.js";
 
-export type ProbeProtocol = "TCP" | "UDP" | "ICMP";
+export type ProbeProtocol = "TCP" | "UDP" | "ICMP" | "SCTP";
 
 export interface ProbeRequest {
   op: "probe";
@@ -220,6 +221,11 @@ async function handle(line: string): Promise<unknown> {
     case "probe":
       if (req.protocol === "TCP") return probeTcp(req);
       if (req.protocol === "UDP") return probeUdp(req);
+      if (req.protocol === "SCTP") {
+        const start = performance.now();
+        const ok = await probeSctp(req.host, req.port, req.timeoutMs);
+        return { ok, ...(ok ? {} : { error: "no INIT-ACK" }), ms: Math.round(performance.now() - start) };
+      }
       return probeIcmp(req);
     case "transfer":
       return transfer(req);
@@ -258,10 +264,11 @@ function ports(text: string | undefined): number[] {
 
 if (process.argv[1]?.endsWith("workload.js") === true) {
   const { values } = parseArgs({
-    options: { name: { type: "string" }, control: { type: "string" }, tcp: { type: "string" }, udp: { type: "string" } },
+    options: { name: { type: "string" }, control: { type: "string" }, tcp: { type: "string" }, udp: { type: "string" }, sctp: { type: "string" } },
   });
   const name = values.name ?? "workload";
   for (const p of ports(values.tcp)) serveTcp(name, p);
   for (const p of ports(values.udp)) serveUdp(name, p);
+  if (ports(values.sctp).length > 0) serveSctp(ports(values.sctp), (l) => process.stderr.write(l + "\n"));
   if (values.control !== undefined) serveControl(values.control);
 }

@@ -54,7 +54,7 @@ class LabCluster implements ScenarioCluster {
         const src = this.pods.get(from)!;
         const dst = this.pods.get(to)!;
         jobs.push(
-          this.fx.lab.probe(src, probe.protocol as "TCP" | "UDP", dst.ip, probe.port, PROBE_TIMEOUT_MS).then((r) => {
+          this.fx.lab.probe(src, probe.protocol, dst.ip, probe.port, PROBE_TIMEOUT_MS).then((r) => {
             m[from]![to] = r.ok;
           }),
         );
@@ -99,11 +99,6 @@ describe("e2e: netpol conformance on the lab (real packets, two nodes)", functio
     }
     it(title, async function () {
       const scenario = scenarios(ips).find((s) => s.name === placeholder.name)!;
-      const hasSctp = scenario.steps.some((s) => s.probes.some((p) => p.probe.protocol === "SCTP"));
-      if (hasSctp) {
-        // SCTP over raw sockets: see the dedicated test; the rest of the steps still run.
-        scenario.steps = scenario.steps.map((s) => ({ ...s, probes: s.probes.filter((p) => p.probe.protocol !== "SCTP") }));
-      }
       const mismatches = await playScenario(cluster, scenario, { convergeMs: 3000, ignoreLoopback: true });
       // A pod talking to its own address never leaves its network namespace (the kernel loops it
       // back), so no CNI's datapath sees it; like upstream, report those pairs, don't fail on them.
