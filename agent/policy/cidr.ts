@@ -3,7 +3,6 @@
  * the policies mention (longest match for an address, every known prefix inside a block).
  */
 import { BlockList, isIPv6 } from "node:net";
-import type { V1IPBlock } from "@kubernetes/client-node";
 import { formatIPv4, formatPrefix, maskIPv4, parseIPv4, type Prefix } from "../../maps/net.js";
 
 /** An IPv4 ipBlock: allows addresses in `cidr` outside every `except`. */
@@ -40,12 +39,15 @@ export type BlockResult = { ok: true; block: Block | undefined } | { ok: false; 
 
 /**
  * Validates an ipBlock: `cidr` a CIDR, each `except` a CIDR strictly inside it. An IPv6 block is
- * valid but matches no traffic in Skein's IPv4 datapath, so it yields no block. Never throws.
+ * valid but matches no traffic in Skein's IPv4 datapath, so it yields no block. `input` is
+ * normally a V1IPBlock; anything else is reported, never thrown.
  */
-export function compileIpBlock(raw: V1IPBlock, path: string): BlockResult {
-  if (typeof raw !== "object" || raw === null) return { ok: false, errors: [`${path}: not an object`] };
+export function compileIpBlock(input: unknown, path: string): BlockResult {
+  if (typeof input !== "object" || input === null) return { ok: false, errors: [`${path}: not an object`] };
+  const raw = input as { cidr?: unknown; except?: unknown };
   const cidr = parseCidr(raw.cidr);
-  if (cidr === undefined) return { ok: false, errors: [`${path}.cidr: ${JSON.stringify(raw.cidr)} is not a valid CIDR`] };
+  if (cidr === undefined)
+    return { ok: false, errors: [`${path}.cidr: ${JSON.stringify(raw.cidr)} is not a valid CIDR`] };
   const errors: string[] = [];
   const except: Prefix[] = [];
   const list: unknown = raw.except ?? [];
@@ -58,7 +60,9 @@ export function compileIpBlock(raw: V1IPBlock, path: string): BlockResult {
       return;
     }
     if (!strictlyInside(e, cidr)) {
-      errors.push(`${p}: ${JSON.stringify(text)} must be a strict subset of cidr ${JSON.stringify(raw.cidr)}`);
+      errors.push(
+        `${p}: ${JSON.stringify(text)} must be a strict subset of cidr ${JSON.stringify(raw.cidr)}`,
+      );
       return;
     }
     if (e.family === 4) except.push(e.prefix);
@@ -125,7 +129,8 @@ export class PrefixTrie<V> {
     for (let i = 0; i < p.length && node !== undefined; i++) {
       const side: "zero" | "one" = bitAt(ip, i) === 0 ? "zero" : "one";
       let next: TrieNode<V> | undefined = node[side];
-      if (next === undefined && create) node[side] = next = { zero: undefined, one: undefined, value: undefined, present: false };
+      if (next === undefined && create)
+        node[side] = next = { zero: undefined, one: undefined, value: undefined, present: false };
       node = next;
     }
     return node;
@@ -186,12 +191,15 @@ export class PrefixTrie<V> {
     const start = this.walk(p, false);
     if (start === undefined) return;
     const base = parseIPv4(p.ip);
-    const stack: { node: TrieNode<V>; ip: number; length: number }[] = [{ node: start, ip: base, length: p.length }];
+    const stack: { node: TrieNode<V>; ip: number; length: number }[] = [
+      { node: start, ip: base, length: p.length },
+    ];
     while (stack.length > 0) {
       const { node, ip, length } = stack.pop() as { node: TrieNode<V>; ip: number; length: number };
       if (node.present) yield { prefix: { ip: formatIPv4(ip), length }, value: node.value as V };
       if (length === 32) continue;
-      if (node.one !== undefined) stack.push({ node: node.one, ip: (ip | (1 << (31 - length))) >>> 0, length: length + 1 });
+      if (node.one !== undefined)
+        stack.push({ node: node.one, ip: (ip | (1 << (31 - length))) >>> 0, length: length + 1 });
       if (node.zero !== undefined) stack.push({ node: node.zero, ip, length: length + 1 });
     }
   }
@@ -201,7 +209,8 @@ export class PrefixTrie<V> {
     const ip = parseIPv4(p.ip);
     let node: TrieNode<V> | undefined = this.root;
     for (let i = 0; node !== undefined; i++) {
-      if (node.present) yield { prefix: { ip: formatIPv4(maskIPv4(ip, i)), length: i }, value: node.value as V };
+      if (node.present)
+        yield { prefix: { ip: formatIPv4(maskIPv4(ip, i)), length: i }, value: node.value as V };
       if (i === p.length) break;
       node = bitAt(ip, i) === 0 ? node.zero : node.one;
     }

@@ -2,7 +2,7 @@
  * One NetworkPolicy object, validated and normalised: which pods it selects, which directions it
  * isolates, and per rule its peers and ports. Pure; the engine turns it into map entries.
  */
-import type { V1NetworkPolicy, V1NetworkPolicyPeer } from "@kubernetes/client-node";
+import type { V1NetworkPolicy } from "@kubernetes/client-node";
 import type { Direction } from "../../maps/policy.js";
 import { blockText, compileIpBlock, type Block } from "./cidr.js";
 import { compilePorts, type PortSpec } from "./ports.js";
@@ -75,7 +75,7 @@ function compilePeers(
       errors.push(`${p}: not an object`);
       return;
     }
-    const peer = raw as V1NetworkPolicyPeer;
+    const peer = raw as { podSelector?: unknown; namespaceSelector?: unknown; ipBlock?: unknown };
     const hasPod = peer.podSelector !== undefined && peer.podSelector !== null;
     const hasNs = peer.namespaceSelector !== undefined && peer.namespaceSelector !== null;
     const hasBlock = peer.ipBlock !== undefined && peer.ipBlock !== null;
@@ -89,7 +89,7 @@ function compilePeers(
       return;
     }
     if (hasBlock) {
-      const b = compileIpBlock(peer.ipBlock as NonNullable<V1NetworkPolicyPeer["ipBlock"]>, `${p}.ipBlock`);
+      const b = compileIpBlock(peer.ipBlock, `${p}.ipBlock`);
       if (!b.ok) errors.push(...b.errors);
       else if (b.block !== undefined) blocks.push(b.block);
       return;
@@ -123,7 +123,14 @@ export function compilePolicy(np: V1NetworkPolicy): CompiledPolicy {
   const name = typeof np.metadata?.name === "string" ? np.metadata.name : "";
   const errors: string[] = [];
   if (name === "") errors.push("metadata.name: required");
-  const spec = (typeof np.spec === "object" && np.spec !== null ? np.spec : {}) as NonNullable<V1NetworkPolicy["spec"]>;
+  // Defensive: objects may come from anywhere (tests, YAML, a buggy watch); garbage must not throw.
+  const rawSpec: unknown = np.spec;
+  const spec = (typeof rawSpec === "object" && rawSpec !== null ? rawSpec : {}) as {
+    podSelector?: unknown;
+    policyTypes?: unknown;
+    ingress?: unknown;
+    egress?: unknown;
+  };
 
   let selector = MATCH_ALL;
   const sel = compileSelector(spec.podSelector, "spec.podSelector");
@@ -134,8 +141,8 @@ export function compilePolicy(np: V1NetworkPolicy): CompiledPolicy {
   // always, Egress when there is at least one egress rule.
   let ingress = false;
   let egress = false;
-  const types: unknown = spec.policyTypes;
-  const egressList: unknown = spec.egress;
+  const types = spec.policyTypes;
+  const egressList = spec.egress;
   if (types === undefined || types === null || (Array.isArray(types) && types.length === 0)) {
     ingress = true;
     egress = Array.isArray(egressList) && egressList.length > 0;
@@ -178,7 +185,7 @@ export function compilePolicy(np: V1NetworkPolicy): CompiledPolicy {
       // stream) says `from`. Accept both.
       const peerList = peerField === "from" ? (r._from !== undefined ? r._from : r.from) : r.to;
       const { anyPeer, peers, blocks } = compilePeers(peerList, `${path}.${peerField}`, namespace, errors);
-      const ports = compilePorts(r.ports as Parameters<typeof compilePorts>[0], `${path}.ports`);
+      const ports = compilePorts(r.ports, `${path}.ports`);
       if (!ports.ok) {
         errors.push(...ports.errors);
         return;

@@ -2,25 +2,35 @@
  * The NetworkPolicy engine: Kubernetes objects in, desired skn_policy entries, identities and
  * enforcement flags out, maintained incrementally.
  *
- * Shape of the computation. A policy's rule R allows, for each local endpoint E the policy
- * selects, a set of keys made of "atoms":
+ * How the computation is laid out. Rules with identical content (direction, peers, ports; the
+ * namespace for podSelector-only peers) share one *shape*: its peer identities, allowed CIDR
+ * identities and index registrations exist once, however many policies repeat it ("allow DNS",
+ * "allow the internet on 443" are typically templated into hundreds of policies). For each local
+ * endpoint E and shape S that some rule selecting E has, a *slot* holds the keys S allows at E,
+ * split into atoms:
  *   - `any`      every peer (no from/to): peer identity 0;
- *   - `i:<id>`   one pod identity matched by a selector peer;
- *   - `c:<cidr>` one known ipBlock prefix the rule's blocks allow (a CIDR identity);
- *   - `d:<pod>`  egress named ports only: one destination pod, keyed by its address.
- * times the rule's port tuples (named ingress ports resolved on E). Every (E, R, atom) remembers
- * the keys it added, and keys are reference-counted per rule id, so any event is applied as
- * "recompute these few atoms and diff them": an identity that appears or disappears touches the
- * rules whose peers match it (found through an anchor index, not a scan), a policy touches the
- * endpoints it selects, a pod touches itself and the named-port egress rules that name its ports.
- * Nothing is ever recomputed cluster-wide.
+ *   - `i:<text>` one pod identity matched by a selector peer;
+ *   - `c:<cidr>` one known ipBlock prefix the shape's blocks allow (a CIDR identity);
+ *   - `d:<pod>`  egress named ports only: one destination pod, keyed by its address;
+ * each times the port tails (named ingress ports resolved on E). The slot also knows which of
+ * S's rules select E, so that the entry can name one. Keys are reference-counted per slot, so
+ * every event is applied as "recompute these few atoms and diff them": an identity that appears
+ * or disappears touches the shapes whose peers match it (found through an anchor index, not a
+ * scan), a policy touches the endpoints it selects, a pod touches itself and the named-port egress
+ * shapes that name its ports. Nothing is ever recomputed cluster-wide.
  */
 import type { V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
 import { IpcacheFlag } from "../../maps/ipcache.js";
 import { formatIPv4, parseIPv4, parsePrefix, type Prefix } from "../../maps/net.js";
 import { policyKeyString, type PolicyEntry, type PolicyKey } from "../../maps/policy.js";
-import { blockAllowsIp, blockAllowsPrefix, PrefixTrie } from "./cidr.js";
-import { compilePolicy, namespaceOf, type CompiledPolicy, type CompiledRule, type SelectorPeer } from "./compile.js";
+import { PrefixTrie, blockAllowsIp, blockAllowsPrefix, blockText } from "./cidr.js";
+import {
+  compilePolicy,
+  namespaceOf,
+  type CompiledPolicy,
+  type CompiledRule,
+  type SelectorPeer,
+} from "./compile.js";
 import {
   NAMESPACE_NAME_LABEL,
   cidrIdentityAllocator,
@@ -85,7 +95,7 @@ interface PodInfo {
   readonly local: boolean;
   readonly labels: Labels;
   readonly namedPorts: ReadonlyMap<string, number>;
-  /** Everything above but the identity, for no-op detection. */
+  /** Address, locality and named ports (not labels), for no-op detection. */
   readonly fingerprint: string;
 }
 
@@ -105,8 +115,8 @@ interface IdentityState {
   readonly subjectOf: Set<PolicyState>;
   ingressPolicies: number;
   egressPolicies: number;
-  /** Rules with a selector peer matching it. */
-  readonly peerOf: Set<RuleState>;
+  /** Shapes with a selector peer matching it. */
+  readonly peerOf: Set<ShapeState>;
 }
 
 interface PolicyState {
@@ -117,21 +127,48 @@ interface PolicyState {
   readonly prefixes: Prefix[];
 }
 
-interface PeerRef {
-  readonly rule: RuleState;
-  readonly peer: SelectorPeer;
-}
-
 interface RuleState {
   readonly id: number;
   readonly ref: RuleRef;
   readonly policy: PolicyState;
-  readonly compiled: CompiledRule;
+  readonly shape: ShapeState;
+}
+
+type NamedSpec = Extract<PortSpec, { kind: "named" }>;
+
+interface PeerRef {
+  readonly shape: ShapeState;
+  readonly peer: SelectorPeer;
+}
+
+/** What rules with identical content share. */
+interface ShapeState {
+  readonly fingerprint: string;
+  readonly rule: CompiledRule;
   readonly identities: Set<IdentityState>;
   readonly cidrs: Set<CidrState>;
   /** Egress named ports: resolved per destination pod into address-keyed entries. */
-  readonly namedEgress: readonly Extract<PortSpec, { kind: "named" }>[];
+  readonly namedEgress: readonly NamedSpec[];
   readonly peerRefs: PeerRef[];
+  /** Port tails of its keys when they do not depend on the endpoint (see tails()). */
+  tails?: readonly string[];
+  /** Rules of this shape. */
+  readonly rules: Set<RuleState>;
+  /** Where it is applied. */
+  readonly slots: Set<Slot>;
+}
+
+/** A shape applied at one endpoint. */
+interface Slot {
+  readonly endpoint: EndpointState;
+  readonly shape: ShapeState;
+  /** Rules of the shape that select the endpoint: id → rank (see rank()). */
+  readonly members: Map<number, string>;
+  /** The member reported for its keys: the lowest rank. */
+  best: number;
+  bestRank: string;
+  /** atom → policyKeyStrings it contributes. */
+  readonly atoms: Map<string, readonly string[]>;
 }
 
 interface CidrState {
@@ -139,20 +176,21 @@ interface CidrState {
   readonly text: string;
   id: number;
   refs: number;
-  /** Rules with a block allowing this prefix. */
-  readonly rules: Set<RuleState>;
+  /** Shapes with a block allowing this prefix. */
+  readonly shapes: Set<ShapeState>;
 }
 
 interface EndpointState {
   pod: PodState;
-  /** rule → atom → policyKeyStrings it contributes. */
-  readonly contrib: Map<RuleState, Map<string, readonly string[]>>;
+  readonly slots: Map<ShapeState, Slot>;
 }
 
 interface DesiredState {
   readonly key: PolicyKey;
-  /** rule id → how many atoms contribute this key under it. */
-  readonly rules: Map<number, number>;
+  /** Slot → how many of its atoms contribute the key. */
+  readonly slots: Map<Slot, number>;
+  /** The contributing slot with the lowest best rank: its rule is the one reported. */
+  bestSlot: Slot;
 }
 
 interface Tx {
@@ -164,12 +202,6 @@ interface Tx {
 
 const EMPTY: readonly string[] = [];
 
-function sameMap(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k) !== v) return false;
-  return true;
-}
-
 function sameLabels(a: Labels, b: Labels): boolean {
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
@@ -179,14 +211,17 @@ function sameLabels(a: Labels, b: Labels): boolean {
 function stringLabels(raw: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof raw === "object" && raw !== null)
-    for (const [k, v] of Object.entries(raw as Record<string, unknown>)) if (typeof v === "string") out[k] = v;
+    for (const [k, v] of Object.entries(raw as Record<string, unknown>))
+      if (typeof v === "string") out[k] = v;
   return out;
 }
 
 /** The first IPv4 address of a pod (status.podIPs, then status.podIP), normalised. */
 function podIPv4(pod: V1Pod): string | undefined {
   const candidates: unknown[] = [];
-  if (Array.isArray(pod.status?.podIPs)) for (const p of pod.status.podIPs) candidates.push(p?.ip);
+  const list: unknown = pod.status?.podIPs;
+  if (Array.isArray(list))
+    for (const p of list as unknown[]) candidates.push((p as { ip?: unknown } | null)?.ip);
   candidates.push(pod.status?.podIP);
   for (const c of candidates) {
     if (typeof c !== "string") continue;
@@ -221,13 +256,15 @@ export class PolicyEngine {
   private readonly subjectIndex = new Map<string, SelectorIndex<PolicyState>>();
   private readonly peerIndex = new SelectorIndex<PeerRef>();
   private readonly ruleIds = new RuleIds();
+  private readonly ruleRanks = new Map<number, string>();
+  private readonly shapes = new Map<string, ShapeState>();
 
   private readonly cidrTrie = new PrefixTrie<CidrState>();
   private readonly publicCidrs = new Map<string, number>();
-  private readonly rulesByBlockCidr = new Map<string, Set<RuleState>>();
+  private readonly shapesByBlockCidr = new Map<string, Set<ShapeState>>();
 
   private readonly namedPortPods = new Map<string, Set<PodState>>();
-  private readonly namedEgressRules = new Map<string, Set<RuleState>>();
+  private readonly namedEgressShapes = new Map<string, Set<ShapeState>>();
 
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly desired = new Map<string, DesiredState>();
@@ -238,7 +275,13 @@ export class PolicyEngine {
 
   private currentVersion = 0;
   private tx: Tx | undefined;
-  private last: EngineChange = { version: 0, policyKeys: new Set(), addresses: new Set(), endpoints: new Set(), other: false };
+  private last: EngineChange = {
+    version: 0,
+    policyKeys: new Set(),
+    addresses: new Set(),
+    endpoints: new Set(),
+    other: false,
+  };
 
   constructor(options: PolicyEngineOptions = {}) {
     this.nodeName = options.nodeName;
@@ -255,12 +298,16 @@ export class PolicyEngine {
       this.run(undefined, () => undefined);
       return;
     }
-    this.run(`Namespace ${name}`, () => this.setNamespace(name, stringLabels(ns.metadata?.labels)));
+    this.run(`Namespace ${name}`, () => {
+      this.setNamespace(name, stringLabels(ns.metadata?.labels));
+    });
   }
 
   /** Forgets a namespace's labels (its pods keep only the name label until they go too). */
   deleteNamespace(name: string): void {
-    this.run(`Namespace ${name}`, () => this.setNamespace(name, undefined));
+    this.run(`Namespace ${name}`, () => {
+      this.setNamespace(name, undefined);
+    });
   }
 
   /** Adds or updates a pod. Pods without an IPv4 address, on the host network or finished don't count. */
@@ -297,7 +344,7 @@ export class PolicyEngine {
       const oldRefs = old?.rules.map((r) => r.ref) ?? [];
       if (old !== undefined) this.removePolicy(old);
       this.addPolicy(compiled);
-      for (const ref of oldRefs) if (!this.ruleStillUsed(compiled, ref)) this.ruleIds.release(ref);
+      for (const ref of oldRefs) if (!this.ruleStillUsed(compiled, ref)) this.releaseRule(ref);
     });
   }
 
@@ -308,7 +355,7 @@ export class PolicyEngine {
       const old = this.policies.get(key);
       if (old === undefined) return;
       this.removePolicy(old);
-      for (const r of old.rules) this.ruleIds.release(r.ref);
+      for (const r of old.rules) this.releaseRule(r.ref);
     });
   }
 
@@ -390,7 +437,8 @@ export class PolicyEngine {
   errors(): readonly EngineError[] {
     if (this.errorList === undefined) {
       const list: EngineError[] = [];
-      for (const [object, messages] of this.objectErrors) for (const message of messages) list.push({ object, message });
+      for (const [object, messages] of this.objectErrors)
+        for (const message of messages) list.push({ object, message });
       this.errorList = list;
     }
     return this.errorList;
@@ -406,7 +454,9 @@ export class PolicyEngine {
       else fn();
     } catch (err) {
       // Never throw from upserts; a bug here must not take the agent down.
-      this.setErrors(object ?? "(unnamed object)", [`internal error: ${err instanceof Error ? err.message : String(err)}`]);
+      this.setErrors(object ?? "(unnamed object)", [
+        `internal error: ${err instanceof Error ? err.message : String(err)}`,
+      ]);
     } finally {
       this.tx = undefined;
       this.commit(tx);
@@ -424,10 +474,17 @@ export class PolicyEngine {
     }
     const addresses = new Set<string>();
     for (const [ip, before] of tx.addresses)
-      if (this.identityOfIp(ip) !== before.identity || this.localFlags(ip) !== before.flags) addresses.add(ip);
+      if (this.identityOfIp(ip) !== before.identity || this.localFlags(ip) !== before.flags)
+        addresses.add(ip);
     const changed = policyKeys.size > 0 || addresses.size > 0 || tx.other;
     if (changed) this.currentVersion++;
-    this.last = { version: this.currentVersion, policyKeys, addresses, endpoints: tx.endpoints, other: tx.other };
+    this.last = {
+      version: this.currentVersion,
+      policyKeys,
+      addresses,
+      endpoints: tx.endpoints,
+      other: tx.other,
+    };
   }
 
   private txn(): Tx {
@@ -438,7 +495,8 @@ export class PolicyEngine {
   /** Records the address's outputs before a change to them. */
   private touchAddress(ip: string): void {
     const tx = this.txn();
-    if (!tx.addresses.has(ip)) tx.addresses.set(ip, { identity: this.identityOfIp(ip), flags: this.localFlags(ip) });
+    if (!tx.addresses.has(ip))
+      tx.addresses.set(ip, { identity: this.identityOfIp(ip), flags: this.localFlags(ip) });
   }
 
   private setErrors(object: string, messages: readonly string[]): void {
@@ -452,21 +510,44 @@ export class PolicyEngine {
 
   // ---------------------------------------------------------------- desired entries
 
-  private incRef(ks: string, key: PolicyKey, ruleId: number): void {
-    let d = this.desired.get(ks);
-    if (d === undefined) this.desired.set(ks, (d = { key, rules: new Map() }));
-    d.rules.set(ruleId, (d.rules.get(ruleId) ?? 0) + 1);
-    this.publish(ks, d);
+  private incRef(ks: string, slot: Slot): void {
+    const d = this.desired.get(ks);
+    if (d === undefined) {
+      const fresh: DesiredState = { key: keyFromString(ks), slots: new Map([[slot, 1]]), bestSlot: slot };
+      this.desired.set(ks, fresh);
+      this.publish(ks, fresh);
+      return;
+    }
+    const n = d.slots.get(slot);
+    d.slots.set(slot, (n ?? 0) + 1);
+    if (n === undefined && slot.bestRank < d.bestSlot.bestRank) {
+      d.bestSlot = slot;
+      this.publish(ks, d);
+    }
   }
 
-  private decRef(ks: string, ruleId: number): void {
+  private decRef(ks: string, slot: Slot): void {
     const d = this.desired.get(ks);
     if (d === undefined) return;
-    const n = (d.rules.get(ruleId) ?? 0) - 1;
-    if (n > 0) d.rules.set(ruleId, n);
-    else d.rules.delete(ruleId);
-    if (d.rules.size === 0) this.desired.delete(ks);
-    this.publish(ks, d.rules.size === 0 ? undefined : d);
+    const n = (d.slots.get(slot) ?? 0) - 1;
+    if (n > 0) {
+      d.slots.set(slot, n);
+      return;
+    }
+    d.slots.delete(slot);
+    if (d.slots.size === 0) {
+      this.desired.delete(ks);
+      this.publish(ks, undefined);
+    } else if (d.bestSlot === slot) this.rebest(ks, d);
+  }
+
+  /** Re-picks the reported rule of a key among its contributors. */
+  private rebest(ks: string, d: DesiredState): void {
+    let best: Slot | undefined;
+    for (const s of d.slots.keys()) if (best === undefined || s.bestRank < best.bestRank) best = s;
+    if (best === undefined) return;
+    d.bestSlot = best;
+    this.publish(ks, d);
   }
 
   /**
@@ -476,16 +557,7 @@ export class PolicyEngine {
    */
   private publish(ks: string, d: DesiredState | undefined): void {
     const current = this.publicDesired.get(ks);
-    let ruleId: number | undefined;
-    let rank: string | undefined;
-    if (d !== undefined)
-      for (const id of d.rules.keys()) {
-        const r = d.rules.size === 1 ? undefined : this.ruleRank(id);
-        if (ruleId === undefined || (r !== undefined && rank !== undefined && r < rank)) {
-          ruleId = id;
-          rank = r;
-        }
-      }
+    const ruleId = d?.bestSlot.best;
     if (current?.entry.ruleId === ruleId) return;
     const tx = this.txn();
     if (!tx.keys.has(ks)) tx.keys.set(ks, current);
@@ -493,105 +565,182 @@ export class PolicyEngine {
     else this.publicDesired.set(ks, { key: d.key, entry: { ruleId, flags: 0 } });
   }
 
-  private ruleRank(id: number): string {
-    const r = this.ruleIds.lookup(id);
-    return r === undefined ? "" : `${r.namespace}\u0000${r.policy}\u0000${r.direction}\u0000${String(r.index).padStart(6, "0")}`;
-  }
-
-  /** Replaces what (E, R, atom) contributes with `keys`. */
-  private setAtom(e: EndpointState, r: RuleState, atom: string, keys: readonly PolicyKey[]): void {
-    this.txn().endpoints.add(e.pod.ip);
-    let perRule = e.contrib.get(r);
-    const old = perRule?.get(atom) ?? EMPTY;
-    if (old.length === 0 && keys.length === 0) return;
-    const next = new Map<string, PolicyKey>();
-    for (const k of keys) next.set(policyKeyString(k), k);
-    if (old.length === next.size && old.every((s) => next.has(s))) return;
-    const oldSet = new Set(old);
-    for (const s of old) if (!next.has(s)) this.decRef(s, r.id);
-    for (const [s, k] of next) if (!oldSet.has(s)) this.incRef(s, k, r.id);
-    if (next.size === 0) {
-      perRule?.delete(atom);
-      if (perRule !== undefined && perRule.size === 0) e.contrib.delete(r);
-    } else {
-      if (perRule === undefined) e.contrib.set(r, (perRule = new Map()));
-      perRule.set(atom, [...next.keys()]);
+  /** Order of rules for `publish`, cached per rule id while the id is held. */
+  private rank(id: number): string {
+    let r = this.ruleRanks.get(id);
+    if (r === undefined) {
+      const ref = this.ruleIds.lookup(id);
+      r =
+        ref === undefined
+          ? ""
+          : `${ref.namespace}\u0000${ref.policy}\u0000${ref.direction}\u0000${String(ref.index).padStart(6, "0")}`;
+      this.ruleRanks.set(id, r);
     }
+    return r;
   }
 
-  /** Port tuples of R at endpoint E for identity/CIDR/any peers (named ingress ports resolved on E). */
-  private tuples(e: EndpointState, r: RuleState): PortTuple[] {
-    const out = new Map<string, PortTuple>();
-    for (const spec of r.compiled.ports) {
-      if (spec.kind === "named" && r.compiled.direction === "egress") continue;
-      for (const t of portTuples(spec, e.pod.namedPorts)) out.set(`${t.protocol}|${t.port}|${t.portBits}`, t);
+  /**
+   * Replaces what (slot, atom) contributes with `keys` (policyKeyStrings, no duplicates). The hot
+   * path of every event: no allocation beyond the new list when nothing was there before.
+   */
+  private setAtom(slot: Slot, atom: string, keys: readonly string[]): void {
+    this.txn().endpoints.add(slot.endpoint.pod.ip);
+    const old = slot.atoms.get(atom);
+    if (old === undefined) {
+      if (keys.length === 0) return;
+      for (const s of keys) this.incRef(s, slot);
+      slot.atoms.set(atom, keys);
+      return;
     }
-    return [...out.values()];
+    if (keys.length === 0) {
+      for (const s of old) this.decRef(s, slot);
+      slot.atoms.delete(atom);
+      return;
+    }
+    if (old.length === keys.length && old.every((s, i) => s === keys[i])) return;
+    const next = new Set(keys);
+    const prev = new Set(old);
+    for (const s of old) if (!next.has(s)) this.decRef(s, slot);
+    for (const s of keys) if (!prev.has(s)) this.incRef(s, slot);
+    slot.atoms.set(atom, keys);
   }
 
-  private peerKeys(e: EndpointState, r: RuleState, peerIdentity: number, tuples: readonly PortTuple[]): PolicyKey[] {
-    return tuples.map((t) => ({ endpointIp: e.pod.ip, direction: r.compiled.direction, peerIdentity, ...t }));
+  /**
+   * The port part of S's keys at E for identity/CIDR/any peers, as policyKeyString tails (named
+   * ingress ports resolved on E, named egress ports left to address-keyed atoms). Cached on the
+   * shape when it does not depend on the endpoint.
+   */
+  private tails(e: EndpointState, s: ShapeState): readonly string[] {
+    if (s.tails !== undefined) return s.tails;
+    const out = new Set<string>();
+    let perEndpoint = false;
+    for (const spec of s.rule.ports) {
+      if (spec.kind === "named") {
+        if (s.rule.direction === "egress") continue;
+        perEndpoint = true;
+      }
+      for (const t of portTuples(spec, e.pod.namedPorts)) out.add(tupleTail(t));
+    }
+    const tails = [...out];
+    if (!perEndpoint) s.tails = tails;
+    return tails;
   }
 
-  private destMatches(r: RuleState, d: PodState): boolean {
-    return r.compiled.anyPeer || r.identities.has(d.identity) || r.compiled.blocks.some((b) => blockAllowsIp(b, d.ip));
+  /** Keys of S at E for one peer (identity number, CIDR identity or 0). */
+  private peerKeys(e: EndpointState, s: ShapeState, peer: number): string[] {
+    const tails = this.tails(e, s);
+    if (tails.length === 0) return [];
+    const head = `${e.pod.ip}|${s.rule.direction}|${peer}|`;
+    return tails.map((t) => head + t);
   }
 
-  /** Address-keyed egress keys of R at E towards destination pod D (its named ports). */
-  private destKeys(e: EndpointState, r: RuleState, d: PodState): PolicyKey[] {
-    if (!this.destMatches(r, d)) return [];
-    const out: PolicyKey[] = [];
-    for (const spec of r.namedEgress) {
+  private destMatches(s: ShapeState, d: PodState): boolean {
+    return (
+      s.rule.anyPeer || s.identities.has(d.identity) || s.rule.blocks.some((b) => blockAllowsIp(b, d.ip))
+    );
+  }
+
+  /** Address-keyed egress keys of S at E towards destination pod D (its named ports). */
+  private destKeys(e: EndpointState, s: ShapeState, d: PodState): string[] {
+    if (!this.destMatches(s, d)) return [];
+    const out = new Set<string>();
+    for (const spec of s.namedEgress) {
       const port = d.namedPorts.get(namedPortKey(spec.protocol, spec.name));
       if (port !== undefined)
-        out.push({ endpointIp: e.pod.ip, direction: "egress", peerIdentity: 0, peerIp: d.ip, protocol: spec.protocol, port, portBits: 16 });
+        out.add(
+          `${e.pod.ip}|egress|ip:${d.ip}|${tupleTail({ protocol: spec.protocol, port, portBits: 16 })}`,
+        );
     }
-    return out;
+    return [...out];
   }
 
-  /** Every atom of R at E, from scratch. */
-  private computeRule(e: EndpointState, r: RuleState): Map<string, PolicyKey[]> {
-    const atoms = new Map<string, PolicyKey[]>();
-    const tuples = this.tuples(e, r);
-    if (tuples.length > 0) {
-      if (r.compiled.anyPeer) atoms.set("any", this.peerKeys(e, r, 0, tuples));
-      for (const x of r.identities) atoms.set(`i:${x.canonical}`, this.peerKeys(e, r, x.id, tuples));
-      for (const c of r.cidrs) atoms.set(`c:${c.text}`, this.peerKeys(e, r, c.id, tuples));
+  /** Every atom of S at E, from scratch. */
+  private computeAtoms(e: EndpointState, s: ShapeState): Map<string, string[]> {
+    const atoms = new Map<string, string[]>();
+    if (this.tails(e, s).length > 0) {
+      if (s.rule.anyPeer) atoms.set("any", this.peerKeys(e, s, 0));
+      for (const x of s.identities) atoms.set(`i:${x.canonical}`, this.peerKeys(e, s, x.id));
+      for (const c of s.cidrs) atoms.set(`c:${c.text}`, this.peerKeys(e, s, c.id));
     }
-    for (const d of this.destCandidates(r)) {
-      const keys = this.destKeys(e, r, d);
-      if (keys.length > 0) atoms.set(`d:${d.key}`, keys);
-    }
+    if (s.namedEgress.length > 0)
+      for (const d of this.destCandidates(s)) {
+        const keys = this.destKeys(e, s, d);
+        if (keys.length > 0) atoms.set(`d:${d.key}`, keys);
+      }
     return atoms;
   }
 
-  /** Pods that might be destinations of R's named egress ports: those declaring one of the names. */
-  private destCandidates(r: RuleState): Set<PodState> {
+  /** Pods that might be destinations of S's named egress ports: those declaring one of the names. */
+  private destCandidates(s: ShapeState): Set<PodState> {
     const out = new Set<PodState>();
-    for (const spec of r.namedEgress)
+    for (const spec of s.namedEgress)
       for (const d of this.namedPortPods.get(namedPortKey(spec.protocol, spec.name)) ?? []) out.add(d);
     return out;
   }
 
-  /** Brings (E, R) up to date, touching only atoms whose keys differ. */
-  private refreshRule(e: EndpointState, r: RuleState): void {
-    const atoms = this.computeRule(e, r);
-    const old = e.contrib.get(r);
-    if (old !== undefined) for (const a of [...old.keys()]) if (!atoms.has(a)) this.setAtom(e, r, a, []);
-    for (const [a, keys] of atoms) this.setAtom(e, r, a, keys);
+  /** Rule R now applies at endpoint E (its policy selects E). */
+  private addRuleAt(e: EndpointState, r: RuleState): void {
+    const rank = this.rank(r.id);
+    const slot = e.slots.get(r.shape);
+    if (slot === undefined) {
+      const fresh: Slot = {
+        endpoint: e,
+        shape: r.shape,
+        members: new Map([[r.id, rank]]),
+        best: r.id,
+        bestRank: rank,
+        atoms: new Map(),
+      };
+      e.slots.set(r.shape, fresh);
+      r.shape.slots.add(fresh);
+      for (const [a, keys] of this.computeAtoms(e, r.shape)) this.setAtom(fresh, a, keys);
+      this.txn().endpoints.add(e.pod.ip);
+      return;
+    }
+    slot.members.set(r.id, rank);
+    if (rank < slot.bestRank) this.setSlotBest(slot);
   }
 
-  private removeRule(e: EndpointState, r: RuleState): void {
-    const old = e.contrib.get(r);
-    if (old !== undefined) for (const a of [...old.keys()]) this.setAtom(e, r, a, []);
+  /** Rule R no longer applies at endpoint E. */
+  private removeRuleAt(e: EndpointState, r: RuleState): void {
+    const slot = e.slots.get(r.shape);
+    if (slot === undefined || !slot.members.delete(r.id)) return;
+    if (slot.members.size === 0) this.dropSlot(slot);
+    else if (slot.best === r.id) this.setSlotBest(slot);
   }
 
-  /** Local endpoints R applies to: the local pods of the identities its policy selects. */
-  private *endpointsOf(r: RuleState): Generator<EndpointState> {
-    for (const x of r.policy.subjects)
-      for (const p of x.localPods) {
-        const e = this.endpoints.get(p.key);
-        if (e !== undefined) yield e;
+  private dropSlot(slot: Slot): void {
+    for (const a of [...slot.atoms.keys()]) this.setAtom(slot, a, []);
+    this.txn().endpoints.add(slot.endpoint.pod.ip);
+    slot.endpoint.slots.delete(slot.shape);
+    slot.shape.slots.delete(slot);
+  }
+
+  /** Re-picks the member a slot reports and re-publishes its keys if that changed. */
+  private setSlotBest(slot: Slot): void {
+    let best: number | undefined;
+    let bestRank = "";
+    for (const [id, rank] of slot.members)
+      if (best === undefined || rank < bestRank) {
+        best = id;
+        bestRank = rank;
+      }
+    if (best === undefined || best === slot.best) return;
+    const before = slot.bestRank;
+    slot.best = best;
+    slot.bestRank = bestRank;
+    this.txn().endpoints.add(slot.endpoint.pod.ip);
+    for (const keys of slot.atoms.values())
+      for (const ks of keys) {
+        const d = this.desired.get(ks);
+        if (d === undefined) continue;
+        if (d.bestSlot === slot) {
+          if (bestRank < before) this.publish(ks, d);
+          else this.rebest(ks, d);
+        } else if (bestRank < d.bestSlot.bestRank) {
+          d.bestSlot = slot;
+          this.publish(ks, d);
+        }
       }
   }
 
@@ -648,7 +797,8 @@ export class PolicyEngine {
     if (info !== undefined) {
       const nsLabels = this.namespaceLabels(info.namespace);
       const text = podIdentityText(info.namespace, nsLabels, info.labels);
-      if (old !== undefined && old.fingerprint === info.fingerprint && old.identity.canonical === text) return;
+      if (old !== undefined && old.fingerprint === info.fingerprint && old.identity.canonical === text)
+        return;
       identity = this.ensureIdentity(text, info.namespace, nsLabels, info.labels);
       if (identity === undefined)
         this.setErrors(`Pod ${key}`, ["no free pod identity: the identity range is exhausted"]);
@@ -665,8 +815,10 @@ export class PolicyEngine {
         (old.identity.subjectOf.size === identity.subjectOf.size &&
           [...identity.subjectOf].every((p) => old.identity.subjectOf.has(p))));
     const endpoint = old === undefined ? undefined : this.detachPod(old, keep);
-    if (info !== undefined && identity !== undefined) this.attachPod({ ...info, identity }, keep ? endpoint : undefined);
-    if (old !== undefined && old.identity !== identity && old.identity.pods.size === 0) this.dropIdentity(old.identity);
+    if (info !== undefined && identity !== undefined)
+      this.attachPod({ ...info, identity }, keep ? endpoint : undefined);
+    if (old !== undefined && old.identity !== identity && old.identity.pods.size === 0)
+      this.dropIdentity(old.identity);
   }
 
   private detachPod(p: PodState, keepEndpoint: boolean): EndpointState | undefined {
@@ -681,7 +833,8 @@ export class PolicyEngine {
     if (p.local) {
       endpoint = this.endpoints.get(p.key);
       this.endpoints.delete(p.key);
-      if (endpoint !== undefined && !keepEndpoint) for (const r of [...endpoint.contrib.keys()]) this.removeRule(endpoint, r);
+      if (endpoint !== undefined && !keepEndpoint)
+        for (const slot of [...endpoint.slots.values()]) this.dropSlot(slot);
     }
     this.refreshDestination(p, false);
     return endpoint;
@@ -700,25 +853,32 @@ export class PolicyEngine {
         endpoint.pod = p;
         this.endpoints.set(p.key, endpoint);
       } else {
-        const e: EndpointState = { pod: p, contrib: new Map() };
+        const e: EndpointState = { pod: p, slots: new Map() };
         this.endpoints.set(p.key, e);
-        for (const pol of p.identity.subjectOf) for (const r of pol.rules) this.refreshRule(e, r);
+        this.txn().endpoints.add(p.ip);
+        for (const pol of p.identity.subjectOf) for (const r of pol.rules) this.addRuleAt(e, r);
       }
     }
     this.refreshDestination(p, true);
   }
 
-  /** Re-derives the address-keyed entries towards pod D in every rule naming one of its ports. */
+  /** Re-derives the address-keyed entries towards pod D in every shape naming one of its ports. */
   private refreshDestination(d: PodState, present: boolean): void {
-    const rules = new Set<RuleState>();
-    for (const k of d.namedPorts.keys()) for (const r of this.namedEgressRules.get(k) ?? []) rules.add(r);
-    for (const r of rules)
-      for (const e of this.endpointsOf(r)) this.setAtom(e, r, `d:${d.key}`, present ? this.destKeys(e, r, d) : []);
+    const shapes = new Set<ShapeState>();
+    for (const k of d.namedPorts.keys()) for (const s of this.namedEgressShapes.get(k) ?? []) shapes.add(s);
+    for (const s of shapes)
+      for (const slot of s.slots)
+        this.setAtom(slot, `d:${d.key}`, present ? this.destKeys(slot.endpoint, s, d) : []);
   }
 
   // ---------------------------------------------------------------- identities
 
-  private ensureIdentity(text: string, namespace: string, namespaceLabels: Labels, labels: Labels): IdentityState | undefined {
+  private ensureIdentity(
+    text: string,
+    namespace: string,
+    namespaceLabels: Labels,
+    labels: Labels,
+  ): IdentityState | undefined {
     const have = this.identityByText.get(text);
     if (have !== undefined) return have;
     if (this.podIds.full) return undefined;
@@ -744,12 +904,12 @@ export class PolicyEngine {
     for (const pol of this.subjectIndex.get(namespace)?.candidates(labelBuckets(labels)) ?? [])
       if (matches(pol.compiled.selector, labels)) this.addSubject(pol, x);
     for (const ref of this.peerIndex.candidates(identityBuckets(x)))
-      if (peerMatches(ref.peer, x)) this.joinRule(ref.rule, x);
+      if (peerMatches(ref.peer, x)) this.joinShape(ref.shape, x);
     return x;
   }
 
   private dropIdentity(x: IdentityState): void {
-    for (const r of [...x.peerOf]) this.leaveRule(r, x);
+    for (const s of [...x.peerOf]) this.leaveShape(s, x);
     for (const pol of [...x.subjectOf]) this.removeSubject(pol, x);
     this.identityByText.delete(x.canonical);
     deleteFrom(this.identitiesByNs, x.namespace, x);
@@ -763,39 +923,41 @@ export class PolicyEngine {
     if (moved.length === 0) return;
     const xs = moved.map((m) => this.identityByText.get(m.canonical) as IdentityState);
     for (const x of xs) for (const p of x.pods) this.touchAddress(p.ip);
-    for (const m of moved) if (this.publicIdentities.get(m.from) !== undefined) this.publicIdentities.delete(m.from);
+    for (const m of moved) this.publicIdentities.delete(m.from);
     moved.forEach((m, i) => {
       const x = xs[i] as IdentityState;
       x.id = m.to;
-      this.publicIdentities.set(m.to, Object.freeze({ namespace: x.namespace, labels: x.labels, namespaceLabels: x.namespaceLabels }));
+      this.publicIdentities.set(
+        m.to,
+        Object.freeze({ namespace: x.namespace, labels: x.labels, namespaceLabels: x.namespaceLabels }),
+      );
     });
     this.txn().other = true;
     for (const x of xs)
-      for (const r of x.peerOf) for (const e of this.endpointsOf(r)) this.setAtom(e, r, `i:${x.canonical}`, this.identityAtom(e, r, x));
+      for (const s of x.peerOf)
+        for (const slot of s.slots)
+          this.setAtom(slot, `i:${x.canonical}`, this.peerKeys(slot.endpoint, s, x.id));
   }
 
-  private identityAtom(e: EndpointState, r: RuleState, x: IdentityState): PolicyKey[] {
-    const tuples = this.tuples(e, r);
-    return tuples.length === 0 ? [] : this.peerKeys(e, r, x.id, tuples);
-  }
-
-  /** X now matches one of R's selector peers. */
-  private joinRule(r: RuleState, x: IdentityState): void {
-    if (r.identities.has(x)) return;
-    r.identities.add(x);
-    x.peerOf.add(r);
-    for (const e of this.endpointsOf(r)) {
-      this.setAtom(e, r, `i:${x.canonical}`, this.identityAtom(e, r, x));
-      if (r.namedEgress.length > 0) for (const d of x.pods) this.setAtom(e, r, `d:${d.key}`, this.destKeys(e, r, d));
+  /** X now matches one of S's selector peers. */
+  private joinShape(s: ShapeState, x: IdentityState): void {
+    if (s.identities.has(x)) return;
+    s.identities.add(x);
+    x.peerOf.add(s);
+    for (const slot of s.slots) {
+      this.setAtom(slot, `i:${x.canonical}`, this.peerKeys(slot.endpoint, s, x.id));
+      if (s.namedEgress.length > 0)
+        for (const d of x.pods) this.setAtom(slot, `d:${d.key}`, this.destKeys(slot.endpoint, s, d));
     }
   }
 
-  private leaveRule(r: RuleState, x: IdentityState): void {
-    if (!r.identities.delete(x)) return;
-    x.peerOf.delete(r);
-    for (const e of this.endpointsOf(r)) {
-      this.setAtom(e, r, `i:${x.canonical}`, []);
-      if (r.namedEgress.length > 0) for (const d of x.pods) this.setAtom(e, r, `d:${d.key}`, this.destKeys(e, r, d));
+  private leaveShape(s: ShapeState, x: IdentityState): void {
+    if (!s.identities.delete(x)) return;
+    x.peerOf.delete(s);
+    for (const slot of s.slots) {
+      this.setAtom(slot, `i:${x.canonical}`, []);
+      if (s.namedEgress.length > 0)
+        for (const d of x.pods) this.setAtom(slot, `d:${d.key}`, this.destKeys(slot.endpoint, s, d));
     }
   }
 
@@ -807,7 +969,10 @@ export class PolicyEngine {
     if (pol.compiled.egress) x.egressPolicies++;
     for (const p of x.localPods) {
       const e = this.endpoints.get(p.key);
-      if (e !== undefined) for (const r of pol.rules) this.refreshRule(e, r);
+      if (e !== undefined) {
+        this.txn().endpoints.add(p.ip);
+        for (const r of pol.rules) this.addRuleAt(e, r);
+      }
     }
   }
 
@@ -815,7 +980,10 @@ export class PolicyEngine {
     for (const p of x.localPods) this.touchAddress(p.ip);
     for (const p of x.localPods) {
       const e = this.endpoints.get(p.key);
-      if (e !== undefined) for (const r of pol.rules) this.removeRule(e, r);
+      if (e !== undefined) {
+        this.txn().endpoints.add(p.ip);
+        for (const r of pol.rules) this.removeRuleAt(e, r);
+      }
     }
     pol.subjects.delete(x);
     x.subjectOf.delete(pol);
@@ -834,39 +1002,36 @@ export class PolicyEngine {
     const text = cidrIdentityText(p);
     const { id, moved } = this.cidrIds.insert(text);
     this.renumberCidrs(moved);
-    const c: CidrState = { prefix: p, text, id, refs: 1, rules: new Set() };
+    const c: CidrState = { prefix: p, text, id, refs: 1, shapes: new Set() };
     this.cidrTrie.set(p, c);
     this.publicCidrs.set(text, id);
     this.txn().other = true;
-    // Rules whose block cidr contains the new prefix may now allow it.
+    // Shapes whose block cidr contains the new prefix may now allow it.
     for (const { prefix: outer } of this.cidrTrie.containing(p))
-      for (const r of this.rulesByBlockCidr.get(cidrIdentityText(outer)) ?? [])
-        if (r.compiled.blocks.some((b) => blockAllowsPrefix(b, p))) this.attachCidr(r, c);
+      for (const s of this.shapesByBlockCidr.get(cidrIdentityText(outer)) ?? [])
+        if (s.rule.blocks.some((b) => blockAllowsPrefix(b, p))) this.attachCidr(s, c);
   }
 
   private releasePrefix(p: Prefix): void {
     const c = this.cidrTrie.get(p);
     if (c === undefined) return;
     if (--c.refs > 0) return;
-    for (const r of [...c.rules]) {
-      r.cidrs.delete(c);
-      for (const e of this.endpointsOf(r)) this.setAtom(e, r, `c:${c.text}`, []);
+    for (const s of [...c.shapes]) {
+      s.cidrs.delete(c);
+      for (const slot of s.slots) this.setAtom(slot, `c:${c.text}`, []);
     }
-    c.rules.clear();
+    c.shapes.clear();
     this.cidrTrie.delete(p);
     this.publicCidrs.delete(c.text);
     this.txn().other = true;
     this.renumberCidrs(this.cidrIds.remove(c.text));
   }
 
-  private attachCidr(r: RuleState, c: CidrState): void {
-    if (r.cidrs.has(c)) return;
-    r.cidrs.add(c);
-    c.rules.add(r);
-    for (const e of this.endpointsOf(r)) {
-      const tuples = this.tuples(e, r);
-      this.setAtom(e, r, `c:${c.text}`, tuples.length === 0 ? [] : this.peerKeys(e, r, c.id, tuples));
-    }
+  private attachCidr(s: ShapeState, c: CidrState): void {
+    if (s.cidrs.has(c)) return;
+    s.cidrs.add(c);
+    c.shapes.add(s);
+    for (const slot of s.slots) this.setAtom(slot, `c:${c.text}`, this.peerKeys(slot.endpoint, s, c.id));
   }
 
   private renumberCidrs(moved: readonly Renumbered[]): void {
@@ -879,17 +1044,68 @@ export class PolicyEngine {
     });
     this.txn().other = true;
     for (const c of cs)
-      for (const r of c.rules)
-        for (const e of this.endpointsOf(r)) {
-          const tuples = this.tuples(e, r);
-          this.setAtom(e, r, `c:${c.text}`, tuples.length === 0 ? [] : this.peerKeys(e, r, c.id, tuples));
-        }
+      for (const s of c.shapes)
+        for (const slot of s.slots) this.setAtom(slot, `c:${c.text}`, this.peerKeys(slot.endpoint, s, c.id));
   }
 
-  // ---------------------------------------------------------------- policies
+  // ---------------------------------------------------------------- policies and shapes
+
+  private releaseRule(ref: RuleRef): void {
+    const id = this.ruleIds.idOf(ref);
+    if (id !== undefined) this.ruleRanks.delete(id);
+    this.ruleIds.release(ref);
+  }
 
   private ruleStillUsed(compiled: CompiledPolicy, ref: RuleRef): boolean {
     return compiled.rules.some((r) => r.direction === ref.direction && r.index === ref.index);
+  }
+
+  /** The shape of `rule`, created (peers matched, blocks expanded, indexes filled) on first use. */
+  private acquireShape(rule: CompiledRule): ShapeState {
+    const fingerprint = shapeFingerprint(rule);
+    const have = this.shapes.get(fingerprint);
+    if (have !== undefined) return have;
+    const s: ShapeState = {
+      fingerprint,
+      rule,
+      identities: new Set(),
+      cidrs: new Set(),
+      namedEgress:
+        rule.direction === "egress" ? rule.ports.filter((p): p is NamedSpec => p.kind === "named") : [],
+      peerRefs: [],
+      rules: new Set(),
+      slots: new Set(),
+    };
+    this.shapes.set(fingerprint, s);
+    for (const peer of rule.peers) {
+      const pr: PeerRef = { shape: s, peer };
+      s.peerRefs.push(pr);
+      this.peerIndex.add(pr, peerAnchors(peer));
+      for (const x of this.identitiesMatching(peer)) {
+        s.identities.add(x);
+        x.peerOf.add(s);
+      }
+    }
+    for (const b of rule.blocks) {
+      addTo(this.shapesByBlockCidr, cidrIdentityText(b.cidr), s);
+      for (const { prefix, value } of this.cidrTrie.within(b.cidr))
+        if (blockAllowsPrefix(b, prefix)) {
+          s.cidrs.add(value);
+          value.shapes.add(s);
+        }
+    }
+    for (const n of s.namedEgress) addTo(this.namedEgressShapes, namedPortKey(n.protocol, n.name), s);
+    return s;
+  }
+
+  private releaseShape(s: ShapeState): void {
+    if (s.rules.size > 0 || s.slots.size > 0) return;
+    this.shapes.delete(s.fingerprint);
+    for (const pr of s.peerRefs) this.peerIndex.delete(pr);
+    for (const x of s.identities) x.peerOf.delete(s);
+    for (const b of s.rule.blocks) deleteFrom(this.shapesByBlockCidr, cidrIdentityText(b.cidr), s);
+    for (const c of s.cidrs) c.shapes.delete(s);
+    for (const n of s.namedEgress) deleteFrom(this.namedEgressShapes, namedPortKey(n.protocol, n.name), s);
   }
 
   private addPolicy(compiled: CompiledPolicy): void {
@@ -900,50 +1116,29 @@ export class PolicyEngine {
     index.add(pol, selectorAnchors(compiled.selector));
     this.txn().other = true;
 
-    // Known prefixes first, so that the new rules see them all below.
+    // Known prefixes first, so that new shapes see them all.
     for (const rule of compiled.rules)
       for (const b of rule.blocks)
         for (const p of [b.cidr, ...b.except]) {
           pol.prefixes.push(p);
           this.acquirePrefix(p);
         }
-
     for (const rule of compiled.rules) {
-      const ref: RuleRef = { namespace: compiled.namespace, policy: compiled.name, direction: rule.direction, index: rule.index };
+      const ref: RuleRef = {
+        namespace: compiled.namespace,
+        policy: compiled.name,
+        direction: rule.direction,
+        index: rule.index,
+      };
       const r: RuleState = {
         id: this.ruleIds.acquire(ref),
         ref,
         policy: pol,
-        compiled: rule,
-        identities: new Set(),
-        cidrs: new Set(),
-        namedEgress:
-          rule.direction === "egress"
-            ? rule.ports.filter((s): s is Extract<PortSpec, { kind: "named" }> => s.kind === "named")
-            : [],
-        peerRefs: [],
+        shape: this.acquireShape(rule),
       };
+      r.shape.rules.add(r);
       pol.rules.push(r);
-      for (const peer of rule.peers) {
-        const pr: PeerRef = { rule: r, peer };
-        r.peerRefs.push(pr);
-        this.peerIndex.add(pr, peerAnchors(peer));
-        for (const x of this.identitiesMatching(peer)) {
-          r.identities.add(x);
-          x.peerOf.add(r);
-        }
-      }
-      for (const b of rule.blocks) {
-        addTo(this.rulesByBlockCidr, cidrIdentityText(b.cidr), r);
-        for (const { prefix, value } of this.cidrTrie.within(b.cidr))
-          if (blockAllowsPrefix(b, prefix)) {
-            r.cidrs.add(value);
-            value.rules.add(r);
-          }
-      }
-      for (const s of r.namedEgress) addTo(this.namedEgressRules, namedPortKey(s.protocol, s.name), r);
     }
-
     for (const x of this.identitiesByNs.get(compiled.namespace) ?? [])
       if (matches(compiled.selector, x.labels)) this.addSubject(pol, x);
   }
@@ -952,11 +1147,8 @@ export class PolicyEngine {
     for (const x of [...pol.subjects]) this.removeSubject(pol, x);
     this.subjectIndex.get(pol.compiled.namespace)?.delete(pol);
     for (const r of pol.rules) {
-      for (const pr of r.peerRefs) this.peerIndex.delete(pr);
-      for (const x of r.identities) x.peerOf.delete(r);
-      for (const b of r.compiled.blocks) deleteFrom(this.rulesByBlockCidr, cidrIdentityText(b.cidr), r);
-      for (const c of r.cidrs) c.rules.delete(r);
-      for (const s of r.namedEgress) deleteFrom(this.namedEgressRules, namedPortKey(s.protocol, s.name), r);
+      r.shape.rules.delete(r);
+      this.releaseShape(r.shape);
     }
     for (const p of pol.prefixes) this.releasePrefix(p);
     this.policies.delete(pol.compiled.key);
@@ -973,27 +1165,79 @@ export class PolicyEngine {
       const nsSel = peer.namespaceSelector;
       if (nsSel !== undefined && !matches(nsSel, this.namespaceLabels(ns))) {
         // Identities carry the labels their namespace had when they were made; normally current.
-        let any = false;
-        for (const x of xs) if (x.namespaceLabels !== this.namespaces.get(ns)) any = true;
-        if (!any) continue;
+        let stale = false;
+        for (const x of xs) if (x.namespaceLabels !== this.namespaces.get(ns)) stale = true;
+        if (!stale) continue;
       }
       for (const x of xs) if (peerMatches(peer, x)) yield x;
     }
   }
 
-  // ---------------------------------------------------------------- introspection for tests
+  // ---------------------------------------------------------------- introspection
 
-  /** Internal counters: sizes of the engine's indexes (for tests and metrics). */
-  stats(): { pods: number; identities: number; policies: number; endpoints: number; keys: number; cidrs: number } {
+  /** Sizes of the engine's state (for tests, metrics and benchmarks). */
+  stats(): {
+    pods: number;
+    identities: number;
+    policies: number;
+    shapes: number;
+    endpoints: number;
+    keys: number;
+    cidrs: number;
+    /** Σ over slots and atoms of keys: the work a from-scratch rebuild would do. */
+    contributions: number;
+  } {
+    let contributions = 0;
+    for (const s of this.shapes.values())
+      for (const slot of s.slots) for (const keys of slot.atoms.values()) contributions += keys.length;
     return {
       pods: this.pods.size,
       identities: this.identityByText.size,
       policies: this.policies.size,
+      shapes: this.shapes.size,
       endpoints: this.endpoints.size,
       keys: this.publicDesired.size,
       cidrs: this.publicCidrs.size,
+      contributions,
     };
   }
+}
+
+/** Canonical text of a rule's content, without its position: equal texts, one shape. */
+function shapeFingerprint(r: CompiledRule): string {
+  return JSON.stringify([
+    r.direction,
+    r.anyPeer,
+    r.peers.map((p) => [p.namespace ?? null, p.pod.text, p.namespaceSelector?.text ?? null]),
+    r.blocks.map(blockText),
+    r.ports,
+  ]);
+}
+
+/** The port part of a policyKeyString (maps/policy.ts): `proto|port/bits`. */
+function tupleTail(t: PortTuple): string {
+  return `${t.protocol ?? "*"}|${t.port ?? "*"}/${t.portBits ?? (t.port === undefined ? 0 : 16)}`;
+}
+
+/** Parses a policyKeyString back into its key; checks the round trip so the two cannot drift. */
+function keyFromString(ks: string): PolicyKey {
+  const [endpointIp, direction, peer, proto, portPart] = ks.split("|");
+  const [port, bits] = (portPart ?? "").split("/");
+  const byIp = peer?.startsWith("ip:") === true;
+  const key: PolicyKey = {
+    endpointIp: endpointIp as string,
+    direction: direction === "egress" ? "egress" : "ingress",
+    peerIdentity: byIp ? 0 : Number(peer),
+  };
+  if (byIp) key.peerIp = peer.slice(3);
+  if (proto !== "*") key.protocol = Number(proto);
+  if (port !== "*") {
+    key.port = Number(port);
+    key.portBits = Number(bits);
+  }
+  if (policyKeyString(key) !== ks)
+    throw new Error(`policy key text ${JSON.stringify(ks)} does not round-trip`);
+  return key;
 }
 
 function peerMatches(peer: SelectorPeer, x: IdentityState): boolean {
@@ -1032,4 +1276,3 @@ function deleteFrom<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
   s.delete(v);
   if (s.size === 0) m.delete(k);
 }
-

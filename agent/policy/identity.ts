@@ -53,7 +53,8 @@ export class OrderedProbingAllocator {
     readonly last: number,
     private readonly hash: IdentityHash = sha256Hash,
   ) {
-    if (!Number.isInteger(first) || !Number.isInteger(last) || last < first) throw new RangeError(`bad range ${first}..${last}`);
+    if (!Number.isInteger(first) || !Number.isInteger(last) || last < first)
+      throw new RangeError(`bad range ${first}..${last}`);
     this.span = last - first + 1;
   }
 
@@ -122,7 +123,8 @@ export class OrderedProbingAllocator {
       this.slots.set(o, t);
       this.offsets.set(t, o);
       const was = before.get(t);
-      if (was !== undefined && was !== o) moved.push({ canonical: t, from: this.first + was, to: this.first + o });
+      if (was !== undefined && was !== o)
+        moved.push({ canonical: t, from: this.first + was, to: this.first + o });
     }
     return moved;
   }

@@ -2,7 +2,7 @@
  * NetworkPolicy ports: validation as the API server does it, endPort ranges as LPM prefixes,
  * and container ports by name for named-port resolution.
  */
-import type { V1Container, V1NetworkPolicyPort, V1Pod } from "@kubernetes/client-node";
+import type { V1Container, V1ContainerPort, V1Pod } from "@kubernetes/client-node";
 import { Protocol, portRangePrefixes } from "../../maps/policy.js";
 
 /** The protocols a NetworkPolicy may name, with their IP protocol numbers. */
@@ -58,9 +58,10 @@ export type PortsResult = { ok: true; ports: PortSpec[] } | { ok: false; errors:
 /**
  * Validates and compiles a rule's `ports`. Absent or empty = every protocol and port; protocol
  * defaults to TCP; `endPort` needs a numeric `port` and must not be below it. `path` names the
- * field in error messages. Never throws.
+ * field in error messages. `ports` is normally V1NetworkPolicyPort[]; anything else is reported,
+ * never thrown.
  */
-export function compilePorts(ports: readonly V1NetworkPolicyPort[] | null | undefined, path: string): PortsResult {
+export function compilePorts(ports: unknown, path: string): PortsResult {
   if (ports === undefined || ports === null) return { ok: true, ports: [{ kind: "any" }] };
   if (!Array.isArray(ports)) return { ok: false, errors: [`${path}: not a list`] };
   if (ports.length === 0) return { ok: true, ports: [{ kind: "any" }] };
@@ -88,7 +89,8 @@ export function compilePorts(ports: readonly V1NetworkPolicyPort[] | null | unde
       if (!isIanaSvcName(port))
         errors.push(`${p}.port: ${JSON.stringify(port)} is not a valid port name (IANA_SVC_NAME)`);
       if (endPort !== undefined) errors.push(`${p}.endPort: may not be specified when port is a name`);
-      else if (protocol !== undefined && isIanaSvcName(port)) out.push({ kind: "named", protocol, name: port });
+      else if (protocol !== undefined && isIanaSvcName(port))
+        out.push({ kind: "named", protocol, name: port });
       return;
     }
     if (!isPortNumber(port)) {
@@ -125,12 +127,13 @@ export function namedPortKey(protocol: number, name: string): string {
  */
 export function containerNamedPorts(pod: V1Pod): Map<string, number> {
   const out = new Map<string, number>();
-  const visit = (containers: readonly V1Container[] | undefined, sidecarsOnly: boolean): void => {
+  const visit = (containers: unknown, sidecarsOnly: boolean): void => {
     if (!Array.isArray(containers)) return;
-    for (const c of containers) {
+    for (const c of containers as V1Container[]) {
       if (sidecarsOnly && c.restartPolicy !== "Always") continue;
-      if (!Array.isArray(c.ports)) continue;
-      for (const cp of c.ports) {
+      const ports: unknown = c.ports;
+      if (!Array.isArray(ports)) continue;
+      for (const cp of ports as V1ContainerPort[]) {
         if (typeof cp.name !== "string" || cp.name === "" || !isPortNumber(cp.containerPort)) continue;
         const protocol = POLICY_PROTOCOLS.get(cp.protocol ?? "TCP");
         if (protocol === undefined) continue;

@@ -32,7 +32,12 @@ export class RuleIds {
     if (have !== undefined) return have;
     const id = this.free.length > 0 ? (this.free.pop() as number) : this.next++;
     this.byKey.set(k, id);
-    this.byId.set(id, { namespace: ref.namespace, policy: ref.policy, direction: ref.direction, index: ref.index });
+    this.byId.set(id, {
+      namespace: ref.namespace,
+      policy: ref.policy,
+      direction: ref.direction,
+      index: ref.index,
+    });
     return id;
   }
 
@@ -43,8 +48,15 @@ export class RuleIds {
     if (id === undefined) return;
     this.byKey.delete(k);
     this.byId.delete(id);
-    this.free.push(id);
-    this.free.sort((a, b) => b - a);
+    // Keep `free` sorted descending (binary search, one splice) so pop() yields the smallest.
+    let lo = 0;
+    let hi = this.free.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.free[mid] as number) > id) lo = mid + 1;
+      else hi = mid;
+    }
+    this.free.splice(lo, 0, id);
   }
 
   /** The id `ref` holds, without allocating. */

@@ -2,7 +2,6 @@
  * Label selectors (metav1.LabelSelector) compiled once, matched many times, and indexed so that
  * "which selectors could match this label set?" does not scan every selector in the cluster.
  */
-import type { V1LabelSelector } from "@kubernetes/client-node";
 
 /** A label set: pod labels or namespace labels. */
 export type Labels = Readonly<Record<string, string>>;
@@ -69,14 +68,16 @@ export type SelectorResult = { ok: true; selector: Selector } | { ok: false; err
 /**
  * Validates and compiles a LabelSelector the way the API server validates one: known operators,
  * non-empty values for In/NotIn, no values for Exists/DoesNotExist, valid keys and values.
- * `path` names the field in error messages. Never throws.
+ * `input` is normally a V1LabelSelector (null/undefined = absent = everything); anything else is
+ * reported, never thrown. `path` names the field in error messages.
  */
-export function compileSelector(sel: V1LabelSelector | null | undefined, path: string): SelectorResult {
+export function compileSelector(input: unknown, path: string): SelectorResult {
   const errors: string[] = [];
   const reqs: Requirement[] = [];
-  if (sel === null || sel === undefined) return { ok: true, selector: MATCH_ALL };
-  if (typeof sel !== "object") return { ok: false, errors: [`${path}: not an object`] };
-  const matchLabels: unknown = sel.matchLabels;
+  if (input === null || input === undefined) return { ok: true, selector: MATCH_ALL };
+  if (typeof input !== "object") return { ok: false, errors: [`${path}: not an object`] };
+  const sel = input as { matchLabels?: unknown; matchExpressions?: unknown };
+  const matchLabels = sel.matchLabels;
   if (matchLabels !== undefined && matchLabels !== null) {
     if (typeof matchLabels !== "object") errors.push(`${path}.matchLabels: not an object`);
     else
@@ -93,7 +94,7 @@ export function compileSelector(sel: V1LabelSelector | null | undefined, path: s
         reqs.push({ key, operator: "In", values: new Set([value]) });
       }
   }
-  const exprs: unknown = sel.matchExpressions;
+  const exprs = sel.matchExpressions;
   if (exprs !== undefined && exprs !== null) {
     if (!Array.isArray(exprs)) errors.push(`${path}.matchExpressions: not a list`);
     else

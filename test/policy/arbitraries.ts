@@ -1,7 +1,7 @@
 /** fast-check generators of small clusters: namespaces, pods with named ports, valid NetworkPolicies. */
 import fc from "fast-check";
-import type { V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
-import { namespace, pod, policy } from "./fixtures.js";
+import type { V1Container, V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
+import { model, namespace, pod, policy } from "./fixtures.js";
 
 export const NAMESPACES = ["a", "b"] as const;
 export const POD_SLOTS = 6;
@@ -19,10 +19,14 @@ export const ALL_IPS: readonly string[] = [
   ...EXTERNAL,
 ];
 
-const labelsArb = fc.record({ app: fc.constantFrom("web", "db"), tier: fc.constantFrom("fe", "be") }, { requiredKeys: [] });
+const labelsArb = fc.record(
+  { app: fc.constantFrom("web", "db"), tier: fc.constantFrom("fe", "be") },
+  { requiredKeys: [] },
+);
 const nsLabelsArb = fc.record({ team: fc.constantFrom("x", "y") }, { requiredKeys: [] });
 
-export const namespaceArb = (name: string): fc.Arbitrary<V1Namespace> => nsLabelsArb.map((l) => namespace(name, l));
+export const namespaceArb = (name: string): fc.Arbitrary<V1Namespace> =>
+  nsLabelsArb.map((l) => namespace(name, l));
 
 /** A pod in slot `i`. */
 export const podArb = (i: number): fc.Arbitrary<V1Pod> =>
@@ -41,9 +45,16 @@ export const podArb = (i: number): fc.Arbitrary<V1Pod> =>
       const ports: { name: string; port: number; protocol?: string }[] = [];
       if (r.http !== undefined) ports.push({ name: "http", port: r.http });
       if (r.dns) ports.push({ name: "dns", port: 53, protocol: "UDP" });
-      const p = pod(r.ns, `p${i}`, podIp(i, r.ipVariant), { labels: r.labels, node: r.node, ports, phase: r.phase });
+      const p = pod(r.ns, `p${i}`, podIp(i, r.ipVariant), {
+        labels: r.labels,
+        node: r.node,
+        ports,
+        phase: r.phase,
+      });
       if (r.sidecarMetrics && p.spec !== undefined)
-        p.spec.initContainers = [{ name: "side", restartPolicy: "Always", ports: [{ name: "metrics", containerPort: 9090 }] }];
+        p.spec.initContainers = model<V1Container[]>([
+          { name: "side", restartPolicy: "Always", ports: [{ name: "metrics", containerPort: 9090 }] },
+        ]);
       return p;
     });
 
@@ -51,11 +62,15 @@ const podSelectorArb = fc.oneof(
   fc.constant({}),
   labelsArb.map((l) => ({ matchLabels: l })),
   fc.record({
-    matchExpressions: fc.tuple(
-      fc.constantFrom("app", "tier"),
-      fc.constantFrom("In", "NotIn", "Exists", "DoesNotExist"),
-      fc.subarray(["web", "db", "fe", "be"], { minLength: 1, maxLength: 2 }),
-    ).map(([key, operator, values]) => [operator === "In" || operator === "NotIn" ? { key, operator, values } : { key, operator }]),
+    matchExpressions: fc
+      .tuple(
+        fc.constantFrom("app", "tier"),
+        fc.constantFrom("In", "NotIn", "Exists", "DoesNotExist"),
+        fc.subarray(["web", "db", "fe", "be"], { minLength: 1, maxLength: 2 }),
+      )
+      .map(([key, operator, values]) => [
+        operator === "In" || operator === "NotIn" ? { key, operator, values } : { key, operator },
+      ]),
   }),
 );
 
@@ -79,7 +94,9 @@ const ipBlockArb = fc.constantFrom(
 const peerArb = fc.oneof(
   podSelectorArb.map((podSelector) => ({ podSelector })),
   nsSelectorArb.map((namespaceSelector) => ({ namespaceSelector })),
-  fc.tuple(podSelectorArb, nsSelectorArb).map(([podSelector, namespaceSelector]) => ({ podSelector, namespaceSelector })),
+  fc
+    .tuple(podSelectorArb, nsSelectorArb)
+    .map(([podSelector, namespaceSelector]) => ({ podSelector, namespaceSelector })),
   ipBlockArb.map((ipBlock) => ({ ipBlock })),
 );
 
@@ -106,7 +123,9 @@ export const policyArb = (name: string): fc.Arbitrary<V1NetworkPolicy> =>
     .record({
       ns: fc.constantFrom(...NAMESPACES),
       podSelector: podSelectorArb,
-      policyTypes: fc.option(fc.constantFrom(["Ingress"], ["Egress"], ["Ingress", "Egress"]), { nil: undefined }),
+      policyTypes: fc.option(fc.constantFrom(["Ingress"], ["Egress"], ["Ingress", "Egress"]), {
+        nil: undefined,
+      }),
       ingress: fc.option(fc.array(ruleArb, { maxLength: 2 }), { nil: undefined }),
       egress: fc.option(fc.array(ruleArb, { maxLength: 2 }), { nil: undefined }),
     })
@@ -114,9 +133,15 @@ export const policyArb = (name: string): fc.Arbitrary<V1NetworkPolicy> =>
       const spec: Record<string, unknown> = { podSelector: r.podSelector };
       if (r.policyTypes !== undefined) spec.policyTypes = r.policyTypes;
       if (r.ingress !== undefined)
-        spec.ingress = r.ingress.map((x) => ({ ...(x.peers !== undefined ? { from: x.peers } : {}), ...(x.ports !== undefined ? { ports: x.ports } : {}) }));
+        spec.ingress = r.ingress.map((x) => ({
+          ...(x.peers !== undefined ? { from: x.peers } : {}),
+          ...(x.ports !== undefined ? { ports: x.ports } : {}),
+        }));
       if (r.egress !== undefined)
-        spec.egress = r.egress.map((x) => ({ ...(x.peers !== undefined ? { to: x.peers } : {}), ...(x.ports !== undefined ? { ports: x.ports } : {}) }));
+        spec.egress = r.egress.map((x) => ({
+          ...(x.peers !== undefined ? { to: x.peers } : {}),
+          ...(x.ports !== undefined ? { ports: x.ports } : {}),
+        }));
       return policy(r.ns, name, spec);
     });
 
@@ -128,8 +153,12 @@ export interface Cluster {
 
 export const clusterArb: fc.Arbitrary<Cluster> = fc.record({
   namespaces: fc.tuple(...NAMESPACES.map(namespaceArb)),
-  pods: fc.integer({ min: 1, max: POD_SLOTS }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => podArb(i)))),
-  policies: fc.integer({ min: 0, max: 4 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, j) => policyArb(`np${j}`)))),
+  pods: fc
+    .integer({ min: 1, max: POD_SLOTS })
+    .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => podArb(i)))),
+  policies: fc
+    .integer({ min: 0, max: 4 })
+    .chain((n) => fc.tuple(...Array.from({ length: n }, (_, j) => policyArb(`np${j}`)))),
 });
 
 /** One event of a random history. */
@@ -139,7 +168,21 @@ export type Op =
   | { kind: "policy"; slot: number; obj: V1NetworkPolicy | undefined };
 
 export const opArb: fc.Arbitrary<Op> = fc.oneof(
-  fc.constantFrom(...NAMESPACES).chain((name) => fc.option(namespaceArb(name), { nil: undefined }).map((obj): Op => ({ kind: "ns", name, obj }))),
-  fc.integer({ min: 0, max: POD_SLOTS - 1 }).chain((slot) => fc.option(podArb(slot), { nil: undefined, freq: 4 }).map((obj): Op => ({ kind: "pod", slot, obj }))),
-  fc.integer({ min: 0, max: 3 }).chain((slot) => fc.option(policyArb(`np${slot}`), { nil: undefined, freq: 3 }).map((obj): Op => ({ kind: "policy", slot, obj }))),
+  fc
+    .constantFrom(...NAMESPACES)
+    .chain((name) =>
+      fc.option(namespaceArb(name), { nil: undefined }).map((obj): Op => ({ kind: "ns", name, obj })),
+    ),
+  fc
+    .integer({ min: 0, max: POD_SLOTS - 1 })
+    .chain((slot) =>
+      fc.option(podArb(slot), { nil: undefined, freq: 4 }).map((obj): Op => ({ kind: "pod", slot, obj })),
+    ),
+  fc
+    .integer({ min: 0, max: 3 })
+    .chain((slot) =>
+      fc
+        .option(policyArb(`np${slot}`), { nil: undefined, freq: 3 })
+        .map((obj): Op => ({ kind: "policy", slot, obj })),
+    ),
 );

@@ -3,12 +3,13 @@
  * end-to-end verdicts through the reference evaluator.
  */
 import assert from "node:assert/strict";
+import type { V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
 import { IpcacheFlag } from "../../maps/ipcache.js";
 import { Identity, isCidrIdentity, isPodIdentity } from "../../maps/identities.js";
 import { Protocol, type PolicyKey } from "../../maps/policy.js";
 import { PolicyEngine } from "../../agent/policy/engine.js";
 import { evaluate } from "./evaluator.js";
-import { keyStrings, keys, namespace, pod, policy } from "./fixtures.js";
+import { keyStrings, keys, model, namespace, pod, policy } from "./fixtures.js";
 
 const { TCP, UDP, SCTP } = Protocol;
 const ING = "ingress" as const;
@@ -19,9 +20,13 @@ function cluster(): PolicyEngine {
   const e = new PolicyEngine();
   e.upsertNamespace(namespace("prod", { env: "prod" }));
   e.upsertNamespace(namespace("dev", { env: "dev" }));
-  e.upsertPod(pod("prod", "web", "10.0.0.1", { labels: { app: "web" }, ports: [{ name: "http", port: 8080 }] }));
+  e.upsertPod(
+    pod("prod", "web", "10.0.0.1", { labels: { app: "web" }, ports: [{ name: "http", port: 8080 }] }),
+  );
   e.upsertPod(pod("prod", "db", "10.0.0.2", { labels: { app: "db" }, ports: [{ name: "pg", port: 5432 }] }));
-  e.upsertPod(pod("dev", "web", "10.0.1.1", { labels: { app: "web" }, ports: [{ name: "http", port: 9090 }] }));
+  e.upsertPod(
+    pod("dev", "web", "10.0.1.1", { labels: { app: "web" }, ports: [{ name: "http", port: 9090 }] }),
+  );
   e.upsertPod(pod("dev", "tool", "10.0.1.2", { labels: { app: "tool" } }));
   return e;
 }
@@ -32,7 +37,12 @@ const id = (e: PolicyEngine, ns: string, name: string): number => {
   return v;
 };
 
-function k(endpointIp: string, direction: "ingress" | "egress", peerIdentity: number, rest: Partial<PolicyKey> = {}): PolicyKey {
+function k(
+  endpointIp: string,
+  direction: "ingress" | "egress",
+  peerIdentity: number,
+  rest: Partial<PolicyKey> = {},
+): PolicyKey {
   return { endpointIp, direction, peerIdentity, ...rest };
 }
 
@@ -46,7 +56,11 @@ describe("policy engine: semantics", function () {
   });
 
   it("ingress: [] (or absent) with type Ingress isolates and allows nothing", function () {
-    for (const spec of [{ podSelector: {} }, { podSelector: {}, ingress: [] }, { podSelector: {}, policyTypes: ["Ingress"] }]) {
+    for (const spec of [
+      { podSelector: {} },
+      { podSelector: {}, ingress: [] },
+      { podSelector: {}, policyTypes: ["Ingress"] },
+    ]) {
       const e = cluster();
       e.upsertPolicy(policy("prod", "deny", spec));
       assert.equal(e.localFlags("10.0.0.1"), IpcacheFlag.enforceIngress, JSON.stringify(spec));
@@ -61,13 +75,19 @@ describe("policy engine: semantics", function () {
   it("policyTypes default: Egress only when the policy has at least one egress rule", function () {
     const e = cluster();
     e.upsertPolicy(policy("prod", "empty-egress", { podSelector: {}, egress: [] }));
-    assert.equal(e.localFlags("10.0.0.1"), IpcacheFlag.enforceIngress, "egress: [] does not default to Egress");
+    assert.equal(
+      e.localFlags("10.0.0.1"),
+      IpcacheFlag.enforceIngress,
+      "egress: [] does not default to Egress",
+    );
     e.upsertPolicy(policy("prod", "empty-egress", { podSelector: {}, egress: [{}] }));
     assert.equal(e.localFlags("10.0.0.1"), IpcacheFlag.enforceIngress | IpcacheFlag.enforceEgress);
     e.upsertPolicy(policy("prod", "empty-egress", { podSelector: {}, policyTypes: ["Egress"] }));
     assert.equal(e.localFlags("10.0.0.1"), IpcacheFlag.enforceEgress, "explicit Egress only: ingress open");
     assert.deepEqual(keys(e), []);
-    e.upsertPolicy(policy("prod", "empty-egress", { podSelector: {}, policyTypes: ["Egress"], ingress: [{}] }));
+    e.upsertPolicy(
+      policy("prod", "empty-egress", { podSelector: {}, policyTypes: ["Egress"], ingress: [{}] }),
+    );
     assert.deepEqual(keys(e), [], "ingress rules of a policy not of type Ingress are ignored");
   });
 
@@ -84,7 +104,9 @@ describe("policy engine: semantics", function () {
     e.upsertPolicy(policy("prod", "all", { podSelector: { matchLabels: { app: "db" } }, ingress: [{}] }));
     assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, Identity.any)]));
     assert.equal(evaluate(e, "8.8.8.8", "10.0.0.2", UDP, 53).allowed, true);
-    e.upsertPolicy(policy("prod", "all", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [] }] }));
+    e.upsertPolicy(
+      policy("prod", "all", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [] }] }),
+    );
     assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, Identity.any)]), "from: [] is the same");
   });
 
@@ -98,7 +120,11 @@ describe("policy engine: semantics", function () {
     );
     assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, id(e, "prod", "web"))]));
     assert.equal(evaluate(e, "10.0.0.1", "10.0.0.2", TCP, 5432).allowed, true);
-    assert.equal(evaluate(e, "10.0.1.1", "10.0.0.2", TCP, 5432).allowed, false, "dev/web is another namespace");
+    assert.equal(
+      evaluate(e, "10.0.1.1", "10.0.0.2", TCP, 5432).allowed,
+      false,
+      "dev/web is another namespace",
+    );
     assert.equal(evaluate(e, "8.8.8.8", "10.0.0.2", TCP, 5432).allowed, false);
   });
 
@@ -110,24 +136,50 @@ describe("policy engine: semantics", function () {
         ingress: [{ from: [{ namespaceSelector: { matchLabels: { env: "dev" } } }] }],
       }),
     );
-    assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, id(e, "dev", "web")), k("10.0.0.2", ING, id(e, "dev", "tool"))]));
+    assert.deepEqual(
+      keys(e),
+      keyStrings([k("10.0.0.2", ING, id(e, "dev", "web")), k("10.0.0.2", ING, id(e, "dev", "tool"))]),
+    );
   });
 
   it("namespaceSelector {} selects all namespaces; podSelector {} all pods of the own namespace", function () {
     const e = cluster();
-    e.upsertPolicy(policy("prod", "a", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [{ namespaceSelector: {} }] }] }));
+    e.upsertPolicy(
+      policy("prod", "a", {
+        podSelector: { matchLabels: { app: "db" } },
+        ingress: [{ from: [{ namespaceSelector: {} }] }],
+      }),
+    );
     assert.equal(keys(e).length, 4, "all four pod identities");
-    e.upsertPolicy(policy("prod", "a", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [{ podSelector: {} }] }] }));
-    assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, id(e, "prod", "web")), k("10.0.0.2", ING, id(e, "prod", "db"))]));
+    e.upsertPolicy(
+      policy("prod", "a", {
+        podSelector: { matchLabels: { app: "db" } },
+        ingress: [{ from: [{ podSelector: {} }] }],
+      }),
+    );
+    assert.deepEqual(
+      keys(e),
+      keyStrings([k("10.0.0.2", ING, id(e, "prod", "web")), k("10.0.0.2", ING, id(e, "prod", "db"))]),
+    );
   });
 
   it("podSelector and namespaceSelector in one peer are ANDed; in two peers ORed", function () {
     const e = cluster();
-    const and = { namespaceSelector: { matchLabels: { env: "dev" } }, podSelector: { matchLabels: { app: "web" } } };
-    e.upsertPolicy(policy("prod", "a", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [and] }] }));
+    const and = {
+      namespaceSelector: { matchLabels: { env: "dev" } },
+      podSelector: { matchLabels: { app: "web" } },
+    };
+    e.upsertPolicy(
+      policy("prod", "a", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [and] }] }),
+    );
     assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, id(e, "dev", "web"))]));
-    const or = [{ namespaceSelector: { matchLabels: { env: "dev" } } }, { podSelector: { matchLabels: { app: "web" } } }];
-    e.upsertPolicy(policy("prod", "a", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: or }] }));
+    const or = [
+      { namespaceSelector: { matchLabels: { env: "dev" } } },
+      { podSelector: { matchLabels: { app: "web" } } },
+    ];
+    e.upsertPolicy(
+      policy("prod", "a", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: or }] }),
+    );
     assert.deepEqual(
       keys(e),
       keyStrings([
@@ -145,13 +197,22 @@ describe("policy engine: semantics", function () {
     e.upsertPolicy(
       policy("prod", "a", {
         podSelector: {},
-        ingress: [{ from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "late" } } }] }],
+        ingress: [
+          { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "late" } } }] },
+        ],
       }),
     );
     assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, id(e, "late", "p"))]));
     e.upsertNamespace(namespace("late", { "kubernetes.io/metadata.name": "spoofed", team: "t" }));
-    assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, id(e, "late", "p"))]), "the name label cannot be overridden");
-    assert.deepEqual(e.identities().get(id(e, "late", "p"))?.namespaceLabels, { "kubernetes.io/metadata.name": "late", team: "t" });
+    assert.deepEqual(
+      keys(e),
+      keyStrings([k("10.0.0.2", ING, id(e, "late", "p"))]),
+      "the name label cannot be overridden",
+    );
+    assert.deepEqual(e.identities().get(id(e, "late", "p"))?.namespaceLabels, {
+      "kubernetes.io/metadata.name": "late",
+      team: "t",
+    });
   });
 
   it("ports: number (TCP default), protocol only, UDP, SCTP, endPort ranges", function () {
@@ -196,7 +257,12 @@ describe("policy engine: semantics", function () {
 
   it("endPort across alignment splits into several prefixes", function () {
     const e = cluster();
-    e.upsertPolicy(policy("prod", "p", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ ports: [{ port: 30, endPort: 33 }] }] }));
+    e.upsertPolicy(
+      policy("prod", "p", {
+        podSelector: { matchLabels: { app: "db" } },
+        ingress: [{ ports: [{ port: 30, endPort: 33 }] }],
+      }),
+    );
     assert.deepEqual(
       keys(e),
       keyStrings([
@@ -204,15 +270,24 @@ describe("policy engine: semantics", function () {
         k("10.0.0.2", ING, 0, { protocol: TCP, port: 32, portBits: 15 }),
       ]),
     );
-    for (let p = 28; p <= 35; p++) assert.equal(evaluate(e, "10.0.1.2", "10.0.0.2", TCP, p).allowed, p >= 30 && p <= 33, `port ${p}`);
+    for (let p = 28; p <= 35; p++)
+      assert.equal(evaluate(e, "10.0.1.2", "10.0.0.2", TCP, p).allowed, p >= 30 && p <= 33, `port ${p}`);
   });
 
   it("a rule with peers and ports needs both; peers without ports allow every protocol", function () {
     const e = cluster();
     const web = { podSelector: { matchLabels: { app: "web" } } };
-    e.upsertPolicy(policy("prod", "p", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [web], ports: [{ port: 5432 }] }] }));
+    e.upsertPolicy(
+      policy("prod", "p", {
+        podSelector: { matchLabels: { app: "db" } },
+        ingress: [{ from: [web], ports: [{ port: 5432 }] }],
+      }),
+    );
     const w = id(e, "prod", "web");
-    assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, w, { protocol: TCP, port: 5432, portBits: 16 })]));
+    assert.deepEqual(
+      keys(e),
+      keyStrings([k("10.0.0.2", ING, w, { protocol: TCP, port: 5432, portBits: 16 })]),
+    );
     assert.equal(evaluate(e, "10.0.0.1", "10.0.0.2", TCP, 5432).allowed, true);
     assert.equal(evaluate(e, "10.0.0.1", "10.0.0.2", TCP, 5433).allowed, false);
     assert.equal(evaluate(e, "10.0.1.2", "10.0.0.2", TCP, 5432).allowed, false);
@@ -221,16 +296,32 @@ describe("policy engine: semantics", function () {
   it("named ingress port resolves on the selected pod: name and protocol must match", function () {
     const e = cluster();
     e.upsertPolicy(policy("prod", "p", { podSelector: {}, ingress: [{ ports: [{ port: "http" }] }] }));
-    assert.deepEqual(keys(e), keyStrings([k("10.0.0.1", ING, 0, { protocol: TCP, port: 8080, portBits: 16 })]), "db has no http port");
-    e.upsertPolicy(policy("prod", "p", { podSelector: {}, ingress: [{ ports: [{ port: "http", protocol: "UDP" }] }] }));
+    assert.deepEqual(
+      keys(e),
+      keyStrings([k("10.0.0.1", ING, 0, { protocol: TCP, port: 8080, portBits: 16 })]),
+      "db has no http port",
+    );
+    e.upsertPolicy(
+      policy("prod", "p", { podSelector: {}, ingress: [{ ports: [{ port: "http", protocol: "UDP" }] }] }),
+    );
     assert.deepEqual(keys(e), [], "http is TCP");
   });
 
   it("named ingress port follows the pod's container ports", function () {
     const e = cluster();
-    e.upsertPolicy(policy("prod", "p", { podSelector: { matchLabels: { app: "web" } }, ingress: [{ ports: [{ port: "http" }] }] }));
-    e.upsertPod(pod("prod", "web", "10.0.0.1", { labels: { app: "web" }, ports: [{ name: "http", port: 8081 }] }));
-    assert.deepEqual(keys(e), keyStrings([k("10.0.0.1", ING, 0, { protocol: TCP, port: 8081, portBits: 16 })]));
+    e.upsertPolicy(
+      policy("prod", "p", {
+        podSelector: { matchLabels: { app: "web" } },
+        ingress: [{ ports: [{ port: "http" }] }],
+      }),
+    );
+    e.upsertPod(
+      pod("prod", "web", "10.0.0.1", { labels: { app: "web" }, ports: [{ name: "http", port: 8081 }] }),
+    );
+    assert.deepEqual(
+      keys(e),
+      keyStrings([k("10.0.0.1", ING, 0, { protocol: TCP, port: 8081, portBits: 16 })]),
+    );
   });
 
   it("named egress port resolves per destination pod into address-keyed entries", function () {
@@ -238,7 +329,12 @@ describe("policy engine: semantics", function () {
     e.upsertPolicy(
       policy("dev", "p", {
         podSelector: { matchLabels: { app: "tool" } },
-        egress: [{ to: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: "web" } } }], ports: [{ port: "http" }] }],
+        egress: [
+          {
+            to: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: "web" } } }],
+            ports: [{ port: "http" }],
+          },
+        ],
       }),
     );
     assert.equal(e.localFlags("10.0.1.2"), IpcacheFlag.enforceIngress | IpcacheFlag.enforceEgress);
@@ -250,20 +346,41 @@ describe("policy engine: semantics", function () {
       ]),
     );
     assert.equal(evaluate(e, "10.0.1.2", "10.0.0.1", TCP, 8080).allowed, true);
-    assert.equal(evaluate(e, "10.0.1.2", "10.0.0.1", TCP, 9090).allowed, false, "9090 is http on dev/web only");
+    assert.equal(
+      evaluate(e, "10.0.1.2", "10.0.0.1", TCP, 9090).allowed,
+      false,
+      "9090 is http on dev/web only",
+    );
     assert.equal(evaluate(e, "10.0.1.2", "10.0.1.1", TCP, 9090).allowed, true);
     assert.equal(evaluate(e, "10.0.1.2", "10.0.0.2", TCP, 8080).allowed, false, "db is not a web pod");
     // A new web pod appears: it gets its own address-keyed entry.
-    e.upsertPod(pod("prod", "web2", "10.0.0.3", { labels: { app: "web" }, ports: [{ name: "http", port: 7070 }] }));
-    assert.ok(keys(e).includes(keyStrings([k("10.0.1.2", EG, 0, { peerIp: "10.0.0.3", protocol: TCP, port: 7070, portBits: 16 })])[0] as string));
+    e.upsertPod(
+      pod("prod", "web2", "10.0.0.3", { labels: { app: "web" }, ports: [{ name: "http", port: 7070 }] }),
+    );
+    assert.ok(
+      keys(e).includes(
+        keyStrings([
+          k("10.0.1.2", EG, 0, { peerIp: "10.0.0.3", protocol: TCP, port: 7070, portBits: 16 }),
+        ])[0] as string,
+      ),
+    );
     e.deletePod("prod", "web2");
     assert.equal(keys(e).length, 2);
   });
 
   it("named egress port without peers: every pod declaring the port, never the world", function () {
     const e = cluster();
-    e.upsertPolicy(policy("dev", "p", { podSelector: { matchLabels: { app: "tool" } }, policyTypes: ["Egress"], egress: [{ ports: [{ port: "pg" }] }] }));
-    assert.deepEqual(keys(e), keyStrings([k("10.0.1.2", EG, 0, { peerIp: "10.0.0.2", protocol: TCP, port: 5432, portBits: 16 })]));
+    e.upsertPolicy(
+      policy("dev", "p", {
+        podSelector: { matchLabels: { app: "tool" } },
+        policyTypes: ["Egress"],
+        egress: [{ ports: [{ port: "pg" }] }],
+      }),
+    );
+    assert.deepEqual(
+      keys(e),
+      keyStrings([k("10.0.1.2", EG, 0, { peerIp: "10.0.0.2", protocol: TCP, port: 5432, portBits: 16 })]),
+    );
     assert.equal(evaluate(e, "10.0.1.2", "8.8.8.8", TCP, 5432).allowed, false);
   });
 
@@ -278,8 +395,18 @@ describe("policy engine: semantics", function () {
     );
     const outer = e.cidrPrefixes().get("192.168.0.0/16");
     const hole = e.cidrPrefixes().get("192.168.1.0/24");
-    assert.ok(outer !== undefined && hole !== undefined && isCidrIdentity(outer) && isCidrIdentity(hole) && outer !== hole);
-    assert.deepEqual(keys(e), keyStrings([k("10.0.0.1", EG, outer)]), "the except gets an identity but no entry");
+    assert.ok(
+      outer !== undefined &&
+        hole !== undefined &&
+        isCidrIdentity(outer) &&
+        isCidrIdentity(hole) &&
+        outer !== hole,
+    );
+    assert.deepEqual(
+      keys(e),
+      keyStrings([k("10.0.0.1", EG, outer)]),
+      "the except gets an identity but no entry",
+    );
     assert.equal(e.cidrIdentityOf("192.168.1.7"), hole);
     assert.equal(e.cidrIdentityOf("192.168.2.7"), outer);
     assert.equal(e.cidrIdentityOf("10.0.0.9"), 0);
@@ -322,7 +449,12 @@ describe("policy engine: semantics", function () {
 
   it("ipBlock matches pod addresses too (ingress from a pod by its /32)", function () {
     const e = cluster();
-    e.upsertPolicy(policy("prod", "p", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [{ ipBlock: { cidr: "10.0.1.2/32" } }] }] }));
+    e.upsertPolicy(
+      policy("prod", "p", {
+        podSelector: { matchLabels: { app: "db" } },
+        ingress: [{ from: [{ ipBlock: { cidr: "10.0.1.2/32" } }] }],
+      }),
+    );
     assert.equal(evaluate(e, "10.0.1.2", "10.0.0.2", TCP, 1).allowed, true);
     assert.equal(evaluate(e, "10.0.1.1", "10.0.0.2", TCP, 1).allowed, false);
   });
@@ -333,15 +465,25 @@ describe("policy engine: semantics", function () {
       policy("dev", "p", {
         podSelector: { matchLabels: { app: "tool" } },
         policyTypes: ["Egress"],
-        egress: [{ to: [{ ipBlock: { cidr: "10.0.0.0/16", except: ["10.0.1.0/24"] } }], ports: [{ port: "http" }] }],
+        egress: [
+          { to: [{ ipBlock: { cidr: "10.0.0.0/16", except: ["10.0.1.0/24"] } }], ports: [{ port: "http" }] },
+        ],
       }),
     );
-    assert.deepEqual(keys(e), keyStrings([k("10.0.1.2", EG, 0, { peerIp: "10.0.0.1", protocol: TCP, port: 8080, portBits: 16 })]));
+    assert.deepEqual(
+      keys(e),
+      keyStrings([k("10.0.1.2", EG, 0, { peerIp: "10.0.0.1", protocol: TCP, port: 8080, portBits: 16 })]),
+    );
   });
 
   it("IPv6 ipBlocks are valid but match nothing in the IPv4 datapath", function () {
     const e = cluster();
-    e.upsertPolicy(policy("prod", "p", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "fd00::/8", except: ["fd00:1::/32"] } }] }] }));
+    e.upsertPolicy(
+      policy("prod", "p", {
+        podSelector: {},
+        ingress: [{ from: [{ ipBlock: { cidr: "fd00::/8", except: ["fd00:1::/32"] } }] }],
+      }),
+    );
     assert.deepEqual(e.errors(), []);
     assert.deepEqual(keys(e), []);
     assert.equal(e.cidrPrefixes().size, 0);
@@ -349,8 +491,18 @@ describe("policy engine: semantics", function () {
 
   it("policies are unioned, per direction, per pod", function () {
     const e = cluster();
-    e.upsertPolicy(policy("prod", "a", { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { app: "web" } } }] }] }));
-    e.upsertPolicy(policy("prod", "b", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ ports: [{ port: 5432 }] }] }));
+    e.upsertPolicy(
+      policy("prod", "a", {
+        podSelector: {},
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: "web" } } }] }],
+      }),
+    );
+    e.upsertPolicy(
+      policy("prod", "b", {
+        podSelector: { matchLabels: { app: "db" } },
+        ingress: [{ ports: [{ port: 5432 }] }],
+      }),
+    );
     assert.equal(evaluate(e, "10.0.0.1", "10.0.0.2", UDP, 1).allowed, true, "from a");
     assert.equal(evaluate(e, "10.0.1.2", "10.0.0.2", TCP, 5432).allowed, true, "from b");
     assert.equal(evaluate(e, "10.0.1.2", "10.0.0.2", TCP, 5431).allowed, false);
@@ -359,15 +511,42 @@ describe("policy engine: semantics", function () {
 
   it("traffic needs the source's egress and the destination's ingress", function () {
     const e = cluster();
-    e.upsertPolicy(policy("prod", "in", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [{ namespaceSelector: {} }] }] }));
-    e.upsertPolicy(policy("dev", "out", { podSelector: {}, policyTypes: ["Egress"], egress: [{ to: [{ podSelector: {} }] }] }));
+    e.upsertPolicy(
+      policy("prod", "in", {
+        podSelector: { matchLabels: { app: "db" } },
+        ingress: [{ from: [{ namespaceSelector: {} }] }],
+      }),
+    );
+    e.upsertPolicy(
+      policy("dev", "out", {
+        podSelector: {},
+        policyTypes: ["Egress"],
+        egress: [{ to: [{ podSelector: {} }] }],
+      }),
+    );
     const v = evaluate(e, "10.0.1.2", "10.0.0.2", TCP, 1);
     assert.deepEqual([v.allowed, v.deniedBy], [false, "egress"]);
-    e.upsertPolicy(policy("dev", "out", { podSelector: {}, policyTypes: ["Egress"], egress: [{ to: [{ namespaceSelector: {} }] }] }));
+    e.upsertPolicy(
+      policy("dev", "out", {
+        podSelector: {},
+        policyTypes: ["Egress"],
+        egress: [{ to: [{ namespaceSelector: {} }] }],
+      }),
+    );
     const w = evaluate(e, "10.0.1.2", "10.0.0.2", TCP, 1);
     assert.equal(w.allowed, true);
-    assert.deepEqual(e.rule(w.egressRule), { namespace: "dev", policy: "out", direction: "egress", index: 0 });
-    assert.deepEqual(e.rule(w.ingressRule), { namespace: "prod", policy: "in", direction: "ingress", index: 0 });
+    assert.deepEqual(e.rule(w.egressRule), {
+      namespace: "dev",
+      policy: "out",
+      direction: "egress",
+      index: 0,
+    });
+    assert.deepEqual(e.rule(w.ingressRule), {
+      namespace: "prod",
+      policy: "in",
+      direction: "ingress",
+      index: 0,
+    });
   });
 
   it("host traffic needs no entry; the world is only reachable through any-peer or ipBlock rules", function () {
@@ -398,7 +577,12 @@ describe("policy engine: semantics", function () {
     e.upsertPod(pod("prod", "here", "10.0.0.1", { labels: { app: "db" }, node: "n1" }));
     e.upsertPod(pod("prod", "there", "10.0.9.1", { labels: { app: "db" }, node: "n2" }));
     e.upsertPod(pod("prod", "client", "10.0.9.2", { labels: { app: "web" }, node: "n2" }));
-    e.upsertPolicy(policy("prod", "p", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: "web" } } }] }] }));
+    e.upsertPolicy(
+      policy("prod", "p", {
+        podSelector: { matchLabels: { app: "db" } },
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: "web" } } }] }],
+      }),
+    );
     assert.equal(e.localFlags("10.0.0.1"), IpcacheFlag.enforceIngress);
     assert.equal(e.localFlags("10.0.9.1"), 0, "not ours to enforce");
     assert.deepEqual(keys(e), keyStrings([k("10.0.0.1", ING, id(e, "prod", "client"))]));
@@ -440,8 +624,17 @@ describe("policy engine: semantics", function () {
     e.deletePolicy("prod", "a");
     assert.equal(e.rule(1), undefined);
     assert.equal(e.rule(3)?.policy, "b");
-    e.upsertPolicy(policy("prod", "c", { podSelector: { matchLabels: { app: "db" } }, ingress: [{ ports: [{ port: 7 }] }] }));
-    assert.deepEqual(e.rule(1), { namespace: "prod", policy: "c", direction: "ingress", index: 0 }, "smallest free id");
+    e.upsertPolicy(
+      policy("prod", "c", {
+        podSelector: { matchLabels: { app: "db" } },
+        ingress: [{ ports: [{ port: 7 }] }],
+      }),
+    );
+    assert.deepEqual(
+      e.rule(1),
+      { namespace: "prod", policy: "c", direction: "ingress", index: 0 },
+      "smallest free id",
+    );
   });
 
   it("of several rules allowing a key, the first by namespace, name, direction, index is reported", function () {
@@ -456,7 +649,9 @@ describe("policy engine: semantics", function () {
 
   it("deleting every policy leaves no entries, flags, CIDR identities or rule ids", function () {
     const e = cluster();
-    e.upsertPolicy(policy("prod", "a", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "1.0.0.0/8" } }] }] }));
+    e.upsertPolicy(
+      policy("prod", "a", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "1.0.0.0/8" } }] }] }),
+    );
     e.upsertPolicy(policy("dev", "b", { podSelector: {}, egress: [{ ports: [{ port: "http" }] }] }));
     e.deletePolicy("prod", "a");
     e.deletePolicy("dev", "b");
@@ -475,19 +670,31 @@ describe("policy engine: semantics", function () {
     assert.ok(v1 > v0);
     e.upsertPolicy(p);
     assert.equal(e.version, v1, "same policy again");
-    e.upsertPod(pod("prod", "web", "10.0.0.1", { labels: { app: "web" }, ports: [{ name: "http", port: 8080 }] }));
+    e.upsertPod(
+      pod("prod", "web", "10.0.0.1", { labels: { app: "web" }, ports: [{ name: "http", port: 8080 }] }),
+    );
     assert.equal(e.version, v1, "same pod again");
-    e.upsertPod(pod("prod", "web", "10.0.0.1", { labels: { app: "web", v: "2" }, ports: [{ name: "http", port: 8080 }] }));
+    e.upsertPod(
+      pod("prod", "web", "10.0.0.1", {
+        labels: { app: "web", v: "2" },
+        ports: [{ name: "http", port: 8080 }],
+      }),
+    );
     assert.ok(e.version > v1, "identity changed");
     assert.ok(e.lastChange().addresses.has("10.0.0.1"));
   });
 
   it("client-node model objects name ingress peers _from", function () {
     const e = cluster();
-    e.upsertPolicy({
-      metadata: { namespace: "prod", name: "typed" },
-      spec: { podSelector: { matchLabels: { app: "db" } }, ingress: [{ _from: [{ podSelector: { matchLabels: { app: "web" } } }] }] },
-    });
+    e.upsertPolicy(
+      model<V1NetworkPolicy>({
+        metadata: { namespace: "prod", name: "typed" },
+        spec: {
+          podSelector: { matchLabels: { app: "db" } },
+          ingress: [{ _from: [{ podSelector: { matchLabels: { app: "web" } } }] }],
+        },
+      }),
+    );
     assert.deepEqual(keys(e), keyStrings([k("10.0.0.2", ING, id(e, "prod", "web"))]));
   });
 });
@@ -496,35 +703,92 @@ describe("policy engine: invalid objects fail closed", function () {
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ["bad CIDR", { ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/33" } }] }] }, /cidr.*not a valid CIDR/],
     ["CIDR without length", { ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.1" } }] }] }, /not a valid CIDR/],
-    ["except outside cidr", { ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/24", except: ["10.0.1.0/25"] } }] }] }, /strict subset/],
-    ["except equal to cidr", { ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/24", except: ["10.0.0.0/24"] } }] }] }, /strict subset/],
-    ["bad operator", { ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: "a", operator: "Equals", values: ["b"] }] } }] }] }, /operator/],
-    ["In without values", { ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: "a", operator: "In", values: [] }] } }] }] }, /must be specified/],
-    ["Exists with values", { ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: "a", operator: "Exists", values: ["x"] }] } }] }] }, /may not be specified/],
+    [
+      "except outside cidr",
+      { ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/24", except: ["10.0.1.0/25"] } }] }] },
+      /strict subset/,
+    ],
+    [
+      "except equal to cidr",
+      { ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/24", except: ["10.0.0.0/24"] } }] }] },
+      /strict subset/,
+    ],
+    [
+      "bad operator",
+      {
+        ingress: [
+          {
+            from: [{ podSelector: { matchExpressions: [{ key: "a", operator: "Equals", values: ["b"] }] } }],
+          },
+        ],
+      },
+      /operator/,
+    ],
+    [
+      "In without values",
+      {
+        ingress: [
+          { from: [{ podSelector: { matchExpressions: [{ key: "a", operator: "In", values: [] }] } }] },
+        ],
+      },
+      /must be specified/,
+    ],
+    [
+      "Exists with values",
+      {
+        ingress: [
+          {
+            from: [{ podSelector: { matchExpressions: [{ key: "a", operator: "Exists", values: ["x"] }] } }],
+          },
+        ],
+      },
+      /may not be specified/,
+    ],
     ["bad port name", { ingress: [{ ports: [{ port: "Not_A_Name" }] }] }, /IANA_SVC_NAME/],
     ["numeric string port", { ingress: [{ ports: [{ port: "80" }] }] }, /IANA_SVC_NAME/],
     ["port 0", { ingress: [{ ports: [{ port: 0 }] }] }, /port number/],
-    ["endPort < port", { ingress: [{ ports: [{ port: 100, endPort: 99 }] }] }, /endPort.*greater than or equal/],
+    [
+      "endPort < port",
+      { ingress: [{ ports: [{ port: 100, endPort: 99 }] }] },
+      /endPort.*greater than or equal/,
+    ],
     ["endPort without port", { ingress: [{ ports: [{ endPort: 99 }] }] }, /endPort/],
     ["endPort with a named port", { ingress: [{ ports: [{ port: "http", endPort: 99 }] }] }, /endPort/],
     ["unknown protocol", { ingress: [{ ports: [{ protocol: "ICMP", port: 1 }] }] }, /protocol/],
     ["lower-case protocol", { ingress: [{ ports: [{ protocol: "tcp", port: 1 }] }] }, /protocol/],
     ["empty peer", { ingress: [{ from: [{}] }] }, /must specify a peer/],
-    ["ipBlock with a selector", { ingress: [{ from: [{ ipBlock: { cidr: "1.0.0.0/8" }, podSelector: {} }] }] }, /both ipBlock/],
-    ["bad label key", { ingress: [{ from: [{ podSelector: { matchLabels: { "bad key": "x" } } }] }] }, /label key/],
+    [
+      "ipBlock with a selector",
+      { ingress: [{ from: [{ ipBlock: { cidr: "1.0.0.0/8" }, podSelector: {} }] }] },
+      /both ipBlock/,
+    ],
+    [
+      "bad label key",
+      { ingress: [{ from: [{ podSelector: { matchLabels: { "bad key": "x" } } }] }] },
+      /label key/,
+    ],
   ];
   for (const [name, rest, message] of cases)
     it(`${name}: selects its pods, allows nothing, reports why`, function () {
       const e = cluster();
       e.upsertPolicy(policy("prod", "good", { podSelector: { matchLabels: { app: "web" } }, ingress: [{}] }));
       const good = keys(e);
-      e.upsertPolicy(policy("prod", "bad", { podSelector: { matchLabels: { app: "db" } }, ...rest, egress: [{ ports: [{ port: 1 }] }] }));
+      e.upsertPolicy(
+        policy("prod", "bad", {
+          podSelector: { matchLabels: { app: "db" } },
+          ...rest,
+          egress: [{ ports: [{ port: 1 }] }],
+        }),
+      );
       assert.equal(e.localFlags("10.0.0.2"), IpcacheFlag.enforceIngress | IpcacheFlag.enforceEgress);
       assert.deepEqual(keys(e), good, "no allow entries from the bad policy");
       const errors = e.errors();
       assert.equal(errors.length >= 1, true);
       assert.ok(errors.every((x) => x.object === "NetworkPolicy prod/bad"));
-      assert.ok(errors.some((x) => message.test(x.message)), JSON.stringify(errors));
+      assert.ok(
+        errors.some((x) => message.test(x.message)),
+        JSON.stringify(errors),
+      );
       // Fixing it clears the error and brings its entries.
       e.upsertPolicy(policy("prod", "bad", { podSelector: { matchLabels: { app: "db" } }, ingress: [{}] }));
       assert.deepEqual(e.errors(), []);
@@ -533,12 +797,23 @@ describe("policy engine: invalid objects fail closed", function () {
 
   it("an invalid podSelector isolates the whole namespace; invalid policyTypes both directions", function () {
     const e = cluster();
-    e.upsertPolicy(policy("prod", "bad", { podSelector: { matchExpressions: [{ key: "app", operator: "Is" }] }, ingress: [{}] }));
+    e.upsertPolicy(
+      policy("prod", "bad", {
+        podSelector: { matchExpressions: [{ key: "app", operator: "Is" }] },
+        ingress: [{}],
+      }),
+    );
     assert.equal(e.localFlags("10.0.0.1"), IpcacheFlag.enforceIngress);
     assert.equal(e.localFlags("10.0.0.2"), IpcacheFlag.enforceIngress);
     assert.equal(e.localFlags("10.0.1.1"), 0);
     assert.deepEqual(keys(e), []);
-    e.upsertPolicy(policy("prod", "bad", { podSelector: { matchLabels: { app: "db" } }, policyTypes: ["Sideways"], ingress: [{}] }));
+    e.upsertPolicy(
+      policy("prod", "bad", {
+        podSelector: { matchLabels: { app: "db" } },
+        policyTypes: ["Sideways"],
+        ingress: [{}],
+      }),
+    );
     assert.equal(e.localFlags("10.0.0.2"), IpcacheFlag.enforceIngress | IpcacheFlag.enforceEgress);
     assert.equal(e.localFlags("10.0.0.1"), 0);
     assert.match(e.errors()[0]?.message ?? "", /policyTypes/);
@@ -558,16 +833,30 @@ describe("policy engine: invalid objects fail closed", function () {
       { metadata: { name: "x" }, spec: { policyTypes: "Ingress" } },
     ];
     for (const g of garbage) e.upsertPolicy(g as never);
-    e.upsertPod({} as never);
-    e.upsertPod({ metadata: { name: "p" }, status: { podIP: "not-an-ip" } } as never);
-    e.upsertPod({ metadata: { name: "v6" }, status: { podIP: "fd00::1", podIPs: [{ ip: "fd00::1" }] } } as never);
-    e.upsertNamespace({} as never);
+    e.upsertPod(model<V1Pod>({}));
+    e.upsertPod(model<V1Pod>({ metadata: { name: "p" }, status: { podIP: "not-an-ip" } }));
+    e.upsertPod(
+      model<V1Pod>({ metadata: { name: "v6" }, status: { podIP: "fd00::1", podIPs: [{ ip: "fd00::1" }] } }),
+    );
+    e.upsertPod(
+      model<V1Pod>({
+        metadata: { name: "junk" },
+        spec: { containers: "no" },
+        status: { podIP: "10.9.9.9", podIPs: "no" },
+      }),
+    );
+    e.upsertNamespace(model<V1Namespace>({}));
     assert.ok(e.errors().some((x) => x.object === "Pod default/v6"));
   });
 
   it("dual-stack pods use their IPv4 address", function () {
     const e = new PolicyEngine();
-    e.upsertPod({ metadata: { name: "p", labels: { a: "b" } }, status: { podIP: "fd00::5", podIPs: [{ ip: "fd00::5" }, { ip: "10.1.1.1" }] } });
+    e.upsertPod(
+      model<V1Pod>({
+        metadata: { name: "p", labels: { a: "b" } },
+        status: { podIP: "fd00::5", podIPs: [{ ip: "fd00::5" }, { ip: "10.1.1.1" }] },
+      }),
+    );
     assert.ok(e.identityOfIp("10.1.1.1") !== undefined);
   });
 });

@@ -48,8 +48,16 @@ export class PolicyTable {
   }
 
   /** One LPM lookup: the rule id of the longest matching entry, or undefined. */
-  lookup(endpointIp: string, direction: "ingress" | "egress", peer: number | string, proto: number, port: number): number | undefined {
-    const list = this.byPeer.get(`${endpointIp}|${direction}|${typeof peer === "string" ? `ip:${peer}` : peer}`);
+  lookup(
+    endpointIp: string,
+    direction: "ingress" | "egress",
+    peer: number | string,
+    proto: number,
+    port: number,
+  ): number | undefined {
+    const list = this.byPeer.get(
+      `${endpointIp}|${direction}|${typeof peer === "string" ? `ip:${peer}` : peer}`,
+    );
     let best: { len: number; ruleId: number } | undefined;
     for (const { key, ruleId } of list ?? []) {
       let len: number;
@@ -91,9 +99,12 @@ export function evaluate(
   port: number,
   options: FlowOptions = {},
 ): Verdict {
-  const sides = "src" in output && "dst" in output && !(output instanceof PolicyTable) ? output : { src: output, dst: output };
-  const srcTable = tableOf(sides.src as EngineOutput | PolicyTable);
-  const dstTable = sides.dst === sides.src ? srcTable : tableOf(sides.dst as EngineOutput | PolicyTable);
+  const sides =
+    "src" in output && "dst" in output && !(output instanceof PolicyTable)
+      ? output
+      : { src: output, dst: output };
+  const srcTable = tableOf(sides.src);
+  const dstTable = sides.dst === sides.src ? srcTable : tableOf(sides.dst);
   const verdict: Verdict = { allowed: true, egressRule: 0, ingressRule: 0 };
 
   // Egress, on the source's node.
@@ -104,7 +115,8 @@ export function evaluate(
       const dstCidr = o.cidrIdentityOf(dst);
       let rule: number | undefined;
       if (dstIdentity !== Identity.any) rule = srcTable.lookup(src, "egress", dstIdentity, proto, port);
-      if (rule === undefined && dstCidr !== Identity.any) rule = srcTable.lookup(src, "egress", dstCidr, proto, port);
+      if (rule === undefined && dstCidr !== Identity.any)
+        rule = srcTable.lookup(src, "egress", dstCidr, proto, port);
       rule ??= srcTable.lookup(src, "egress", Identity.any, proto, port);
       rule ??= srcTable.lookup(src, "egress", dst, proto, port);
       if (rule === undefined) return { allowed: false, deniedBy: "egress", egressRule: 0, ingressRule: 0 };
@@ -119,9 +131,11 @@ export function evaluate(
       const srcCidr = o.cidrIdentityOf(src);
       let rule: number | undefined;
       if (srcIdentity !== Identity.any) rule = dstTable.lookup(dst, "ingress", srcIdentity, proto, port);
-      if (rule === undefined && srcCidr !== Identity.any) rule = dstTable.lookup(dst, "ingress", srcCidr, proto, port);
+      if (rule === undefined && srcCidr !== Identity.any)
+        rule = dstTable.lookup(dst, "ingress", srcCidr, proto, port);
       rule ??= dstTable.lookup(dst, "ingress", Identity.any, proto, port);
-      if (rule === undefined) return { allowed: false, deniedBy: "ingress", egressRule: verdict.egressRule, ingressRule: 0 };
+      if (rule === undefined)
+        return { allowed: false, deniedBy: "ingress", egressRule: verdict.egressRule, ingressRule: 0 };
       verdict.ingressRule = rule;
     }
   }

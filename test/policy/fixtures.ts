@@ -1,7 +1,16 @@
 /** Small builders for the Kubernetes objects the policy tests feed the engine. */
-import type { V1Namespace, V1NetworkPolicy, V1NetworkPolicySpec, V1Pod } from "@kubernetes/client-node";
+import type { V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
 import { policyKeyString, type PolicyKey } from "../../maps/policy.js";
 import type { PolicyEngine } from "../../agent/policy/engine.js";
+
+/**
+ * client-node declares its models as classes, but the API server, watch streams and the engine deal
+ * in plain JSON objects: tests write them as literals and state the model type once, here.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- a typed cast is the point
+export function model<T>(plain: unknown): T {
+  return plain as T;
+}
 
 export interface PodOptions {
   labels?: Record<string, string>;
@@ -12,7 +21,7 @@ export interface PodOptions {
 }
 
 export function pod(namespace: string, name: string, ip: string | undefined, o: PodOptions = {}): V1Pod {
-  const p: V1Pod = {
+  return model<V1Pod>({
     metadata: { namespace, name, labels: o.labels ?? {} },
     spec: {
       nodeName: o.node ?? "n1",
@@ -29,17 +38,16 @@ export function pod(namespace: string, name: string, ip: string | undefined, o: 
       ...(o.hostNetwork !== undefined ? { hostNetwork: o.hostNetwork } : {}),
     },
     status: { ...(ip !== undefined ? { podIP: ip, podIPs: [{ ip }] } : {}), phase: o.phase ?? "Running" },
-  };
-  return p;
+  });
 }
 
 export function namespace(name: string, labels: Record<string, string> = {}): V1Namespace {
-  return { metadata: { name, labels } };
+  return model<V1Namespace>({ metadata: { name, labels } });
 }
 
 /** A NetworkPolicy from a plain spec (ingress peers under `from`, as in YAML). */
 export function policy(ns: string, name: string, spec: Record<string, unknown>): V1NetworkPolicy {
-  return { metadata: { namespace: ns, name }, spec: spec as unknown as V1NetworkPolicySpec };
+  return model<V1NetworkPolicy>({ metadata: { namespace: ns, name }, spec });
 }
 
 /** The engine's desired keys as sorted policyKeyStrings. */
@@ -59,7 +67,10 @@ export function describedEntries(engine: PolicyEngine): Map<string, string> {
   const out = new Map<string, string>();
   for (const [ks, { entry }] of engine.desiredPolicy()) {
     const r = engine.rule(entry.ruleId);
-    out.set(ks, r === undefined ? `?${entry.ruleId}` : `${r.namespace}/${r.policy}|${r.direction}|${r.index}`);
+    out.set(
+      ks,
+      r === undefined ? `?${entry.ruleId}` : `${r.namespace}/${r.policy}|${r.direction}|${r.index}`,
+    );
   }
   return out;
 }
@@ -72,6 +83,8 @@ export function observable(engine: PolicyEngine, ips: readonly string[]): unknow
     entries: sortMap(describedEntries(engine)),
     identities: sortMap(engine.identities()).map(([id, info]) => [id, JSON.stringify(info)]),
     cidrs: sortMap(engine.cidrPrefixes()),
-    addresses: [...ips].sort().map((ip) => [ip, engine.identityOfIp(ip), engine.localFlags(ip), engine.cidrIdentityOf(ip)]),
+    addresses: [...ips]
+      .sort()
+      .map((ip) => [ip, engine.identityOfIp(ip), engine.localFlags(ip), engine.cidrIdentityOf(ip)]),
   };
 }

@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Identity, isCidrIdentity, isPodIdentity } from "../../maps/identities.js";
 import { PolicyEngine } from "../../agent/policy/engine.js";
-import { OrderedProbingAllocator, podIdentityText, sha256Hash, type IdentityHash } from "../../agent/policy/identity.js";
+import {
+  OrderedProbingAllocator,
+  podIdentityText,
+  sha256Hash,
+  type IdentityHash,
+} from "../../agent/policy/identity.js";
 import { compareText } from "../../agent/policy/selector.js";
 import { evaluate } from "./evaluator.js";
 import { namespace, observable, pod, policy } from "./fixtures.js";
@@ -27,7 +32,9 @@ function fromScratch(texts: Iterable<string>, span: number, hash: IdentityHash):
 describe("policy identities: allocator", function () {
   it("matches the from-scratch definition after any insert/remove sequence (tiny range, forced collisions)", function () {
     const span = 12;
-    const textArb = fc.constantFrom(...Array.from({ length: 14 }, (_, i) => `t${String.fromCharCode(97 + i)}`));
+    const textArb = fc.constantFrom(
+      ...Array.from({ length: 14 }, (_, i) => `t${String.fromCharCode(97 + i)}`),
+    );
     // Homes cluster on a few slots, including the last one to exercise wrap-around.
     const hash: IdentityHash = (t) => [0, 3, 11, 11, 5][t.charCodeAt(1) % 5] as number;
     fc.assert(
@@ -52,7 +59,8 @@ describe("policy identities: allocator", function () {
           const want = fromScratch(present, span, hash);
           const got = a.entries();
           assert.equal(got.size, want.size);
-          for (const [text, o] of want) assert.equal(got.get(text), 100 + o, `${text} after ${JSON.stringify(ops)}`);
+          for (const [text, o] of want)
+            assert.equal(got.get(text), 100 + o, `${text} after ${JSON.stringify(ops)}`);
         }
       }),
       { numRuns: 500 },
@@ -79,7 +87,9 @@ describe("policy identities: allocator", function () {
     const a = new OrderedProbingAllocator(Identity.firstPod, Identity.lastPod, sha256Hash);
     const seen = new Set<number>();
     for (let i = 0; i < 2000; i++) {
-      const { id } = a.insert(podIdentityText("ns", { "kubernetes.io/metadata.name": "ns" }, { app: `a${i}` }));
+      const { id } = a.insert(
+        podIdentityText("ns", { "kubernetes.io/metadata.name": "ns" }, { app: `a${i}` }),
+      );
       assert.ok(isPodIdentity(id));
       seen.add(id);
     }
@@ -90,39 +100,79 @@ describe("policy identities: allocator", function () {
     const a = podIdentityText("n", {}, { a: 'b","c' });
     const b = podIdentityText("n", {}, { a: "b", c: "" });
     assert.notEqual(a, b);
-    assert.equal(podIdentityText("n", { y: "1", x: "2" }, { b: "1", a: "2" }), podIdentityText("n", { x: "2", y: "1" }, { a: "2", b: "1" }));
+    assert.equal(
+      podIdentityText("n", { y: "1", x: "2" }, { b: "1", a: "2" }),
+      podIdentityText("n", { x: "2", y: "1" }, { a: "2", b: "1" }),
+    );
   });
 });
 
 function objects(): { apply: (e: PolicyEngine) => void; ips: string[] }[] {
   const out: { apply: (e: PolicyEngine) => void; ips: string[] }[] = [];
-  out.push({ apply: (e) => e.upsertNamespace(namespace("a", { team: "x" })), ips: [] });
-  out.push({ apply: (e) => e.upsertNamespace(namespace("b", { team: "y" })), ips: [] });
+  out.push({
+    apply: (e) => {
+      e.upsertNamespace(namespace("a", { team: "x" }));
+    },
+    ips: [],
+  });
+  out.push({
+    apply: (e) => {
+      e.upsertNamespace(namespace("b", { team: "y" }));
+    },
+    ips: [],
+  });
   for (let i = 0; i < 12; i++) {
     const ns = i % 2 === 0 ? "a" : "b";
     const ip = `10.0.0.${i + 1}`;
     const labels = { app: `app${i % 4}`, ...(i % 3 === 0 ? { tier: "fe" } : {}) };
-    out.push({ apply: (e) => e.upsertPod(pod(ns, `p${i}`, ip, { labels, ports: [{ name: "http", port: 8000 + i }] })), ips: [ip] });
+    out.push({
+      apply: (e) => {
+        e.upsertPod(pod(ns, `p${i}`, ip, { labels, ports: [{ name: "http", port: 8000 + i }] }));
+      },
+      ips: [ip],
+    });
   }
   out.push({
-    apply: (e) =>
+    apply: (e) => {
       e.upsertPolicy(
         policy("a", "p1", {
           podSelector: { matchLabels: { app: "app0" } },
-          ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: "y" } } }, { ipBlock: { cidr: "192.168.0.0/16", except: ["192.168.3.0/24"] } }] }],
-          egress: [{ to: [{ podSelector: { matchExpressions: [{ key: "tier", operator: "Exists" }] } }], ports: [{ port: "http" }, { port: 53, protocol: "UDP" }] }],
+          ingress: [
+            {
+              from: [
+                { namespaceSelector: { matchLabels: { team: "y" } } },
+                { ipBlock: { cidr: "192.168.0.0/16", except: ["192.168.3.0/24"] } },
+              ],
+            },
+          ],
+          egress: [
+            {
+              to: [{ podSelector: { matchExpressions: [{ key: "tier", operator: "Exists" }] } }],
+              ports: [{ port: "http" }, { port: 53, protocol: "UDP" }],
+            },
+          ],
         }),
-      ),
+      );
+    },
     ips: [],
   });
   out.push({
-    apply: (e) =>
+    apply: (e) => {
       e.upsertPolicy(
         policy("b", "p2", {
           podSelector: {},
-          ingress: [{ from: [{ podSelector: { matchLabels: { app: "app1" } } }, { ipBlock: { cidr: "192.168.3.0/24" } }], ports: [{ port: 1000, endPort: 1100 }] }],
+          ingress: [
+            {
+              from: [
+                { podSelector: { matchLabels: { app: "app1" } } },
+                { ipBlock: { cidr: "192.168.3.0/24" } },
+              ],
+              ports: [{ port: 1000, endPort: 1100 }],
+            },
+          ],
         }),
-      ),
+      );
+    },
     ips: [],
   });
   return out;
@@ -169,7 +219,12 @@ describe("policy identities: collisions", function () {
     const e = new PolicyEngine({ hash });
     e.upsertPod(pod("ns", "zed", "10.0.0.2", { labels: { app: "zed" } }));
     e.upsertPod(pod("ns", "srv", "10.0.0.9", { labels: { role: "srv" } }));
-    e.upsertPolicy(policy("ns", "p", { podSelector: { matchLabels: { role: "srv" } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: "zed" } } }] }] }));
+    e.upsertPolicy(
+      policy("ns", "p", {
+        podSelector: { matchLabels: { role: "srv" } },
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: "zed" } } }] }],
+      }),
+    );
     const zedBefore = e.podIdentity("ns", "zed");
     assert.equal(evaluate(e, "10.0.0.2", "10.0.0.9", 6, 80).allowed, true);
     // ["ns",…,[["app","abe"]]] < ["ns",…,[["app","zed"]]]: abe takes the first slot.
@@ -178,7 +233,11 @@ describe("policy identities: collisions", function () {
     assert.notEqual(e.podIdentity("ns", "zed"), zedBefore, "zed is renumbered");
     assert.ok(e.lastChange().addresses.has("10.0.0.2"), "the ipcache must follow");
     assert.equal(evaluate(e, "10.0.0.2", "10.0.0.9", 6, 80).allowed, true, "entries follow the new number");
-    assert.equal(evaluate(e, "10.0.0.1", "10.0.0.9", 6, 80).allowed, false, "and the old number now means abe, which is not allowed");
+    assert.equal(
+      evaluate(e, "10.0.0.1", "10.0.0.9", 6, 80).allowed,
+      false,
+      "and the old number now means abe, which is not allowed",
+    );
     // abe leaves: zed moves back.
     e.deletePod("ns", "abe");
     assert.equal(e.podIdentity("ns", "zed"), zedBefore);
@@ -189,10 +248,17 @@ describe("policy identities: collisions", function () {
     const hash: IdentityHash = () => 1;
     const e = new PolicyEngine({ hash });
     e.upsertPod(pod("ns", "srv", "10.0.0.9", { labels: { role: "srv" } }));
-    e.upsertPolicy(policy("ns", "p", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "9.0.0.0/8" } }] }] }));
+    e.upsertPolicy(
+      policy("ns", "p", { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "9.0.0.0/8" } }] }] }),
+    );
     const nine = e.cidrPrefixes().get("9.0.0.0/8");
     assert.equal(nine, Identity.firstCidr + 1);
-    e.upsertPolicy(policy("ns", "q", { podSelector: { matchLabels: { none: "x" } }, ingress: [{ from: [{ ipBlock: { cidr: "1.0.0.0/8" } }] }] }));
+    e.upsertPolicy(
+      policy("ns", "q", {
+        podSelector: { matchLabels: { none: "x" } },
+        ingress: [{ from: [{ ipBlock: { cidr: "1.0.0.0/8" } }] }],
+      }),
+    );
     assert.equal(e.cidrPrefixes().get("1.0.0.0/8"), Identity.firstCidr + 1);
     assert.equal(e.cidrPrefixes().get("9.0.0.0/8"), Identity.firstCidr + 2);
     assert.ok(isCidrIdentity(e.cidrIdentityOf("9.1.1.1")));

@@ -3,7 +3,14 @@
  * and sharing no code with the engine: given plain objects and one flow, is it allowed? Property
  * tests compare it with engine + reference evaluator. Valid objects only (no validation here).
  */
-import type { V1LabelSelector, V1Namespace, V1NetworkPolicy, V1NetworkPolicyPeer, V1NetworkPolicyPort, V1Pod } from "@kubernetes/client-node";
+import type {
+  V1LabelSelector,
+  V1Namespace,
+  V1NetworkPolicy,
+  V1NetworkPolicyPeer,
+  V1NetworkPolicyPort,
+  V1Pod,
+} from "@kubernetes/client-node";
 
 export interface OracleCluster {
   namespaces: V1Namespace[];
@@ -40,9 +47,19 @@ function selects(sel: V1LabelSelector | undefined, labels: Record<string, string
 const PROTO: Record<string, number> = { TCP: 6, UDP: 17, SCTP: 132 };
 
 /** Is the flow src → dst (IP protocol number, destination port) allowed by the cluster's policies? */
-export function oracleAllows(c: OracleCluster, src: string, dst: string, proto: number, port: number): boolean {
+export function oracleAllows(
+  c: OracleCluster,
+  src: string,
+  dst: string,
+  proto: number,
+  port: number,
+): boolean {
   const live = c.pods.filter(
-    (p) => p.status?.podIP !== undefined && p.spec?.hostNetwork !== true && p.status.phase !== "Succeeded" && p.status.phase !== "Failed",
+    (p) =>
+      p.status?.podIP !== undefined &&
+      p.spec?.hostNetwork !== true &&
+      p.status.phase !== "Succeeded" &&
+      p.status.phase !== "Failed",
   );
   const podAt = (ip: string): V1Pod | undefined => live.find((p) => p.status?.podIP === ip);
   const nsOf = (p: V1Pod): string => p.metadata?.namespace ?? "default";
@@ -57,7 +74,10 @@ export function oracleAllows(c: OracleCluster, src: string, dst: string, proto: 
   };
   const selecting = (p: V1Pod, type: string): V1NetworkPolicy[] =>
     c.policies.filter(
-      (np) => (np.metadata?.namespace ?? "default") === nsOf(p) && types(np).includes(type) && selects(np.spec?.podSelector, p.metadata?.labels ?? {}),
+      (np) =>
+        (np.metadata?.namespace ?? "default") === nsOf(p) &&
+        types(np).includes(type) &&
+        selects(np.spec?.podSelector, p.metadata?.labels ?? {}),
     );
   const peerOk = (peers: V1NetworkPolicyPeer[] | undefined, policyNs: string, ip: string): boolean => {
     if (peers === undefined || peers.length === 0) return true;
@@ -97,7 +117,9 @@ export function oracleAllows(c: OracleCluster, src: string, dst: string, proto: 
     const pols = selecting(srcPod, "Egress");
     if (pols.length > 0) {
       const ok = pols.some((np) =>
-        (np.spec?.egress ?? []).some((r) => peerOk(r.to, np.metadata?.namespace ?? "default", dst) && portOk(r.ports, dstPod)),
+        (np.spec?.egress ?? []).some(
+          (r) => peerOk(r.to, np.metadata?.namespace ?? "default", dst) && portOk(r.ports, dstPod),
+        ),
       );
       if (!ok) return false;
     }

@@ -48,7 +48,10 @@ describe("policy engine: properties", function () {
               for (const port of FLOW_PORTS) {
                 const want = oracleAllows(c, src, dst, proto, port);
                 const got = evaluate(table, src, dst, proto, port).allowed;
-                if (got !== want) assert.fail(`${src} → ${dst} ${proto}/${port}: engine ${got}, spec ${want}\n${describe_(c)}`);
+                if (got !== want)
+                  assert.fail(
+                    `${src} → ${dst} ${proto}/${port}: engine ${got}, spec ${want}\n${describe_(c)}`,
+                  );
               }
       }),
       { numRuns: 250 },
@@ -58,11 +61,16 @@ describe("policy engine: properties", function () {
   it("agrees with the spec across two nodes, each engine enforcing its own pods", function () {
     fc.assert(
       fc.property(clusterArb, (c) => {
-        const engines = { n1: new PolicyEngine({ nodeName: "n1" }), n2: new PolicyEngine({ nodeName: "n2" }) };
+        const engines = {
+          n1: new PolicyEngine({ nodeName: "n1" }),
+          n2: new PolicyEngine({ nodeName: "n2" }),
+        };
         feed(engines.n1, c);
         feed(engines.n2, c);
         const tables = { n1: new PolicyTable(engines.n1), n2: new PolicyTable(engines.n2) };
-        const nodeOf = new Map(c.pods.map((p) => [p.status?.podIP as string, p.spec?.nodeName as "n1" | "n2"]));
+        const nodeOf = new Map(
+          c.pods.map((p) => [p.status?.podIP as string, p.spec?.nodeName as "n1" | "n2"]),
+        );
         const ips = endpoints(c);
         // Identities are computed independently on both nodes and must agree.
         for (const ip of ips) assert.equal(engines.n1.identityOfIp(ip), engines.n2.identityOfIp(ip));
@@ -73,7 +81,10 @@ describe("policy engine: properties", function () {
                 const sides = { src: tables[nodeOf.get(src) ?? "n1"], dst: tables[nodeOf.get(dst) ?? "n2"] };
                 const want = oracleAllows(c, src, dst, proto, port);
                 const got = evaluate(sides, src, dst, proto, port).allowed;
-                if (got !== want) assert.fail(`${src} → ${dst} ${proto}/${port}: engine ${got}, spec ${want}\n${describe_(c)}`);
+                if (got !== want)
+                  assert.fail(
+                    `${src} → ${dst} ${proto}/${port}: engine ${got}, spec ${want}\n${describe_(c)}`,
+                  );
               }
       }),
       { numRuns: 120 },
@@ -134,12 +145,20 @@ describe("policy engine: properties", function () {
             }
           };
           for (const n of start.namespaces) apply({ kind: "ns", name: n.metadata?.name as string, obj: n });
-          start.pods.forEach((p, i) => apply({ kind: "pod", slot: i, obj: p }));
-          start.policies.forEach((np, j) => apply({ kind: "policy", slot: j, obj: np }));
+          start.pods.forEach((p, i) => {
+            apply({ kind: "pod", slot: i, obj: p });
+          });
+          start.policies.forEach((np, j) => {
+            apply({ kind: "policy", slot: j, obj: np });
+          });
           for (const op of ops) apply(op);
 
           const fresh = new PolicyEngine({ nodeName: "n1", ...opts });
-          feed(fresh, { namespaces: [...nss.values()], pods: [...pods.values()], policies: [...pols.values()] });
+          feed(fresh, {
+            namespaces: [...nss.values()],
+            pods: [...pods.values()],
+            policies: [...pols.values()],
+          });
           assert.deepEqual(observable(e, ALL_IPS), observable(fresh, ALL_IPS));
         }),
         { numRuns: hash === undefined ? 200 : 120 },
@@ -167,7 +186,8 @@ describe("policy engine: properties", function () {
         const before = new PolicyTable(e);
         const allowed: [string, string][] = [];
         const ips = endpoints(c);
-        for (const s of ips) for (const d of ips) if (evaluate(before, s, d, Protocol.TCP, 80).allowed) allowed.push([s, d]);
+        for (const s of ips)
+          for (const d of ips) if (evaluate(before, s, d, Protocol.TCP, 80).allowed) allowed.push([s, d]);
         const flagsBefore = new Map(ips.map((ip) => [ip, e.localFlags(ip)]));
         e.upsertPolicy(extra);
         const after = new PolicyTable(e);
@@ -184,7 +204,8 @@ describe("policy engine: properties", function () {
       fc.property(clusterArb, (c) => {
         const e = new PolicyEngine();
         feed(e, c);
-        for (const np of c.policies) e.deletePolicy(np.metadata?.namespace as string, np.metadata?.name as string);
+        for (const np of c.policies)
+          e.deletePolicy(np.metadata?.namespace as string, np.metadata?.name as string);
         assert.equal(e.desiredPolicy().size, 0);
         assert.equal(e.cidrPrefixes().size, 0);
         for (const ip of ALL_IPS) assert.equal(e.localFlags(ip), 0);

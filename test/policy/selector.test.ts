@@ -1,18 +1,22 @@
 /** Label selectors: every operator, null/empty semantics, validation, and the anchor index. */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { V1LabelSelector } from "@kubernetes/client-node";
 import {
   SelectorIndex,
   compileSelector,
   labelBuckets,
   matches,
   selectorAnchors,
-  type Labels,
   type Selector,
 } from "../../agent/policy/selector.js";
 
-function sel(s: V1LabelSelector | undefined): Selector {
+/** A LabelSelector as written in YAML. */
+interface SelectorSpec {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
+
+function sel(s: SelectorSpec | undefined): Selector {
   const r = compileSelector(s, "sel");
   assert.ok(r.ok, JSON.stringify(r));
   return r.selector;
@@ -35,23 +39,38 @@ describe("policy selectors", function () {
 
   it("In: key present with one of the values", function () {
     const s = sel({ matchExpressions: [{ key: "env", operator: "In", values: ["a", "b"] }] });
-    assert.deepEqual([matches(s, { env: "a" }), matches(s, { env: "b" }), matches(s, { env: "c" }), matches(s, {})], [true, true, false, false]);
+    assert.deepEqual(
+      [matches(s, { env: "a" }), matches(s, { env: "b" }), matches(s, { env: "c" }), matches(s, {})],
+      [true, true, false, false],
+    );
   });
 
   it("NotIn: key absent, or present with another value", function () {
     const s = sel({ matchExpressions: [{ key: "env", operator: "NotIn", values: ["a"] }] });
-    assert.deepEqual([matches(s, { env: "a" }), matches(s, { env: "b" }), matches(s, {})], [false, true, true]);
+    assert.deepEqual(
+      [matches(s, { env: "a" }), matches(s, { env: "b" }), matches(s, {})],
+      [false, true, true],
+    );
   });
 
   it("Exists and DoesNotExist look at the key only (empty values included)", function () {
     const ex = sel({ matchExpressions: [{ key: "k", operator: "Exists" }] });
     const nx = sel({ matchExpressions: [{ key: "k", operator: "DoesNotExist" }] });
-    assert.deepEqual([matches(ex, { k: "" }), matches(ex, {}), matches(nx, { k: "" }), matches(nx, {})], [true, false, false, true]);
+    assert.deepEqual(
+      [matches(ex, { k: "" }), matches(ex, {}), matches(nx, { k: "" }), matches(nx, {})],
+      [true, false, false, true],
+    );
   });
 
   it("matchLabels and matchExpressions are ANDed", function () {
-    const s = sel({ matchLabels: { app: "web" }, matchExpressions: [{ key: "tier", operator: "NotIn", values: ["be"] }] });
-    assert.deepEqual([matches(s, { app: "web" }), matches(s, { app: "web", tier: "be" }), matches(s, { tier: "fe" })], [true, false, false]);
+    const s = sel({
+      matchLabels: { app: "web" },
+      matchExpressions: [{ key: "tier", operator: "NotIn", values: ["be"] }],
+    });
+    assert.deepEqual(
+      [matches(s, { app: "web" }), matches(s, { app: "web", tier: "be" }), matches(s, { tier: "fe" })],
+      [true, false, false],
+    );
   });
 
   it("does not match inherited properties", function () {
@@ -60,7 +79,7 @@ describe("policy selectors", function () {
   });
 
   it("rejects what the API server rejects, naming the field", function () {
-    const bad: [V1LabelSelector, RegExp][] = [
+    const bad: [SelectorSpec, RegExp][] = [
       [{ matchExpressions: [{ key: "a", operator: "in", values: ["x"] }] }, /operator/],
       [{ matchExpressions: [{ key: "a", operator: "NotIn" }] }, /values: must be specified/],
       [{ matchExpressions: [{ key: "a", operator: "DoesNotExist", values: ["x"] }] }, /may not be specified/],
@@ -73,14 +92,26 @@ describe("policy selectors", function () {
     for (const [s, re] of bad) {
       const r = compileSelector(s, "spec.podSelector");
       assert.equal(r.ok, false, JSON.stringify(s));
-      if (!r.ok) assert.ok(r.errors.some((e) => e.startsWith("spec.podSelector") && re.test(e)), r.errors.join("; "));
+      assert.ok(
+        r.errors.some((e) => e.startsWith("spec.podSelector") && re.test(e)),
+        r.errors.join("; "),
+      );
     }
     assert.ok(compileSelector({ matchLabels: { "example.com/a-b_c.d": "" } }, "s").ok);
   });
 
   it("gives equal selectors equal text", function () {
-    const a = sel({ matchLabels: { b: "1", a: "2" }, matchExpressions: [{ key: "c", operator: "In", values: ["y", "x"] }] });
-    const b = sel({ matchExpressions: [{ key: "c", operator: "In", values: ["x", "y"] }, { key: "a", operator: "In", values: ["2"] }], matchLabels: { b: "1" } });
+    const a = sel({
+      matchLabels: { b: "1", a: "2" },
+      matchExpressions: [{ key: "c", operator: "In", values: ["y", "x"] }],
+    });
+    const b = sel({
+      matchExpressions: [
+        { key: "c", operator: "In", values: ["x", "y"] },
+        { key: "a", operator: "In", values: ["2"] },
+      ],
+      matchLabels: { b: "1" },
+    });
     assert.equal(a.text, b.text);
   });
 
@@ -88,25 +119,44 @@ describe("policy selectors", function () {
     const keyArb = fc.constantFrom("a", "b", "c");
     const valArb = fc.constantFrom("1", "2", "3");
     const reqArb = fc.oneof(
-      fc.record({ key: keyArb, operator: fc.constantFrom("In", "NotIn"), values: fc.uniqueArray(valArb, { minLength: 1, maxLength: 2 }) }),
+      fc.record({
+        key: keyArb,
+        operator: fc.constantFrom("In", "NotIn"),
+        values: fc.uniqueArray(valArb, { minLength: 1, maxLength: 2 }),
+      }),
       fc.record({ key: keyArb, operator: fc.constantFrom("Exists", "DoesNotExist") }),
     );
-    const selArb = fc.record({ matchLabels: fc.dictionary(keyArb, valArb, { maxKeys: 2 }), matchExpressions: fc.array(reqArb, { maxLength: 2 }) });
+    const selArb = fc.record({
+      matchLabels: fc.dictionary(keyArb, valArb, { maxKeys: 2 }),
+      matchExpressions: fc.array(reqArb, { maxLength: 2 }),
+    });
     const labelsArb = fc.dictionary(keyArb, valArb, { maxKeys: 3 });
     fc.assert(
-      fc.property(fc.array(selArb, { minLength: 1, maxLength: 6 }), fc.array(labelsArb, { minLength: 1, maxLength: 6 }), (sels, labelSets) => {
-        const index = new SelectorIndex<number>();
-        const compiled = sels.map((s) => sel(s as V1LabelSelector));
-        compiled.forEach((s, i) => index.add(i, selectorAnchors(s)));
-        for (const labels of labelSets) {
-          const cands = index.candidates(labelBuckets(labels as Labels));
+      fc.property(
+        fc.array(selArb, { minLength: 1, maxLength: 6 }),
+        fc.array(labelsArb, { minLength: 1, maxLength: 6 }),
+        (sels, labelSets) => {
+          const index = new SelectorIndex<number>();
+          const compiled = sels.map((s) => sel(s as SelectorSpec));
           compiled.forEach((s, i) => {
-            if (matches(s, labels as Labels)) assert.ok(cands.has(i), `selector ${s.text} matches ${JSON.stringify(labels)} but is not a candidate`);
+            index.add(i, selectorAnchors(s));
           });
-        }
-        compiled.forEach((_, i) => index.delete(i));
-        assert.equal(index.size, 0);
-      }),
+          for (const labels of labelSets) {
+            const cands = index.candidates(labelBuckets(labels));
+            compiled.forEach((s, i) => {
+              if (matches(s, labels))
+                assert.ok(
+                  cands.has(i),
+                  `selector ${s.text} matches ${JSON.stringify(labels)} but is not a candidate`,
+                );
+            });
+          }
+          compiled.forEach((_, i) => {
+            index.delete(i);
+          });
+          assert.equal(index.size, 0);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -115,7 +165,10 @@ describe("policy selectors", function () {
     const index = new SelectorIndex<string>();
     index.add("web", selectorAnchors(sel({ matchLabels: { app: "web" } })));
     index.add("all", selectorAnchors(sel({})));
-    index.add("notin", selectorAnchors(sel({ matchExpressions: [{ key: "app", operator: "NotIn", values: ["x"] }] })));
+    index.add(
+      "notin",
+      selectorAnchors(sel({ matchExpressions: [{ key: "app", operator: "NotIn", values: ["x"] }] })),
+    );
     assert.deepEqual([...index.candidates(labelBuckets({ app: "db" }))].sort(), ["all", "notin"]);
     assert.deepEqual([...index.candidates(labelBuckets({ app: "web" }))].sort(), ["all", "notin", "web"]);
   });
