@@ -119,6 +119,7 @@ export class PrefixTrie<V> {
   private readonly root: TrieNode<V> = { zero: undefined, one: undefined, value: undefined, present: false };
   private count = 0;
 
+  /** Number of stored prefixes. */
   get size(): number {
     return this.count;
   }
@@ -136,11 +137,13 @@ export class PrefixTrie<V> {
     return node;
   }
 
+  /** The value stored at exactly `p`. */
   get(p: Prefix): V | undefined {
     const n = this.walk(p, false);
     return n?.present === true ? n.value : undefined;
   }
 
+  /** Stores `value` at exactly `p` (replacing any). */
   set(p: Prefix, value: V): void {
     const n = this.walk(p, true) as TrieNode<V>;
     if (!n.present) this.count++;
@@ -148,6 +151,7 @@ export class PrefixTrie<V> {
     n.value = value;
   }
 
+  /** Removes exactly `p`; false when it was not stored. */
   delete(p: Prefix): boolean {
     const ip = parseIPv4(p.ip);
     const path: TrieNode<V>[] = [this.root];

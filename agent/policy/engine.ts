@@ -283,6 +283,7 @@ export class PolicyEngine {
     other: false,
   };
 
+  /** An empty engine; see PolicyEngineOptions. */
   constructor(options: PolicyEngineOptions = {}) {
     this.nodeName = options.nodeName;
     this.podIds = podIdentityAllocator(options.hash);
@@ -322,6 +323,7 @@ export class PolicyEngine {
     });
   }
 
+  /** Forgets a pod (idempotent). */
   deletePod(namespace: string, name: string): void {
     this.run(`Pod ${namespace}/${name}`, () => {
       this.setErrors(`Pod ${namespace}/${name}`, []);
@@ -348,6 +350,7 @@ export class PolicyEngine {
     });
   }
 
+  /** Forgets a NetworkPolicy (idempotent); its rule ids become free. */
   deletePolicy(namespace: string, name: string): void {
     const key = `${namespace}/${name}`;
     this.run(`NetworkPolicy ${key}`, () => {

@@ -58,10 +58,12 @@ export class OrderedProbingAllocator {
     this.span = last - first + 1;
   }
 
+  /** Number of texts holding a number. */
   get size(): number {
     return this.offsets.size;
   }
 
+  /** Is every number of the range taken? */
   get full(): boolean {
     return this.offsets.size >= this.span;
   }

@@ -69,6 +69,7 @@ export class RuleIds {
     return this.byId.get(id);
   }
 
+  /** Number of ids held. */
   get size(): number {
     return this.byId.size;
   }

@@ -215,6 +215,7 @@ export class SelectorIndex<T> {
     }
   }
 
+  /** Unfiles `item` (idempotent). */
   delete(item: T): void {
     const keys = this.filed.get(item);
     if (keys === undefined) return;
@@ -237,6 +238,7 @@ export class SelectorIndex<T> {
     return out;
   }
 
+  /** Number of items filed. */
   get size(): number {
     return this.filed.size;
   }
