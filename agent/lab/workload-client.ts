@@ -47,3 +47,17 @@ export async function isAlive(controlPath: string): Promise<boolean> {
     return false;
   }
 }
+
+/** Opens a TCP connection from the workload and keeps it; returns its id. */
+export function holdConnection(controlPath: string, host: string, port: number, timeoutMs = 2000): Promise<{ ok: boolean; id?: number; error?: string }> {
+  return request(controlPath, { op: "hold", host, port, timeoutMs }, timeoutMs + 5000);
+}
+
+/** Round trip through a held connection. */
+export function exchange(controlPath: string, id: number, timeoutMs = 2000): Promise<{ ok: boolean; error?: string; ms: number }> {
+  return request(controlPath, { op: "exchange", id, timeoutMs }, timeoutMs + 5000);
+}
+
+export function release(controlPath: string, id: number): Promise<{ ok: boolean }> {
+  return request(controlPath, { op: "release", id }, 5000);
+}

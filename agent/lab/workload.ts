@@ -74,6 +74,11 @@ function serveTcp(name: string, port: number): void {
         mode = "sink";
         received += rest.length;
         void hash.then((h) => h.update(rest));
+      } else if (cmd.startsWith("echo")) {
+        // Held connections: everything after the first line comes back unchanged.
+        sock.removeAllListeners("data");
+        sock.on("data", (d: Buffer) => sock.write(d));
+        if (rest.length > 0) sock.write(rest);
       } else {
         sock.end(JSON.stringify({ name, peer: sock.remoteAddress ?? "" }) + "\n");
       }
@@ -213,11 +218,83 @@ function transfer(req: TransferRequest): Promise<TransferResult> {
   );
 }
 
+/** Connections held open for tests of established flows, by id. */
+const held = new Map<number, Socket>();
+let nextHeld = 1;
+
+export interface HoldRequest {
+  op: "hold";
+  host: string;
+  port: number;
+  timeoutMs: number;
+}
+
+export interface ExchangeRequest {
+  op: "exchange";
+  id: number;
+  timeoutMs: number;
+}
+
+function hold(req: HoldRequest): Promise<{ ok: boolean; id?: number; error?: string }> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ host: req.host, port: req.port });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ ok: false, error: "timeout" });
+    }, req.timeoutMs);
+    sock.once("connect", () => {
+      clearTimeout(timer);
+      sock.setNoDelay(true);
+      sock.write("echo\n");
+      const id = nextHeld++;
+      held.set(id, sock);
+      sock.on("error", () => undefined);
+      sock.on("close", () => held.delete(id));
+      resolve({ ok: true, id });
+    });
+    sock.once("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve({ ok: false, error: err.code ?? err.message });
+    });
+  });
+}
+
+/** Sends a token through a held connection and waits for it to come back. */
+function exchange(req: ExchangeRequest): Promise<{ ok: boolean; error?: string; ms: number }> {
+  const start = performance.now();
+  const sock = held.get(req.id);
+  if (sock === undefined) return Promise.resolve({ ok: false, error: "connection closed", ms: 0 });
+  const token = `t${Math.random().toString(36).slice(2)}\n`;
+  return new Promise((resolve) => {
+    let got = "";
+    const onData = (d: Buffer) => {
+      got += d.toString();
+      if (got.includes(token)) finish({ ok: true });
+    };
+    const finish = (r: { ok: boolean; error?: string }) => {
+      clearTimeout(timer);
+      sock.off("data", onData);
+      resolve({ ...r, ms: Math.round(performance.now() - start) });
+    };
+    const timer = setTimeout(() => finish({ ok: false, error: "timeout" }), req.timeoutMs);
+    sock.on("data", onData);
+    sock.write(token);
+  });
+}
+
 async function handle(line: string): Promise<unknown> {
-  const req = JSON.parse(line) as ProbeRequest | TransferRequest | { op: "ping" };
+  const req = JSON.parse(line) as ProbeRequest | TransferRequest | HoldRequest | ExchangeRequest | { op: "ping" } | { op: "release"; id: number };
   switch (req.op) {
     case "ping":
       return { ok: true, pid: process.pid };
+    case "hold":
+      return hold(req);
+    case "exchange":
+      return exchange(req);
+    case "release":
+      held.get(req.id)?.destroy();
+      held.delete(req.id);
+      return { ok: true };
     case "probe":
       if (req.protocol === "TCP") return probeTcp(req);
       if (req.protocol === "UDP") return probeUdp(req);
