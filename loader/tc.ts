@@ -27,6 +27,13 @@ export interface TcFilter extends TcSlot {
   progId: number;
 }
 
+/** Runs a tc call with libbpf's printing captured: "no qdisc" and "exists" are answers, not news. */
+function quietly(fn: () => number): number {
+  const out = withLibbpfLog(fn);
+  if ("error" in out) throw out.error;
+  return out.result;
+}
+
 function hook(ifindex: number, point: number) {
   return { sz: sizeOf(tcHook), ifindex, attach_point: point, parent: 0 };
 }
@@ -37,16 +44,14 @@ function label(slot: { ifindex: number; direction?: TcDirection }, ifname?: stri
 
 /** Creates the clsact qdisc on an interface; a qdisc already there is fine. Throws SysError. */
 export function ensureClsact(ifindex: number, ifname?: string): void {
-  // Captured, so the kernel's "Exclusivity flag on" for an existing qdisc is not printed.
-  const out = withLibbpfLog(() => libbpf().bpf_tc_hook_create(hook(ifindex, BPF_TC_INGRESS_EGRESS)) as number);
-  if ("error" in out) throw out.error;
-  if (out.result === -17 /* EEXIST */) return;
-  check(out.result, "create clsact qdisc", label({ ifindex }, ifname));
+  const ret = quietly(() => libbpf().bpf_tc_hook_create(hook(ifindex, BPF_TC_INGRESS_EGRESS)) as number);
+  if (ret === -17 /* EEXIST */) return;
+  check(ret, "create clsact qdisc", label({ ifindex }, ifname));
 }
 
 /** Removes the clsact qdisc and every filter on it; absent interface or qdisc is fine. */
 export function destroyClsact(ifindex: number, ifname?: string): void {
-  const ret = libbpf().bpf_tc_hook_destroy(hook(ifindex, BPF_TC_INGRESS_EGRESS)) as number;
+  const ret = quietly(() => libbpf().bpf_tc_hook_destroy(hook(ifindex, BPF_TC_INGRESS_EGRESS)) as number);
   if (ret === -2 || ret === -19 /* ENODEV */ || ret === -22 /* EINVAL: no qdisc */) return;
   check(ret, "destroy clsact qdisc", label({ ifindex }, ifname));
 }
@@ -77,7 +82,7 @@ export function tcAttach(
 /** Removes the filter in `slot`. Returns false when there was none (or no such interface). */
 export function tcDetach(slot: TcSlot, ifname?: string): boolean {
   const opts = { sz: sizeOf(tcOpts), prog_fd: 0, flags: 0, prog_id: 0, handle: slot.handle, priority: slot.priority };
-  const ret = libbpf().bpf_tc_detach(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number;
+  const ret = quietly(() => libbpf().bpf_tc_detach(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number);
   if (ret === -2 || ret === -19 || ret === -22) return false;
   check(ret, "detach tc filter", label(slot, ifname));
   return true;
@@ -86,7 +91,7 @@ export function tcDetach(slot: TcSlot, ifname?: string): boolean {
 /** The program id in `slot`, or undefined when the slot (or the interface) is empty. */
 export function tcQuery(slot: TcSlot, ifname?: string): number | undefined {
   const opts = { sz: sizeOf(tcOpts), prog_fd: 0, flags: 0, prog_id: 0, handle: slot.handle, priority: slot.priority };
-  const ret = libbpf().bpf_tc_query(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number;
+  const ret = quietly(() => libbpf().bpf_tc_query(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number);
   if (ret === -2 || ret === -19 || ret === -22) return undefined;
   check(ret, "query tc filter", label(slot, ifname));
   return opts.prog_id;

@@ -107,7 +107,8 @@ export function loadPinnedDatapath(root: string, options: DatapathOptions = {}):
           report.programs.push({ name, action: "adopted", id: old.info().id });
           continue;
         }
-        const tmp = `${path}.new`;
+        // bpffs refuses names with dots.
+        const tmp = `${path}_next`;
         unpin(tmp);
         fresh.pin(tmp);
         movePin(tmp, path);
@@ -135,7 +136,7 @@ export function unloadPinnedDatapath(root: string): string[] {
   const removed: string[] = [];
   for (const name of [...PROGRAM_NAMES, ...PINNED_MAPS]) {
     if (unpin(pinPath(root, name))) removed.push(name);
-    unpin(`${pinPath(root, name)}.new`);
+    unpin(`${pinPath(root, name)}_next`);
   }
   removeEmptyDir(root);
   return removed;
