@@ -11,6 +11,7 @@
  *   --health-addr H:P       /healthz /readyz /v1 (default 127.0.0.1:9879)
  *   --metrics-addr H:P      /metrics (default 0.0.0.0:9878; "" to disable)
  *   --policy-map-entries N  --verdict-events   --log-level debug|info|warn|error
+ *   --bpf-object PATH       the datapath object (default: the one shipped with this build)
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -41,6 +42,7 @@ const flags = {
   "verdict-events": { type: "boolean" },
   "log-level": { type: "string" },
   "resync-interval": { type: "string" },
+  "bpf-object": { type: "string" },
 } as const;
 
 function camel(flag: string): string {
@@ -87,7 +89,10 @@ async function main(): Promise<number> {
     vxlanDevice: str("vxlan-device", DEFAULT_VXLAN_DEVICE),
     vxlanPort: int("vxlan-port", DEFAULT_VXLAN_PORT) ?? DEFAULT_VXLAN_PORT,
     clusterCidrs: str("cluster-cidr", "").split(",").filter((c) => c !== ""),
-    datapath: policyMapEntries === undefined ? {} : { policyMapEntries },
+    datapath: {
+      ...(policyMapEntries === undefined ? {} : { policyMapEntries }),
+      ...(typeof get("bpf-object") === "string" ? { objectPath: get("bpf-object") as string } : {}),
+    },
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,
     debounceMs: 20,
