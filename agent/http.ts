@@ -1,6 +1,6 @@
 /**
  * The agent's local HTTP endpoints: /healthz (alive, datapath pinned), /readyz (node programmed),
- * /metrics (Prometheus), and /v1/* for skeinctl (status, identities, rules, nodes, pods).
+ * /metrics (Prometheus), and /v1/* for skeinctl (status, identities, rules, pods, cidrs).
  */
 import { createServer, type Server } from "node:http";
 import type { Agent } from "./agent.js";
@@ -60,6 +60,10 @@ export function serveAgent(agent: Agent, listen: Listen, log: Logger, options: {
           case "/v1/pods":
             if (options.api === false) break;
             return send(res, 200, [...agent.podsByIp()].map(([ip, p]) => ({ ip, ...p })));
+          case "/v1/cidrs":
+            // ipBlock prefixes and their CIDR identities (skeinctl names CIDR identities with it).
+            if (options.api === false) break;
+            return send(res, 200, [...agent.options.policy.cidrPrefixes()].map(([cidr, id]) => ({ cidr, id })));
         }
         return send(res, 404, { error: `no such endpoint ${url.pathname}` });
       } catch (err) {

@@ -10,6 +10,8 @@ import type { OutputFormat } from "./output.js";
 export interface CtlIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Aborting it stops long-running commands (monitor) as SIGINT does; for callers that embed runCtl. */
+  signal?: AbortSignal;
 }
 
 export interface CtlContext {

@@ -2,6 +2,22 @@
 import type { Command } from "../cli.js";
 import { datapathLoad, datapathUnload } from "./datapath.js";
 import { endpointList } from "./endpoint.js";
+import { identityList } from "./identity.js";
+import { mapDump, mapList } from "./map.js";
+import { monitor } from "./monitor.js";
+import { nodeList } from "./node.js";
 import { policySimulate } from "./policy.js";
+import { status } from "./status.js";
 
-export const COMMANDS: readonly Command[] = [datapathLoad, datapathUnload, endpointList, policySimulate];
+export const COMMANDS: readonly Command[] = [
+  status,
+  datapathLoad,
+  datapathUnload,
+  endpointList,
+  identityList,
+  nodeList,
+  mapList,
+  mapDump,
+  monitor,
+  policySimulate,
+];

@@ -1,0 +1,191 @@
+/**
+ * skeinctl's client of the agent's local HTTP API (agent/http.ts). Read-only; every call has a
+ * timeout, and an agent that does not answer becomes an AgentUnreachableError that says how to fix
+ * it, never a hang or a stack trace.
+ */
+import { CtlError, type CtlContext } from "./cli.js";
+
+/** The agent's health and API address when skeinctl runs on the node (agent --health-addr). */
+export const DEFAULT_AGENT_URL = "http://127.0.0.1:9879";
+const TIMEOUT_MS = 3000;
+
+/** The `--agent URL` option every command that asks the agent takes. */
+export const AGENT_OPTION = { agent: { type: "string" } } as const;
+
+/** The agent URL of a command invocation (`--agent`, default DEFAULT_AGENT_URL), without a trailing slash. */
+export function agentUrl(ctx: CtlContext): string {
+  const v = ctx.values.agent;
+  const url = typeof v === "string" && v !== "" ? v : DEFAULT_AGENT_URL;
+  if (!/^https?:\/\/[^/]+/.test(url)) throw new CtlError(`--agent must be an http:// URL such as ${DEFAULT_AGENT_URL}, not ${JSON.stringify(url)}`);
+  return url.replace(/\/+$/, "");
+}
+
+/** The agent did not answer (not running, wrong address, or stuck). The message names the fix. */
+export class AgentUnreachableError extends CtlError {
+  override readonly name: string = "AgentUnreachableError";
+  readonly url: string;
+  /** Why, in a few words (`connect ECONNREFUSED 127.0.0.1:9879`, `timeout after 3000 ms`). */
+  readonly why: string;
+
+  constructor(url: string, why: string, options?: { cause?: unknown }) {
+    super(
+      `skein-agent at ${url} did not answer (${why}): is it running on this node? ` +
+        `(check 'kubectl -n kube-system get pods -l app=skein-agent -o wide', or pass --agent http://HOST:PORT if its --health-addr differs)`,
+      options,
+    );
+    this.url = url;
+    this.why = why;
+  }
+}
+
+/** /readyz and /healthz bodies. */
+export interface AgentHealth {
+  /** HTTP status of /healthz (200: alive with the datapath pinned). */
+  healthzStatus: number;
+  datapathPinned: boolean;
+  /** HTTP status of /readyz (200: node programmed). */
+  readyzStatus: number;
+  ready: boolean;
+  reason: string;
+}
+
+/** GET /v1/status (AgentStatus in agent/agent.ts, as JSON). */
+export interface AgentStatusBody {
+  node: string;
+  ready: boolean;
+  reason: string;
+  bpffsRoot: string;
+  nodeIp: string | null;
+  podCidr: string | null;
+  overlay: { ifname: string; ifindex: number; mac: string; mtu: number } | null;
+  nodes: { name: string; internalIp: string; podCidr: string }[];
+  skipped: { kind: string; name: string; reason: string; detail: string }[];
+  maps: { name: string; entries: number; capacity: number }[];
+  lastReconcile: { at: string; durationMs: number } | null;
+  policyErrors: { object: string; message: string }[];
+}
+
+/** One element of GET /v1/identities. */
+export interface AgentIdentity {
+  id: number;
+  namespace: string;
+  labels: Record<string, string>;
+  namespaceLabels: Record<string, string>;
+}
+
+/** One element of GET /v1/pods. */
+export interface AgentPod {
+  ip: string;
+  namespace: string;
+  name: string;
+  node: string;
+}
+
+/** Where a rule comes from (GET /v1/rules?id=N). */
+export interface AgentRule {
+  namespace: string;
+  policy: string;
+  direction: "ingress" | "egress";
+  index: number;
+}
+
+/** One element of GET /v1/cidrs: an ipBlock prefix and its CIDR identity. */
+export interface AgentCidr {
+  cidr: string;
+  id: number;
+}
+
+function describeFetchError(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) return `no answer within ${timeoutMs} ms`;
+  const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
+  if (cause?.message !== undefined) return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A client of one agent. Holds no resources. */
+export class AgentClient {
+  readonly url: string;
+  readonly timeoutMs: number;
+
+  constructor(url: string, timeoutMs = TIMEOUT_MS) {
+    this.url = url;
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** GET `path`: the status and parsed JSON body. Throws AgentUnreachableError when no answer comes. */
+  async request<T>(path: string): Promise<{ status: number; body: T }> {
+    let res: Response;
+    try {
+      res = await fetch(this.url + path, { signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      throw new AgentUnreachableError(this.url, describeFetchError(err, this.timeoutMs), { cause: err });
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw new AgentUnreachableError(this.url, describeFetchError(err, this.timeoutMs), { cause: err });
+    }
+    try {
+      return { status: res.status, body: JSON.parse(text) as T };
+    } catch {
+      throw new CtlError(`skein-agent at ${this.url}${path} answered ${res.status} with something that is not JSON: ${text.slice(0, 120)}`);
+    }
+  }
+
+  /** GET `path`, which must answer 200. Throws AgentUnreachableError or CtlError. */
+  async get<T>(path: string): Promise<T> {
+    const r = await this.request<T | { error?: string }>(path);
+    if (r.status !== 200) {
+      const error = (r.body as { error?: string } | null)?.error;
+      throw new CtlError(
+        r.status === 404
+          ? `skein-agent at ${this.url} has no ${path.split("?")[0]}: it is older than this skeinctl (upgrade the agent)`
+          : `skein-agent at ${this.url}${path}: HTTP ${r.status}${error === undefined ? "" : `: ${error}`}`,
+      );
+    }
+    return r.body as T;
+  }
+
+  /** /healthz and /readyz; 503s are answers, not errors. Throws AgentUnreachableError. */
+  async health(): Promise<AgentHealth> {
+    const [h, r] = await Promise.all([
+      this.request<{ ok?: boolean; datapathPinned?: boolean }>("/healthz"),
+      this.request<{ ready?: boolean; reason?: string }>("/readyz"),
+    ]);
+    return {
+      healthzStatus: h.status,
+      datapathPinned: h.body.datapathPinned === true,
+      readyzStatus: r.status,
+      ready: r.body.ready === true,
+      reason: r.body.reason ?? "",
+    };
+  }
+
+  status(): Promise<AgentStatusBody> {
+    return this.get<AgentStatusBody>("/v1/status");
+  }
+
+  identities(): Promise<AgentIdentity[]> {
+    return this.get<AgentIdentity[]>("/v1/identities");
+  }
+
+  pods(): Promise<AgentPod[]> {
+    return this.get<AgentPod[]>("/v1/pods");
+  }
+
+  /** CIDR identities; an empty list from an agent without /v1/cidrs. */
+  async cidrs(): Promise<AgentCidr[]> {
+    const r = await this.request<AgentCidr[]>("/v1/cidrs");
+    return r.status === 200 ? r.body : [];
+  }
+
+  /** The rules behind `ids` (null for ids the agent does not know). */
+  async rules(ids: readonly number[]): Promise<Map<number, AgentRule | null>> {
+    const out = new Map<number, AgentRule | null>();
+    if (ids.length === 0) return out;
+    const body = await this.get<{ id: number; rule: AgentRule | null }[]>(`/v1/rules?${ids.map((id) => `id=${id}`).join("&")}`);
+    for (const r of body) out.set(r.id, r.rule);
+    return out;
+  }
+}
