@@ -1,6 +1,16 @@
 /** Running request/response and throughput measurements inside network namespaces. */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { nsExec } from "./kernel-baseline.js";
+
+/** Compiles bench/rr.c into `dir` and returns the executable's path. */
+export function buildRr(dir: string): string {
+  const source = resolve(fileURLToPath(import.meta.url), "..", "..", "..", "bench", "rr.c");
+  const out = join(dir, "rr");
+  execFileSync("clang-16", ["-O2", "-Wall", "-o", out, source]);
+  return out;
+}
 
 export interface Server {
   stop(): void;
@@ -16,9 +26,12 @@ export async function startRrServer(rr: string, netns: string, port: number, cpu
   return { stop: () => child.kill("SIGKILL") };
 }
 
-/** Round trips per second from `netns` to host:port, pinned to `cpu`. */
-export async function rrRate(rr: string, netns: string, host: string, port: number, seconds: number, cpu: number): Promise<number> {
-  const out = await nsExec(netns, ["taskset", "-c", String(cpu), rr, "client", host, String(port), String(seconds)]);
+/**
+ * Round trips per second from `netns` to host:port, pinned to `cpu`: over one connection ("client"),
+ * or each on a new connection ("crr").
+ */
+export async function rrRate(rr: string, netns: string, host: string, port: number, seconds: number, cpu: number, mode: "client" | "crr" = "client"): Promise<number> {
+  const out = await nsExec(netns, ["taskset", "-c", String(cpu), rr, mode, host, String(port), String(seconds)]);
   const n = Number(out.trim());
   if (!Number.isFinite(n) || n <= 0) throw new Error(`rr client in ${netns}: unexpected output ${JSON.stringify(out)}`);
   return n;

@@ -7,17 +7,14 @@
  * pod-to-pod request/response through Skein and through host-routed veths. Prints medians with
  * min..max over the runs and the ratios.
  */
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Lab } from "../agent/lab/lab.js";
 import { buildKernelBaseline, type KernelBaseline } from "./kernel-baseline.js";
-import { rrRate, startRrServer, stats, tcpThroughput, type Server, type Stats } from "./measure.js";
+import { buildRr, rrRate, startRrServer, stats, tcpThroughput, type Server, type Stats } from "./measure.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const RR_PORT = 7777;
 
 function say(line = ""): void {
@@ -40,8 +37,7 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the benchmark needs root");
 
   const tmp = mkdtempSync(join(tmpdir(), "skein-bench-"));
-  const rr = join(tmp, "rr");
-  execFileSync("clang-16", ["-O2", "-Wall", "-o", rr, resolve(here, "..", "..", "bench", "rr.c")]);
+  const rr = buildRr(tmp);
 
   const lab = await Lab.create({});
   let kb: KernelBaseline | undefined;

@@ -1,0 +1,218 @@
+/**
+ * npm run bench:policy [-- --runs N --seconds S]
+ *
+ * Does policy cost grow with the number of rules? Request/response between two pods on a lab node
+ * with 0, 1,000, 10,000 and 100,000 policy-map entries in place (one connection, and a new
+ * connection per round trip, where conntrack misses and the policy map is consulted), next to the
+ * same probe through host-routed veths with 0, 1,000 and 5,000 equivalent iptables rules in the
+ * FORWARD chain. Then the time from creating 1,000 NetworkPolicies in the API to all of them being
+ * programmed in the kernel.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { V1NetworkPolicy } from "@kubernetes/client-node";
+import { Lab } from "../agent/lab/lab.js";
+import { PolicyMap } from "../maps/policy.js";
+import { buildKernelBaseline, type KernelBaseline } from "./kernel-baseline.js";
+import { buildRr, rrRate, startRrServer, stats, type Server, type Stats } from "./measure.js";
+
+const PORT = 7777;
+
+function say(line = ""): void {
+  process.stdout.write(line + "\n");
+}
+
+/**
+ * Policies i = offset..offset+count-1, each allowing the client on 1,000 ports the probe never uses:
+ * TCP for the first 50, UDP for the next 50 (one peer identity offers 65,535 ports per protocol).
+ */
+function fillerPolicies(count: number, portsEach: number, offset: number): V1NetworkPolicy[] {
+  return Array.from({ length: count }, (_v, k) => {
+    const i = offset + k;
+    return {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: `filler-${i}`, namespace: "scale" },
+      spec: {
+        podSelector: { matchLabels: { app: "server" } },
+        policyTypes: ["Ingress"],
+        ingress: [
+          {
+            _from: [{ podSelector: { matchLabels: { app: "client" } } }],
+            ports: Array.from({ length: portsEach }, (_w, j) => ({
+              protocol: i < 50 ? "TCP" : "UDP",
+              port: 10000 + (i % 50) * portsEach + j,
+            })),
+          },
+        ],
+      },
+    };
+  });
+}
+
+const allowProbe: V1NetworkPolicy = {
+  apiVersion: "networking.k8s.io/v1",
+  kind: "NetworkPolicy",
+  metadata: { name: "allow-probe", namespace: "scale" },
+  spec: {
+    podSelector: { matchLabels: { app: "server" } },
+    policyTypes: ["Ingress"],
+    ingress: [
+      {
+        _from: [{ podSelector: { matchLabels: { app: "client" } } }],
+        ports: [{ protocol: "TCP", port: PORT }],
+      },
+    ],
+  },
+};
+
+async function runLimited(jobs: (() => Promise<unknown>)[], limit: number): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < jobs.length) await jobs[next++]!();
+    }),
+  );
+}
+
+function fmt(s: Stats): string {
+  return `${Math.round(s.median)} (${Math.round(s.min)}..${Math.round(s.max)})`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { runs: { type: "string" }, seconds: { type: "string" } } });
+  const runs = Number(values.runs ?? 3);
+  const seconds = Number(values.seconds ?? 4);
+  if (process.getuid?.() !== 0) throw new Error("the benchmark needs root");
+  const tmp = mkdtempSync(join(tmpdir(), "skein-bench-policy-"));
+  const rr = buildRr(tmp);
+  const lab = await Lab.create({});
+  let kb: KernelBaseline | undefined;
+  const servers: Server[] = [];
+  try {
+    const node = await lab.addNode({ agentArgs: ["--policy-map-entries=262144"] });
+    const client = await lab.addPod({ namespace: "scale", name: "client", node, labels: { app: "client" } });
+    const server = await lab.addPod({ namespace: "scale", name: "server", node, labels: { app: "server" } });
+    kb = await buildKernelBaseline(`skp${lab.id}`);
+    const [k1a, k1b] = kb.pods;
+    servers.push(
+      await startRrServer(rr, server.netns, PORT, 0),
+      await startRrServer(rr, k1b!.netns, PORT, 0),
+    );
+    using policyMap = PolicyMap.openPinned(node.bpffsRoot);
+    const waitEntries = async (want: number, timeoutMs: number): Promise<number> => {
+      const start = Date.now();
+      while (policyMap.count() !== want) {
+        if (Date.now() - start > timeoutMs)
+          throw new Error(`policy map holds ${policyMap.count()} entries, expected ${want}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return Date.now() - start;
+    };
+    const measure = async (label: string, netns: string, host: string) => {
+      const rrs: number[] = [];
+      const crrs: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        rrs.push(await rrRate(rr, netns, host, PORT, seconds, 0, "client"));
+        crrs.push(await rrRate(rr, netns, host, PORT, seconds, 0, "crr"));
+      }
+      return { label, rr: stats(rrs), crr: stats(crrs) };
+    };
+
+    say(
+      `bench:policy: lab ${lab.id}, ${runs} runs of ${seconds} s per size, client and server pinned to CPU 0`,
+    );
+    const skein: Awaited<ReturnType<typeof measure>>[] = [];
+    skein.push(await measure("Skein, no policy", client.netns, server.ip));
+    await lab.applyPolicy(allowProbe);
+    let applied = 0;
+    for (const size of [1000, 10000, 100000]) {
+      const policiesNeeded = size / 1000;
+      const batch = fillerPolicies(policiesNeeded - applied, 1000, applied).map(
+        (p) => () => lab.applyPolicy(p),
+      );
+      await runLimited(batch, 8);
+      applied = policiesNeeded;
+      await waitEntries(size + 1, 120000);
+      skein.push(
+        await measure(`Skein, ${size.toLocaleString("en")} policy entries`, client.netns, server.ip),
+      );
+    }
+
+    const k1 = kb.nodes[0]!.netns;
+    const iptables: Awaited<ReturnType<typeof measure>>[] = [];
+    for (const rules of [0, 1000, 5000]) {
+      const lines = ["*filter", ":FORWARD ACCEPT [0:0]"];
+      // Rules that match source and destination but never the probed port: every packet walks them all.
+      for (let i = 0; i < rules; i++)
+        lines.push(`-A FORWARD -s ${k1a!.ip}/32 -d ${k1b!.ip}/32 -p tcp --dport ${10000 + i} -j ACCEPT`);
+      lines.push("COMMIT", "");
+      const file = join(tmp, `rules-${rules}`);
+      writeFileSync(file, lines.join("\n"));
+      execFileSync("nsenter", [`--net=/var/run/netns/${k1}`, "sh", "-c", `iptables-restore < ${file}`]);
+      iptables.push(
+        await measure(`host routing, ${rules.toLocaleString("en")} iptables rules`, k1a!.netns, k1b!.ip),
+      );
+    }
+
+    // Programming time: 1,000 new NetworkPolicies, from the first create to the last entry in the kernel.
+    for (let i = 0; i < 100; i++) await lab.deletePolicy("scale", `filler-${i}`).catch(() => undefined);
+    await waitEntries(1, 120000);
+    const thousand = Array.from({ length: 1000 }, (_v, i): V1NetworkPolicy => ({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: `p-${i}`, namespace: "scale" },
+      spec: {
+        podSelector: { matchLabels: { app: "server" } },
+        policyTypes: ["Ingress"],
+        ingress: [
+          {
+            _from: [{ podSelector: { matchLabels: { app: "client" } } }],
+            ports: [{ protocol: "TCP", port: 20000 + i }],
+          },
+        ],
+      },
+    }));
+    const t0 = Date.now();
+    await runLimited(
+      thousand.map((p) => () => lab.applyPolicy(p)),
+      16,
+    );
+    const created = Date.now() - t0;
+    await waitEntries(1001, 120000);
+    const programmed = Date.now() - t0;
+
+    const base = skein[0]!;
+    say("\nrequest/response per second, median (min..max)      one connection          new connection each");
+    for (const m of skein)
+      say(
+        `${m.label.padEnd(46)} ${fmt(m.rr).padEnd(24)} ${fmt(m.crr)}   ratio ${(m.rr.median / base.rr.median).toFixed(3)} / ${(m.crr.median / base.crr.median).toFixed(3)}`,
+      );
+    const ib = iptables[0]!;
+    for (const m of iptables)
+      say(
+        `${m.label.padEnd(46)} ${fmt(m.rr).padEnd(24)} ${fmt(m.crr)}   ratio ${(m.rr.median / ib.rr.median).toFixed(3)} / ${(m.crr.median / ib.crr.median).toFixed(3)}`,
+      );
+    const worst = Math.min(...skein.slice(1).map((m) => m.rr.median / base.rr.median));
+    say(
+      `\nSkein: worst request/response ratio with entries in place ${worst.toFixed(3)} (target ≥ 0.97: ${worst >= 0.97 ? "met" : "NOT met"})`,
+    );
+    say(
+      `1,000 NetworkPolicies: created in the API in ${created} ms, all programmed in the kernel ${programmed} ms after the first create`,
+    );
+  } finally {
+    for (const s of servers) s.stop();
+    await kb?.teardown();
+    const problems = await lab.teardown();
+    if (problems.length > 0) say(`teardown problems: ${problems.join("; ")}`);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:policy: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});
