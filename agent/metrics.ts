@@ -1,6 +1,18 @@
 /**
  * Prometheus metrics (prom-client). Datapath counters are read from the per-CPU metrics map at
  * scrape time; the rest are kept by the agent as it works.
+ *
+ * Families (Prometheus conventions: counters end in _total, units in names):
+ *   skein_datapath_packets_total{reason,direction,verdict}  every (reason, direction), zeros included
+ *   skein_datapath_bytes_total{reason,direction,verdict}    verdict = forward | drop
+ *   skein_policy_verdicts_total{verdict,direction}          allowed new flows, denied packets
+ *   skein_events_lost_total                                 ring-buffer records dropped for lack of room
+ *   skein_map_entries{map} skein_map_capacity_entries{map} skein_map_pressure_ratio{map}
+ *                                                           (conntrack entries: map="skn_conntrack")
+ *   skein_endpoints skein_identities skein_agent_ready skein_policy_map_overflow_entries
+ *   skein_reconcile_duration_seconds{target}                histogram
+ *   skein_k8s_watch_errors_total{resource} skein_k8s_watch_restarts_total{resource}
+ *   skein_k8s_objects_skipped_total{kind,reason} skein_map_write_failures_total{map}
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { DIRECTIONS, REASONS, isDrop, type MetricsMap } from "../maps/metrics.js";
@@ -13,6 +25,8 @@ export class AgentMetrics {
   readonly reconcileDuration: Histogram<"target">;
   readonly mapEntries: Gauge<"map">;
   readonly mapCapacity: Gauge<"map">;
+  /** entries / capacity per map, computed at scrape time from mapEntries and mapCapacity. */
+  readonly mapPressure: Gauge<"map">;
   readonly mapWriteFailures: Counter<"map">;
   readonly policyOverflow: Gauge;
   readonly endpoints: Gauge;
@@ -40,6 +54,23 @@ export class AgentMetrics {
     });
     this.mapEntries = new Gauge({ name: "skein_map_entries", help: "Entries in each BPF map.", labelNames: ["map"], registers });
     this.mapCapacity = new Gauge({ name: "skein_map_capacity_entries", help: "Capacity (max_entries) of each BPF map.", labelNames: ["map"], registers });
+    const entries = this.mapEntries;
+    const capacity = this.mapCapacity;
+    this.mapPressure = new Gauge({
+      name: "skein_map_pressure_ratio",
+      help: "Fill of each BPF map that can run full: entries / capacity (1 = full; an LRU map then evicts, others refuse writes).",
+      labelNames: ["map"],
+      registers,
+      async collect() {
+        const caps = new Map((await capacity.get()).values.map((v) => [String(v.labels.map), v.value]));
+        this.reset();
+        for (const v of (await entries.get()).values) {
+          const map = String(v.labels.map);
+          const cap = caps.get(map);
+          if (cap !== undefined && cap > 0) this.set({ map }, v.value / cap);
+        }
+      },
+    });
     this.mapWriteFailures = new Counter({ name: "skein_map_write_failures_total", help: "Map updates or deletes that failed, by map.", labelNames: ["map"], registers });
     this.policyOverflow = new Gauge({
       name: "skein_policy_map_overflow_entries",
@@ -71,7 +102,7 @@ export class AgentMetrics {
     });
     new Counter({
       name: "skein_policy_verdicts_total",
-      help: "New flows decided by an enforced NetworkPolicy, by verdict and direction.",
+      help: "NetworkPolicy decisions of the datapath, by verdict and direction: new flows an enforced policy allowed (verdict=allowed), packets it denied (verdict=denied; a retransmitted denied packet counts again).",
       labelNames: ["verdict", "direction"],
       registers,
       collect() {
@@ -101,8 +132,8 @@ export class AgentMetrics {
     const dp = this.datapath;
     if (dp === undefined) return;
     counter.reset();
+    // Zeros included: a series that appears only on its first drop hides that drop from rate().
     for (const c of dp.counters()) {
-      if (c[field] === 0n) continue;
       counter.inc({ reason: c.reason, direction: c.direction, verdict: isDrop(c.reason) ? "drop" : "forward" }, Number(c[field]));
     }
   }

@@ -39,6 +39,8 @@ export class CtlError extends Error {
 const common = {
   output: { type: "string", short: "o" },
   "bpffs-root": { type: "string" },
+  // The agent's health/API address; only commands that ask the agent use it, all accept it.
+  agent: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -47,7 +49,7 @@ function helpText(commands: readonly Command[]): string {
   return [
     "skeinctl: inspect and operate a Skein node",
     "",
-    "Usage: skeinctl COMMAND [flags]   (every command takes -o json|table and --bpffs-root DIR)",
+    "Usage: skeinctl COMMAND [flags]   (every command takes -o json|table, --bpffs-root DIR and --agent URL)",
     "",
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
