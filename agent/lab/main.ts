@@ -6,6 +6,8 @@
 import { parseArgs } from "node:util";
 import { Lab } from "./lab.js";
 import { connectivityMatrix, renderMatrix, summarize } from "./matrix.js";
+import { LabSmokeDriver } from "./smoke-driver.js";
+import { renderSmokeReport, runSmoke } from "../smoke/smoke.js";
 
 function say(line = ""): void {
   process.stdout.write(line + "\n");
@@ -47,7 +49,17 @@ async function up(values: { nodes?: string; "pods-per-node"?: string; keep?: boo
     const failed = paths.filter((p) => !p.ok);
     for (const f of failed) say(`FAILED ${f.kind}: ${f.from} → ${f.to} ${f.protocol}: ${f.error}`);
     say(`\nlab ${lab.id}: ${paths.length - failed.length}/${paths.length} paths ok in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    ok = failed.length === 0;
+    // The smoke test the Vagrant cluster runs too (agent/smoke), here through the lab driver.
+    say("\nsmoke test (agent/smoke: cross-node pods, then a NetworkPolicy that denies one flow and allows another):");
+    const smoke = await runSmoke(
+      new LabSmokeDriver(lab),
+      (l) => {
+        say(`  ${l}`);
+      },
+      { convergeTimeoutMs: 20000 },
+    );
+    say(renderSmokeReport(smoke));
+    ok = failed.length === 0 && smoke.ok;
     if (values.keep === true) {
       say(`\nlab ${lab.id} kept running. Try:`);
       say(`  kubectl --kubeconfig ${lab.kubeconfigPath} get nodes,pods -A -o wide`);
