@@ -37,8 +37,18 @@ export class AgentMetrics {
 
   constructor() {
     const registers = [this.registry];
-    this.watchErrors = new Counter({ name: "skein_k8s_watch_errors_total", help: "Kubernetes watch failures, by resource.", labelNames: ["resource"], registers });
-    this.watchRestarts = new Counter({ name: "skein_k8s_watch_restarts_total", help: "Kubernetes watches restarted by the supervisor, by resource.", labelNames: ["resource"], registers });
+    this.watchErrors = new Counter({
+      name: "skein_k8s_watch_errors_total",
+      help: "Kubernetes watch failures, by resource.",
+      labelNames: ["resource"],
+      registers,
+    });
+    this.watchRestarts = new Counter({
+      name: "skein_k8s_watch_restarts_total",
+      help: "Kubernetes watches restarted by the supervisor, by resource.",
+      labelNames: ["resource"],
+      registers,
+    });
     this.objectsSkipped = new Counter({
       name: "skein_k8s_objects_skipped_total",
       help: "Kubernetes objects the agent could not use (no pod CIDR, malformed CIDR, no IP...), by kind and reason.",
@@ -52,8 +62,18 @@ export class AgentMetrics {
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers,
     });
-    this.mapEntries = new Gauge({ name: "skein_map_entries", help: "Entries in each BPF map.", labelNames: ["map"], registers });
-    this.mapCapacity = new Gauge({ name: "skein_map_capacity_entries", help: "Capacity (max_entries) of each BPF map.", labelNames: ["map"], registers });
+    this.mapEntries = new Gauge({
+      name: "skein_map_entries",
+      help: "Entries in each BPF map.",
+      labelNames: ["map"],
+      registers,
+    });
+    this.mapCapacity = new Gauge({
+      name: "skein_map_capacity_entries",
+      help: "Capacity (max_entries) of each BPF map.",
+      labelNames: ["map"],
+      registers,
+    });
     const entries = this.mapEntries;
     const capacity = this.mapCapacity;
     this.mapPressure = new Gauge({
@@ -71,24 +91,41 @@ export class AgentMetrics {
         }
       },
     });
-    this.mapWriteFailures = new Counter({ name: "skein_map_write_failures_total", help: "Map updates or deletes that failed, by map.", labelNames: ["map"], registers });
+    this.mapWriteFailures = new Counter({
+      name: "skein_map_write_failures_total",
+      help: "Map updates or deletes that failed, by map.",
+      labelNames: ["map"],
+      registers,
+    });
     this.policyOverflow = new Gauge({
       name: "skein_policy_map_overflow_entries",
       help: "Desired policy entries that do not fit in the policy map (0 when everything is programmed).",
       registers,
     });
     this.endpoints = new Gauge({ name: "skein_endpoints", help: "Pods wired on this node.", registers });
-    this.identities = new Gauge({ name: "skein_identities", help: "Security identities in use in the cluster.", registers });
-    this.ready = new Gauge({ name: "skein_agent_ready", help: "1 when the agent has programmed the node and written the CNI config.", registers });
+    this.identities = new Gauge({
+      name: "skein_identities",
+      help: "Security identities in use in the cluster.",
+      registers,
+    });
+    this.ready = new Gauge({
+      name: "skein_agent_ready",
+      help: "1 when the agent has programmed the node and written the CNI config.",
+      registers,
+    });
 
-    const metrics = this;
+    // prom-client calls collect() with the metric as `this`; these reach the datapath map.
+    const datapath = (): MetricsMap | undefined => this.datapath;
+    const mirror = (counter: Counter<"reason" | "direction" | "verdict">, field: "packets" | "bytes") => {
+      this.#mirror(counter, field);
+    };
     new Counter({
       name: "skein_datapath_packets_total",
       help: "Packets the datapath handled, by verdict reason and direction (drop_* reasons are drops).",
       labelNames: ["reason", "direction", "verdict"],
       registers,
       collect() {
-        metrics.#mirror(this, "packets");
+        mirror(this, "packets");
       },
     });
     new Counter({
@@ -97,7 +134,7 @@ export class AgentMetrics {
       labelNames: ["reason", "direction", "verdict"],
       registers,
       collect() {
-        metrics.#mirror(this, "bytes");
+        mirror(this, "bytes");
       },
     });
     new Counter({
@@ -106,7 +143,7 @@ export class AgentMetrics {
       labelNames: ["verdict", "direction"],
       registers,
       collect() {
-        const dp = metrics.datapath;
+        const dp = datapath();
         if (dp === undefined) return;
         this.reset();
         for (const direction of DIRECTIONS) {
@@ -120,7 +157,7 @@ export class AgentMetrics {
       help: "Drop and verdict events lost because the ring buffer was full.",
       registers,
       collect() {
-        const dp = metrics.datapath;
+        const dp = datapath();
         if (dp === undefined) return;
         this.reset();
         this.inc(Number(dp.eventsLost()));
@@ -134,7 +171,10 @@ export class AgentMetrics {
     counter.reset();
     // Zeros included: a series that appears only on its first drop hides that drop from rate().
     for (const c of dp.counters()) {
-      counter.inc({ reason: c.reason, direction: c.direction, verdict: isDrop(c.reason) ? "drop" : "forward" }, Number(c[field]));
+      counter.inc(
+        { reason: c.reason, direction: c.direction, verdict: isDrop(c.reason) ? "drop" : "forward" },
+        Number(c[field]),
+      );
     }
   }
 

@@ -16,7 +16,10 @@ export const AGENT_OPTION = { agent: { type: "string" } } as const;
 export function agentUrl(ctx: CtlContext): string {
   const v = ctx.values.agent;
   const url = typeof v === "string" && v !== "" ? v : DEFAULT_AGENT_URL;
-  if (!/^https?:\/\/[^/]+/.test(url)) throw new CtlError(`--agent must be an http:// URL such as ${DEFAULT_AGENT_URL}, not ${JSON.stringify(url)}`);
+  if (!/^https?:\/\/[^/]+/.test(url))
+    throw new CtlError(
+      `--agent must be an http:// URL such as ${DEFAULT_AGENT_URL}, not ${JSON.stringify(url)}`,
+    );
   return url.replace(/\/+$/, "");
 }
 
@@ -96,8 +99,10 @@ export interface AgentCidr {
 }
 
 function describeFetchError(err: unknown, timeoutMs: number): string {
-  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) return `no answer within ${timeoutMs} ms`;
-  const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
+  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"))
+    return `no answer within ${timeoutMs} ms`;
+  const cause =
+    err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
   if (cause?.message !== undefined) return cause.message;
   return err instanceof Error ? err.message : String(err);
 }
@@ -112,8 +117,8 @@ export class AgentClient {
     this.timeoutMs = timeoutMs;
   }
 
-  /** GET `path`: the status and parsed JSON body. Throws AgentUnreachableError when no answer comes. */
-  async request<T>(path: string): Promise<{ status: number; body: T }> {
+  /** GET `path`: the status and parsed JSON body (unchecked). Throws AgentUnreachableError when no answer comes. */
+  async request(path: string): Promise<{ status: number; body: unknown }> {
     let res: Response;
     try {
       res = await fetch(this.url + path, { signal: AbortSignal.timeout(this.timeoutMs) });
@@ -127,15 +132,17 @@ export class AgentClient {
       throw new AgentUnreachableError(this.url, describeFetchError(err, this.timeoutMs), { cause: err });
     }
     try {
-      return { status: res.status, body: JSON.parse(text) as T };
+      return { status: res.status, body: JSON.parse(text) as unknown };
     } catch {
-      throw new CtlError(`skein-agent at ${this.url}${path} answered ${res.status} with something that is not JSON: ${text.slice(0, 120)}`);
+      throw new CtlError(
+        `skein-agent at ${this.url}${path} answered ${res.status} with something that is not JSON: ${text.slice(0, 120)}`,
+      );
     }
   }
 
-  /** GET `path`, which must answer 200. Throws AgentUnreachableError or CtlError. */
-  async get<T>(path: string): Promise<T> {
-    const r = await this.request<T | { error?: string }>(path);
+  /** GET `path`, which must answer 200; the body unchecked. Throws AgentUnreachableError or CtlError. */
+  async get(path: string): Promise<unknown> {
+    const r = await this.request(path);
     if (r.status !== 200) {
       const error = (r.body as { error?: string } | null)?.error;
       throw new CtlError(
@@ -144,47 +151,49 @@ export class AgentClient {
           : `skein-agent at ${this.url}${path}: HTTP ${r.status}${error === undefined ? "" : `: ${error}`}`,
       );
     }
-    return r.body as T;
+    return r.body;
   }
 
   /** /healthz and /readyz; 503s are answers, not errors. Throws AgentUnreachableError. */
   async health(): Promise<AgentHealth> {
-    const [h, r] = await Promise.all([
-      this.request<{ ok?: boolean; datapathPinned?: boolean }>("/healthz"),
-      this.request<{ ready?: boolean; reason?: string }>("/readyz"),
-    ]);
+    const [h, r] = await Promise.all([this.request("/healthz"), this.request("/readyz")]);
+    const hb = (h.body ?? {}) as { datapathPinned?: boolean };
+    const rb = (r.body ?? {}) as { ready?: boolean; reason?: string };
     return {
       healthzStatus: h.status,
-      datapathPinned: h.body.datapathPinned === true,
+      datapathPinned: hb.datapathPinned === true,
       readyzStatus: r.status,
-      ready: r.body.ready === true,
-      reason: r.body.reason ?? "",
+      ready: rb.ready === true,
+      reason: rb.reason ?? "",
     };
   }
 
-  status(): Promise<AgentStatusBody> {
-    return this.get<AgentStatusBody>("/v1/status");
+  async status(): Promise<AgentStatusBody> {
+    return (await this.get("/v1/status")) as AgentStatusBody;
   }
 
-  identities(): Promise<AgentIdentity[]> {
-    return this.get<AgentIdentity[]>("/v1/identities");
+  async identities(): Promise<AgentIdentity[]> {
+    return (await this.get("/v1/identities")) as AgentIdentity[];
   }
 
-  pods(): Promise<AgentPod[]> {
-    return this.get<AgentPod[]>("/v1/pods");
+  async pods(): Promise<AgentPod[]> {
+    return (await this.get("/v1/pods")) as AgentPod[];
   }
 
   /** CIDR identities; an empty list from an agent without /v1/cidrs. */
   async cidrs(): Promise<AgentCidr[]> {
-    const r = await this.request<AgentCidr[]>("/v1/cidrs");
-    return r.status === 200 ? r.body : [];
+    const r = await this.request("/v1/cidrs");
+    return r.status === 200 ? (r.body as AgentCidr[]) : [];
   }
 
   /** The rules behind `ids` (null for ids the agent does not know). */
   async rules(ids: readonly number[]): Promise<Map<number, AgentRule | null>> {
     const out = new Map<number, AgentRule | null>();
     if (ids.length === 0) return out;
-    const body = await this.get<{ id: number; rule: AgentRule | null }[]>(`/v1/rules?${ids.map((id) => `id=${id}`).join("&")}`);
+    const body = (await this.get(`/v1/rules?${ids.map((id) => `id=${id}`).join("&")}`)) as {
+      id: number;
+      rule: AgentRule | null;
+    }[];
     for (const r of body) out.set(r.id, r.rule);
     return out;
   }

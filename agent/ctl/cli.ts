@@ -61,7 +61,8 @@ export function explain(err: unknown, bpffsRoot: string): string {
   if (err instanceof SysError) {
     if (err.code === "ENOENT" && err.object?.startsWith(bpffsRoot) === true)
       return `${err.message}: the datapath is not loaded under ${bpffsRoot} (start skein-agent, or run 'skeinctl datapath load --bpffs-root ${bpffsRoot}')`;
-    if (err.code === "EPERM" || err.code === "EACCES") return `${err.message}: run as root (CAP_BPF and CAP_NET_ADMIN are needed)`;
+    if (err.code === "EPERM" || err.code === "EACCES")
+      return `${err.message}: run as root (CAP_BPF and CAP_NET_ADMIN are needed)`;
     return err.message;
   }
   if (err instanceof Error) return err.message;
@@ -69,7 +70,11 @@ export function explain(err: unknown, bpffsRoot: string): string {
 }
 
 /** Runs skeinctl with `argv` (without node and script). Returns the exit code. */
-export async function runCtl(argv: readonly string[], io: CtlIo, commands: readonly Command[]): Promise<number> {
+export async function runCtl(
+  argv: readonly string[],
+  io: CtlIo,
+  commands: readonly Command[],
+): Promise<number> {
   // Longest command name that prefixes argv wins ("datapath load" before "datapath").
   const sorted = [...commands].sort((a, b) => b.name.split(" ").length - a.name.split(" ").length);
   const words = argv.filter((a) => !a.startsWith("-"));
@@ -103,10 +108,11 @@ export async function runCtl(argv: readonly string[], io: CtlIo, commands: reado
   }
   const outputValue = parsed.values.output;
   if (outputValue !== undefined && outputValue !== "json" && outputValue !== "table") {
-    io.stderr(`skeinctl ${cmd.name}: -o must be json or table, not ${String(outputValue)}\n`);
+    io.stderr(`skeinctl ${cmd.name}: -o must be json or table, not ${outputValue}\n`);
     return 2;
   }
-  const bpffsRoot = typeof parsed.values["bpffs-root"] === "string" ? parsed.values["bpffs-root"] : DEFAULT_BPFFS_ROOT;
+  const bpffsRoot =
+    typeof parsed.values["bpffs-root"] === "string" ? parsed.values["bpffs-root"] : DEFAULT_BPFFS_ROOT;
   const ctx: CtlContext = {
     io,
     positionals: parsed.positionals.slice(cmd.name.split(" ").length),

@@ -51,12 +51,19 @@ export function flagNames(flags: number, table: Readonly<Record<string, number>>
 
 /** Flag words of an ipcache entry. */
 export function ipcacheFlagNames(flags: number): string[] {
-  return flagNames(flags, { "enforce-ingress": IpcacheFlag.enforceIngress, "enforce-egress": IpcacheFlag.enforceEgress });
+  return flagNames(flags, {
+    "enforce-ingress": IpcacheFlag.enforceIngress,
+    "enforce-egress": IpcacheFlag.enforceEgress,
+  });
 }
 
 /** Flag words of a conntrack entry. */
 export function conntrackFlagNames(flags: number): string[] {
-  return flagNames(flags, { "initiator-b": CtFlag.initiatorB, "seen-reply": CtFlag.seenReply, closing: CtFlag.closing });
+  return flagNames(flags, {
+    "initiator-b": CtFlag.initiatorB,
+    "seen-reply": CtFlag.seenReply,
+    closing: CtFlag.closing,
+  });
 }
 
 /** Flag words of the config map. */
@@ -85,8 +92,10 @@ export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return "-";
   if (seconds < 10) return `${seconds.toFixed(1)}s`;
   if (seconds < 60) return `${Math.floor(seconds)}s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.floor(seconds % 60)).padStart(2, "0")}s`;
-  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, "0")}m`;
+  if (seconds < 3600)
+    return `${Math.floor(seconds / 60)}m${String(Math.floor(seconds % 60)).padStart(2, "0")}s`;
+  if (seconds < 86400)
+    return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, "0")}m`;
   return `${Math.floor(seconds / 86400)}d${String(Math.floor((seconds % 86400) / 3600)).padStart(2, "0")}h`;
 }
 

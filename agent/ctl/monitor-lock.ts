@@ -39,7 +39,11 @@ export interface MonitorLock {
  * Takes the monitor lock of `root`. Throws CtlError naming the running monitor when another one
  * holds it. When the lock directory cannot be written, returns a no-op lock and says so via `warn`.
  */
-export function acquireMonitorLock(root: string, warn: (text: string) => void, dir = MONITOR_LOCK_DIR): MonitorLock {
+export function acquireMonitorLock(
+  root: string,
+  warn: (text: string) => void,
+  dir = MONITOR_LOCK_DIR,
+): MonitorLock {
   const path = monitorLockPath(root, dir);
   try {
     mkdirSync(dir, { recursive: true });

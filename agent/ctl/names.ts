@@ -5,7 +5,13 @@
  * agent every lookup answers undefined and callers print the numbers.
  */
 import { reservedIdentityName } from "../../maps/identities.js";
-import { AgentUnreachableError, type AgentClient, type AgentIdentity, type AgentPod, type AgentRule } from "./agent-client.js";
+import {
+  AgentUnreachableError,
+  type AgentClient,
+  type AgentIdentity,
+  type AgentPod,
+  type AgentRule,
+} from "./agent-client.js";
 import { formatLabels, identityKind } from "./describe.js";
 
 /** What an identity number stands for, as far as is known. */
@@ -64,7 +70,11 @@ export class Names {
 
   /** Fetches everything once. Returns false when the agent did not answer. */
   async load(): Promise<boolean> {
-    const ok = await Promise.all([this.#refresh("pods", true), this.#refresh("identities", true), this.#refresh("cidrs", true)]);
+    const ok = await Promise.all([
+      this.#refresh("pods", true),
+      this.#refresh("identities", true),
+      this.#refresh("cidrs", true),
+    ]);
     return ok.every((x) => x);
   }
 

@@ -24,12 +24,18 @@ export function renderJson(value: unknown): string {
   return (
     JSON.stringify(
       value,
-      (_k, v: unknown) => (typeof v === "bigint" ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v),
+      (_k, v: unknown) =>
+        typeof v === "bigint" ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v,
       2,
     ) + "\n"
   );
 }
 
-export function render<T>(format: OutputFormat, rows: readonly T[], columns: readonly Column<T>[], json?: unknown): string {
+export function render<T>(
+  format: OutputFormat,
+  rows: readonly T[],
+  columns: readonly Column<T>[],
+  json?: unknown,
+): string {
   return format === "json" ? renderJson(json ?? rows) : renderTable(rows, columns);
 }

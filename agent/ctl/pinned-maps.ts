@@ -87,7 +87,18 @@ export function describePinnedMaps(root: string): MapDescription[] {
       raw = RawMap.openPinned(path);
     } catch (err) {
       if (err instanceof SysError && err.code === "ENOENT")
-        return { name, path, pinned: false, id: null, type: null, keySize: null, valueSize: null, entries: null, capacity: null, pressurePercent: null };
+        return {
+          name,
+          path,
+          pinned: false,
+          id: null,
+          type: null,
+          keySize: null,
+          valueSize: null,
+          entries: null,
+          capacity: null,
+          pressurePercent: null,
+        };
       throw err;
     }
     try {
@@ -106,15 +117,22 @@ export const MAP_COLUMNS: readonly Column<MapDescription>[] = [
   { header: "KEY", value: (m) => m.keySize ?? "-" },
   { header: "VALUE", value: (m) => m.valueSize ?? "-" },
   { header: "ENTRIES", value: (m) => m.entries ?? "-" },
-  { header: "CAPACITY", value: (m) => (m.capacity === null ? "-" : m.type === "ringbuf" ? `${m.capacity} B` : m.capacity) },
-  { header: "PRESSURE", value: (m) => (m.pressurePercent === null ? "-" : `${m.pressurePercent.toFixed(1)}%`) },
+  {
+    header: "CAPACITY",
+    value: (m) => (m.capacity === null ? "-" : m.type === "ringbuf" ? `${m.capacity} B` : m.capacity),
+  },
+  {
+    header: "PRESSURE",
+    value: (m) => (m.pressurePercent === null ? "-" : `${m.pressurePercent.toFixed(1)}%`),
+  },
 ];
 
 /** The pinned map `name` refers to: `skn_ipcache` or just `ipcache`. Throws CtlError naming the choices. */
 export function resolveMapName(name: string): PinnedMapName {
   const full = name.startsWith("skn_") ? name : `skn_${name}`;
   const found = PINNED_MAPS.find((m) => m === full);
-  if (found === undefined) throw new CtlError(`no map ${JSON.stringify(name)}: Skein pins ${PINNED_MAPS.join(", ")}`);
+  if (found === undefined)
+    throw new CtlError(`no map ${JSON.stringify(name)}: Skein pins ${PINNED_MAPS.join(", ")}`);
   return found;
 }
 
@@ -159,11 +177,25 @@ function dumpEndpoints(root: string, dc: DumpContext): MapDump {
   using map = EndpointsMap.openPinned(root);
   const rows = [...map.entries()]
     .sort(([a], [b]) => byIp(a, b))
-    .map(([ip, e]) => ({ ip, ifindex: e.ifindex, ifname: dc.ifnames.get(e.ifindex) ?? null, flags: e.flags, mac: e.mac, hostMac: e.hostMac }));
+    .map(([ip, e]) => ({
+      ip,
+      ifindex: e.ifindex,
+      ifname: dc.ifnames.get(e.ifindex) ?? null,
+      flags: e.flags,
+      mac: e.mac,
+      hostMac: e.hostMac,
+    }));
   return {
     name: "skn_endpoints",
     rows,
-    columns: [col("IP", "ip"), col("IFINDEX", "ifindex"), col("IFNAME", "ifname"), col("MAC", "mac"), col("HOST-MAC", "hostMac"), col("FLAGS", "flags")],
+    columns: [
+      col("IP", "ip"),
+      col("IFINDEX", "ifindex"),
+      col("IFNAME", "ifname"),
+      col("MAC", "mac"),
+      col("HOST-MAC", "hostMac"),
+      col("FLAGS", "flags"),
+    ],
   };
 }
 
@@ -187,7 +219,10 @@ function dumpIpcache(root: string): MapDump {
       col("PREFIX", "prefix"),
       { header: "IDENTITY", value: (r) => identityText(r.identity as number) },
       { header: "TUNNEL", value: (r) => (r.tunnelIp as string | null) ?? "- (local)" },
-      { header: "CIDR-IDENTITY", value: (r) => ((r.cidrIdentity as number) === 0 ? "-" : (r.cidrIdentity as number)) },
+      {
+        header: "CIDR-IDENTITY",
+        value: (r) => ((r.cidrIdentity as number) === 0 ? "-" : (r.cidrIdentity as number)),
+      },
       col("FLAGS", "flagNames"),
     ],
   };
@@ -206,14 +241,28 @@ function dumpPolicy(root: string): MapDump {
     ruleId: e.ruleId,
     flags: e.flags,
   }));
-  rows.sort((a, b) => byIp(a.endpointIp, b.endpointIp) || a.direction.localeCompare(b.direction) || (a.peerIdentity ?? 0) - (b.peerIdentity ?? 0) || (a.port ?? 0) - (b.port ?? 0));
+  rows.sort(
+    (a, b) =>
+      byIp(a.endpointIp, b.endpointIp) ||
+      a.direction.localeCompare(b.direction) ||
+      (a.peerIdentity ?? 0) - (b.peerIdentity ?? 0) ||
+      (a.port ?? 0) - (b.port ?? 0),
+  );
   return {
     name: "skn_policy",
     rows,
     columns: [
       col("ENDPOINT", "endpointIp"),
       col("DIRECTION", "direction"),
-      { header: "PEER", value: (r) => (r.peerIp !== null ? `ip ${r.peerIp as string}` : (r.peerIdentity as number) === 0 ? "any" : identityText(r.peerIdentity as number)) },
+      {
+        header: "PEER",
+        value: (r) =>
+          r.peerIp !== null
+            ? `ip ${r.peerIp as string}`
+            : (r.peerIdentity as number) === 0
+              ? "any"
+              : identityText(r.peerIdentity as number),
+      },
       { header: "PROTO", value: (r) => (r.protocol as string | null) ?? "any" },
       {
         header: "PORT",
@@ -270,17 +319,31 @@ function dumpMetrics(root: string, dc: DumpContext): MapDump {
   const rows: Record<string, unknown>[] = map
     .counters()
     .filter((c) => dc.all || c.packets !== 0n)
-    .map((c) => ({ counter: c.reason, direction: c.direction, verdict: isDrop(c.reason) ? "drop" : "forward", packets: c.packets, bytes: c.bytes }));
+    .map((c) => ({
+      counter: c.reason,
+      direction: c.direction,
+      verdict: isDrop(c.reason) ? "drop" : "forward",
+      packets: c.packets,
+      bytes: c.bytes,
+    }));
   for (const direction of ["ingress", "egress"] as const) {
     const n = map.policyAllowed(direction);
-    if (dc.all || n !== 0n) rows.push({ counter: "policy_allowed_flows", direction, verdict: "allow", packets: n, bytes: null });
+    if (dc.all || n !== 0n)
+      rows.push({ counter: "policy_allowed_flows", direction, verdict: "allow", packets: n, bytes: null });
   }
   const lost = map.eventsLost();
-  if (dc.all || lost !== 0n) rows.push({ counter: "events_lost", direction: null, verdict: null, packets: lost, bytes: null });
+  if (dc.all || lost !== 0n)
+    rows.push({ counter: "events_lost", direction: null, verdict: null, packets: lost, bytes: null });
   return {
     name: "skn_metrics",
     rows,
-    columns: [col("COUNTER", "counter"), col("DIRECTION", "direction"), col("VERDICT", "verdict"), col("PACKETS", "packets"), col("BYTES", "bytes")],
+    columns: [
+      col("COUNTER", "counter"),
+      col("DIRECTION", "direction"),
+      col("VERDICT", "verdict"),
+      col("PACKETS", "packets"),
+      col("BYTES", "bytes"),
+    ],
     ...(dc.all ? {} : { note: "summed over CPUs; zero counters left out: --all shows them" }),
   };
 }
@@ -290,8 +353,23 @@ function dumpConfig(root: string, dc: DumpContext): MapDump {
   const c = map.read();
   return {
     name: "skn_config",
-    rows: [{ vxlanIfindex: c.vxlanIfindex, vxlanIfname: dc.ifnames.get(c.vxlanIfindex) ?? null, nodeIp: c.nodeIp, vxlanMac: c.vxlanMac, flags: c.flags, flagNames: configFlagNames(c.flags) }],
-    columns: [col("VXLAN-IFINDEX", "vxlanIfindex"), col("VXLAN-IFNAME", "vxlanIfname"), col("NODE-IP", "nodeIp"), col("VXLAN-MAC", "vxlanMac"), col("FLAGS", "flagNames")],
+    rows: [
+      {
+        vxlanIfindex: c.vxlanIfindex,
+        vxlanIfname: dc.ifnames.get(c.vxlanIfindex) ?? null,
+        nodeIp: c.nodeIp,
+        vxlanMac: c.vxlanMac,
+        flags: c.flags,
+        flagNames: configFlagNames(c.flags),
+      },
+    ],
+    columns: [
+      col("VXLAN-IFINDEX", "vxlanIfindex"),
+      col("VXLAN-IFNAME", "vxlanIfname"),
+      col("NODE-IP", "nodeIp"),
+      col("VXLAN-MAC", "vxlanMac"),
+      col("FLAGS", "flagNames"),
+    ],
   };
 }
 

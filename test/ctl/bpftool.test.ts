@@ -4,6 +4,8 @@
  * in the programs' BTF), the programs show under their stable names, and `bpftool net show` in the
  * node's namespace lists them on the pod veths and the overlay device.
  */
+/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
+   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -14,13 +16,20 @@ import { eventually, useLab } from "../helpers/lab.js";
 const exec = promisify(execFile);
 
 async function bpftoolJson<T>(args: readonly string[], netns?: string): Promise<T> {
-  const [file, argv] = netns === undefined ? ["bpftool", [...args, "-j"]] : ["nsenter", [`--net=/var/run/netns/${netns}`, "bpftool", ...args, "-j"]];
+  const [file, argv] =
+    netns === undefined
+      ? ["bpftool", [...args, "-j"]]
+      : ["nsenter", [`--net=/var/run/netns/${netns}`, "bpftool", ...args, "-j"]];
   const { stdout } = await exec(file, argv, { maxBuffer: 64 << 20 });
   return JSON.parse(stdout) as T;
 }
 
 interface DumpEntry {
-  formatted: { key: Record<string, unknown>; value?: Record<string, unknown>; values?: { cpu: number; value: Record<string, unknown> }[] };
+  formatted: {
+    key: Record<string, unknown>;
+    value?: Record<string, unknown>;
+    values?: { cpu: number; value: Record<string, unknown> }[];
+  };
 }
 
 /** An IPv4 address as bpftool prints a `__u32 *_be` field: its network-order bytes read as a little-endian u32. */
@@ -39,7 +48,13 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
   let b: LabPod;
   const n1 = () => fx.nodes[0]!;
   const n2 = () => fx.nodes[1]!;
-  const dump = (map: string) => bpftoolJson<DumpEntry[]>(["map", "dump", "pinned", pinPath(n1().bpffsRoot, map as (typeof PINNED_MAPS)[number])]);
+  const dump = (map: string) =>
+    bpftoolJson<DumpEntry[]>([
+      "map",
+      "dump",
+      "pinned",
+      pinPath(n1().bpffsRoot, map as (typeof PINNED_MAPS)[number]),
+    ]);
 
   before(async function () {
     this.timeout(60000);
@@ -49,10 +64,18 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
       apiVersion: "networking.k8s.io/v1",
       kind: "NetworkPolicy",
       metadata: { name: "a-from-b", namespace: "bt" },
-      spec: { podSelector: { matchLabels: { app: "a" } }, policyTypes: ["Ingress"], ingress: [{ ports: [{ protocol: "TCP", port: 8080 }] }] },
+      spec: {
+        podSelector: { matchLabels: { app: "a" } },
+        policyTypes: ["Ingress"],
+        ingress: [{ ports: [{ protocol: "TCP", port: 8080 }] }],
+      },
     });
     await eventually("a's policy is programmed", async () => (await dump("skn_policy")).length > 0, 20000);
-    await eventually("b reaches a on 8080", async () => (await fx.lab.probe(b, "TCP", a.ip, 8080, 300)).ok, 20000);
+    await eventually(
+      "b reaches a on 8080",
+      async () => (await fx.lab.probe(b, "TCP", a.ip, 8080, 300)).ok,
+      20000,
+    );
   });
 
   it("skn_endpoints: key ip_be, value ifindex/flags/mac/host_mac", async function () {
@@ -82,13 +105,24 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
     const entries = (await dump("skn_policy")).map((x) => x.formatted);
     assert.ok(entries.length > 0);
     for (const e of entries) {
-      assert.deepEqual(keysOf(e.key), ["prefixlen", "endpoint_ip_be", "peer_identity", "dir", "proto", "dport_be"]);
+      assert.deepEqual(keysOf(e.key), [
+        "prefixlen",
+        "endpoint_ip_be",
+        "peer_identity",
+        "dir",
+        "proto",
+        "dport_be",
+      ]);
       assert.deepEqual(keysOf(e.value), ["rule_id", "flags"]);
     }
     const e = entries.find((x) => x.key.endpoint_ip_be === beField(a.ip));
     assert.ok(e !== undefined);
     assert.equal(e.key.proto, 6);
-    assert.equal(e.key.dport_be, Buffer.from([8080 >> 8, 8080 & 255]).readUInt16LE(0), "port 8080 in network order");
+    assert.equal(
+      e.key.dport_be,
+      Buffer.from([8080 >> 8, 8080 & 255]).readUInt16LE(0),
+      "port 8080 in network order",
+    );
     assert.ok((e.value!.rule_id as number) > 0);
   });
 
@@ -97,10 +131,23 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
     assert.ok(entries.length > 0);
     for (const e of entries) {
       assert.deepEqual(keysOf(e.key), ["addr_a_be", "addr_b_be", "port_a_be", "port_b_be", "proto", "_pad"]);
-      assert.deepEqual(keysOf(e.value), ["created_ns", "last_seen_ns", "identity_a", "identity_b", "flags", "rule_id"]);
+      assert.deepEqual(keysOf(e.value), [
+        "created_ns",
+        "last_seen_ns",
+        "identity_a",
+        "identity_b",
+        "flags",
+        "rule_id",
+      ]);
     }
     const ends = new Set([beField(a.ip), beField(b.ip)]);
-    assert.ok(entries.some((e) => e.key.proto === 6 && ends.has(e.key.addr_a_be as number) && ends.has(e.key.addr_b_be as number)), "b → a's flow");
+    assert.ok(
+      entries.some(
+        (e) =>
+          e.key.proto === 6 && ends.has(e.key.addr_a_be as number) && ends.has(e.key.addr_b_be as number),
+      ),
+      "b → a's flow",
+    );
   });
 
   it("skn_metrics: per-CPU values with packets/bytes", async function () {
@@ -114,25 +161,64 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
 
   it("skn_config: vxlan_ifindex/node_ip_be/vxlan_mac/flags", async function () {
     const [c] = await dump("skn_config");
-    assert.deepEqual(keysOf(c!.formatted.value), ["vxlan_ifindex", "node_ip_be", "vxlan_mac", "_pad0", "flags", "_pad1"]);
+    assert.deepEqual(keysOf(c!.formatted.value), [
+      "vxlan_ifindex",
+      "node_ip_be",
+      "vxlan_mac",
+      "_pad0",
+      "flags",
+      "_pad1",
+    ]);
     assert.equal(c!.formatted.value!.node_ip_be, beField(n1().ip));
   });
 
   it("skn_events: a ring buffer shows (no dump, no BTF of its own); struct skn_event is in the programs' BTF", async function () {
-    const show = await bpftoolJson<{ name: string; type: string; max_entries: number; btf_id?: number }>(["map", "show", "pinned", pinPath(n1().bpffsRoot, "skn_events")]);
+    const show = await bpftoolJson<{ name: string; type: string; max_entries: number; btf_id?: number }>([
+      "map",
+      "show",
+      "pinned",
+      pinPath(n1().bpffsRoot, "skn_events"),
+    ]);
     assert.deepEqual([show.name, show.type, show.max_entries], ["skn_events", "ringbuf", 256 * 1024]);
-    const prog = await bpftoolJson<{ btf_id: number }>(["prog", "show", "pinned", pinPath(n1().bpffsRoot, "skn_from_pod")]);
-    const btf = await bpftoolJson<{ types: { name?: string; kind: string; members?: { name: string }[] }[] }>(["btf", "dump", "id", String(prog.btf_id)]);
+    const prog = await bpftoolJson<{ btf_id: number }>([
+      "prog",
+      "show",
+      "pinned",
+      pinPath(n1().bpffsRoot, "skn_from_pod"),
+    ]);
+    const btf = await bpftoolJson<{ types: { name?: string; kind: string; members?: { name: string }[] }[] }>(
+      ["btf", "dump", "id", String(prog.btf_id)],
+    );
     const ev = btf.types.find((t) => t.kind === "STRUCT" && t.name === "skn_event");
     assert.deepEqual(
       ev?.members?.map((m) => m.name),
-      ["ts_ns", "type", "reason", "dir", "proto", "ifindex", "saddr_be", "daddr_be", "sport_be", "dport_be", "src_identity", "dst_identity", "rule_id", "_pad"],
+      [
+        "ts_ns",
+        "type",
+        "reason",
+        "dir",
+        "proto",
+        "ifindex",
+        "saddr_be",
+        "daddr_be",
+        "sport_be",
+        "dport_be",
+        "src_identity",
+        "dst_identity",
+        "rule_id",
+        "_pad",
+      ],
     );
   });
 
   it("every other pinned map has BTF and is named as pinned", async function () {
     for (const name of PINNED_MAPS) {
-      const show = await bpftoolJson<{ name: string; btf_id?: number }>(["map", "show", "pinned", pinPath(n1().bpffsRoot, name)]);
+      const show = await bpftoolJson<{ name: string; btf_id?: number }>([
+        "map",
+        "show",
+        "pinned",
+        pinPath(n1().bpffsRoot, name),
+      ]);
       assert.equal(show.name, name);
       if (name !== "skn_events") assert.ok((show.btf_id ?? 0) > 0, `${name} has BTF`);
     }
@@ -140,21 +226,44 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
 
   it("programs show under their names with BTF, using the pinned maps", async function () {
     const mapIds = new Set<number>();
-    for (const name of PINNED_MAPS) mapIds.add((await bpftoolJson<{ id: number }>(["map", "show", "pinned", pinPath(n1().bpffsRoot, name)])).id);
+    for (const name of PINNED_MAPS)
+      mapIds.add(
+        (await bpftoolJson<{ id: number }>(["map", "show", "pinned", pinPath(n1().bpffsRoot, name)])).id,
+      );
     for (const name of PROGRAM_NAMES) {
-      const p = await bpftoolJson<{ name: string; type: string; tag: string; btf_id: number; map_ids: number[] }>(["prog", "show", "pinned", pinPath(n1().bpffsRoot, name)]);
+      const p = await bpftoolJson<{
+        name: string;
+        type: string;
+        tag: string;
+        btf_id: number;
+        map_ids: number[];
+      }>(["prog", "show", "pinned", pinPath(n1().bpffsRoot, name)]);
       assert.equal(p.name, name);
       assert.equal(p.type, "sched_cls");
       assert.match(p.tag, /^[0-9a-f]{16}$/);
       assert.ok(p.btf_id > 0);
-      assert.ok(p.map_ids.some((id) => mapIds.has(id)), `${name} uses the pinned maps`);
+      assert.ok(
+        p.map_ids.some((id) => mapIds.has(id)),
+        `${name} uses the pinned maps`,
+      );
     }
   });
 
   it("bpftool net show (in the node's namespace) lists our programs on the pod veth and the overlay", async function () {
-    const [net] = await bpftoolJson<{ tc: { devname: string; kind: string; name: string }[] }[]>(["net", "show"], n1().netns);
+    const [net] = await bpftoolJson<{ tc: { devname: string; kind: string; name: string }[] }[]>(
+      ["net", "show"],
+      n1().netns,
+    );
     const tc = net!.tc.map((t) => `${t.devname} ${t.kind} ${t.name.replace(/:\[\d+\]$/, "")}`).sort();
     const veth = net!.tc.find((t) => t.name.startsWith("skn_from_pod"))!.devname;
-    assert.deepEqual(tc, [`${veth} clsact/egress skn_to_pod`, `${veth} clsact/ingress skn_from_pod`, "skn_vxlan clsact/egress skn_to_vxlan", "skn_vxlan clsact/ingress skn_from_vxlan"].sort());
+    assert.deepEqual(
+      tc,
+      [
+        `${veth} clsact/egress skn_to_pod`,
+        `${veth} clsact/ingress skn_from_pod`,
+        "skn_vxlan clsact/egress skn_to_vxlan",
+        "skn_vxlan clsact/ingress skn_from_vxlan",
+      ].sort(),
+    );
   });
 });

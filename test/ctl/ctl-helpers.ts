@@ -21,7 +21,9 @@ export function nodeFlags(node: LabNode): string[] {
 
 /** Starts `skeinctl ARGS` in `node`'s network namespace (nsenter, as an operator on the node would). */
 export function spawnCtl(node: LabNode, args: readonly string[]): ChildProcessWithoutNullStreams {
-  return spawn("nsenter", [`--net=/var/run/netns/${node.netns}`, process.execPath, SKEINCTL, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  return spawn("nsenter", [`--net=/var/run/netns/${node.netns}`, process.execPath, SKEINCTL, ...args], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
 }
 
 /** Runs `skeinctl ARGS` in `node`'s network namespace to completion. */
@@ -35,7 +37,11 @@ export function ctl(node: LabNode, args: readonly string[], timeoutMs = 30000): 
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`skeinctl ${args.join(" ")}: no exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(
+          `skeinctl ${args.join(" ")}: no exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`,
+        ),
+      );
     }, timeoutMs);
     child.on("error", reject);
     child.on("close", (code) => {
@@ -49,7 +55,15 @@ export function ctl(node: LabNode, args: readonly string[], timeoutMs = 30000): 
 export async function ctlInProcess(args: readonly string[], signal?: AbortSignal): Promise<CtlRun> {
   let stdout = "";
   let stderr = "";
-  const code = await runCtl(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), ...(signal === undefined ? {} : { signal }) }, COMMANDS);
+  const code = await runCtl(
+    args,
+    {
+      stdout: (t) => (stdout += t),
+      stderr: (t) => (stderr += t),
+      ...(signal === undefined ? {} : { signal }),
+    },
+    COMMANDS,
+  );
   return { code, stdout, stderr };
 }
 
@@ -62,14 +76,22 @@ export interface MonitorProc {
 }
 
 /** Starts `skeinctl monitor ARGS` on `node` and resolves once it is reading the ring buffer. */
-export async function startMonitor(node: LabNode, args: readonly string[], readyTimeoutMs = 15000): Promise<MonitorProc> {
+export async function startMonitor(
+  node: LabNode,
+  args: readonly string[],
+  readyTimeoutMs = 15000,
+): Promise<MonitorProc> {
   const child = spawnCtl(node, ["monitor", ...args]);
   child.stdin.end();
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<CtlRun>((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+  const done = new Promise<CtlRun>((resolve) => {
+    child.on("close", (code) => {
+      resolve({ code, stdout, stderr });
+    });
+  });
   const deadline = Date.now() + readyTimeoutMs;
   while (!stderr.includes("monitoring skn_events")) {
     if (child.exitCode !== null || Date.now() > deadline) {
@@ -101,21 +123,26 @@ export interface CtlLab {
  * Registers before/after hooks: a lab with one node per entry of `nodeAgentArgs`, then `setup`.
  * The holder is filled in by `before`.
  */
-export function useCtlLab(nodeAgentArgs: readonly (readonly string[])[], setup: (fx: CtlLab) => Promise<void>): CtlLab {
+export function useCtlLab(
+  nodeAgentArgs: readonly (readonly string[])[],
+  setup: (fx: CtlLab) => Promise<void>,
+): CtlLab {
   const fx = { pods: {} } as CtlLab;
+  let created: Lab | undefined;
   before(async function () {
     requireRoot(this);
     this.timeout(180000);
-    fx.lab = await Lab.create({});
+    fx.lab = created = await Lab.create({});
     fx.nodes = [];
-    for (const args of nodeAgentArgs) fx.nodes.push(await fx.lab.addNode({ waitReady: false, agentArgs: [...args] }));
+    for (const args of nodeAgentArgs)
+      fx.nodes.push(await fx.lab.addNode({ waitReady: false, agentArgs: [...args] }));
     await Promise.all(fx.nodes.map((n) => fx.lab.waitAgentReady(n)));
     await setup(fx);
   });
   after(async function () {
     this.timeout(120000);
-    if (fx.lab === undefined) return;
-    const problems = await fx.lab.teardown();
+    if (created === undefined) return;
+    const problems = await created.teardown();
     if (problems.length > 0) throw new Error(`lab teardown: ${problems.join("; ")}`);
   });
   return fx;

@@ -3,6 +3,8 @@
  * an operator needs, named by Prometheus conventions, and datapath counters that move when lab
  * traffic flows and when a deny-all policy drops.
  */
+/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
+   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
 import assert from "node:assert/strict";
 import parsePrometheus, { type PromFamily } from "parse-prometheus-text-format";
 import type { LabNode, LabPod } from "../../agent/lab/lab.js";
@@ -18,7 +20,11 @@ async function scrape(node: LabNode): Promise<Map<string, PromFamily>> {
 }
 
 /** The value of the sample of `name` whose labels include `labels`; undefined when there is none. */
-function sample(families: Map<string, PromFamily>, name: string, labels: Record<string, string> = {}): number | undefined {
+function sample(
+  families: Map<string, PromFamily>,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   const f = families.get(name);
   const m = f?.metrics.find((s) => Object.entries(labels).every(([k, v]) => s.labels?.[k] === v));
   return m?.value === undefined ? undefined : Number(m.value);
@@ -83,8 +89,22 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
   it("datapath series exist before anything happens (zeros included) for every reason and direction", async function () {
     const families = await scrape(n2());
     for (const direction of ["ingress", "egress"]) {
-      assert.equal(value(families, "skein_datapath_packets_total", { reason: "drop_spoofed", direction, verdict: "drop" }), 0);
-      assert.equal(value(families, "skein_datapath_bytes_total", { reason: "drop_malformed", direction, verdict: "drop" }), 0);
+      assert.equal(
+        value(families, "skein_datapath_packets_total", {
+          reason: "drop_spoofed",
+          direction,
+          verdict: "drop",
+        }),
+        0,
+      );
+      assert.equal(
+        value(families, "skein_datapath_bytes_total", {
+          reason: "drop_malformed",
+          direction,
+          verdict: "drop",
+        }),
+        0,
+      );
     }
     assert.equal(families.get("skein_datapath_packets_total")?.metrics.length, 15 * 2);
   });
@@ -95,27 +115,53 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
     const [s1, s2] = await Promise.all([scrape(n1()), scrape(n2())]);
     for (let i = 0; i < 5; i++) assert.ok((await fx.lab.probe(a, "TCP", b.ip, 8080)).ok);
     const [t1, t2] = await Promise.all([scrape(n1()), scrape(n2())]);
-    const sent = value(t1, "skein_datapath_packets_total", fwd) - value(s1, "skein_datapath_packets_total", fwd);
-    assert.ok(sent >= 5 * 3, `n1 encapsulated a's packets towards n2 (${sent}: at least SYN, ACK, data per connection)`);
-    assert.ok(value(t1, "skein_datapath_bytes_total", fwd) - value(s1, "skein_datapath_bytes_total", fwd) >= sent * 54, "bytes: at least headers per packet");
-    const received = value(t2, "skein_datapath_packets_total", deliver) - value(s2, "skein_datapath_packets_total", deliver);
+    const sent =
+      value(t1, "skein_datapath_packets_total", fwd) - value(s1, "skein_datapath_packets_total", fwd);
+    assert.ok(
+      sent >= 5 * 3,
+      `n1 encapsulated a's packets towards n2 (${sent}: at least SYN, ACK, data per connection)`,
+    );
+    assert.ok(
+      value(t1, "skein_datapath_bytes_total", fwd) - value(s1, "skein_datapath_bytes_total", fwd) >=
+        sent * 54,
+      "bytes: at least headers per packet",
+    );
+    const received =
+      value(t2, "skein_datapath_packets_total", deliver) - value(s2, "skein_datapath_packets_total", deliver);
     assert.ok(received >= 5 * 3, `n2 delivered them to b from the overlay (${received})`);
-    assert.ok(value(t1, "skein_map_entries", { map: "skn_conntrack" }) >= 5, "conntrack entries: one per connection at least");
+    assert.ok(
+      value(t1, "skein_map_entries", { map: "skn_conntrack" }) >= 5,
+      "conntrack entries: one per connection at least",
+    );
   });
 
   it("a deny-all policy's drops count as drop_policy ingress and as denied policy verdicts", async function () {
     await fx.lab.applyPolicy(denyAllIngress("metrics", "deny-b", { app: "b" }));
-    await eventually("b denies ingress", async () => !(await fx.lab.probe(a, "TCP", b.ip, 8080, 300)).ok, 20000);
+    await eventually(
+      "b denies ingress",
+      async () => !(await fx.lab.probe(a, "TCP", b.ip, 8080, 300)).ok,
+      20000,
+    );
     const drop = { reason: "drop_policy", direction: "ingress", verdict: "drop" };
     const before = await scrape(n2());
     for (let i = 0; i < 3; i++) assert.equal((await fx.lab.probe(a, "UDP", b.ip, 5353, 300)).ok, false);
     const after = await scrape(n2());
-    const dropped = value(after, "skein_datapath_packets_total", drop) - value(before, "skein_datapath_packets_total", drop);
+    const dropped =
+      value(after, "skein_datapath_packets_total", drop) -
+      value(before, "skein_datapath_packets_total", drop);
     assert.ok(dropped >= 3, `3 UDP probes dropped (${dropped})`);
-    assert.ok(value(after, "skein_datapath_bytes_total", drop) > value(before, "skein_datapath_bytes_total", drop));
-    const denied = value(after, "skein_policy_verdicts_total", { verdict: "denied", direction: "ingress" }) - value(before, "skein_policy_verdicts_total", { verdict: "denied", direction: "ingress" });
+    assert.ok(
+      value(after, "skein_datapath_bytes_total", drop) > value(before, "skein_datapath_bytes_total", drop),
+    );
+    const denied =
+      value(after, "skein_policy_verdicts_total", { verdict: "denied", direction: "ingress" }) -
+      value(before, "skein_policy_verdicts_total", { verdict: "denied", direction: "ingress" });
     assert.equal(denied, dropped, "a denied packet is a policy drop");
-    assert.equal(value(after, "skein_datapath_packets_total", { reason: "drop_policy", direction: "egress" }), 0, "b has no egress policy");
+    assert.equal(
+      value(after, "skein_datapath_packets_total", { reason: "drop_policy", direction: "egress" }),
+      0,
+      "b has no egress policy",
+    );
   });
 
   it("flows an enforced policy allows count as allowed policy verdicts, once per new flow", async function () {
@@ -123,14 +169,23 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
       apiVersion: "networking.k8s.io/v1",
       kind: "NetworkPolicy",
       metadata: { name: "deny-b", namespace: "metrics" },
-      spec: { podSelector: { matchLabels: { app: "b" } }, policyTypes: ["Ingress"], ingress: [{ ports: [{ protocol: "TCP", port: 8080 }] }] },
+      spec: {
+        podSelector: { matchLabels: { app: "b" } },
+        policyTypes: ["Ingress"],
+        ingress: [{ ports: [{ protocol: "TCP", port: 8080 }] }],
+      },
     });
     await eventually("b allows 8080", async () => (await fx.lab.probe(a, "TCP", b.ip, 8080, 300)).ok, 20000);
     const allowed = { verdict: "allowed", direction: "ingress" };
     const before = await scrape(n2());
     for (let i = 0; i < 4; i++) assert.ok((await fx.lab.probe(a, "TCP", b.ip, 8080)).ok);
     const after = await scrape(n2());
-    assert.equal(value(after, "skein_policy_verdicts_total", allowed) - value(before, "skein_policy_verdicts_total", allowed), 4, "4 connections, 4 verdicts (replies and later packets pass via conntrack)");
+    assert.equal(
+      value(after, "skein_policy_verdicts_total", allowed) -
+        value(before, "skein_policy_verdicts_total", allowed),
+      4,
+      "4 connections, 4 verdicts (replies and later packets pass via conntrack)",
+    );
   });
 
   it("endpoints, identities, entries and capacity per map, and pressure = entries / capacity", async function () {
@@ -138,12 +193,19 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
     assert.equal(value(families, "skein_endpoints"), 1, "a is n1's only pod");
     assert.equal(value(families, "skein_identities"), 2, "a and b have different labels");
     using ipcache = IpcacheMap.openPinned(n1().bpffsRoot);
-    assert.equal(value(families, "skein_map_entries", { map: "skn_ipcache" }), ipcache.count(), "what the kernel holds");
+    assert.equal(
+      value(families, "skein_map_entries", { map: "skn_ipcache" }),
+      ipcache.count(),
+      "what the kernel holds",
+    );
     for (const map of ["skn_endpoints", "skn_ipcache", "skn_policy", "skn_conntrack"]) {
       const entries = value(families, "skein_map_entries", { map });
       const capacity = value(families, "skein_map_capacity_entries", { map });
       assert.ok(capacity > 0, map);
-      assert.ok(Math.abs(value(families, "skein_map_pressure_ratio", { map }) - entries / capacity) < 1e-12, map);
+      assert.ok(
+        Math.abs(value(families, "skein_map_pressure_ratio", { map }) - entries / capacity) < 1e-12,
+        map,
+      );
     }
     assert.equal(value(families, "skein_map_capacity_entries", { map: "skn_conntrack" }), 262144);
   });
@@ -154,8 +216,16 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
     // parse-prometheus-text-format merges the buckets of a labelled histogram into one: read the lines.
     const text = await (await fetch(`http://${n2().ip}:9878/metrics`)).text();
     const line = (suffix: string, labels: string) => {
-      const m = new RegExp(`^skein_reconcile_duration_seconds_${suffix}\\{${labels}\\} (\\S+)$`, "m").exec(text);
-      assert.ok(m !== null, `${suffix}{${labels}} in\n${text.split("\n").filter((l) => l.includes("reconcile")).join("\n")}`);
+      const m = new RegExp(`^skein_reconcile_duration_seconds_${suffix}\\{${labels}\\} (\\S+)$`, "m").exec(
+        text,
+      );
+      assert.ok(
+        m !== null,
+        `${suffix}{${labels}} in\n${text
+          .split("\n")
+          .filter((l) => l.includes("reconcile"))
+          .join("\n")}`,
+      );
       return Number(m[1]);
     };
     const count = line("count", 'target="all"');
@@ -164,7 +234,11 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
     assert.ok(line("sum", 'target="all"') > 0);
     assert.ok(line("count", 'target="policy"') > 0, "the policy reconcile is timed on its own");
     assert.equal(value(families, "skein_agent_ready"), 1);
-    assert.equal(sample(families, "skein_k8s_watch_errors_total", { resource: "Pod" }) ?? 0, 0, "no watch failed in a healthy lab");
+    assert.equal(
+      sample(families, "skein_k8s_watch_errors_total", { resource: "Pod" }) ?? 0,
+      0,
+      "no watch failed in a healthy lab",
+    );
     assert.equal(value(families, "skein_events_lost_total"), 0);
   });
 });

@@ -1,13 +1,20 @@
 /** skeinctl endpoint list */
 import { EndpointsMap } from "../../../maps/endpoints.js";
-import { AGENT_OPTION, AgentClient, AgentUnreachableError, agentUrl, type AgentPod } from "../agent-client.js";
+import {
+  AGENT_OPTION,
+  AgentClient,
+  AgentUnreachableError,
+  agentUrl,
+  type AgentPod,
+} from "../agent-client.js";
 import type { Command } from "../cli.js";
 import { interfaceNames } from "../links.js";
 import { render } from "../output.js";
 
 export const endpointList: Command = {
   name: "endpoint list",
-  summary: "pods wired on this node, from the endpoints map (host veth names from this network namespace, pod names from the agent)",
+  summary:
+    "pods wired on this node, from the endpoints map (host veth names from this network namespace, pod names from the agent)",
   usage: "endpoint list [--agent URL] [--bpffs-root DIR] [-o json|table]",
   options: { ...AGENT_OPTION },
   async run(ctx) {
@@ -28,12 +35,24 @@ export const endpointList: Command = {
     ]);
     const out = rows.map((r) => {
       const pod: AgentPod | undefined = pods?.get(r.ip);
-      return { ...r, ifname: ifnames.get(r.ifindex) ?? null, pod: pod === undefined ? null : { namespace: pod.namespace, name: pod.name } };
+      return {
+        ...r,
+        ifname: ifnames.get(r.ifindex) ?? null,
+        pod: pod === undefined ? null : { namespace: pod.namespace, name: pod.name },
+      };
     });
     ctx.io.stdout(
       render(ctx.output, out, [
         { header: "IP", value: (r) => r.ip },
-        { header: "POD", value: (r) => (r.pod === null ? (pods === undefined ? "?" : "(unknown to the agent)") : `${r.pod.namespace}/${r.pod.name}`) },
+        {
+          header: "POD",
+          value: (r) =>
+            r.pod === null
+              ? pods === undefined
+                ? "?"
+                : "(unknown to the agent)"
+              : `${r.pod.namespace}/${r.pod.name}`,
+        },
         { header: "IFINDEX", value: (r) => r.ifindex },
         { header: "HOST-VETH", value: (r) => r.ifname ?? "(not in this netns)" },
         { header: "MAC", value: (r) => r.mac },

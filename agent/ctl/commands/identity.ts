@@ -58,13 +58,19 @@ function shortList(list: readonly string[], max = 3): string {
 
 export const identityList: Command = {
   name: "identity list",
-  summary: "security identities: labels from the agent, addresses from this node's ipcache (ipcache only when the agent is down)",
+  summary:
+    "security identities: labels from the agent, addresses from this node's ipcache (ipcache only when the agent is down)",
   usage: "identity list [--agent URL] [--bpffs-root DIR] [-o json|table]",
   options: { ...AGENT_OPTION },
   async run(ctx) {
     const client = new AgentClient(agentUrl(ctx));
     let agentError: AgentUnreachableError | undefined;
-    let fromAgent: { pods: Awaited<ReturnType<AgentClient["identities"]>>; cidrs: Awaited<ReturnType<AgentClient["cidrs"]>> } | undefined;
+    let fromAgent:
+      | {
+          pods: Awaited<ReturnType<AgentClient["identities"]>>;
+          cidrs: Awaited<ReturnType<AgentClient["cidrs"]>>;
+        }
+      | undefined;
     try {
       const [pods, cidrs] = await Promise.all([client.identities(), client.cidrs()]);
       fromAgent = { pods, cidrs };
@@ -78,21 +84,60 @@ export const identityList: Command = {
         `${agentError?.message ?? "the agent did not answer"}; nor is skn_ipcache pinned under ${ctx.bpffsRoot} to fall back on ` +
           `(the datapath is not loaded there: start skein-agent, or pass the node's --bpffs-root)`,
       );
-    const addrOf = (id: number) => (addresses?.get(id) ?? []).sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+    const addrOf = (id: number) =>
+      (addresses?.get(id) ?? []).sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
 
     const rows: IdentityRow[] = [];
     if (fromAgent !== undefined) {
       for (const id of RESERVED)
-        rows.push({ id, kind: "reserved", name: reservedIdentityName(id) ?? null, namespace: null, labels: null, namespaceLabels: null, addresses: addrOf(id), source: "agent" });
+        rows.push({
+          id,
+          kind: "reserved",
+          name: reservedIdentityName(id) ?? null,
+          namespace: null,
+          labels: null,
+          namespaceLabels: null,
+          addresses: addrOf(id),
+          source: "agent",
+        });
       for (const i of fromAgent.pods)
-        rows.push({ id: i.id, kind: identityKind(i.id), name: null, namespace: i.namespace, labels: i.labels, namespaceLabels: i.namespaceLabels, addresses: addrOf(i.id), source: "agent" });
+        rows.push({
+          id: i.id,
+          kind: identityKind(i.id),
+          name: null,
+          namespace: i.namespace,
+          labels: i.labels,
+          namespaceLabels: i.namespaceLabels,
+          addresses: addrOf(i.id),
+          source: "agent",
+        });
       for (const c of fromAgent.cidrs)
-        rows.push({ id: c.id, kind: "cidr", name: `cidr ${c.cidr}`, namespace: null, labels: null, namespaceLabels: null, addresses: addrOf(c.id), source: "agent" });
+        rows.push({
+          id: c.id,
+          kind: "cidr",
+          name: `cidr ${c.cidr}`,
+          namespace: null,
+          labels: null,
+          namespaceLabels: null,
+          addresses: addrOf(c.id),
+          source: "agent",
+        });
     } else {
-      ctx.io.stderr(`skeinctl identity list: ${agentError?.message ?? "agent unreachable"}\nshowing what ${ctx.bpffsRoot}/skn_ipcache holds instead: identity numbers and addresses, no labels\n`);
+      ctx.io.stderr(
+        `skeinctl identity list: ${agentError?.message ?? "agent unreachable"}\nshowing what ${ctx.bpffsRoot}/skn_ipcache holds instead: identity numbers and addresses, no labels\n`,
+      );
       for (const [id] of addresses ?? []) {
         const kind = identityKind(id);
-        rows.push({ id, kind, name: reservedIdentityName(id) ?? null, namespace: null, labels: null, namespaceLabels: null, addresses: addrOf(id), source: "ipcache" });
+        rows.push({
+          id,
+          kind,
+          name: reservedIdentityName(id) ?? null,
+          namespace: null,
+          labels: null,
+          namespaceLabels: null,
+          addresses: addrOf(id),
+          source: "ipcache",
+        });
       }
     }
     rows.sort((a, b) => a.id - b.id);
@@ -101,7 +146,10 @@ export const identityList: Command = {
         { header: "ID", value: (r) => r.id },
         { header: "KIND", value: (r) => r.kind },
         { header: "NAMESPACE", value: (r) => r.namespace ?? "-" },
-        { header: "LABELS", value: (r) => r.name ?? (r.labels === null ? "?" : formatLabels(r.labels) || "(none)") },
+        {
+          header: "LABELS",
+          value: (r) => r.name ?? (r.labels === null ? "?" : formatLabels(r.labels) || "(none)"),
+        },
         { header: "ADDRESSES (this node's ipcache)", value: (r) => shortList(r.addresses) },
       ]),
     );

@@ -30,18 +30,24 @@ export const mapList: Command = {
 export const mapDump: Command = {
   name: "map dump",
   summary: `decoded contents of one pinned map (${PINNED_MAPS.filter((m) => m !== "skn_events").join(", ")})`,
-  usage: "map dump NAME [--all] [--bpffs-root DIR] [-o json|table]   (NAME: skn_ipcache or ipcache; --all: zero metrics too)",
+  usage:
+    "map dump NAME [--all] [--bpffs-root DIR] [-o json|table]   (NAME: skn_ipcache or ipcache; --all: zero metrics too)",
   options: { all: { type: "boolean" } },
   async run(ctx) {
     const [name, ...extra] = ctx.positionals;
     if (name === undefined) throw new CtlError(`map dump needs a map name: one of ${PINNED_MAPS.join(", ")}`);
     if (extra.length > 0) throw new CtlError(`map dump takes one map name, got ${ctx.positionals.join(" ")}`);
     const mapName = resolveMapName(name);
-    const ifnames = mapName === "skn_endpoints" || mapName === "skn_config" ? await interfaceNames() : new Map<number, string>();
+    const ifnames =
+      mapName === "skn_endpoints" || mapName === "skn_config"
+        ? await interfaceNames()
+        : new Map<number, string>();
     const dump = dumpPinnedMap(ctx.bpffsRoot, mapName, { ifnames, all: ctx.values.all === true });
     if (ctx.output === "json") ctx.io.stdout(renderJson(dump.rows));
     else {
-      ctx.io.stdout(dump.rows.length === 0 ? `${dump.name} is empty\n` : render("table", dump.rows, dump.columns));
+      ctx.io.stdout(
+        dump.rows.length === 0 ? `${dump.name} is empty\n` : render("table", dump.rows, dump.columns),
+      );
       if (dump.note !== undefined) ctx.io.stdout(`(${dump.note})\n`);
     }
     return 0;

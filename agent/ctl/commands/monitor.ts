@@ -4,8 +4,15 @@ import { ConfigFlag, ConfigMap } from "../../../maps/config.js";
 import { EVENTS_MAP, decodeEvent, type DatapathEvent } from "../../../maps/events.js";
 import { pinPath } from "../../../maps/pins.js";
 import { AGENT_OPTION, AgentClient, agentUrl, type AgentPod, type AgentRule } from "../agent-client.js";
-import { CtlError, type Command } from "../cli.js";
-import { REASON_TEXT, configFlagNames, hasPorts, monotonicNowNs, protocolName, wallClockOf } from "../describe.js";
+import { CtlError, type Command, type CtlContext } from "../cli.js";
+import {
+  REASON_TEXT,
+  configFlagNames,
+  hasPorts,
+  monotonicNowNs,
+  protocolName,
+  wallClockOf,
+} from "../describe.js";
 import { interfaceNames } from "../links.js";
 import { acquireMonitorLock } from "../monitor-lock.js";
 import { Names, ruleText, type IdentityName } from "../names.js";
@@ -61,7 +68,9 @@ function service(protocol: string, dst: MonitorPeer): string {
 }
 
 /** The sentence for an event: the allowing rule, "no rule allows ...", or the drop reason. */
-export function summarize(ev: Pick<MonitorRecord, "type" | "reason" | "direction" | "protocol" | "src" | "dst" | "rule">): string {
+export function summarize(
+  ev: Pick<MonitorRecord, "type" | "reason" | "direction" | "protocol" | "src" | "dst" | "rule">,
+): string {
   if (ev.type === "verdict") {
     if (ev.rule === null) return `allowed (${ev.direction} rule unknown)`;
     if (ev.rule.policy === undefined) return `allowed by rule id ${ev.rule.id} (the agent does not name it)`;
@@ -76,10 +85,17 @@ export function summarize(ev: Pick<MonitorRecord, "type" | "reason" | "direction
 }
 
 /** Names the numbers of `ev`. */
-export async function describeEvent(ev: DatapathEvent, names: Names, ifnames: ReadonlyMap<number, string>): Promise<MonitorRecord> {
+export async function describeEvent(
+  ev: DatapathEvent,
+  names: Names,
+  ifnames: ReadonlyMap<number, string>,
+): Promise<MonitorRecord> {
   const ports = hasPorts(ev.proto);
   const peer = async (ip: string, port: number, identity: number): Promise<MonitorPeer> => {
-    const [pod, id]: [AgentPod | undefined, IdentityName] = await Promise.all([names.pod(ip), names.identity(identity)]);
+    const [pod, id]: [AgentPod | undefined, IdentityName] = await Promise.all([
+      names.pod(ip),
+      names.identity(identity),
+    ]);
     return {
       ip,
       port: ports ? port : null,
@@ -88,7 +104,10 @@ export async function describeEvent(ev: DatapathEvent, names: Names, ifnames: Re
       pod: pod === undefined ? null : { namespace: pod.namespace, name: pod.name, node: pod.node },
     };
   };
-  const [src, dst] = await Promise.all([peer(ev.saddr, ev.sport, ev.srcIdentity), peer(ev.daddr, ev.dport, ev.dstIdentity)]);
+  const [src, dst] = await Promise.all([
+    peer(ev.saddr, ev.sport, ev.srcIdentity),
+    peer(ev.daddr, ev.dport, ev.dstIdentity),
+  ]);
   let rule: MonitorRecord["rule"] = null;
   if (ev.ruleId !== 0) {
     const r = await names.rule(ev.ruleId);
@@ -115,21 +134,31 @@ export function formatLine(rec: MonitorRecord): string {
   const time = rec.time.slice(11, 23);
   const label = rec.type === "drop" ? "DROP" : rec.type === "verdict" ? "ALLOW" : rec.type.toUpperCase();
   const via = rec.ifname ?? `ifindex ${rec.ifindex}`;
-  const what = rec.type === "drop" ? `${rec.reason}: ${rec.summary.startsWith(rec.reason) ? (REASON_TEXT[rec.reason] ?? "") : rec.summary}` : rec.summary;
+  const what =
+    rec.type === "drop"
+      ? `${rec.reason}: ${rec.summary.startsWith(rec.reason) ? (REASON_TEXT[rec.reason] ?? "") : rec.summary}`
+      : rec.summary;
   return `${time} ${label.padEnd(5)} ${rec.direction.padEnd(7)} ${rec.protocol.padEnd(4)} ${peerText(rec.src)} -> ${peerText(rec.dst)} on ${via}: ${what}`;
 }
 
-function positiveNumber(value: unknown, flag: string, integer: boolean): number | undefined {
+function positiveNumber(
+  value: CtlContext["values"][string],
+  flag: string,
+  integer: boolean,
+): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (typeof value !== "string" || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
-    throw new CtlError(`--${flag} must be a positive ${integer ? "integer" : "number"}, not ${String(value)}`);
+  const n = typeof value === "string" ? Number(value) : NaN;
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
+    throw new CtlError(
+      `--${flag} must be a positive ${integer ? "integer" : "number"}, not ${typeof value === "string" ? value : JSON.stringify(value)}`,
+    );
   return n;
 }
 
 export const monitor: Command = {
   name: "monitor",
-  summary: "follow drops and policy verdicts live, with pod names, identities and the rule that allowed a flow",
+  summary:
+    "follow drops and policy verdicts live, with pod names, identities and the rule that allowed a flow",
   usage:
     "monitor [--type drop|verdict|all] [--count N] [--duration S] [--backlog] [--force] [--agent URL] [--bpffs-root DIR] [-o json]\n" +
     "  -o json prints one JSON object per line. Stops on Ctrl-C, after N events, or after S seconds (exit 1 if fewer than N came).\n" +
@@ -145,12 +174,15 @@ export const monitor: Command = {
   },
   async run(ctx) {
     const typeValue = ctx.values.type ?? "all";
-    if (typeValue !== "drop" && typeValue !== "verdict" && typeValue !== "all") throw new CtlError(`--type must be drop, verdict or all, not ${String(typeValue)}`);
+    if (typeValue !== "drop" && typeValue !== "verdict" && typeValue !== "all")
+      throw new CtlError(`--type must be drop, verdict or all, not ${String(typeValue)}`);
     const type: MonitorType = typeValue;
     const count = positiveNumber(ctx.values.count, "count", true);
     const durationS = positiveNumber(ctx.values.duration, "duration", false);
     const root = ctx.bpffsRoot;
-    const note = (text: string) => ctx.io.stderr(`skeinctl monitor: ${text}\n`);
+    const note = (text: string) => {
+      ctx.io.stderr(`skeinctl monitor: ${text}\n`);
+    };
 
     using events = RawMap.openPinned(pinPath(root, EVENTS_MAP));
     if (type !== "drop") {
@@ -168,10 +200,19 @@ export const monitor: Command = {
         );
     }
     const lock = ctx.values.force === true ? undefined : acquireMonitorLock(root, note);
-    if (ctx.values.force === true) note("--force: not checking for other monitors; if one runs, each of you misses the events the other reads");
+    if (ctx.values.force === true)
+      note(
+        "--force: not checking for other monitors; if one runs, each of you misses the events the other reads",
+      );
     try {
       const names = new Names(new AgentClient(agentUrl(ctx)), {
-        onAgentState: (up, err) => note(up ? "the agent answers again: naming pods and rules" : `${err?.message ?? "the agent does not answer"}; printing addresses and identity numbers until it answers`),
+        onAgentState: (up, err) => {
+          note(
+            up
+              ? "the agent answers again: naming pods and rules"
+              : `${err?.message ?? "the agent does not answer"}; printing addresses and identity numbers until it answers`,
+          );
+        },
       });
       const startNs = monotonicNowNs();
       await names.load();
@@ -184,34 +225,19 @@ export const monitor: Command = {
       let printed = 0;
       let skipped = 0;
       const tally = { drop: 0, verdict: 0 };
-      let stopReason = undefined as "count" | "duration" | "signal" | undefined;
+      let stopReason = undefined as "count" | "duration" | "signal" | "error" | undefined;
       let failure: unknown;
       try {
         await new Promise<void>((resolve) => {
           let busy = false;
-          let timer: NodeJS.Timeout | undefined;
           let durationTimer: NodeJS.Timeout | undefined;
-          const onSignal = () => {
-            stop("signal");
-          };
-          const stop = (why: "count" | "duration" | "signal") => {
-            if (stopReason !== undefined) return;
-            stopReason = why;
-            clearInterval(timer);
-            clearTimeout(durationTimer);
-            process.off("SIGINT", onSignal);
-            process.off("SIGTERM", onSignal);
-            ctx.io.signal?.removeEventListener("abort", onSignal);
-            resolve();
-          };
           const stopped = () => stopReason !== undefined;
           const tick = async () => {
             if (busy || stopped()) return;
             busy = true;
             try {
               reader.consume();
-              while (queue.length > 0 && !stopped()) {
-                const ev = queue.shift()!;
+              for (let ev = queue.shift(); ev !== undefined && !stopped(); ev = queue.shift()) {
                 if (ctx.values.backlog !== true && ev.tsNs < startNs) {
                   skipped++;
                   continue;
@@ -222,20 +248,41 @@ export const monitor: Command = {
                   for (const [k, v] of await interfaceNames()) ifnames.set(k, v);
                 }
                 const rec = await describeEvent(ev, names, ifnames);
-                ctx.io.stdout(ctx.output === "json" ? JSON.stringify(rec, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) + "\n" : formatLine(rec) + "\n");
+                ctx.io.stdout(
+                  ctx.output === "json"
+                    ? JSON.stringify(rec, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) +
+                        "\n"
+                    : formatLine(rec) + "\n",
+                );
                 printed++;
                 if (ev.type === "drop" || ev.type === "verdict") tally[ev.type]++;
                 if (count !== undefined && printed >= count) stop("count");
               }
             } catch (err) {
               failure = err;
-              stop("signal");
+              stop("error");
             } finally {
               busy = false;
             }
           };
-          timer = setInterval(() => void tick(), POLL_MS);
-          if (durationS !== undefined) durationTimer = setTimeout(() => stop("duration"), durationS * 1000);
+          const timer = setInterval(() => void tick(), POLL_MS);
+          const onSignal = () => {
+            stop("signal");
+          };
+          const stop = (why: NonNullable<typeof stopReason>) => {
+            if (stopped()) return;
+            stopReason = why;
+            clearInterval(timer);
+            clearTimeout(durationTimer);
+            process.off("SIGINT", onSignal);
+            process.off("SIGTERM", onSignal);
+            ctx.io.signal?.removeEventListener("abort", onSignal);
+            resolve();
+          };
+          if (durationS !== undefined)
+            durationTimer = setTimeout(() => {
+              stop("duration");
+            }, durationS * 1000);
           process.once("SIGINT", onSignal);
           process.once("SIGTERM", onSignal);
           ctx.io.signal?.addEventListener("abort", onSignal, { once: true });
@@ -249,8 +296,10 @@ export const monitor: Command = {
       } finally {
         reader.close();
       }
-      if (failure !== undefined) throw failure;
-      note(`${printed} event(s): ${tally.drop} drop(s), ${tally.verdict} verdict(s)${skipped > 0 ? `; ${skipped} queued before start not shown (--backlog shows them)` : ""}`);
+      if (stopReason === "error") throw failure instanceof Error ? failure : new Error(String(failure));
+      note(
+        `${printed} event(s): ${tally.drop} drop(s), ${tally.verdict} verdict(s)${skipped > 0 ? `; ${skipped} queued before start not shown (--backlog shows them)` : ""}`,
+      );
       if (stopReason === "duration" && count !== undefined && printed < count) {
         note(`only ${printed} of ${count} event(s) within ${durationS} s`);
         return 1;

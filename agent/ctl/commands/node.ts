@@ -11,9 +11,16 @@ export const nodeList: Command = {
   async run(ctx) {
     const status = await new AgentClient(agentUrl(ctx)).status();
     const nodes = status.nodes
-      .map((n) => ({ name: n.name, internalIp: n.internalIp, podCidr: n.podCidr, self: n.name === status.node }))
+      .map((n) => ({
+        name: n.name,
+        internalIp: n.internalIp,
+        podCidr: n.podCidr,
+        self: n.name === status.node,
+      }))
       .sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
-    const skipped = [...status.skipped].sort((a, b) => `${a.kind}/${a.name}`.localeCompare(`${b.kind}/${b.name}`));
+    const skipped = [...status.skipped].sort((a, b) =>
+      `${a.kind}/${a.name}`.localeCompare(`${b.kind}/${b.name}`),
+    );
     if (ctx.output === "json") {
       ctx.io.stdout(renderJson({ node: status.node, nodes, skipped }));
       return 0;

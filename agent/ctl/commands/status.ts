@@ -4,7 +4,14 @@ import { ConfigMap } from "../../../maps/config.js";
 import { EndpointsMap } from "../../../maps/endpoints.js";
 import { PROGRAM_NAMES, pinPath, type ProgramName } from "../../../maps/pins.js";
 import { listAttachments } from "../../datapath/attach.js";
-import { AGENT_OPTION, AgentClient, AgentUnreachableError, agentUrl, type AgentHealth, type AgentStatusBody } from "../agent-client.js";
+import {
+  AGENT_OPTION,
+  AgentClient,
+  AgentUnreachableError,
+  agentUrl,
+  type AgentHealth,
+  type AgentStatusBody,
+} from "../agent-client.js";
 import type { Command } from "../cli.js";
 import { formatDuration } from "../describe.js";
 import { renderJson, renderTable } from "../output.js";
@@ -107,7 +114,19 @@ function roles(root: string): { endpoints: Map<number, string>; vxlanIfindex: nu
 
 async function agentReport(url: string): Promise<AgentReport> {
   const client = new AgentClient(url);
-  const empty: AgentReport = { url, reachable: false, error: null, health: null, node: null, nodeIp: null, podCidr: null, lastReconcile: null, nodes: null, skipped: null, policyErrors: [] };
+  const empty: AgentReport = {
+    url,
+    reachable: false,
+    error: null,
+    health: null,
+    node: null,
+    nodeIp: null,
+    podCidr: null,
+    lastReconcile: null,
+    nodes: null,
+    skipped: null,
+    policyErrors: [],
+  };
   try {
     const [health, status] = await Promise.all([client.health(), client.status()]);
     return {
@@ -139,14 +158,21 @@ export async function nodeStatus(root: string, url: string): Promise<StatusRepor
     return { name, pinned: info !== undefined, id: info?.id ?? null, tag: info?.tag ?? null, attachedTo: 0 };
   });
   const maps = describePinnedMaps(root);
-  const missing = [...programs.filter((p) => !p.pinned).map((p) => p.name), ...maps.filter((m) => !m.pinned).map((m) => m.name)];
+  const missing = [
+    ...programs.filter((p) => !p.pinned).map((p) => p.name),
+    ...maps.filter((m) => !m.pinned).map((m) => m.name),
+  ];
   const loaded = missing.length === 0;
   if (missing.length === programs.length + maps.length)
-    problems.push(`the datapath is not loaded under ${root}: nothing is pinned there (start skein-agent, or run 'skeinctl datapath load --bpffs-root ${root}')`);
+    problems.push(
+      `the datapath is not loaded under ${root}: nothing is pinned there (start skein-agent, or run 'skeinctl datapath load --bpffs-root ${root}')`,
+    );
   else if (missing.length > 0)
-    problems.push(`${missing.join(", ")} not pinned under ${root}: the datapath is incomplete (restart skein-agent, or run 'skeinctl datapath load --bpffs-root ${root}')`);
+    problems.push(
+      `${missing.join(", ")} not pinned under ${root}: the datapath is incomplete (restart skein-agent, or run 'skeinctl datapath load --bpffs-root ${root}')`,
+    );
 
-  const byId = new Map(programs.filter((p) => p.id !== null).map((p) => [p.id!, p]));
+  const byId = new Map(programs.flatMap((p) => (p.id === null ? [] : [[p.id, p] as const])));
   const { endpoints, vxlanIfindex } = roles(root);
   const attachments: AttachmentStatus[] = (await listAttachments()).map((a) => {
     const pinned = byId.get(a.progId);
@@ -159,39 +185,67 @@ export async function nodeStatus(root: string, url: string): Promise<StatusRepor
       progId: a.progId,
       program: pinned?.name ?? programNameById(a.progId),
       current: pinned !== undefined,
-      role: ep !== undefined ? `endpoint ${ep}` : a.ifindex === vxlanIfindex && vxlanIfindex !== 0 ? "overlay" : null,
+      role:
+        ep !== undefined
+          ? `endpoint ${ep}`
+          : a.ifindex === vxlanIfindex && vxlanIfindex !== 0
+            ? "overlay"
+            : null,
     };
   });
-  attachments.sort((a, b) => a.ifname.localeCompare(b.ifname, "en", { numeric: true }) || a.direction.localeCompare(b.direction));
+  attachments.sort(
+    (a, b) =>
+      a.ifname.localeCompare(b.ifname, "en", { numeric: true }) || a.direction.localeCompare(b.direction),
+  );
 
   for (const a of attachments)
     if (!a.current && loaded)
-      problems.push(`${a.ifname} ${a.direction} runs program id ${a.progId} (${a.program ?? "gone"}), not the one pinned under ${root}: restart skein-agent to move it to the pinned program`);
+      problems.push(
+        `${a.ifname} ${a.direction} runs program id ${a.progId} (${a.program ?? "gone"}), not the one pinned under ${root}: restart skein-agent to move it to the pinned program`,
+      );
   const hooked = new Set(attachments.map((a) => `${a.ifindex}/${a.direction}`));
   const unhooked: string[] = [];
   for (const [ifindex, ip] of endpoints)
-    for (const direction of ["ingress", "egress"] as const) if (!hooked.has(`${ifindex}/${direction}`)) unhooked.push(`endpoint ${ip} (ifindex ${ifindex}) ${direction}`);
-  if (vxlanIfindex !== 0) for (const direction of ["ingress", "egress"] as const) if (!hooked.has(`${vxlanIfindex}/${direction}`)) unhooked.push(`overlay (ifindex ${vxlanIfindex}) ${direction}`);
+    for (const direction of ["ingress", "egress"] as const)
+      if (!hooked.has(`${ifindex}/${direction}`))
+        unhooked.push(`endpoint ${ip} (ifindex ${ifindex}) ${direction}`);
+  if (vxlanIfindex !== 0)
+    for (const direction of ["ingress", "egress"] as const)
+      if (!hooked.has(`${vxlanIfindex}/${direction}`))
+        unhooked.push(`overlay (ifindex ${vxlanIfindex}) ${direction}`);
   if (unhooked.length > 0 && attachments.length === 0)
     problems.push(
       `no interface in this network namespace has Skein's TC filters, though the maps name ${endpoints.size} endpoint(s)${vxlanIfindex === 0 ? "" : " and an overlay device"}: ` +
         `run skeinctl in the node's network namespace (on a lab node: nsenter --net=/var/run/netns/NODE), or restart skein-agent`,
     );
   else if (unhooked.length > 0)
-    problems.push(`no Skein program on ${unhooked.join(", ")}: recreate the pod (CNI ADD attaches it) or restart skein-agent for the overlay`);
+    problems.push(
+      `no Skein program on ${unhooked.join(", ")}: recreate the pod (CNI ADD attaches it) or restart skein-agent for the overlay`,
+    );
 
   for (const m of maps)
     if (m.pressurePercent !== null && m.pressurePercent >= PRESSURE_WARN_PERCENT)
-      warnings.push(`${m.name} is ${m.pressurePercent}% full (${m.entries} of ${m.capacity})${m.name === "skn_policy" ? ": raise --policy-map-entries" : ""}`);
+      warnings.push(
+        `${m.name} is ${m.pressurePercent}% full (${m.entries} of ${m.capacity})${m.name === "skn_policy" ? ": raise --policy-map-entries" : ""}`,
+      );
 
   const agent = await agentPromise;
   if (!agent.reachable) problems.push(agent.error ?? `skein-agent at ${url} did not answer`);
   else if (agent.health === null) problems.push(`skein-agent at ${url}: ${agent.error ?? "no status"}`);
   else {
-    if (!agent.health.datapathPinned) problems.push(`skein-agent at ${url} reports the datapath is not pinned under its bpffs root`);
-    if (!agent.health.ready) problems.push(`skein-agent at ${url} is not ready: ${agent.health.reason || "no reason given"}`);
-    if (agent.skipped !== null && agent.skipped > 0) warnings.push(`the agent skipped ${agent.skipped} Kubernetes object(s): see 'skeinctl node list'`);
-    if (agent.policyErrors.length > 0) warnings.push(`${agent.policyErrors.length} NetworkPolicy error(s): ${agent.policyErrors.slice(0, 3).map((e) => `${e.object}: ${e.message}`).join("; ")}`);
+    if (!agent.health.datapathPinned)
+      problems.push(`skein-agent at ${url} reports the datapath is not pinned under its bpffs root`);
+    if (!agent.health.ready)
+      problems.push(`skein-agent at ${url} is not ready: ${agent.health.reason || "no reason given"}`);
+    if (agent.skipped !== null && agent.skipped > 0)
+      warnings.push(`the agent skipped ${agent.skipped} Kubernetes object(s): see 'skeinctl node list'`);
+    if (agent.policyErrors.length > 0)
+      warnings.push(
+        `${agent.policyErrors.length} NetworkPolicy error(s): ${agent.policyErrors
+          .slice(0, 3)
+          .map((e) => `${e.object}: ${e.message}`)
+          .join("; ")}`,
+      );
   }
   return { bpffsRoot: root, datapath: { loaded, programs }, attachments, agent, maps, problems, warnings };
 }
@@ -199,7 +253,10 @@ export async function nodeStatus(root: string, url: string): Promise<StatusRepor
 function agentLine(a: AgentReport): string {
   if (!a.reachable || a.health === null) return `${a.url}: not answering`;
   const state = `${a.health.healthzStatus === 200 ? "healthy" : "unhealthy"}, ${a.health.ready ? "ready" : `not ready (${a.health.reason})`}`;
-  const where = a.node === null ? "" : `; node ${a.node} ${a.nodeIp ?? "?"}, pod CIDR ${a.podCidr ?? "?"}, ${a.nodes ?? 0} node(s) known`;
+  const where =
+    a.node === null
+      ? ""
+      : `; node ${a.node} ${a.nodeIp ?? "?"}, pod CIDR ${a.podCidr ?? "?"}, ${a.nodes ?? 0} node(s) known`;
   const last =
     a.lastReconcile === null
       ? "; not reconciled yet"
@@ -209,7 +266,8 @@ function agentLine(a: AgentReport): string {
 
 export const status: Command = {
   name: "status",
-  summary: "datapath pins, TC attachments in this network namespace, agent health, map pressure (exit 1 when something is broken)",
+  summary:
+    "datapath pins, TC attachments in this network namespace, agent health, map pressure (exit 1 when something is broken)",
   usage: "status [--agent URL] [--bpffs-root DIR] [-o json|table]",
   options: { ...AGENT_OPTION },
   async run(ctx) {
@@ -221,7 +279,9 @@ export const status: Command = {
     const out: string[] = [];
     const pinnedPrograms = r.datapath.programs.filter((p) => p.pinned).length;
     const pinnedMaps = r.maps.filter((m) => m.pinned).length;
-    out.push(`Datapath:  ${r.datapath.loaded ? "loaded" : "NOT LOADED"} under ${r.bpffsRoot} (${pinnedPrograms}/${r.datapath.programs.length} programs, ${pinnedMaps}/${r.maps.length} maps pinned)`);
+    out.push(
+      `Datapath:  ${r.datapath.loaded ? "loaded" : "NOT LOADED"} under ${r.bpffsRoot} (${pinnedPrograms}/${r.datapath.programs.length} programs, ${pinnedMaps}/${r.maps.length} maps pinned)`,
+    );
     out.push(
       indent(
         renderTable(r.datapath.programs, [
@@ -239,7 +299,10 @@ export const status: Command = {
           renderTable(r.attachments, [
             { header: "INTERFACE", value: (a) => a.ifname },
             { header: "DIRECTION", value: (a) => a.direction },
-            { header: "PROGRAM", value: (a) => `${a.program ?? "?"}${a.current ? "" : " (not the pinned one)"}` },
+            {
+              header: "PROGRAM",
+              value: (a) => `${a.program ?? "?"}${a.current ? "" : " (not the pinned one)"}`,
+            },
             { header: "ID", value: (a) => a.progId },
             { header: "ROLE", value: (a) => a.role ?? "-" },
           ]),
@@ -248,8 +311,13 @@ export const status: Command = {
     out.push(`Agent:     ${agentLine(r.agent)}`);
     out.push("Maps:");
     out.push(indent(renderTable(r.maps, MAP_COLUMNS)));
-    out.push(r.problems.length === 0 ? "Problems:  none" : `Problems:  ${r.problems.length}\n${r.problems.map((p) => `  - ${p}`).join("\n")}`);
-    if (r.warnings.length > 0) out.push(`Warnings:  ${r.warnings.length}\n${r.warnings.map((w) => `  - ${w}`).join("\n")}`);
+    out.push(
+      r.problems.length === 0
+        ? "Problems:  none"
+        : `Problems:  ${r.problems.length}\n${r.problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
+    if (r.warnings.length > 0)
+      out.push(`Warnings:  ${r.warnings.length}\n${r.warnings.map((w) => `  - ${w}`).join("\n")}`);
     ctx.io.stdout(out.join("\n") + "\n");
     return r.problems.length === 0 ? 0 : 1;
   },
