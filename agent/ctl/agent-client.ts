@@ -33,7 +33,7 @@ export class AgentUnreachableError extends CtlError {
   constructor(url: string, why: string, options?: { cause?: unknown }) {
     super(
       `skein-agent at ${url} did not answer (${why}): is it running on this node? ` +
-        `(check 'kubectl -n kube-system get pods -l app=skein-agent -o wide', or pass --agent http://HOST:PORT if its --health-addr differs)`,
+        `(check 'kubectl -n skein-system get pods -l app.kubernetes.io/name=skein -o wide', or pass --agent http://HOST:PORT if its --health-addr differs)`,
       options,
     );
     this.url = url;

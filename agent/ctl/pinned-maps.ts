@@ -302,8 +302,19 @@ function dumpConntrack(root: string): MapDump {
     rows,
     columns: [
       col("PROTO", "protocol"),
-      { header: "A", value: (r) => `${r.addrA as string}:${r.portA as number}` },
-      { header: "B", value: (r) => `${r.addrB as string}:${r.portB as number}` },
+      // ICMP flows are keyed by echo id, which both ends share: print it once.
+      {
+        header: "A",
+        value: (r) =>
+          r.protocol === "ICMP"
+            ? `${r.addrA as string} id=${r.portA as number}`
+            : `${r.addrA as string}:${r.portA as number}`,
+      },
+      {
+        header: "B",
+        value: (r) =>
+          r.protocol === "ICMP" ? (r.addrB as string) : `${r.addrB as string}:${r.portB as number}`,
+      },
       { header: "IDENTITY-A", value: (r) => identityText(r.identityA as number) },
       { header: "IDENTITY-B", value: (r) => identityText(r.identityB as number) },
       { header: "AGE", value: (r) => formatDuration(r.ageS as number) },
