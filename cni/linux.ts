@@ -14,12 +14,15 @@ import {
   interfaceIndex,
   tcAttach,
   tcQuery,
+  batchArg as q,
+  ipBatchSync as ipBatch,
+  ipComplaint,
   type TcDirection,
 } from "../loader/index.js";
 import { EndpointsMap, ENDPOINTS_MAP, type Endpoint } from "../maps/endpoints.js";
 import { PROGRAMS, TC_HANDLE, TC_PRIORITY, pinPath } from "../maps/pins.js";
 import { CniError, ErrorCode, describe } from "./errors.js";
-import { batchArg as q, ipBatch, ipComplaint } from "./iproute.js";
+
 import type {
   AttachedPrograms,
   Kernel,
