@@ -50,6 +50,19 @@ export function checkLength(what: string, bytes: Uint8Array, size: number): Buff
   return view(bytes);
 }
 
+/** The `__u32` key of array maps (config, decision: one entry, key 0). */
+export const u32KeyCodec: Codec<number> = {
+  layout: layout("__u32", 4, [{ name: "key", offset: 0, size: 4 }]),
+  encode(k) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(k, 0);
+    return b;
+  },
+  decode(bytes) {
+    return checkLength("u32 key", bytes, 4).readUInt32LE(0);
+  },
+};
+
 export function u32(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`${name} is not a u32: ${value}`);
   return value;

@@ -1,6 +1,6 @@
 /** skn_config: facts about this node the agent learns at run time (bpf/maps/config.h). */
 import { RawMap } from "../loader/index.js";
-import { TypedMap, checkLength, layout, type MapCodec } from "./codec.js";
+import { TypedMap, checkLength, layout, u32KeyCodec, type MapCodec } from "./codec.js";
 import { parseIPv4, readIPv4, readMac, writeIPv4, writeMac } from "./net.js";
 import { pinPath } from "./pins.js";
 
@@ -36,17 +36,7 @@ export const EMPTY_CONFIG: NodeConfig = { vxlanIfindex: 0, nodeIp: "0.0.0.0", vx
 
 export const configCodec: MapCodec<number, NodeConfig> = {
   name: CONFIG_MAP,
-  key: {
-    layout: layout("__u32", 4, [{ name: "key", offset: 0, size: 4 }]),
-    encode(k) {
-      const b = Buffer.alloc(4);
-      b.writeUInt32LE(k, 0);
-      return b;
-    },
-    decode(bytes) {
-      return checkLength("config key", bytes, 4).readUInt32LE(0);
-    },
-  },
+  key: u32KeyCodec,
   value: {
     layout: layout("skn_config", 24, [
       { name: "vxlan_ifindex", offset: 0, size: 4 },

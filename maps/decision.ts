@@ -1,5 +1,5 @@
 /** skn_decision: the last verdict in full, written only when settings.recordDecisions is on (bpf/maps/decision.h). */
-import { TypedMap, checkLength, layout, type MapCodec } from "./codec.js";
+import { TypedMap, checkLength, layout, u32KeyCodec, type MapCodec } from "./codec.js";
 import { readIPv4 } from "./net.js";
 import { reasonName } from "./metrics.js";
 import type { RawMap } from "../loader/index.js";
@@ -19,17 +19,7 @@ export interface Decision {
 
 export const decisionCodec: MapCodec<number, Decision> = {
   name: DECISION_MAP,
-  key: {
-    layout: layout("__u32", 4, [{ name: "key", offset: 0, size: 4 }]),
-    encode(k) {
-      const b = Buffer.alloc(4);
-      b.writeUInt32LE(k, 0);
-      return b;
-    },
-    decode(bytes) {
-      return checkLength("decision key", bytes, 4).readUInt32LE(0);
-    },
-  },
+  key: u32KeyCodec,
   value: {
     layout: layout("skn_decision", 32, [
       { name: "action", offset: 0, size: 4 },
