@@ -4,8 +4,6 @@
  * in the programs' BTF), the programs show under their stable names, and `bpftool net show` in the
  * node's namespace lists them on the pod veths and the overlay device.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
-   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";

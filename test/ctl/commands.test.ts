@@ -7,8 +7,6 @@
  * Lab: n1 runs its agent with --verdict-events, n2 without. Namespace shop: client and api on n1,
  * web on n2. Policies: web denies all ingress; api allows TCP 8080 from client only.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
-   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
 import assert from "node:assert/strict";
 import { listLinks } from "../../loader/index.js";
 import { MetricsMap } from "../../maps/metrics.js";
@@ -283,15 +281,13 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
 
     it("lists a Node the agent cannot use under skipped objects, with the reason", async function () {
       const name = uniqueName("bad-node-");
-      await fx.lab
-        .core()
-        .createNode({
-          body: {
-            metadata: { name },
-            spec: {},
-            status: { addresses: [{ type: "InternalIP", address: "198.18.255.1" }] },
-          },
-        });
+      await fx.lab.core().createNode({
+        body: {
+          metadata: { name },
+          spec: {},
+          status: { addresses: [{ type: "InternalIP", address: "198.18.255.1" }] },
+        },
+      });
       try {
         let body: { skipped: { kind: string; name: string; reason: string }[] } = { skipped: [] };
         await eventually("agent reports the node without pod CIDR", async () => {
@@ -827,6 +823,37 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
         assert.equal(r.code, 1, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
         assert.match(r.stdout + r.stderr, fix, args.join(" "));
       }
+    });
+
+    it("status from the wrong network namespace says to run it in the node's (in-process, root namespace)", async function () {
+      const r = await ctlInProcess([
+        "status",
+        "--bpffs-root",
+        n1().bpffsRoot,
+        "--agent",
+        `http://${n1().ip}:9879`,
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stdout, /Attached: +0 TC hook\(s\) in this network namespace/);
+      assert.match(
+        r.stdout,
+        /no interface in this network namespace has Skein's TC filters, though the maps name 2 endpoint\(s\) and an overlay device: run skeinctl in the node's network namespace/,
+      );
+      const e = await ctlInProcess([
+        "endpoint",
+        "list",
+        "--bpffs-root",
+        n1().bpffsRoot,
+        "--agent",
+        `http://${n1().ip}:9879`,
+      ]);
+      assert.match(
+        e.stdout,
+        new RegExp(
+          `^${pod("client").ip.replaceAll(".", "\\.")} +shop/client +\\d+ +\\(not in this netns\\)`,
+          "m",
+        ),
+      );
     });
 
     it("a wrong map name lists the real ones; bad flags say what is expected", async function () {

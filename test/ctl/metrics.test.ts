@@ -3,8 +3,6 @@
  * an operator needs, named by Prometheus conventions, and datapath counters that move when lab
  * traffic flows and when a deny-all policy drops.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
-   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
 import assert from "node:assert/strict";
 import parsePrometheus, { type PromFamily } from "parse-prometheus-text-format";
 import type { LabNode, LabPod } from "../../agent/lab/lab.js";

@@ -8,7 +8,7 @@ import {
   type AgentPod,
 } from "../agent-client.js";
 import type { Command } from "../cli.js";
-import { interfaceNames } from "../links.js";
+import { skeinLinkNames } from "../links.js";
 import { render } from "../output.js";
 
 export const endpointList: Command = {
@@ -23,7 +23,7 @@ export const endpointList: Command = {
       return [...map.entries()].map(([ip, e]) => ({ ip, ...e }));
     })().sort((a, b) => a.ip.localeCompare(b.ip, "en", { numeric: true }));
     const [ifnames, pods] = await Promise.all([
-      interfaceNames(),
+      skeinLinkNames(ctx.bpffsRoot),
       new AgentClient(agentUrl(ctx), 1500).pods().then(
         (list) => new Map(list.map((p) => [p.ip, p])),
         (err: unknown) => {

@@ -1,7 +1,7 @@
 /** skeinctl map list | map dump NAME */
 import { PINNED_MAPS } from "../../../maps/pins.js";
 import { CtlError, type Command } from "../cli.js";
-import { interfaceNames } from "../links.js";
+import { skeinLinkNames } from "../links.js";
 import { render, renderJson } from "../output.js";
 import { MAP_COLUMNS, describePinnedMaps, dumpPinnedMap, resolveMapName } from "../pinned-maps.js";
 
@@ -40,7 +40,7 @@ export const mapDump: Command = {
     const mapName = resolveMapName(name);
     const ifnames =
       mapName === "skn_endpoints" || mapName === "skn_config"
-        ? await interfaceNames()
+        ? await skeinLinkNames(ctx.bpffsRoot)
         : new Map<number, string>();
     const dump = dumpPinnedMap(ctx.bpffsRoot, mapName, { ifnames, all: ctx.values.all === true });
     if (ctx.output === "json") ctx.io.stdout(renderJson(dump.rows));

@@ -13,12 +13,14 @@ import {
   protocolName,
   wallClockOf,
 } from "../describe.js";
-import { interfaceNames } from "../links.js";
+import { skeinLinkNames } from "../links.js";
 import { acquireMonitorLock } from "../monitor-lock.js";
 import { Names, ruleText, type IdentityName } from "../names.js";
 
 /** How often the ring buffer is polled. */
 const POLL_MS = 50;
+/** How often unknown interface indexes may trigger a new look at the links. */
+const LINKS_REFRESH_MS = 2000;
 
 export type MonitorType = "drop" | "verdict" | "all";
 
@@ -216,7 +218,8 @@ export const monitor: Command = {
       });
       const startNs = monotonicNowNs();
       await names.load();
-      const ifnames = await interfaceNames();
+      const ifnames = await skeinLinkNames(root);
+      let linksAt = Date.now();
 
       const queue: DatapathEvent[] = [];
       const reader = new RingBuffer(events, (record) => {
@@ -243,9 +246,10 @@ export const monitor: Command = {
                   continue;
                 }
                 if (type !== "all" && ev.type !== type) continue;
-                if (!ifnames.has(ev.ifindex)) {
-                  // A link made since start (a new pod's veth): learn the names again.
-                  for (const [k, v] of await interfaceNames()) ifnames.set(k, v);
+                if (!ifnames.has(ev.ifindex) && Date.now() - linksAt > LINKS_REFRESH_MS) {
+                  // A link made since start (a new pod's veth): learn the names again, now and then.
+                  linksAt = Date.now();
+                  for (const [k, v] of await skeinLinkNames(root)) ifnames.set(k, v);
                 }
                 const rec = await describeEvent(ev, names, ifnames);
                 ctx.io.stdout(
