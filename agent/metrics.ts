@@ -17,6 +17,10 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { DIRECTIONS, REASONS, isDrop, type MetricsMap } from "../maps/metrics.js";
 
+/**
+ * The agent's registry. Holds no kernel resource: `datapath` is borrowed from the agent, which sets
+ * it once the maps are open and clears it before closing them.
+ */
 export class AgentMetrics {
   readonly registry = new Registry();
   readonly watchErrors: Counter<"resource">;

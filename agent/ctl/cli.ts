@@ -7,6 +7,7 @@ import { SysError } from "../../loader/index.js";
 import { DEFAULT_BPFFS_ROOT } from "../../maps/pins.js";
 import type { OutputFormat } from "./output.js";
 
+/** Where a command writes; injected so tests and embedders capture output. */
 export interface CtlIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
@@ -14,6 +15,7 @@ export interface CtlIo {
   signal?: AbortSignal;
 }
 
+/** One invocation as a command sees it: parsed flags, positionals after the command's words, output form. */
 export interface CtlContext {
   io: CtlIo;
   positionals: string[];
@@ -22,6 +24,10 @@ export interface CtlContext {
   bpffsRoot: string;
 }
 
+/**
+ * A skeinctl command. `run` returns the exit code; it throws for failures (CtlError for ones the
+ * user can fix, SysError from the kernel), which runCtl prints through explain() with exit code 1.
+ */
 export interface Command {
   /** e.g. "datapath load". */
   name: string;

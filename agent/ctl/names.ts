@@ -22,6 +22,7 @@ export interface IdentityName {
   text: string | undefined;
 }
 
+/** Tuning of a Names cache (defaults suit `skeinctl monitor`). */
 export interface NamesOptions {
   /** Minimum time between two refreshes of one kind on misses. */
   refreshMs?: number;

@@ -2,6 +2,7 @@
 
 export type OutputFormat = "table" | "json";
 
+/** One table column: its header and how to print a row's cell. */
 export interface Column<T> {
   header: string;
   value: (row: T) => string | number | bigint | boolean | null | undefined;
@@ -31,6 +32,7 @@ export function renderJson(value: unknown): string {
   );
 }
 
+/** JSON (`json`, or `rows` when absent) for `-o json`, the table otherwise. */
 export function render<T>(
   format: OutputFormat,
   rows: readonly T[],

@@ -6,8 +6,10 @@ import { runCtl } from "../../agent/ctl/cli.js";
 import { COMMANDS } from "../../agent/ctl/commands/index.js";
 import { requireRoot } from "../helpers/privileged.js";
 
+/** The built skeinctl entry point. */
 export const SKEINCTL = join(DIST, "agent", "ctl", "main.js");
 
+/** How a skeinctl run ended. */
 export interface CtlRun {
   code: number | null;
   stdout: string;

@@ -11,6 +11,7 @@ import type { Command } from "../cli.js";
 import { skeinLinkNames } from "../links.js";
 import { render } from "../output.js";
 
+/** `skeinctl endpoint list`: works without the agent (pod names are then `?`). */
 export const endpointList: Command = {
   name: "endpoint list",
   summary:

@@ -56,6 +56,7 @@ function shortList(list: readonly string[], max = 3): string {
   return list.length <= max ? list.join(",") : `${list.slice(0, max).join(",")} +${list.length - max} more`;
 }
 
+/** `skeinctl identity list`: the agent's identities, or the ipcache's numbers (saying so) when it is down. */
 export const identityList: Command = {
   name: "identity list",
   summary:

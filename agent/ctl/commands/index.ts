@@ -9,6 +9,7 @@ import { nodeList } from "./node.js";
 import { policySimulate } from "./policy.js";
 import { status } from "./status.js";
 
+/** The commands runCtl dispatches, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
   status,
   datapathLoad,

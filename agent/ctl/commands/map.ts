@@ -5,6 +5,7 @@ import { skeinLinkNames } from "../links.js";
 import { render, renderJson } from "../output.js";
 import { MAP_COLUMNS, describePinnedMaps, dumpPinnedMap, resolveMapName } from "../pinned-maps.js";
 
+/** `skeinctl map list`: exit 1 when any map is not pinned. */
 export const mapList: Command = {
   name: "map list",
   summary: "every pinned map: type, key/value size, entries, capacity, pressure",
@@ -27,6 +28,7 @@ export const mapList: Command = {
   },
 };
 
+/** `skeinctl map dump NAME`: decoded through maps/ codecs; the ring buffer is refused with a pointer to monitor. */
 export const mapDump: Command = {
   name: "map dump",
   summary: `decoded contents of one pinned map (${PINNED_MAPS.filter((m) => m !== "skn_events").join(", ")})`,

@@ -22,6 +22,7 @@ const POLL_MS = 50;
 /** How often unknown interface indexes may trigger a new look at the links. */
 const LINKS_REFRESH_MS = 2000;
 
+/** `--type`: which events to print. */
 export type MonitorType = "drop" | "verdict" | "all";
 
 /** One side of a flow as the monitor prints it. */
@@ -157,6 +158,10 @@ function positiveNumber(
   return n;
 }
 
+/**
+ * `skeinctl monitor`: consumes the pinned ring buffer every POLL_MS until --count, --duration,
+ * SIGINT/SIGTERM or the caller's AbortSignal. Holds the node's monitor lock while it runs.
+ */
 export const monitor: Command = {
   name: "monitor",
   summary:

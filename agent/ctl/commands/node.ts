@@ -3,6 +3,7 @@ import { AGENT_OPTION, AgentClient, agentUrl } from "../agent-client.js";
 import type { Command } from "../cli.js";
 import { renderJson, renderTable } from "../output.js";
 
+/** `skeinctl node list`: needs the agent; exit 1 with the fix when it does not answer. */
 export const nodeList: Command = {
   name: "node list",
   summary: "cluster nodes as this node's agent sees them (internal IP, pod CIDR), and the objects it skipped",

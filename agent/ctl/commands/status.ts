@@ -20,6 +20,7 @@ import { MAP_COLUMNS, describePinnedMaps, type MapDescription } from "../pinned-
 /** A map at or above this fill is worth a warning. */
 const PRESSURE_WARN_PERCENT = 80;
 
+/** A datapath program as pinned, and how many hooks in this namespace run it. */
 export interface ProgramStatus {
   name: ProgramName;
   pinned: boolean;
@@ -29,6 +30,7 @@ export interface ProgramStatus {
   attachedTo: number;
 }
 
+/** One filter in Skein's TC slot on a link of this namespace. */
 export interface AttachmentStatus {
   ifname: string;
   ifindex: number;
@@ -42,6 +44,7 @@ export interface AttachmentStatus {
   role: string | null;
 }
 
+/** What the agent said (or that it did not answer). */
 export interface AgentReport {
   url: string;
   reachable: boolean;
@@ -264,6 +267,7 @@ function agentLine(a: AgentReport): string {
   return `${a.url}: ${state}${where}${last}`;
 }
 
+/** `skeinctl status`: exit 0 when nothing is broken, 1 otherwise (the report says what and how to fix it). */
 export const status: Command = {
   name: "status",
   summary:
