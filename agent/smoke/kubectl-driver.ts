@@ -45,6 +45,8 @@ export interface KubectlDriverOptions {
 
 /** The workload's control socket inside each smoke pod. */
 export const CONTROL_SOCKET = "/tmp/skein-workload.sock";
+/** The image deploy/skein.yaml runs (and the Vagrant lab builds). */
+export const DEFAULT_IMAGE = "localhost/skein:0.1.0";
 /** Where the Containerfile puts dist/. */
 export const IMAGE_DIST_DIR = "/opt/skein/dist";
 /** Label on everything the smoke test creates. */

@@ -10,11 +10,8 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { KubectlDriver } from "./kubectl-driver.js";
+import { DEFAULT_IMAGE, KubectlDriver } from "./kubectl-driver.js";
 import { renderSmokeReport, runSmoke } from "./smoke.js";
-
-/** The image deploy/skein.yaml runs. */
-export const DEFAULT_IMAGE = "localhost/skein:0.1.0";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
