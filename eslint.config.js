@@ -1,33 +1,50 @@
 // One lint configuration for the whole repository; `npm run check` runs it with tsc and prettier.
 import js from "@eslint/js";
+import { defineConfig } from "eslint/config";
 import tseslint from "typescript-eslint";
 
-export default tseslint.config(
+const koffi = { name: "koffi", message: "koffi is only used inside loader/." };
+
+export default defineConfig(
   { ignores: ["dist/**", "node_modules/**", "vagrant/**", "**/*.cjs"] },
   js.configs.recommended,
-  ...tseslint.configs.strictTypeChecked,
+  tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ["*.js", "scripts/*.mjs"] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        projectService: { allowDefaultProject: ["*.js", "scripts/*.mjs"] },
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
     rules: {
       "@typescript-eslint/no-floating-promises": "error",
       "@typescript-eslint/switch-exhaustiveness-check": "error",
-      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true, allowBoolean: true, allowNullish: true }],
+      "@typescript-eslint/restrict-template-expressions": [
+        "error",
+        { allowNumber: true, allowBoolean: true, allowNullish: true },
+      ],
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
-      "no-restricted-imports": ["error", { paths: [{ name: "koffi", message: "koffi is only used inside loader/." }] }],
+      // @kubernetes/client-node's models are classes, but what the API returns (and what we send) is
+      // plain JSON of the same shape; the library itself treats them as data.
+      "@typescript-eslint/no-unsafe-class-instance-assignment": "off",
+      "no-restricted-imports": ["error", { paths: [koffi] }],
     },
   },
-  {
-    files: ["loader/**/*.ts"],
-    rules: { "no-restricted-imports": "off" },
-  },
+  // Import boundaries (DESIGN.md: who may import whom).
   {
     files: ["cni/**/*.ts"],
     rules: {
       "no-restricted-imports": [
         "error",
-        { paths: [{ name: "koffi", message: "koffi is only used inside loader/." }], patterns: [{ group: ["**/agent/**"], message: "cni/ never imports agent/: shared contracts live in maps/ or loader/." }] },
+        {
+          paths: [koffi],
+          patterns: [
+            {
+              group: ["**/agent/**"],
+              message: "cni/ never imports agent/: shared contracts live in maps/ or loader/.",
+            },
+          ],
+        },
       ],
     },
   },
@@ -36,27 +53,51 @@ export default tseslint.config(
     rules: {
       "no-restricted-imports": [
         "error",
-        { paths: [{ name: "koffi", message: "koffi is only used inside loader/." }], patterns: [{ group: ["**/cni/**"], message: "agent/ never imports cni/: shared contracts live in maps/ or loader/." }] },
+        {
+          paths: [koffi],
+          patterns: [
+            {
+              group: ["**/cni/**"],
+              message: "agent/ never imports cni/: shared contracts live in maps/ or loader/.",
+            },
+          ],
+        },
       ],
     },
   },
   {
-    files: ["loader/**/*.ts", "maps/**/*.ts"],
+    files: ["maps/**/*.ts"],
     rules: {
       "no-restricted-imports": [
         "error",
-        { patterns: [{ group: ["**/agent/**", "**/cni/**"], message: "loader/ and maps/ import nothing of cni/ or agent/." }] },
+        {
+          paths: [koffi],
+          patterns: [{ group: ["**/agent/**", "**/cni/**"], message: "maps/ imports only loader/." }],
+        },
       ],
     },
   },
   {
     files: ["loader/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: [{ group: ["**/maps/**", "**/agent/**", "**/cni/**"], message: "loader/ imports nothing of ours." }] }],
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/maps/**", "**/agent/**", "**/cni/**"],
+              message: "loader/ imports nothing of ours.",
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ["test/**/*.ts"],
-    rules: { "@typescript-eslint/no-non-null-assertion": "off", "@typescript-eslint/no-unused-expressions": "off" },
+    rules: {
+      "@typescript-eslint/no-non-null-assertion": "off",
+      "@typescript-eslint/no-unused-expressions": "off",
+    },
   },
 );

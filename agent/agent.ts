@@ -3,7 +3,7 @@
  * maps, overlay device, routes and masquerade rule equal to what the cluster says, by diff. It is
  * not in the packet path: stopping it leaves forwarding, policy and established flows running.
  */
-import type { KubeConfig, KubernetesObject, V1Namespace, V1NetworkPolicy, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { ConfigFlag, ConfigMap } from "../maps/config.js";
 import { EndpointsMap } from "../maps/endpoints.js";
 import { IpcacheMap, ipcacheCodec, ipcacheKeyString } from "../maps/ipcache.js";
@@ -84,8 +84,10 @@ export class Agent {
   readonly metrics: AgentMetrics;
   readonly #log: Logger;
   #maps: Maps | undefined;
-  #ipcache: MapReconciler<import("../maps/net.js").Prefix, import("../maps/ipcache.js").IpcacheEntry> | undefined;
-  #policyRec: MapReconciler<import("../maps/policy.js").PolicyKey, import("../maps/policy.js").PolicyEntry> | undefined;
+  #ipcache:
+    MapReconciler<import("../maps/net.js").Prefix, import("../maps/ipcache.js").IpcacheEntry> | undefined;
+  #policyRec:
+    MapReconciler<import("../maps/policy.js").PolicyKey, import("../maps/policy.js").PolicyEntry> | undefined;
   #watch: ClusterWatch | undefined;
   readonly #nodes = new Map<string, NodeView>();
   readonly #pods = new Map<string, PodView>();
@@ -133,7 +135,13 @@ export class Agent {
       maps: report.maps.map((m) => `${m.name}:${m.action}`).join(","),
     });
     const moved = await moveAttachmentsToReplacements(root, report);
-    for (const m of moved) this.#log.info("program replaced in place", { ifname: m.ifname, direction: m.direction, from: m.from, to: m.to });
+    for (const m of moved)
+      this.#log.info("program replaced in place", {
+        ifname: m.ifname,
+        direction: m.direction,
+        from: m.from,
+        to: m.to,
+      });
 
     const maps: Maps = {
       ipcache: IpcacheMap.openPinned(root),
@@ -148,7 +156,10 @@ export class Agent {
     this.#ipcache = new MapReconciler(maps.ipcache, ipcacheCodec, ipcacheKeyString);
     this.#policyRec = new MapReconciler(maps.policy, policyCodec, policyKeyString);
     // Adopt what the kernel holds: the first apply only writes differences.
-    this.#log.info("adopted pinned maps", { ipcache: this.#ipcache.resync(), policy: this.#policyRec.resync() });
+    this.#log.info("adopted pinned maps", {
+      ipcache: this.#ipcache.resync(),
+      policy: this.#policyRec.resync(),
+    });
     this.#fullResync = false;
 
     this.#watch = new ClusterWatch(
@@ -157,8 +168,12 @@ export class Agent {
         onEvent: (kind, type, obj) => {
           this.#onEvent(kind, type, obj);
         },
-        onError: (kind) => this.metrics.watchErrors.inc({ resource: kind }),
-        onRestart: (kind) => this.metrics.watchRestarts.inc({ resource: kind }),
+        onError: (kind) => {
+          this.metrics.watchErrors.inc({ resource: kind });
+        },
+        onRestart: (kind) => {
+          this.metrics.watchRestarts.inc({ resource: kind });
+        },
       },
       this.#log,
     );
@@ -182,7 +197,7 @@ export class Agent {
           this.#nodes.delete(nodeName);
           this.#skipped.delete(`Node${name}`);
           if (type !== "delete") {
-            const v = nodeView(obj as V1Node);
+            const v = nodeView(obj);
             if (v.ok) this.#nodes.set(v.value.name, v.value);
             else this.#skip("Node", nodeName, v.reason, v.detail);
           }
@@ -193,21 +208,31 @@ export class Agent {
           this.#skipped.delete(`Pod${name}`);
           if (type === "delete") policy.deletePod(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
           else {
-            policy.upsertPod(obj as V1Pod);
-            const v = podView(obj as V1Pod);
+            policy.upsertPod(obj);
+            const v = podView(obj);
             if (v.ok) this.#pods.set(name, v.value);
             // A pod without an IP is normal while it starts; count it, log it at debug level.
-            else this.#skip("Pod", name, v.reason, v.detail, v.reason === "no-ip" || v.reason === "host-network" || v.reason === "terminated" || v.reason === "unscheduled");
+            else
+              this.#skip(
+                "Pod",
+                name,
+                v.reason,
+                v.detail,
+                v.reason === "no-ip" ||
+                  v.reason === "host-network" ||
+                  v.reason === "terminated" ||
+                  v.reason === "unscheduled",
+              );
           }
           break;
         }
         case "Namespace":
           if (type === "delete") policy.deleteNamespace(obj.metadata?.name ?? "");
-          else policy.upsertNamespace(obj as V1Namespace);
+          else policy.upsertNamespace(obj);
           break;
         case "NetworkPolicy":
           if (type === "delete") policy.deletePolicy(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
-          else policy.upsertPolicy(obj as V1NetworkPolicy);
+          else policy.upsertPolicy(obj);
           break;
       }
     } catch (err) {
@@ -269,7 +294,9 @@ export class Agent {
     const own = this.#nodes.get(this.options.nodeName);
     if (own === undefined) {
       const skipped = this.#skipped.get(`Node/${this.options.nodeName}`);
-      this.#setNotReady(skipped === undefined ? `node ${this.options.nodeName} not found in the cluster` : skipped.detail);
+      this.#setNotReady(
+        skipped === undefined ? `node ${this.options.nodeName} not found in the cluster` : skipped.detail,
+      );
       return;
     }
 
@@ -278,7 +305,12 @@ export class Agent {
     if (nodeKey !== this.#appliedNodeKey) {
       const t = performance.now();
       const uplink = await uplinkFor(own.internalIp);
-      const overlay = await ensureOverlayDevice({ ifname: this.options.vxlanDevice, port: this.options.vxlanPort, nodeIp: own.internalIp, uplinkMtu: uplink.mtu });
+      const overlay = await ensureOverlayDevice({
+        ifname: this.options.vxlanDevice,
+        port: this.options.vxlanPort,
+        nodeIp: own.internalIp,
+        uplinkMtu: uplink.mtu,
+      });
       attachPinned(this.options.bpffsRoot, overlay.ifname, VXLAN_PROGRAMS);
       ensureForwardingSysctls(overlay.ifname);
       maps.config.write({
@@ -290,7 +322,12 @@ export class Agent {
       this.#overlay = overlay;
       this.#appliedNodeKey = nodeKey;
       this.metrics.reconcileDuration.observe({ target: "overlay" }, (performance.now() - t) / 1000);
-      this.#log.info("overlay ready", { device: overlay.ifname, ifindex: overlay.ifindex, mtu: overlay.mtu, uplink: uplink.ifname });
+      this.#log.info("overlay ready", {
+        device: overlay.ifname,
+        ifindex: overlay.ifindex,
+        mtu: overlay.mtu,
+        uplink: uplink.ifname,
+      });
     }
     const overlay = this.#overlay;
     if (overlay === null) return;
@@ -303,9 +340,11 @@ export class Agent {
       const r = await syncOverlayRoutes(overlay.ifname, own.internalIp, remoteCidrs);
       this.#appliedRoutesKey = routesKey;
       this.metrics.reconcileDuration.observe({ target: "routes" }, (performance.now() - t) / 1000);
-      if (r.added.length + r.removed.length > 0) this.#log.info("overlay routes", { added: r.added.join(","), removed: r.removed.join(",") });
+      if (r.added.length + r.removed.length > 0)
+        this.#log.info("overlay routes", { added: r.added.join(","), removed: r.removed.join(",") });
     }
-    const cluster = this.options.clusterCidrs.length > 0 ? this.options.clusterCidrs : nodes.map((n) => n.podCidr);
+    const cluster =
+      this.options.clusterCidrs.length > 0 ? this.options.clusterCidrs : nodes.map((n) => n.podCidr);
     const masqKey = `${own.podCidr}|${cluster.join(",")}`;
     if (masqKey !== this.#appliedMasqKey) {
       await ensureMasquerade(own.podCidr, cluster, overlay.ifname);
@@ -316,11 +355,11 @@ export class Agent {
     let t = performance.now();
     const policy = this.options.policy;
     const pods = [...this.#pods.values()].map((p) => ({
-        ip: p.ip,
-        nodeName: p.nodeName,
-        identity: policy.podIdentity(p.namespace, p.name) ?? 4,
-        flags: p.nodeName === own.name ? policy.localFlags(p.ip) : 0,
-      }));
+      ip: p.ip,
+      nodeName: p.nodeName,
+      identity: policy.podIdentity(p.namespace, p.name) ?? 4,
+      flags: p.nodeName === own.name ? policy.localFlags(p.ip) : 0,
+    }));
     const desiredIpcache = buildIpcache({
       localNodeName: own.name,
       localAddresses: await localAddresses(),
@@ -374,9 +413,14 @@ export class Agent {
     this.metrics.mapCapacity.set({ map }, capacity);
     if (r.failed > 0) {
       this.metrics.mapWriteFailures.inc({ map }, r.failed);
-      this.#log.error("map writes failed", { map, failed: r.failed, error: r.firstError instanceof Error ? r.firstError.message : String(r.firstError) });
+      this.#log.error("map writes failed", {
+        map,
+        failed: r.failed,
+        error: r.firstError instanceof Error ? r.firstError.message : String(r.firstError),
+      });
     }
-    if (r.upserted + r.deleted > 0) this.#log.debug("map reconciled", { map, upserted: r.upserted, deleted: r.deleted, size: r.size });
+    if (r.upserted + r.deleted > 0)
+      this.#log.debug("map reconciled", { map, upserted: r.upserted, deleted: r.deleted, size: r.size });
   }
 
   #setReady(): void {
@@ -435,7 +479,9 @@ export class Agent {
 
   /** Pods the agent knows, by IP (skeinctl monitor names addresses with it). */
   podsByIp(): Map<string, { namespace: string; name: string; node: string }> {
-    return new Map([...this.#pods.values()].map((p) => [p.ip, { namespace: p.namespace, name: p.name, node: p.nodeName }]));
+    return new Map(
+      [...this.#pods.values()].map((p) => [p.ip, { namespace: p.namespace, name: p.name, node: p.nodeName }]),
+    );
   }
 
   /** Stops watching and closes the maps. The datapath stays as it is. */
@@ -448,6 +494,8 @@ export class Agent {
     const maps = this.#maps;
     this.#maps = undefined;
     this.metrics.datapath = undefined;
-    if (maps !== undefined) for (const m of Object.values(maps)) m.close();
+    if (maps !== undefined)
+      for (const m of [maps.ipcache, maps.policy, maps.config, maps.endpoints, maps.metrics, maps.conntrack])
+        m.close();
   }
 }

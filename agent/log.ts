@@ -13,12 +13,18 @@ export interface Logger {
 
 function formatValue(v: unknown): string {
   if (v instanceof Error) return JSON.stringify(v.message);
-  const s = typeof v === "string" ? v : JSON.stringify(v);
-  return /[\s"=]/.test(s ?? "") ? JSON.stringify(s) : (s ?? "null");
+  // JSON.stringify gives undefined for undefined and functions, whatever its type says.
+  const s = typeof v === "string" ? v : (JSON.stringify(v) as string | undefined);
+  if (s === undefined) return "null";
+  return /[\s"=]/.test(s) ? JSON.stringify(s) : s;
 }
 
 /** A logger writing to `sink` (stderr by default) at `level` and above. */
-export function createLogger(level: Level = "info", sink: (line: string) => void = (l) => process.stderr.write(l), base: Record<string, unknown> = {}): Logger {
+export function createLogger(
+  level: Level = "info",
+  sink: (line: string) => void = (l) => process.stderr.write(l),
+  base: Record<string, unknown> = {},
+): Logger {
   const emit = (lvl: Level, msg: string, fields: Record<string, unknown> = {}) => {
     if (order[lvl] < order[level]) return;
     const all = { ...base, ...fields };
@@ -28,10 +34,18 @@ export function createLogger(level: Level = "info", sink: (line: string) => void
     sink(`${new Date().toISOString()} ${lvl} ${msg}${rest === "" ? "" : ` ${rest}`}\n`);
   };
   return {
-    debug: (m, f) => emit("debug", m, f),
-    info: (m, f) => emit("info", m, f),
-    warn: (m, f) => emit("warn", m, f),
-    error: (m, f) => emit("error", m, f),
+    debug: (m, f) => {
+      emit("debug", m, f);
+    },
+    info: (m, f) => {
+      emit("info", m, f);
+    },
+    warn: (m, f) => {
+      emit("warn", m, f);
+    },
+    error: (m, f) => {
+      emit("error", m, f);
+    },
     with: (f) => createLogger(level, sink, { ...base, ...f }),
   };
 }

@@ -52,7 +52,9 @@ function camel(flag: string): string {
 async function main(): Promise<number> {
   const { values } = parseArgs({ args: process.argv.slice(2), options: flags, strict: true });
   const file: Record<string, unknown> =
-    typeof values.config === "string" ? ((parseYaml(readFileSync(values.config, "utf8")) as Record<string, unknown> | null) ?? {}) : {};
+    typeof values.config === "string"
+      ? ((parseYaml(readFileSync(values.config, "utf8")) as Record<string, unknown> | null) ?? {})
+      : {};
   const get = (flag: keyof typeof flags): string | boolean | undefined => {
     const v = values[flag];
     if (v !== undefined) return v;
@@ -67,7 +69,8 @@ async function main(): Promise<number> {
     const v = get(flag);
     if (v === undefined || v === "") return fallback;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag}: expected a non-negative integer, got ${String(v)}`);
+    if (!Number.isInteger(n) || n < 0)
+      throw new Error(`--${flag}: expected a non-negative integer, got ${String(v)}`);
     return n;
   };
 
@@ -88,7 +91,9 @@ async function main(): Promise<number> {
     ...(typeof cniDataDir === "string" ? { cniDataDir } : {}),
     vxlanDevice: str("vxlan-device", DEFAULT_VXLAN_DEVICE),
     vxlanPort: int("vxlan-port", DEFAULT_VXLAN_PORT) ?? DEFAULT_VXLAN_PORT,
-    clusterCidrs: str("cluster-cidr", "").split(",").filter((c) => c !== ""),
+    clusterCidrs: str("cluster-cidr", "")
+      .split(",")
+      .filter((c) => c !== ""),
     datapath: {
       ...(policyMapEntries === undefined ? {} : { policyMapEntries }),
       ...(typeof get("bpf-object") === "string" ? { objectPath: get("bpf-object") as string } : {}),
@@ -100,10 +105,22 @@ async function main(): Promise<number> {
     log,
   });
 
-  const health = await serveAgent(agent, parseListen(str("health-addr", "127.0.0.1:9879"), "--health-addr"), log);
+  const health = await serveAgent(
+    agent,
+    parseListen(str("health-addr", "127.0.0.1:9879"), "--health-addr"),
+    log,
+  );
   const metricsAddr = str("metrics-addr", "0.0.0.0:9878");
-  const metrics = metricsAddr === "" ? undefined : await serveAgent(agent, parseListen(metricsAddr, "--metrics-addr"), log, { api: false });
-  log.info("skein-agent starting", { node: nodeName, pid: process.pid, health: str("health-addr", "127.0.0.1:9879"), metrics: metricsAddr });
+  const metrics =
+    metricsAddr === ""
+      ? undefined
+      : await serveAgent(agent, parseListen(metricsAddr, "--metrics-addr"), log, { api: false });
+  log.info("skein-agent starting", {
+    node: nodeName,
+    pid: process.pid,
+    health: str("health-addr", "127.0.0.1:9879"),
+    metrics: metricsAddr,
+  });
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -112,16 +129,24 @@ async function main(): Promise<number> {
     log.info("stopping; the datapath keeps running", { signal });
     void agent
       .stop()
-      .catch((err: unknown) => log.error("stop failed", { error: String(err) }))
+      .catch((err: unknown) => {
+        log.error("stop failed", { error: String(err) });
+      })
       .finally(() => {
         health.close();
         metrics?.close();
         process.exitCode = 0;
       });
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: String(err) }));
+  process.on("SIGTERM", () => {
+    stop("SIGTERM");
+  });
+  process.on("SIGINT", () => {
+    stop("SIGINT");
+  });
+  process.on("unhandledRejection", (err) => {
+    log.error("unhandled rejection", { error: String(err) });
+  });
 
   await agent.start();
   return 0;

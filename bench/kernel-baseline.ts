@@ -13,10 +13,22 @@ export interface BaselinePod {
   ip: string;
 }
 
+interface BaselineNode {
+  netns: string;
+  ip: string;
+  podCidr: string;
+  vx: string;
+}
+
 export interface KernelBaseline {
   prefix: string;
-  nodes: { netns: string; ip: string }[];
-  pods: BaselinePod[];
+  /** Node namespaces and their underlay addresses. */
+  n1: { netns: string; ip: string };
+  n2: { netns: string; ip: string };
+  /** Two pods on n1 and one on n2. */
+  p1a: BaselinePod;
+  p1b: BaselinePod;
+  p2a: BaselinePod;
   teardown(): Promise<void>;
 }
 
@@ -37,8 +49,12 @@ async function run(cmds: string[], netns?: string): Promise<void> {
 }
 
 async function hostMac(netns: string, ifname: string): Promise<string> {
-  const out = JSON.parse(await ip(["-j", "link", "show", "dev", ifname], { netns: `/var/run/netns/${netns}` })) as { address: string }[];
-  return out[0]!.address;
+  const out = JSON.parse(
+    await ip(["-j", "link", "show", "dev", ifname], { netns: `/var/run/netns/${netns}` }),
+  ) as { address: string }[];
+  const address = out[0]?.address;
+  if (address === undefined) throw new Error(`${ifname} in ${netns} has no MAC address`);
+  return address;
 }
 
 /** Builds the baseline under `prefix` (a short unique string). Throws after removing what it made. */
@@ -52,17 +68,32 @@ export async function buildKernelBaseline(prefix: string, mtu = 1500): Promise<K
     await ip(["netns", "add", u]);
     made.push(u);
     await run(["link set lo up", "link add br0 type bridge", "link set br0 up"], u);
-    const nodes = [
+    const nodes: [BaselineNode, BaselineNode] = [
       { netns: `${prefix}-n1`, ip: "198.19.0.11", podCidr: "10.98.0.0/24", vx: "10.97.0.1" },
       { netns: `${prefix}-n2`, ip: "198.19.0.12", podCidr: "10.98.1.0/24", vx: "10.97.0.2" },
     ];
     for (const [i, n] of nodes.entries()) {
+      const other = i === 0 ? nodes[1] : nodes[0];
       await ip(["netns", "add", n.netns]);
       made.push(n.netns);
-      await ip(["-n", u, "link", "add", `n${i + 1}`, "mtu", String(mtu), "type", "veth", "peer", "name", "eth0", "netns", n.netns]);
+      await ip([
+        "-n",
+        u,
+        "link",
+        "add",
+        `n${i + 1}`,
+        "mtu",
+        String(mtu),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        n.netns,
+      ]);
       await run([`link set n${i + 1} master br0`, `link set n${i + 1} up`], u);
       await run(["link set lo up", `addr add ${n.ip}/24 dev eth0`, "link set eth0 up"], n.netns);
-      const other = nodes[1 - i]!;
       await run(
         [
           `link add vx0 type vxlan id 42 dstport 4789 local ${n.ip} dev eth0 nolearning`,
@@ -75,29 +106,71 @@ export async function buildKernelBaseline(prefix: string, mtu = 1500): Promise<K
       await nsExec(n.netns, ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", other.ip]);
       await nsExec(n.netns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     }
-    const pods: BaselinePod[] = [];
+    const pods = new Map<string, BaselinePod>();
     const podSpecs = [
-      { name: "p1a", node: 0, ip: "10.98.0.10" },
-      { name: "p1b", node: 0, ip: "10.98.0.11" },
-      { name: "p2a", node: 1, ip: "10.98.1.10" },
+      { name: "p1a", node: nodes[0], ip: "10.98.0.10" },
+      { name: "p1b", node: nodes[0], ip: "10.98.0.11" },
+      { name: "p2a", node: nodes[1], ip: "10.98.1.10" },
     ];
     for (const p of podSpecs) {
-      const node = nodes[p.node]!;
+      const node = p.node;
       const netns = `${prefix}-${p.name}`;
       await ip(["netns", "add", netns]);
       made.push(netns);
       const hostIf = `v${p.name}`;
-      await ip(["-n", node.netns, "link", "add", hostIf, "mtu", String(mtu - 50), "type", "veth", "peer", "name", "eth0", "netns", netns]);
+      await ip([
+        "-n",
+        node.netns,
+        "link",
+        "add",
+        hostIf,
+        "mtu",
+        String(mtu - 50),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        netns,
+      ]);
       const hmac = await hostMac(node.netns, hostIf);
       const pmac = await hostMac(netns, "eth0");
       await run(
-        ["link set lo up", `addr add ${p.ip}/32 dev eth0`, "link set eth0 up", `route add ${GW} dev eth0 scope link`, `route add default via ${GW}`, `neigh add ${GW} lladdr ${hmac} dev eth0 nud permanent`],
+        [
+          "link set lo up",
+          `addr add ${p.ip}/32 dev eth0`,
+          "link set eth0 up",
+          `route add ${GW} dev eth0 scope link`,
+          `route add default via ${GW}`,
+          `neigh add ${GW} lladdr ${hmac} dev eth0 nud permanent`,
+        ],
         netns,
       );
-      await run([`link set ${hostIf} up`, `route add ${p.ip}/32 dev ${hostIf}`, `neigh add ${p.ip} lladdr ${pmac} dev ${hostIf} nud permanent`], node.netns);
-      pods.push({ name: p.name, netns, ip: p.ip });
+      await run(
+        [
+          `link set ${hostIf} up`,
+          `route add ${p.ip}/32 dev ${hostIf}`,
+          `neigh add ${p.ip} lladdr ${pmac} dev ${hostIf} nud permanent`,
+        ],
+        node.netns,
+      );
+      pods.set(p.name, { name: p.name, netns, ip: p.ip });
     }
-    return { prefix, nodes: nodes.map((n) => ({ netns: n.netns, ip: n.ip })), pods, teardown };
+    const pod = (name: string): BaselinePod => {
+      const found = pods.get(name);
+      if (found === undefined) throw new Error(`baseline pod ${name} missing`);
+      return found;
+    };
+    return {
+      prefix,
+      n1: { netns: nodes[0].netns, ip: nodes[0].ip },
+      n2: { netns: nodes[1].netns, ip: nodes[1].ip },
+      p1a: pod("p1a"),
+      p1b: pod("p1b"),
+      p2a: pod("p2a"),
+      teardown,
+    };
   } catch (err) {
     await teardown();
     throw err;

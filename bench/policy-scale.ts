@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
 import { Lab } from "../agent/lab/lab.js";
+import { runLimited } from "../agent/lab/matrix.js";
 import { PolicyMap } from "../maps/policy.js";
 import { buildKernelBaseline, type KernelBaseline } from "./kernel-baseline.js";
 import { buildRr, rrRate, startRrServer, stats, type Server, type Stats } from "./measure.js";
@@ -69,15 +70,6 @@ const allowProbe: V1NetworkPolicy = {
   },
 };
 
-async function runLimited(jobs: (() => Promise<unknown>)[], limit: number): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < jobs.length) await jobs[next++]!();
-    }),
-  );
-}
-
 function fmt(s: Stats): string {
   return `${Math.round(s.median)} (${Math.round(s.min)}..${Math.round(s.max)})`;
 }
@@ -97,11 +89,8 @@ async function main(): Promise<void> {
     const client = await lab.addPod({ namespace: "scale", name: "client", node, labels: { app: "client" } });
     const server = await lab.addPod({ namespace: "scale", name: "server", node, labels: { app: "server" } });
     kb = await buildKernelBaseline(`skp${lab.id}`);
-    const [k1a, k1b] = kb.pods;
-    servers.push(
-      await startRrServer(rr, server.netns, PORT, 0),
-      await startRrServer(rr, k1b!.netns, PORT, 0),
-    );
+    const { p1a: k1a, p1b: k1b } = kb;
+    servers.push(await startRrServer(rr, server.netns, PORT, 0), await startRrServer(rr, k1b.netns, PORT, 0));
     using policyMap = PolicyMap.openPinned(node.bpffsRoot);
     const waitEntries = async (want: number, timeoutMs: number): Promise<number> => {
       const start = Date.now();
@@ -125,8 +114,8 @@ async function main(): Promise<void> {
     say(
       `bench:policy: lab ${lab.id}, ${runs} runs of ${seconds} s per size, client and server pinned to CPU 0`,
     );
-    const skein: Awaited<ReturnType<typeof measure>>[] = [];
-    skein.push(await measure("Skein, no policy", client.netns, server.ip));
+    const base = await measure("Skein, no policy", client.netns, server.ip);
+    const skein = [base];
     await lab.applyPolicy(allowProbe);
     let applied = 0;
     for (const size of [1000, 10000, 100000]) {
@@ -142,20 +131,25 @@ async function main(): Promise<void> {
       );
     }
 
-    const k1 = kb.nodes[0]!.netns;
+    const k1 = kb.n1.netns;
     const iptables: Awaited<ReturnType<typeof measure>>[] = [];
+    let ib: Awaited<ReturnType<typeof measure>> | undefined;
     for (const rules of [0, 1000, 5000]) {
       const lines = ["*filter", ":FORWARD ACCEPT [0:0]"];
       // Rules that match source and destination but never the probed port: every packet walks them all.
       for (let i = 0; i < rules; i++)
-        lines.push(`-A FORWARD -s ${k1a!.ip}/32 -d ${k1b!.ip}/32 -p tcp --dport ${10000 + i} -j ACCEPT`);
+        lines.push(`-A FORWARD -s ${k1a.ip}/32 -d ${k1b.ip}/32 -p tcp --dport ${10000 + i} -j ACCEPT`);
       lines.push("COMMIT", "");
       const file = join(tmp, `rules-${rules}`);
       writeFileSync(file, lines.join("\n"));
       execFileSync("nsenter", [`--net=/var/run/netns/${k1}`, "sh", "-c", `iptables-restore < ${file}`]);
-      iptables.push(
-        await measure(`host routing, ${rules.toLocaleString("en")} iptables rules`, k1a!.netns, k1b!.ip),
+      const m = await measure(
+        `host routing, ${rules.toLocaleString("en")} iptables rules`,
+        k1a.netns,
+        k1b.ip,
       );
+      ib ??= m;
+      iptables.push(m);
     }
 
     // Programming time: 1,000 new NetworkPolicies, from the first create to the last entry in the kernel.
@@ -185,16 +179,15 @@ async function main(): Promise<void> {
     await waitEntries(1001, 120000);
     const programmed = Date.now() - t0;
 
-    const base = skein[0]!;
     say("\nrequest/response per second, median (min..max)      one connection          new connection each");
     for (const m of skein)
       say(
         `${m.label.padEnd(46)} ${fmt(m.rr).padEnd(24)} ${fmt(m.crr)}   ratio ${(m.rr.median / base.rr.median).toFixed(3)} / ${(m.crr.median / base.crr.median).toFixed(3)}`,
       );
-    const ib = iptables[0]!;
+    const ipBase = ib ?? base;
     for (const m of iptables)
       say(
-        `${m.label.padEnd(46)} ${fmt(m.rr).padEnd(24)} ${fmt(m.crr)}   ratio ${(m.rr.median / ib.rr.median).toFixed(3)} / ${(m.crr.median / ib.crr.median).toFixed(3)}`,
+        `${m.label.padEnd(46)} ${fmt(m.rr).padEnd(24)} ${fmt(m.crr)}   ratio ${(m.rr.median / ipBase.rr.median).toFixed(3)} / ${(m.crr.median / ipBase.crr.median).toFixed(3)}`,
       );
     const worst = Math.min(...skein.slice(1).map((m) => m.rr.median / base.rr.median));
     say(

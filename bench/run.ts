@@ -13,7 +13,16 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Lab } from "../agent/lab/lab.js";
 import { buildKernelBaseline, type KernelBaseline } from "./kernel-baseline.js";
-import { buildRr, rrRate, startRrServer, stats, tcpThroughput, type Server, type Stats } from "./measure.js";
+import {
+  buildRr,
+  ratio,
+  rrRate,
+  startRrServer,
+  stats,
+  tcpThroughput,
+  type Server,
+  type Stats,
+} from "./measure.js";
 
 const RR_PORT = 7777;
 
@@ -22,12 +31,8 @@ function say(line = ""): void {
 }
 
 function fmt(s: Stats, unit: "rr" | "bps"): string {
-  const f = (x: number) => (unit === "bps" ? `${(x / 1e9).toFixed(2)}` : `${Math.round(x)}`);
+  const f = (x: number) => (unit === "bps" ? (x / 1e9).toFixed(2) : `${Math.round(x)}`);
   return `${f(s.median)} (${f(s.min)}..${f(s.max)})`;
-}
-
-function ratio(a: number[], b: number[]): Stats {
-  return stats(a.map((x, i) => x / b[i]!));
 }
 
 async function main(): Promise<void> {
@@ -50,25 +55,30 @@ async function main(): Promise<void> {
     const p1a = await lab.addPod({ namespace: "bench", name: "p1a", node: n1 });
     const p1b = await lab.addPod({ namespace: "bench", name: "p1b", node: n1 });
     const p2a = await lab.addPod({ namespace: "bench", name: "p2a", node: n2 });
-    for (const [from, to] of [[p1a, p2a], [p1a, p1b]] as const) {
+    for (const [from, to] of [
+      [p1a, p2a],
+      [p1a, p1b],
+    ] as const) {
       const deadline = Date.now() + 15000;
-      while (!(await lab.probe(from, "TCP", to.ip, 8080, 500)).ok) if (Date.now() > deadline) throw new Error(`${from.name} cannot reach ${to.name}`);
+      while (!(await lab.probe(from, "TCP", to.ip, 8080, 500)).ok)
+        if (Date.now() > deadline) throw new Error(`${from.name} cannot reach ${to.name}`);
     }
     kb = await buildKernelBaseline(`skb${lab.id}`);
-    const [k1a, k1b, k2a] = kb.pods;
-    for (const [ns] of [[p2a.netns], [p1b.netns], [k2a!.netns], [k1b!.netns], [n2.netns]]) servers.push(await startRrServer(rr, ns!, RR_PORT, 0));
+    const { p1a: k1a, p1b: k1b, p2a: k2a } = kb;
+    for (const ns of [p2a.netns, p1b.netns, k2a.netns, k1b.netns, n2.netns])
+      servers.push(await startRrServer(rr, ns, RR_PORT, 0));
 
     const results: Record<string, number[]> = {};
     const record = (k: string, v: number) => (results[k] ??= []).push(v);
     for (let run = 1; run <= runs; run++) {
       say(`run ${run}/${runs}`);
       record("rr cross skein", await rrRate(rr, p1a.netns, p2a.ip, RR_PORT, seconds, 0));
-      record("rr cross kernel", await rrRate(rr, k1a!.netns, k2a!.ip, RR_PORT, seconds, 0));
+      record("rr cross kernel", await rrRate(rr, k1a.netns, k2a.ip, RR_PORT, seconds, 0));
       record("rr underlay", await rrRate(rr, n1.netns, n2.ip, RR_PORT, seconds, 0));
       record("rr same skein", await rrRate(rr, p1a.netns, p1b.ip, RR_PORT, seconds, 0));
-      record("rr same kernel", await rrRate(rr, k1a!.netns, k1b!.ip, RR_PORT, seconds, 0));
+      record("rr same kernel", await rrRate(rr, k1a.netns, k1b.ip, RR_PORT, seconds, 0));
       record("tput cross skein", await tcpThroughput(p2a.netns, p1a.netns, p2a.ip, seconds));
-      record("tput cross kernel", await tcpThroughput(k2a!.netns, k1a!.netns, k2a!.ip, seconds));
+      record("tput cross kernel", await tcpThroughput(k2a.netns, k1a.netns, k2a.ip, seconds));
       record("tput underlay", await tcpThroughput(n2.netns, n1.netns, n2.ip, seconds));
     }
     const r = (k: string) => results[k] ?? [];
@@ -81,8 +91,11 @@ async function main(): Promise<void> {
     say(`cross-node TCP throughput, Skein            ${fmt(stats(r("tput cross skein")), "bps")} Gbit/s`);
     say(`cross-node TCP throughput, kernel VXLAN     ${fmt(stats(r("tput cross kernel")), "bps")} Gbit/s`);
     say(`node-to-node TCP throughput (underlay)      ${fmt(stats(r("tput underlay")), "bps")} Gbit/s`);
-    const show = (label: string, s: Stats, target?: number) =>
-      say(`${label.padEnd(46)}${s.median.toFixed(3)} (${s.min.toFixed(3)}..${s.max.toFixed(3)})${target === undefined ? "" : `  target ≥ ${target.toFixed(2)}: ${s.median >= target ? "met" : "NOT met"}`}`);
+    const show = (label: string, s: Stats, target?: number) => {
+      say(
+        `${label.padEnd(46)}${s.median.toFixed(3)} (${s.min.toFixed(3)}..${s.max.toFixed(3)})${target === undefined ? "" : `  target ≥ ${target.toFixed(2)}: ${s.median >= target ? "met" : "NOT met"}`}`,
+      );
+    };
     say("\nratio (per run, median (min..max))");
     show("throughput Skein / kernel VXLAN", ratio(r("tput cross skein"), r("tput cross kernel")), 0.95);
     show("request/response Skein / kernel VXLAN", ratio(r("rr cross skein"), r("rr cross kernel")), 1.1);
@@ -101,6 +114,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exitCode = 1;
 });

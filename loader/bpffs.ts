@@ -36,7 +36,8 @@ export function ensurePinRoot(root: string): void {
   if (root === DEFAULT_BPFFS_MOUNT || root.startsWith(`${DEFAULT_BPFFS_MOUNT}/`)) ensureBpffsMounted();
   let probe = root;
   while (!pathExists(probe)) probe = dirname(probe);
-  if (!isOnBpffs(probe)) throw new Error(`${root} is not on a bpf filesystem: mount one (mount -t bpf bpf DIR)`);
+  if (!isOnBpffs(probe))
+    throw new Error(`${root} is not on a bpf filesystem: mount one (mount -t bpf bpf DIR)`);
   mkdirSync(root, { recursive: true, mode: 0o700 });
 }
 

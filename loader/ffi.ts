@@ -103,7 +103,9 @@ function bindLibbpf() {
     bpf_object__next_program: lib.func(
       "skn_bpf_program *bpf_object__next_program(skn_bpf_object *obj, skn_bpf_program *prev)",
     ),
-    bpf_object__next_map: lib.func("skn_bpf_map *bpf_object__next_map(skn_bpf_object *obj, skn_bpf_map *prev)"),
+    bpf_object__next_map: lib.func(
+      "skn_bpf_map *bpf_object__next_map(skn_bpf_object *obj, skn_bpf_map *prev)",
+    ),
     bpf_program__name: lib.func("const char *bpf_program__name(skn_bpf_program *prog)"),
     bpf_program__fd: lib.func("int bpf_program__fd(skn_bpf_program *prog)"),
     bpf_program__set_type: lib.func("int bpf_program__set_type(skn_bpf_program *prog, int type)"),
@@ -145,7 +147,9 @@ function bindLibbpf() {
     bpf_obj_get_info_by_fd: lib.func("int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)"),
     bpf_prog_get_fd_by_id: lib.func("int bpf_prog_get_fd_by_id(uint32_t id)"),
     bpf_map_get_fd_by_id: lib.func("int bpf_map_get_fd_by_id(uint32_t id)"),
-    bpf_prog_test_run_opts: lib.func("int bpf_prog_test_run_opts(int fd, _Inout_ skn_bpf_test_run_opts *opts)"),
+    bpf_prog_test_run_opts: lib.func(
+      "int bpf_prog_test_run_opts(int fd, _Inout_ skn_bpf_test_run_opts *opts)",
+    ),
     bpf_tc_hook_create: lib.func("int bpf_tc_hook_create(skn_bpf_tc_hook *hook)"),
     bpf_tc_hook_destroy: lib.func("int bpf_tc_hook_destroy(skn_bpf_tc_hook *hook)"),
     bpf_tc_attach: lib.func("int bpf_tc_attach(const skn_bpf_tc_hook *hook, _Inout_ skn_bpf_tc_opts *opts)"),
@@ -175,7 +179,9 @@ function bindLibc() {
     if_nametoindex: lib.func("unsigned int if_nametoindex(const char *name)"),
     socket: lib.func("int socket(int domain, int type, int protocol)"),
     setsockopt: lib.func("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
-    sendto: lib.func("intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)"),
+    sendto: lib.func(
+      "intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)",
+    ),
     recv: lib.func("intptr_t recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)"),
   };
 }

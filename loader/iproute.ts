@@ -29,7 +29,9 @@ export function findExecutable(name: string): string {
       // next
     }
   }
-  throw new Error(`${name} not found in PATH or ${FALLBACK_DIRS.join(":")} (Skein needs iproute2 and util-linux)`);
+  throw new Error(
+    `${name} not found in PATH or ${FALLBACK_DIRS.join(":")} (Skein needs iproute2 and util-linux)`,
+  );
 }
 
 /** Every process ipBatchSync spawned, with its duration (`SKEIN_CNI_TRACE=1` prints them on stderr). */
@@ -56,16 +58,26 @@ export function batchArg(arg: string): string {
  * and waits for it. Never throws for a failing command: the outcome says which line failed.
  * Throws Error when the process cannot be started.
  */
-export function ipBatchSync(lines: readonly string[], options: { netns?: string; json?: boolean } = {}): BatchOutcome {
+export function ipBatchSync(
+  lines: readonly string[],
+  options: { netns?: string; json?: boolean } = {},
+): BatchOutcome {
   const ip = findExecutable("ip");
   const ipArgs = [...(options.json === true ? ["-j"] : []), "-batch", "-"];
   const [file, argv] =
-    options.netns === undefined ? [ip, ipArgs] : [findExecutable("nsenter"), [`--net=${options.netns}`, "--", ip, ...ipArgs]];
+    options.netns === undefined
+      ? [ip, ipArgs]
+      : [findExecutable("nsenter"), [`--net=${options.netns}`, "--", ip, ...ipArgs]];
   const started = performance.now();
-  const r = spawnSync(file, argv, { input: lines.join("\n") + "\n", encoding: "utf8", env: { PATH: process.env.PATH ?? "", LC_ALL: "C" } });
+  const r = spawnSync(file, argv, {
+    input: lines.join("\n") + "\n",
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "", LC_ALL: "C" },
+  });
   const ms = performance.now() - started;
   spawnLog.push({ argv: [file, ...argv], ms });
-  if (process.env.SKEIN_CNI_TRACE === "1") process.stderr.write(`skein-cni: spawned ${[file, ...argv].join(" ")} (${ms.toFixed(1)} ms)\n`);
+  if (process.env.SKEIN_CNI_TRACE === "1")
+    process.stderr.write(`skein-cni: spawned ${[file, ...argv].join(" ")} (${ms.toFixed(1)} ms)\n`);
   if (r.error !== undefined) throw new Error(`cannot run ${file}: ${r.error.message}`, { cause: r.error });
   const m = /Command failed -:(\d+)/.exec(r.stderr);
   const outcome: BatchOutcome = { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr.trim() };
@@ -101,7 +113,9 @@ export interface NetnsOption {
 
 function argv(args: readonly string[], opts: NetnsOption): [string, string[]] {
   const ipPath = findExecutable("ip");
-  return opts.netns === undefined ? [ipPath, [...args]] : [findExecutable("nsenter"), [`--net=${opts.netns}`, ipPath, ...args]];
+  return opts.netns === undefined
+    ? [ipPath, [...args]]
+    : [findExecutable("nsenter"), [`--net=${opts.netns}`, ipPath, ...args]];
 }
 
 /** Runs `ip ARGS` and returns stdout. Throws IpCommandError. */
@@ -127,7 +141,10 @@ export async function ipJson<T>(args: readonly string[], opts: NetnsOption = {})
  * Runs several commands in one `ip -batch -` process (one fork instead of many). Stops at the first
  * failing line unless `force`. Throws IpCommandError naming the batch.
  */
-export function ipBatch(commands: readonly string[], opts: NetnsOption & { force?: boolean } = {}): Promise<void> {
+export function ipBatch(
+  commands: readonly string[],
+  opts: NetnsOption & { force?: boolean } = {},
+): Promise<void> {
   if (commands.length === 0) return Promise.resolve();
   const [file, list] = argv([...(opts.force === true ? ["-force"] : []), "-batch", "-"], opts);
   return new Promise((resolve, reject) => {
@@ -139,7 +156,8 @@ export function ipBatch(commands: readonly string[], opts: NetnsOption & { force
     });
     child.on("close", (code) => {
       if (code === 0) resolve();
-      else reject(new IpCommandError(`${file} ${list.join(" ")} <<${JSON.stringify(commands)}`, code, stderr));
+      else
+        reject(new IpCommandError(`${file} ${list.join(" ")} <<${JSON.stringify(commands)}`, code, stderr));
     });
     child.stdin.end(commands.join("\n") + "\n");
   });
@@ -168,7 +186,8 @@ export async function findLink(name: string, opts: NetnsOption = {}): Promise<Li
     const links = await ipJson<LinkInfo[]>(["-d", "link", "show", "dev", name], opts);
     return links[0];
   } catch (err) {
-    if (err instanceof IpCommandError && /does not exist|Cannot find device/.test(err.stderr)) return undefined;
+    if (err instanceof IpCommandError && /does not exist|Cannot find device/.test(err.stderr))
+      return undefined;
     throw err;
   }
 }

@@ -6,7 +6,6 @@ import { libbpf, libc, registerCallback, type Pointer } from "./ffi.js";
 
 const LIBBPF_WARN = 0;
 
-
 let installed = false;
 const sinks: string[][] = [];
 const lineBuffer = Buffer.alloc(64 * 1024);
@@ -23,7 +22,7 @@ function onPrint(level: number, fmt: Pointer, ap: Pointer): number {
 function install(): void {
   if (installed) return;
   installed = true;
-  const cb = registerCallback(onPrint as (...args: never[]) => number, "print");
+  const cb = registerCallback(onPrint, "print");
   libbpf().libbpf_set_print(cb);
 }
 
@@ -44,5 +43,3 @@ export function withLibbpfLog<T>(fn: () => T): { result: T; log: string } | { er
     sinks.pop();
   }
 }
-
-

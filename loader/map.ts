@@ -161,7 +161,11 @@ export class RawMap extends Owned {
   update(key: Uint8Array, value: Uint8Array, flag: UpdateFlag = "any"): void {
     this.#checkKey(key);
     this.#checkValue(value);
-    check(libbpf().bpf_map_update_elem(this.fd, key, value, updateFlags[flag]) as number, "update", this.label);
+    check(
+      libbpf().bpf_map_update_elem(this.fd, key, value, updateFlags[flag]) as number,
+      "update",
+      this.label,
+    );
   }
 
   /** Removes `key`; returns false when it was not there. Throws SysError otherwise. */
@@ -210,7 +214,15 @@ export class RawMap extends Owned {
     for (;;) {
       const outBatch = Buffer.alloc(tokenSize);
       const count = [chunk];
-      const ret = libbpf().bpf_map_lookup_batch(this.fd, inBatch, outBatch, keys, values, count, opts) as number;
+      const ret = libbpf().bpf_map_lookup_batch(
+        this.fd,
+        inBatch,
+        outBatch,
+        keys,
+        values,
+        count,
+        opts,
+      ) as number;
       if (ret < 0 && ret !== -2) check(ret, "lookup batch", this.label);
       const n = count[0] ?? 0;
       for (let i = 0; i < n; i++) {
@@ -249,7 +261,8 @@ export class RawMap extends Owned {
       const count = [entries.length];
       const opts = { sz: sizeOf(batchOpts), elem_flags: updateFlags[flag], flags: 0 };
       const ret = libbpf().bpf_map_update_batch(this.fd, keys, values, count, opts) as number;
-      if (ret < 0) throw new SysError(`update batch (${count[0]} of ${entries.length} written)`, -ret, this.label);
+      if (ret < 0)
+        throw new SysError(`update batch (${count[0]} of ${entries.length} written)`, -ret, this.label);
       return;
     }
     entries.forEach(([k, v], i) => {
@@ -257,7 +270,9 @@ export class RawMap extends Owned {
         this.update(k, v, flag);
       } catch (err) {
         if (err instanceof SysError)
-          throw new SysError(`update (${i} of ${entries.length} written)`, err.errno, this.label, { cause: err });
+          throw new SysError(`update (${i} of ${entries.length} written)`, err.errno, this.label, {
+            cause: err,
+          });
         throw err;
       }
     });

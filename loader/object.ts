@@ -47,7 +47,11 @@ function collect(obj: Pointer): Handles {
   const lib = libbpf();
   const maps = new Map<string, Pointer>();
   const programs = new Map<string, Pointer>();
-  for (let m = lib.bpf_object__next_map(obj, null) as Pointer | null; m; m = lib.bpf_object__next_map(obj, m) as Pointer | null)
+  for (
+    let m = lib.bpf_object__next_map(obj, null) as Pointer | null;
+    m;
+    m = lib.bpf_object__next_map(obj, m) as Pointer | null
+  )
     maps.set(lib.bpf_map__name(m) as string, m);
   for (
     let p = lib.bpf_object__next_program(obj, null) as Pointer | null;
@@ -131,7 +135,11 @@ export class ObjectSpec extends Owned {
 
   /** Changes a map's capacity before load. Throws SysError. */
   setMaxEntries(mapName: string, maxEntries: number): void {
-    check(libbpf().bpf_map__set_max_entries(this.#map(mapName), maxEntries) as number, "set max entries", mapName);
+    check(
+      libbpf().bpf_map__set_max_entries(this.#map(mapName), maxEntries) as number,
+      "set max entries",
+      mapName,
+    );
   }
 
   /** The initial contents of an internal map such as `.rodata` (a copy). */
@@ -149,7 +157,9 @@ export class ObjectSpec extends Owned {
     if (ptr === null) throw new NotSupportedError(`map ${mapName} has no initial value`);
     const total = Number(size[0]);
     if (offset < 0 || offset + bytes.length > total)
-      throw new RangeError(`map ${mapName}: write of ${bytes.length} bytes at ${offset} exceeds its ${total} bytes`);
+      throw new RangeError(
+        `map ${mapName}: write of ${bytes.length} bytes at ${offset} exceeds its ${total} bytes`,
+      );
     const current = copyFromPointer(ptr, total);
     current.set(bytes, offset);
     copyToPointer(ptr, current);

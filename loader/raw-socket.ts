@@ -54,12 +54,21 @@ export class RawSocket extends Owned {
   /** The next packet (IP header included), or undefined when none arrives within `timeoutMs`. */
   async receive(timeoutMs: number): Promise<Buffer | undefined> {
     const deadline = Date.now() + timeoutMs;
-    const recv = libc().recv as unknown as { async: (fd: number, buf: Buffer, len: number, flags: number, cb: (err: unknown, n: number | bigint) => void) => void };
+    const recv = libc().recv as unknown as {
+      async: (
+        fd: number,
+        buf: Buffer,
+        len: number,
+        flags: number,
+        cb: (err: unknown, n: number | bigint) => void,
+      ) => void;
+    };
     while (!this.closed && Date.now() < deadline) {
       const buf = Buffer.alloc(65536);
       const n = await new Promise<number>((resolve, reject) => {
         recv.async(this.#fd.fd, buf, buf.length, 0, (err, res) => {
-          if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+          if (err !== null && err !== undefined)
+            reject(err instanceof Error ? err : new Error(`recv failed: ${JSON.stringify(err)}`));
           else resolve(Number(res));
         });
       });

@@ -1,6 +1,13 @@
 /** A consumer of a BPF ring buffer map. */
 import { SysError } from "./errors.js";
-import { copyFromPointer, lastErrno, libbpf, registerCallback, unregisterCallback, type Pointer } from "./ffi.js";
+import {
+  copyFromPointer,
+  lastErrno,
+  libbpf,
+  registerCallback,
+  unregisterCallback,
+  type Pointer,
+} from "./ffi.js";
 import type { RawMap } from "./map.js";
 import { Owned } from "./resource.js";
 
@@ -18,10 +25,10 @@ export class RingBuffer extends Owned {
   constructor(map: RawMap, onRecord: (record: Buffer) => void) {
     super(`ring buffer ${map.label}`);
     this.#label = map.label;
-    const callback = registerCallback(((_ctx: Pointer, data: Pointer, size: number | bigint) => {
+    const callback = registerCallback((_ctx: Pointer, data: Pointer, size: number | bigint) => {
       onRecord(copyFromPointer(data, Number(size)));
       return 0;
-    }) as (...args: never[]) => number, "ringbuf");
+    }, "ringbuf");
     const rb = libbpf().ring_buffer__new(map.fd, callback, null, null) as Pointer | null;
     if (rb === null) {
       unregisterCallback(callback);

@@ -81,8 +81,17 @@ export function tcAttach(
 
 /** Removes the filter in `slot`. Returns false when there was none (or no such interface). */
 export function tcDetach(slot: TcSlot, ifname?: string): boolean {
-  const opts = { sz: sizeOf(tcOpts), prog_fd: 0, flags: 0, prog_id: 0, handle: slot.handle, priority: slot.priority };
-  const ret = quietly(() => libbpf().bpf_tc_detach(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number);
+  const opts = {
+    sz: sizeOf(tcOpts),
+    prog_fd: 0,
+    flags: 0,
+    prog_id: 0,
+    handle: slot.handle,
+    priority: slot.priority,
+  };
+  const ret = quietly(
+    () => libbpf().bpf_tc_detach(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number,
+  );
   if (ret === -2 || ret === -19 || ret === -22) return false;
   check(ret, "detach tc filter", label(slot, ifname));
   return true;
@@ -90,8 +99,17 @@ export function tcDetach(slot: TcSlot, ifname?: string): boolean {
 
 /** The program id in `slot`, or undefined when the slot (or the interface) is empty. */
 export function tcQuery(slot: TcSlot, ifname?: string): number | undefined {
-  const opts = { sz: sizeOf(tcOpts), prog_fd: 0, flags: 0, prog_id: 0, handle: slot.handle, priority: slot.priority };
-  const ret = quietly(() => libbpf().bpf_tc_query(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number);
+  const opts = {
+    sz: sizeOf(tcOpts),
+    prog_fd: 0,
+    flags: 0,
+    prog_id: 0,
+    handle: slot.handle,
+    priority: slot.priority,
+  };
+  const ret = quietly(
+    () => libbpf().bpf_tc_query(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number,
+  );
   if (ret === -2 || ret === -19 || ret === -22) return undefined;
   check(ret, "query tc filter", label(slot, ifname));
   return opts.prog_id;

@@ -64,7 +64,8 @@ export const u32KeyCodec: Codec<number> = {
 };
 
 export function u32(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`${name} is not a u32: ${value}`);
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
+    throw new RangeError(`${name} is not a u32: ${value}`);
   return value;
 }
 

@@ -32,7 +32,12 @@ export function vxlanMacFor(nodeIp: string): string {
     .join(":");
 }
 
-export const EMPTY_CONFIG: NodeConfig = { vxlanIfindex: 0, nodeIp: "0.0.0.0", vxlanMac: "00:00:00:00:00:00", flags: 0 };
+export const EMPTY_CONFIG: NodeConfig = {
+  vxlanIfindex: 0,
+  nodeIp: "0.0.0.0",
+  vxlanMac: "00:00:00:00:00:00",
+  flags: 0,
+};
 
 export const configCodec: MapCodec<number, NodeConfig> = {
   name: CONFIG_MAP,
@@ -56,7 +61,12 @@ export const configCodec: MapCodec<number, NodeConfig> = {
     },
     decode(bytes) {
       const b = checkLength("config", bytes, 24);
-      return { vxlanIfindex: b.readUInt32LE(0), nodeIp: readIPv4(b, 4), vxlanMac: readMac(b, 8), flags: b.readUInt32LE(16) };
+      return {
+        vxlanIfindex: b.readUInt32LE(0),
+        nodeIp: readIPv4(b, 4),
+        vxlanMac: readMac(b, 8),
+        flags: b.readUInt32LE(16),
+      };
     },
   },
 };

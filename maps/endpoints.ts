@@ -51,7 +51,12 @@ export const endpointsCodec: MapCodec<string, Endpoint> = {
     },
     decode(bytes) {
       const b = checkLength("endpoint", bytes, 20);
-      return { ifindex: b.readUInt32LE(0), flags: b.readUInt32LE(4), mac: readMac(b, 8), hostMac: readMac(b, 14) };
+      return {
+        ifindex: b.readUInt32LE(0),
+        flags: b.readUInt32LE(4),
+        mac: readMac(b, 8),
+        hostMac: readMac(b, 14),
+      };
     },
   },
 };

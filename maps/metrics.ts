@@ -8,7 +8,10 @@ export const METRICS_ENTRIES = 64;
 /** Slot counting ring-buffer records lost for lack of room (packets = events). */
 export const METRICS_EVENTS_LOST_SLOT = METRICS_ENTRIES - 1;
 /** Slots counting new flows an enforced policy allowed, ingress then egress (packets = flows). */
-export const METRICS_POLICY_ALLOWED_SLOT = { ingress: METRICS_ENTRIES - 4, egress: METRICS_ENTRIES - 3 } as const;
+export const METRICS_POLICY_ALLOWED_SLOT = {
+  ingress: METRICS_ENTRIES - 4,
+  egress: METRICS_ENTRIES - 3,
+} as const;
 
 /** enum skn_reason, in order. A test checks this list against the C enum. */
 export const REASONS = [
@@ -61,7 +64,9 @@ export class MetricsMap implements Disposable {
   constructor(raw: RawMap) {
     if (raw.info.keySize !== 4 || raw.info.valueSize !== metricsValueLayout.size) {
       raw.close();
-      throw new Error(`map ${METRICS_MAP}: kernel sizes ${raw.info.keySize}/${raw.info.valueSize} differ from this build's 4/16`);
+      throw new Error(
+        `map ${METRICS_MAP}: kernel sizes ${raw.info.keySize}/${raw.info.valueSize} differ from this build's 4/16`,
+      );
     }
     this.raw = raw;
   }

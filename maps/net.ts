@@ -58,9 +58,15 @@ export interface Prefix {
 /** Parses `a.b.c.d/len` (or a bare address as /32). Throws RangeError, naming the input. */
 export function parsePrefix(text: string): Prefix {
   const [ipText, lenText, ...rest] = text.split("/");
-  if (ipText === undefined || rest.length > 0) throw new RangeError(`not an IPv4 CIDR: ${JSON.stringify(text)}`);
+  if (ipText === undefined || rest.length > 0)
+    throw new RangeError(`not an IPv4 CIDR: ${JSON.stringify(text)}`);
   const length = lenText === undefined ? 32 : Number(lenText);
-  if (!Number.isInteger(length) || length < 0 || length > 32 || (lenText !== undefined && !/^\d+$/.test(lenText)))
+  if (
+    !Number.isInteger(length) ||
+    length < 0 ||
+    length > 32 ||
+    (lenText !== undefined && !/^\d+$/.test(lenText))
+  )
     throw new RangeError(`not an IPv4 CIDR: ${JSON.stringify(text)}`);
   const ip = parseIPv4(ipText);
   return { ip: formatIPv4(maskIPv4(ip, length)), length };

@@ -47,6 +47,7 @@ export function defaultObjectPath(): string {
   const env = process.env.SKEIN_BPF_OBJECT;
   if (env !== undefined && env !== "") return resolve(env);
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, "..", "bpf", "skein.bpf.o"), join(here, "bpf", "skein.bpf.o")];
-  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+  const built = join(here, "..", "bpf", "skein.bpf.o");
+  const installed = join(here, "bpf", "skein.bpf.o");
+  return existsSync(built) || !existsSync(installed) ? built : installed;
 }

@@ -20,7 +20,6 @@ export const Protocol = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132 } as const;
 
 const PREFIX_ANY_PROTO = 32 + 32 + 8;
 const PREFIX_ANY_PORT = PREFIX_ANY_PROTO + 8;
-const PREFIX_FULL = PREFIX_ANY_PORT + 16;
 
 export interface PolicyKey {
   /** The protected pod. */
@@ -51,7 +50,8 @@ function prefixLength(k: PolicyKey): number {
   if (k.protocol === undefined) return PREFIX_ANY_PROTO;
   if (k.port === undefined) return PREFIX_ANY_PORT;
   const bits = k.portBits ?? 16;
-  if (!Number.isInteger(bits) || bits < 0 || bits > 16) throw new RangeError(`portBits must be 0..16, not ${bits}`);
+  if (!Number.isInteger(bits) || bits < 0 || bits > 16)
+    throw new RangeError(`portBits must be 0..16, not ${bits}`);
   return PREFIX_ANY_PORT + bits;
 }
 

@@ -50,7 +50,10 @@ export async function listAttachments(): Promise<Attachment[]> {
   const out: Attachment[] = [];
   for (const link of await listLinks()) {
     for (const direction of ["ingress", "egress"] as const) {
-      const progId = tcQuery({ ifindex: link.ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }, link.ifname);
+      const progId = tcQuery(
+        { ifindex: link.ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY },
+        link.ifname,
+      );
       if (progId !== undefined) out.push({ ifname: link.ifname, ifindex: link.ifindex, direction, progId });
     }
   }
@@ -68,7 +71,8 @@ export async function moveAttachmentsToReplacements(
 ): Promise<{ ifname: string; direction: TcDirection; program: ProgramName; from: number; to: number }[]> {
   const successor = new Map<number, { name: ProgramName; id: number }>();
   for (const p of report.programs)
-    if (p.action === "replaced" && p.previousId !== undefined) successor.set(p.previousId, { name: p.name, id: p.id });
+    if (p.action === "replaced" && p.previousId !== undefined)
+      successor.set(p.previousId, { name: p.name, id: p.id });
   if (successor.size === 0) return [];
   const moved = [];
   for (const a of await listAttachments()) {

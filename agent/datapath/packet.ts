@@ -39,7 +39,12 @@ function pseudoHeaderSum(src: string, dst: string, protocol: number, length: num
   return (s >>> 16) + (s & 0xffff) + (d >>> 16) + (d & 0xffff) + protocol + length;
 }
 
-export function ethernet(dstMac: string | undefined, srcMac: string | undefined, etherType: number, payload: Uint8Array): Buffer {
+export function ethernet(
+  dstMac: string | undefined,
+  srcMac: string | undefined,
+  etherType: number,
+  payload: Uint8Array,
+): Buffer {
   const b = Buffer.alloc(14 + payload.length);
   macBytes(dstMac).copy(b, 0);
   macBytes(srcMac).copy(b, 6);
@@ -135,7 +140,12 @@ export function sctpInit(l4: L4Spec & { tag?: number }): Buffer {
 
 export const IcmpType = { echoReply: 0, destUnreachable: 3, echoRequest: 8, timeExceeded: 11 } as const;
 
-export function icmpMessage(type: number, code: number, rest: number, body: Uint8Array = new Uint8Array()): Buffer {
+export function icmpMessage(
+  type: number,
+  code: number,
+  rest: number,
+  body: Uint8Array = new Uint8Array(),
+): Buffer {
   const b = Buffer.alloc(8 + body.length);
   b.writeUInt8(type, 0);
   b.writeUInt8(code, 1);
@@ -146,7 +156,11 @@ export function icmpMessage(type: number, code: number, rest: number, body: Uint
 }
 
 export function icmpEcho(id: number, seq: number, reply = false): Buffer {
-  return icmpMessage(reply ? IcmpType.echoReply : IcmpType.echoRequest, 0, ((id & 0xffff) << 16) | (seq & 0xffff));
+  return icmpMessage(
+    reply ? IcmpType.echoReply : IcmpType.echoRequest,
+    0,
+    ((id & 0xffff) << 16) | (seq & 0xffff),
+  );
 }
 
 export interface ArpSpec {

@@ -73,7 +73,9 @@ export function loadPinnedDatapath(root: string, options: DatapathOptions = {}):
     loaded = openDatapathSpec(options, root).load();
   } catch (err) {
     if (err instanceof VerifierError && /couldn't reuse pinned map|incompatible/i.test(err.log)) {
-      const which = /map '([^']+)'/.exec(err.log.split("\n").find((l) => /reuse|incompatible/i.test(l)) ?? "")?.[1];
+      const which = /map '([^']+)'/.exec(
+        err.log.split("\n").find((l) => /reuse|incompatible/i.test(l)) ?? "",
+      )?.[1];
       throw new Error(
         `pinned map ${which ?? "(unknown)"} under ${root} does not match this build (layout or size changed): ` +
           `run 'skeinctl datapath unload --bpffs-root ${root}' on a drained node, or keep the old settings`,

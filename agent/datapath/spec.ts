@@ -22,7 +22,10 @@ export function resolvedSettings(options: DatapathOptions): DatapathSettings {
  * ones already pinned reused) on load. The caller owns the spec: load() it or close() it.
  */
 export function openDatapathSpec(options: DatapathOptions, pinRoot?: string): ObjectSpec {
-  const spec = ObjectSpec.open(options.objectPath ?? defaultObjectPath(), pinRoot === undefined ? {} : { pinRoot });
+  const spec = ObjectSpec.open(
+    options.objectPath ?? defaultObjectPath(),
+    pinRoot === undefined ? {} : { pinRoot },
+  );
   try {
     const rodata = spec.rodataMapName;
     if (rodata === undefined) throw new Error(`${spec.path} has no .rodata: settings cannot be applied`);

@@ -22,9 +22,13 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string; d
 
 export function nodeView(node: V1Node): Checked<NodeView> {
   const name = node.metadata?.name;
-  if (name === undefined || name === "") return { ok: false, reason: "no-name", detail: "metadata.name is empty" };
-  const cidrs = [node.spec?.podCIDR, ...(node.spec?.podCIDRs ?? [])].filter((c): c is string => typeof c === "string" && c !== "");
-  if (cidrs.length === 0) return { ok: false, reason: "no-pod-cidr", detail: `node ${name} has no spec.podCIDR` };
+  if (name === undefined || name === "")
+    return { ok: false, reason: "no-name", detail: "metadata.name is empty" };
+  const cidrs = [node.spec?.podCIDR, ...(node.spec?.podCIDRs ?? [])].filter(
+    (c): c is string => typeof c === "string" && c !== "",
+  );
+  if (cidrs.length === 0)
+    return { ok: false, reason: "no-pod-cidr", detail: `node ${name} has no spec.podCIDR` };
   let podCidr: string | undefined;
   for (const c of cidrs) {
     if (c.includes(":")) continue; // IPv6 pod CIDRs are not Skein's business
@@ -34,12 +38,18 @@ export function nodeView(node: V1Node): Checked<NodeView> {
       podCidr = `${p.ip}/${p.length}`;
       break;
     } catch {
-      return { ok: false, reason: "bad-pod-cidr", detail: `node ${name} has a malformed pod CIDR ${JSON.stringify(c)}` };
+      return {
+        ok: false,
+        reason: "bad-pod-cidr",
+        detail: `node ${name} has a malformed pod CIDR ${JSON.stringify(c)}`,
+      };
     }
   }
-  if (podCidr === undefined) return { ok: false, reason: "no-pod-cidr", detail: `node ${name} has no IPv4 pod CIDR` };
+  if (podCidr === undefined)
+    return { ok: false, reason: "no-pod-cidr", detail: `node ${name} has no IPv4 pod CIDR` };
   const internal = node.status?.addresses?.find((a) => a.type === "InternalIP" && isIPv4(a.address))?.address;
-  if (internal === undefined) return { ok: false, reason: "no-internal-ip", detail: `node ${name} has no IPv4 InternalIP` };
+  if (internal === undefined)
+    return { ok: false, reason: "no-internal-ip", detail: `node ${name} has no IPv4 InternalIP` };
   return { ok: true, value: { name, internalIp: internal, podCidr } };
 }
 
@@ -48,13 +58,17 @@ export function podView(pod: V1Pod): Checked<PodView> {
   const namespace = pod.metadata?.namespace ?? "default";
   const name = pod.metadata?.name ?? "";
   const id = `${namespace}/${name}`;
-  if (pod.spec?.hostNetwork === true) return { ok: false, reason: "host-network", detail: `pod ${id} uses the host network` };
+  if (pod.spec?.hostNetwork === true)
+    return { ok: false, reason: "host-network", detail: `pod ${id} uses the host network` };
   const phase = pod.status?.phase;
-  if (phase === "Succeeded" || phase === "Failed") return { ok: false, reason: "terminated", detail: `pod ${id} is ${phase}` };
+  if (phase === "Succeeded" || phase === "Failed")
+    return { ok: false, reason: "terminated", detail: `pod ${id} is ${phase}` };
   const ip = pod.status?.podIP ?? pod.status?.podIPs?.find((p) => isIPv4(p.ip))?.ip;
   if (ip === undefined || ip === "") return { ok: false, reason: "no-ip", detail: `pod ${id} has no IP yet` };
-  if (!isIPv4(ip)) return { ok: false, reason: "bad-ip", detail: `pod ${id} has a malformed IP ${JSON.stringify(ip)}` };
+  if (!isIPv4(ip))
+    return { ok: false, reason: "bad-ip", detail: `pod ${id} has a malformed IP ${JSON.stringify(ip)}` };
   const nodeName = pod.spec?.nodeName;
-  if (nodeName === undefined || nodeName === "") return { ok: false, reason: "unscheduled", detail: `pod ${id} has no node` };
+  if (nodeName === undefined || nodeName === "")
+    return { ok: false, reason: "unscheduled", detail: `pod ${id} has no node` };
   return { ok: true, value: { namespace, name, nodeName, ip } };
 }

@@ -57,20 +57,36 @@ export class ClusterWatch {
   async start(): Promise<void> {
     const core = this.#kc.makeApiClient(CoreV1Api);
     const net = this.#kc.makeApiClient(NetworkingV1Api);
-    const defs: [ResourceKind, string, () => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>][] = [
+    const defs: [
+      ResourceKind,
+      string,
+      () => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>,
+    ][] = [
       ["Node", "/api/v1/nodes", () => core.listNode()],
       ["Namespace", "/api/v1/namespaces", () => core.listNamespace()],
       ["Pod", "/api/v1/pods", () => core.listPodForAllNamespaces()],
-      ["NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies", () => net.listNetworkPolicyForAllNamespaces()],
+      [
+        "NetworkPolicy",
+        "/apis/networking.k8s.io/v1/networkpolicies",
+        () => net.listNetworkPolicyForAllNamespaces(),
+      ],
     ];
     for (const [kind, path, list] of defs) {
       // What makeInformer builds, kept as a ListWatch for its resource version.
-      const informer = new ListWatch<KubernetesObject>(path, new Watch(this.#kc), list as never, false);
+      const informer = new ListWatch<KubernetesObject>(path, new Watch(this.#kc), list, false);
       const item: Supervised = { kind, informer, failures: 0, timer: undefined, synced: false };
-      informer.on("add", (o) => this.#hooks.onEvent(kind, "add", o));
-      informer.on("update", (o) => this.#hooks.onEvent(kind, "update", o));
-      informer.on("delete", (o) => this.#hooks.onEvent(kind, "delete", o));
-      informer.on("error", (err: unknown) => this.#onError(item, err));
+      informer.on("add", (o) => {
+        this.#hooks.onEvent(kind, "add", o);
+      });
+      informer.on("update", (o) => {
+        this.#hooks.onEvent(kind, "update", o);
+      });
+      informer.on("delete", (o) => {
+        this.#hooks.onEvent(kind, "delete", o);
+      });
+      informer.on("error", (err: unknown) => {
+        this.#onError(item, err);
+      });
       this.#items.push(item);
       this.#launch(item);
     }
@@ -96,7 +112,8 @@ export class ClusterWatch {
       .start()
       .then(() => {
         if (item.informer.latestResourceVersion() !== "") {
-          if (!item.synced) this.#log.info("watch synced", { resource: item.kind, objects: item.informer.list().length });
+          if (!item.synced)
+            this.#log.info("watch synced", { resource: item.kind, objects: item.informer.list().length });
           item.synced = true;
           item.failures = 0;
           this.#checkSynced();
@@ -113,7 +130,12 @@ export class ClusterWatch {
     item.failures++;
     const base = Math.min(this.#maxBackoffMs, this.#minBackoffMs * 2 ** (item.failures - 1));
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
-    this.#log.warn("watch failed, restarting", { resource: item.kind, attempt: item.failures, backoffMs: delay, error: err instanceof Error ? err.message : String(err) });
+    this.#log.warn("watch failed, restarting", {
+      resource: item.kind,
+      attempt: item.failures,
+      backoffMs: delay,
+      error: err instanceof Error ? err.message : String(err),
+    });
     clearTimeout(item.timer);
     item.timer = setTimeout(() => {
       item.timer = undefined;

@@ -16,7 +16,15 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CoreV1Api, KubeConfig, NetworkingV1Api, PatchStrategy, setHeaderOptions, type V1NetworkPolicy, type V1Pod } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  KubeConfig,
+  NetworkingV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1NetworkPolicy,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { ip, ipBatch, listRoutes, removeEmptyDir } from "../../loader/index.js";
 import { unloadPinnedDatapath } from "../datapath/pinned.js";
 import { startDetached, stop, isRunning, signal, type ProcRecord } from "./procs.js";
@@ -78,12 +86,21 @@ export interface LabOptions {
   log?: (line: string) => void;
 }
 
-function run(file: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ stdout: string; stderr: string; code: number }> {
+function run(
+  file: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ stdout: string; stderr: string; code: number }> {
   return new Promise((resolvePromise) => {
-    const child = execFile(file, args, { env: opts.env ?? process.env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
-      resolvePromise({ stdout, stderr, code });
-    });
+    const child = execFile(
+      file,
+      args,
+      { env: opts.env ?? process.env, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
+        resolvePromise({ stdout, stderr, code });
+      },
+    );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
@@ -121,9 +138,11 @@ export class Lab {
   /** A lab with no nodes yet: underlay, world, API server. Throws, after removing what it made. */
   static async create(options: LabOptions = {}): Promise<Lab> {
     const id = options.id ?? randomBytes(3).toString("hex");
-    if (!/^[a-z0-9]{1,8}$/.test(id)) throw new Error(`lab id must be 1-8 lowercase letters or digits, got ${JSON.stringify(id)}`);
+    if (!/^[a-z0-9]{1,8}$/.test(id))
+      throw new Error(`lab id must be 1-8 lowercase letters or digits, got ${JSON.stringify(id)}`);
     const dir = join(STATE_ROOT, id);
-    if (existsSync(join(dir, "state.json"))) throw new Error(`lab ${id} exists already (teardown it first: npm run lab -- teardown --id ${id})`);
+    if (existsSync(join(dir, "state.json")))
+      throw new Error(`lab ${id} exists already (teardown it first: npm run lab -- teardown --id ${id})`);
     mkdirSync(dir, { recursive: true });
     const subnet = await pickSubnet(id);
     const lab = new Lab(
@@ -182,7 +201,9 @@ export class Lab {
     await ip(["netns", "add", u]);
     this.state.underlay = u;
     this.#save();
-    await ipBatch(["link set lo up", "link add br0 type bridge", "link set br0 up"], { netns: `/var/run/netns/${u}` });
+    await ipBatch(["link set lo up", "link add br0 type bridge", "link set br0 up"], {
+      netns: `/var/run/netns/${u}`,
+    });
     // The root namespace's door into the lab: kubectl and the tests reach the API server and nodes.
     const rootLink = `skl${this.state.id}r`;
     await ip(["link", "add", rootLink, "type", "veth", "peer", "name", "root", "netns", u]);
@@ -215,8 +236,26 @@ export class Lab {
 
   #startWorkload(name: string, netns: string, control: string): ProcRecord {
     return startDetached(
-      [process.execPath, join(DIST, "agent", "lab", "workload.js"), "--name", name, "--control", control, "--tcp", POD_PORTS.tcp.join(","), "--udp", POD_PORTS.udp.join(","), "--sctp", POD_PORTS.sctp.join(",")],
-      { netns, log: join(this.dir, `workload-${name.replaceAll("/", "-")}.log`), role: `workload ${name}`, marker: control },
+      [
+        process.execPath,
+        join(DIST, "agent", "lab", "workload.js"),
+        "--name",
+        name,
+        "--control",
+        control,
+        "--tcp",
+        POD_PORTS.tcp.join(","),
+        "--udp",
+        POD_PORTS.udp.join(","),
+        "--sctp",
+        POD_PORTS.sctp.join(","),
+      ],
+      {
+        netns,
+        log: join(this.dir, `workload-${name.replaceAll("/", "-")}.log`),
+        role: `workload ${name}`,
+        marker: control,
+      },
     );
   }
 
@@ -224,7 +263,14 @@ export class Lab {
     const portFile = join(this.dir, "api.port");
     rmSync(portFile, { force: true });
     const proc = startDetached(
-      [process.execPath, join(DIST, "agent", "lab", "apiserver", "main.js"), "--listen", `${this.#addr(254)}:0`, "--port-file", portFile],
+      [
+        process.execPath,
+        join(DIST, "agent", "lab", "apiserver", "main.js"),
+        "--listen",
+        `${this.#addr(254)}:0`,
+        "--port-file",
+        portFile,
+      ],
       { log: join(this.dir, "apiserver.log"), role: "apiserver", marker: portFile },
     );
     this.state.api = { proc, url: "" };
@@ -239,7 +285,9 @@ export class Lab {
     this.state.api.url = url;
     this.#save();
     writeFileSync(this.kubeconfigPath, kubeconfigYaml(url));
-    await this.core().createNamespace({ body: { metadata: { name: "default" } } }).catch(() => undefined);
+    await this.core()
+      .createNamespace({ body: { metadata: { name: "default" } } })
+      .catch(() => undefined);
   }
 
   kubeConfig(): KubeConfig {
@@ -259,7 +307,9 @@ export class Lab {
   }
 
   /** Adds a node: namespace on the underlay, Node object, agent. Resolves when the agent is ready. */
-  async addNode(opts: { name?: string; podCidr?: string; waitReady?: boolean; agentArgs?: string[] } = {}): Promise<LabNode> {
+  async addNode(
+    opts: { name?: string; podCidr?: string; waitReady?: boolean; agentArgs?: string[] } = {},
+  ): Promise<LabNode> {
     const index = this.state.nodes.reduce((m, n) => Math.max(m, n.index), 0) + 1;
     const name = opts.name ?? `lab-n${index}`;
     const netns = `${this.#prefix}-n${index}`;
@@ -281,19 +331,35 @@ export class Lab {
     await ip(["netns", "add", netns]);
     this.state.nodes.push(node);
     this.#save();
-    const u = this.state.underlay!;
+    const u = this.state.underlay;
+    if (u === null) throw new Error(`lab ${this.id} has no underlay`);
     await ip(["-n", u, "link", "add", `n${index}`, "type", "veth", "peer", "name", "eth0", "netns", netns]);
-    await ipBatch([`link set n${index} master br0`, `link set n${index} up`], { netns: `/var/run/netns/${u}` });
-    await ipBatch(["link set lo up", `addr add ${node.ip}/24 dev eth0`, "link set eth0 up", `route add default via ${this.#addr(250)}`], {
-      netns: `/var/run/netns/${netns}`,
+    await ipBatch([`link set n${index} master br0`, `link set n${index} up`], {
+      netns: `/var/run/netns/${u}`,
     });
+    await ipBatch(
+      [
+        "link set lo up",
+        `addr add ${node.ip}/24 dev eth0`,
+        "link set eth0 up",
+        `route add default via ${this.#addr(250)}`,
+      ],
+      {
+        netns: `/var/run/netns/${netns}`,
+      },
+    );
     node.workload = this.#startWorkload(`node/${name}`, `/var/run/netns/${netns}`, node.control);
     this.#save();
     await this.core().createNode({
       body: {
         metadata: { name, labels: { "kubernetes.io/hostname": name } },
         spec: { podCIDR: node.podCidr, podCIDRs: [node.podCidr] },
-        status: { addresses: [{ type: "InternalIP", address: node.ip }, { type: "Hostname", address: name }] },
+        status: {
+          addresses: [
+            { type: "InternalIP", address: node.ip },
+            { type: "Hostname", address: name },
+          ],
+        },
       },
     });
     this.startAgent(node, opts.agentArgs ?? []);
@@ -317,7 +383,12 @@ export class Lab {
         "--metrics-addr=0.0.0.0:9878",
         ...extraArgs,
       ],
-      { netns: `/var/run/netns/${node.netns}`, log: join(this.dir, `n${node.index}`, "agent.log"), role: `agent ${node.name}`, marker },
+      {
+        netns: `/var/run/netns/${node.netns}`,
+        log: join(this.dir, `n${node.index}`, "agent.log"),
+        role: `agent ${node.name}`,
+        marker,
+      },
     );
     this.#save();
     return node.agent;
@@ -348,7 +419,10 @@ export class Lab {
       }
       if (node.agent !== null && !isRunning(node.agent))
         throw new Error(`agent of ${node.name} exited: see ${node.agent.log}\n${tail(node.agent.log)}`);
-      if (Date.now() > deadline) throw new Error(`agent of ${node.name} not ready within ${timeoutMs} ms: see ${node.agent?.log}\n${tail(node.agent?.log)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `agent of ${node.name} not ready within ${timeoutMs} ms: see ${node.agent?.log}\n${tail(node.agent?.log)}`,
+        );
       await sleep(100);
     }
   }
@@ -364,7 +438,12 @@ export class Lab {
   }
 
   /** Runs skein-cni inside the node's namespace exactly as a runtime does (env + stdin). */
-  async cni(node: LabNode, command: "ADD" | "DEL" | "CHECK", pod: { containerId: string; netns: string; namespace: string; name: string }, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  async cni(
+    node: LabNode,
+    command: "ADD" | "DEL" | "CHECK",
+    pod: { containerId: string; netns: string; namespace: string; name: string },
+    extra: Record<string, unknown> = {},
+  ): Promise<Record<string, unknown>> {
     const env = {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       CNI_COMMAND: command,
@@ -375,9 +454,15 @@ export class Lab {
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name}`,
     };
     const config = { ...this.pluginConfig(node), ...extra };
-    const r = await run("nsenter", [`--net=/var/run/netns/${node.netns}`, this.state.cniBin], { input: JSON.stringify(config), env });
+    const r = await run("nsenter", [`--net=/var/run/netns/${node.netns}`, this.state.cniBin], {
+      input: JSON.stringify(config),
+      env,
+    });
     const out = r.stdout.trim() === "" ? {} : (JSON.parse(r.stdout) as Record<string, unknown>);
-    if (r.code !== 0) throw new Error(`skein-cni ${command} ${pod.namespace}/${pod.name}: ${r.stdout.trim() || r.stderr.trim()}`);
+    if (r.code !== 0)
+      throw new Error(
+        `skein-cni ${command} ${pod.namespace}/${pod.name}: ${r.stdout.trim() || r.stderr.trim()}`,
+      );
     return out;
   }
 
@@ -386,7 +471,10 @@ export class Lab {
     try {
       await this.core().createNamespace({ body });
     } catch {
-      await this.core().patchNamespace({ name, body: { metadata: { labels: body.metadata.labels } } }, mergePatch());
+      await this.core().patchNamespace(
+        { name, body: { metadata: { labels: body.metadata.labels } } },
+        mergePatch(),
+      );
     }
     if (!this.state.namespaces.includes(name)) this.state.namespaces.push(name);
     this.#save();
@@ -396,12 +484,20 @@ export class Lab {
    * Creates a pod: its network namespace, skein-cni ADD in the node, a workload serving the lab
    * ports, and the Pod object with its IP (what the kubelet would report).
    */
-  async addPod(opts: { namespace: string; name: string; node: LabNode; labels?: Record<string, string>; containerPorts?: { name?: string; containerPort: number; protocol?: string }[] }): Promise<LabPod> {
+  async addPod(opts: {
+    namespace: string;
+    name: string;
+    node: LabNode;
+    labels?: Record<string, string>;
+    containerPorts?: { name?: string; containerPort: number; protocol?: string }[];
+  }): Promise<LabPod> {
     const { namespace, name, node } = opts;
     if (!this.state.namespaces.includes(namespace)) await this.ensureNamespace(namespace);
     const short = createHash("sha256").update(`${namespace}/${name}`).digest("hex").slice(0, 8);
     const netns = `${this.#prefix}-p${short}`;
-    const containerId = createHash("sha256").update(`${this.state.id}/${namespace}/${name}/${Date.now()}`).digest("hex");
+    const containerId = createHash("sha256")
+      .update(`${this.state.id}/${namespace}/${name}/${Date.now()}`)
+      .digest("hex");
     await ip(["netns", "add", netns]);
     const pod: LabPod = {
       namespace,
@@ -417,8 +513,14 @@ export class Lab {
     this.state.pods.push(pod);
     this.#save();
     await ip(["-n", netns, "link", "set", "lo", "up"]);
-    const result = await this.cni(node, "ADD", { containerId, netns: `/var/run/netns/${netns}`, namespace, name });
-    const ipText = ((result.ips as { address: string }[] | undefined)?.[0]?.address ?? "").split("/")[0] ?? "";
+    const result = await this.cni(node, "ADD", {
+      containerId,
+      netns: `/var/run/netns/${netns}`,
+      namespace,
+      name,
+    });
+    const ipText =
+      ((result.ips as { address: string }[] | undefined)?.[0]?.address ?? "").split("/")[0] ?? "";
     if (ipText === "") throw new Error(`skein-cni ADD returned no address: ${JSON.stringify(result)}`);
     pod.ip = ipText;
     pod.workload = this.#startWorkload(`${namespace}/${name}`, `/var/run/netns/${netns}`, pod.control);
@@ -441,7 +543,11 @@ export class Lab {
     };
     await this.core().createNamespacedPod({ namespace, body });
     await this.core().patchNamespacedPodStatus(
-      { name, namespace, body: { status: { phase: "Running", podIP: ipText, podIPs: [{ ip: ipText }], hostIP: node.ip } } },
+      {
+        name,
+        namespace,
+        body: { status: { phase: "Running", podIP: ipText, podIPs: [{ ip: ipText }], hostIP: node.ip } },
+      },
       mergePatch(),
     );
     await this.#waitWorkload(pod.control);
@@ -458,10 +564,20 @@ export class Lab {
 
   /** Deletes the Pod object, runs CNI DEL, removes its namespace and workload. */
   async deletePod(pod: LabPod): Promise<void> {
-    await this.core().deleteNamespacedPod({ name: pod.name, namespace: pod.namespace }).catch(() => undefined);
+    await this.core()
+      .deleteNamespacedPod({ name: pod.name, namespace: pod.namespace })
+      .catch(() => undefined);
     if (pod.workload !== null) await stop(pod.workload);
     const node = this.state.nodes.find((n) => n.name === pod.node);
-    if (node !== undefined) await this.cni(node, "DEL", { containerId: pod.containerId, netns: `/var/run/netns/${pod.netns}`, namespace: pod.namespace, name: pod.name }).catch((err: unknown) => this.#log(`DEL ${pod.name}: ${String(err)}`));
+    if (node !== undefined)
+      await this.cni(node, "DEL", {
+        containerId: pod.containerId,
+        netns: `/var/run/netns/${pod.netns}`,
+        namespace: pod.namespace,
+        name: pod.name,
+      }).catch((err: unknown) => {
+        this.#log(`DEL ${pod.name}: ${String(err)}`);
+      });
     await ip(["netns", "del", pod.netns]).catch(() => undefined);
     this.state.pods = this.state.pods.filter((p) => p !== pod);
     this.#save();
@@ -475,12 +591,27 @@ export class Lab {
   }
 
   /** A probe from inside `from` (a pod, a node, or the world) to host:port. */
-  probe(from: LabPod | LabNode | "world", protocol: ProbeProtocol, host: string, port: number, timeoutMs = 1000): Promise<ProbeResult> {
-    const control = from === "world" ? this.state.world!.control : from.control;
+  probe(
+    from: LabPod | LabNode | "world",
+    protocol: ProbeProtocol,
+    host: string,
+    port: number,
+    timeoutMs = 1000,
+  ): Promise<ProbeResult> {
+    const world = this.state.world;
+    if (from === "world" && world === null) throw new Error(`lab ${this.id} has no world namespace`);
+    const control = from === "world" ? (world?.control ?? "") : from.control;
     return probeWorkload(control, { protocol, host, port, timeoutMs });
   }
 
-  transfer(from: LabPod | LabNode, host: string, port: number, bytes: number, writeSize: number, timeoutMs = 60000): Promise<TransferResult> {
+  transfer(
+    from: LabPod | LabNode,
+    host: string,
+    port: number,
+    bytes: number,
+    writeSize: number,
+    timeoutMs = 60000,
+  ): Promise<TransferResult> {
     return transferWorkload(from.control, { host, port, bytes, writeSize, timeoutMs });
   }
 
@@ -510,31 +641,48 @@ export class Lab {
       }
     };
     const s = this.state;
+    const stopProc = async (what: string, rec: ProcRecord | null | undefined) => {
+      if (rec !== null && rec !== undefined) await attempt(what, () => stop(rec));
+    };
+    const delNetns = (name: string) =>
+      attempt(`netns ${name}`, () => ip(["netns", "del", name]).catch(ignoreMissing));
     for (const p of [...s.pods]) {
-      if (p.workload !== null) await attempt(`workload ${p.name}`, () => stop(p.workload!));
+      await stopProc(`workload ${p.name}`, p.workload);
       const node = s.nodes.find((n) => n.name === p.node);
-      if (node !== undefined && existsSync(`/var/run/netns/${node.netns}`) && existsSync(join(node.confDir, "10-skein.conflist")))
-        await attempt(`CNI DEL ${p.name}`, () => this.cni(node, "DEL", { containerId: p.containerId, netns: `/var/run/netns/${p.netns}`, namespace: p.namespace, name: p.name }));
-      await attempt(`netns ${p.netns}`, () => ip(["netns", "del", p.netns]).catch((e: unknown) => (String(e).includes("No such file") ? undefined : Promise.reject(e))));
+      if (
+        node !== undefined &&
+        existsSync(`/var/run/netns/${node.netns}`) &&
+        existsSync(join(node.confDir, "10-skein.conflist"))
+      )
+        await attempt(`CNI DEL ${p.name}`, () =>
+          this.cni(node, "DEL", {
+            containerId: p.containerId,
+            netns: `/var/run/netns/${p.netns}`,
+            namespace: p.namespace,
+            name: p.name,
+          }),
+        );
+      await delNetns(p.netns);
     }
     for (const n of s.nodes) {
-      if (n.agent !== null) await attempt(`agent ${n.name}`, () => stop(n.agent!));
-      if (n.workload !== null) await attempt(`workload ${n.name}`, () => stop(n.workload!));
+      await stopProc(`agent ${n.name}`, n.agent);
+      await stopProc(`workload ${n.name}`, n.workload);
     }
-    if (s.api !== null) await attempt("apiserver", () => stop(s.api!.proc));
-    if (s.world?.workload != null) await attempt("world workload", () => stop(s.world!.workload!));
+    await stopProc("apiserver", s.api?.proc);
+    await stopProc("world workload", s.world?.workload);
     for (const n of s.nodes) {
-      await attempt(`netns ${n.netns}`, () => ip(["netns", "del", n.netns]).catch(ignoreMissing));
-      await attempt(`bpffs ${n.bpffsRoot}`, async () => {
+      await delNetns(n.netns);
+      await attempt(`bpffs ${n.bpffsRoot}`, () => {
         if (existsSync(n.bpffsRoot)) unloadPinnedDatapath(n.bpffsRoot);
+        return Promise.resolve();
       });
     }
-    await attempt("bpffs lab root", async () => {
-      removeEmptyDir(`/sys/fs/bpf/skein-lab-${s.id}`);
-    });
-    if (s.world !== null) await attempt(`netns ${s.world.netns}`, () => ip(["netns", "del", s.world!.netns]).catch(ignoreMissing));
-    if (s.rootLink !== null) await attempt(`link ${s.rootLink}`, () => ip(["link", "del", s.rootLink!]).catch(ignoreMissing));
-    if (s.underlay !== null) await attempt(`netns ${s.underlay}`, () => ip(["netns", "del", s.underlay!]).catch(ignoreMissing));
+    await attempt("bpffs lab root", () => Promise.resolve(removeEmptyDir(`/sys/fs/bpf/skein-lab-${s.id}`)));
+    if (s.world !== null) await delNetns(s.world.netns);
+    const rootLink = s.rootLink;
+    if (rootLink !== null)
+      await attempt(`link ${rootLink}`, () => ip(["link", "del", rootLink]).catch(ignoreMissing));
+    if (s.underlay !== null) await delNetns(s.underlay);
     if (problems.length === 0) rmSync(this.dir, { recursive: true, force: true });
     else this.#save();
     return problems;

@@ -15,12 +15,30 @@ export interface Path {
   error?: string;
 }
 
-type Endpoint = { label: string; kind: "pod" | "node" | "world"; node: string; ip: string; ref: LabPod | LabNode | "world" };
+type Endpoint = {
+  label: string;
+  kind: "pod" | "node" | "world";
+  node: string;
+  ip: string;
+  ref: LabPod | LabNode | "world";
+};
 
 function endpoints(lab: Lab): Endpoint[] {
   return [
-    ...lab.state.pods.map((p): Endpoint => ({ label: `${p.namespace}/${p.name}`, kind: "pod", node: p.node, ip: p.ip, ref: p })),
-    ...lab.state.nodes.map((n): Endpoint => ({ label: n.name, kind: "node", node: n.name, ip: n.ip, ref: n })),
+    ...lab.state.pods.map((p): Endpoint => ({
+      label: `${p.namespace}/${p.name}`,
+      kind: "pod",
+      node: p.node,
+      ip: p.ip,
+      ref: p,
+    })),
+    ...lab.state.nodes.map((n): Endpoint => ({
+      label: n.name,
+      kind: "node",
+      node: n.name,
+      ip: n.ip,
+      ref: n,
+    })),
   ];
 }
 
@@ -32,7 +50,10 @@ function kindOf(a: Endpoint, b: Endpoint): Path["kind"] | undefined {
 }
 
 /** Probes every pair (and every pod to the world) with TCP 8080 and ICMP. */
-export async function connectivityMatrix(lab: Lab, opts: { timeoutMs?: number; concurrency?: number } = {}): Promise<Path[]> {
+export async function connectivityMatrix(
+  lab: Lab,
+  opts: { timeoutMs?: number; concurrency?: number } = {},
+): Promise<Path[]> {
   const eps = endpoints(lab);
   const jobs: (() => Promise<Path>)[] = [];
   for (const a of eps) {
@@ -43,7 +64,16 @@ export async function connectivityMatrix(lab: Lab, opts: { timeoutMs?: number; c
       for (const protocol of ["TCP", "ICMP"] as const) {
         jobs.push(async () => {
           const r = await lab.probe(a.ref, protocol, b.ip, 8080, opts.timeoutMs ?? 2000);
-          return { from: a.label, to: b.label, kind, protocol, ok: r.ok, ms: r.ms, ...(r.reply ? { seenAs: r.reply.peer } : {}), ...(r.error === undefined ? {} : { error: r.error }) };
+          return {
+            from: a.label,
+            to: b.label,
+            kind,
+            protocol,
+            ok: r.ok,
+            ms: r.ms,
+            ...(r.reply ? { seenAs: r.reply.peer } : {}),
+            ...(r.error === undefined ? {} : { error: r.error }),
+          };
         });
       }
     }
@@ -51,7 +81,16 @@ export async function connectivityMatrix(lab: Lab, opts: { timeoutMs?: number; c
       for (const protocol of ["TCP", "ICMP"] as const)
         jobs.push(async () => {
           const r = await lab.probe(a.ref, protocol, WORLD_IP, 8080, opts.timeoutMs ?? 2000);
-          return { from: a.label, to: `world ${WORLD_IP}`, kind: "pod → world", protocol, ok: r.ok, ms: r.ms, ...(r.reply ? { seenAs: r.reply.peer } : {}), ...(r.error === undefined ? {} : { error: r.error }) };
+          return {
+            from: a.label,
+            to: `world ${WORLD_IP}`,
+            kind: "pod → world",
+            protocol,
+            ok: r.ok,
+            ms: r.ms,
+            ...(r.reply ? { seenAs: r.reply.peer } : {}),
+            ...(r.error === undefined ? {} : { error: r.error }),
+          };
         });
   }
   return runLimited(jobs, opts.concurrency ?? 16);
@@ -61,9 +100,9 @@ export async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): 
   const out: T[] = new Array<T>(jobs.length);
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, jobs.length) }, async () => {
-    while (next < jobs.length) {
-      const i = next++;
-      out[i] = await jobs[i]!();
+    for (let i = next++; i < jobs.length; i = next++) {
+      const job = jobs[i];
+      if (job !== undefined) out[i] = await job();
     }
   });
   await Promise.all(workers);
@@ -74,7 +113,10 @@ export async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): 
 export function renderMatrix(paths: readonly Path[]): string {
   const froms = [...new Set(paths.map((p) => p.from))];
   // Columns in the same order as rows, then destinations that never send (the world).
-  const tos = [...froms.filter((f) => paths.some((p) => p.to === f)), ...new Set(paths.map((p) => p.to).filter((t) => !froms.includes(t)))];
+  const tos = [
+    ...froms.filter((f) => paths.some((p) => p.to === f)),
+    ...new Set(paths.map((p) => p.to).filter((t) => !froms.includes(t))),
+  ];
   const cell = (from: string, to: string): string => {
     const ps = paths.filter((p) => p.from === from && p.to === to);
     if (ps.length === 0) return "·";
@@ -82,8 +124,14 @@ export function renderMatrix(paths: readonly Path[]): string {
   };
   const header = ["FROM \\ TO", ...tos];
   const rows = froms.map((f) => [f, ...tos.map((t) => cell(f, t))]);
-  const widths = header.map((h, i) => Math.max([...h].length, ...rows.map((r) => [...(r[i] ?? "")].length)));
-  const line = (cols: string[]) => cols.map((c, i) => c + " ".repeat(Math.max(0, (widths[i] ?? 0) - [...c].length))).join("  ").trimEnd();
+  // Width in code points: the cells hold ✓ and ✗, one column each.
+  const width = (text: string) => Array.from(text).length;
+  const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ""))));
+  const line = (cols: string[]) =>
+    cols
+      .map((c, i) => c + " ".repeat(Math.max(0, (widths[i] ?? 0) - width(c))))
+      .join("  ")
+      .trimEnd();
   return [line(header), ...rows.map(line)].join("\n") + "\n";
 }
 

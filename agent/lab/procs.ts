@@ -11,11 +11,21 @@ export interface ProcRecord {
 }
 
 /** Starts `argv` detached (optionally inside network namespace `netns`), output appended to `log`. */
-export function startDetached(argv: string[], opts: { netns?: string; log: string; role: string; marker: string; env?: NodeJS.ProcessEnv }): ProcRecord {
+export function startDetached(
+  argv: string[],
+  opts: { netns?: string; log: string; role: string; marker: string; env?: NodeJS.ProcessEnv },
+): ProcRecord {
   const fd = openSync(opts.log, "a");
   try {
-    const [file, args] = opts.netns === undefined ? [argv[0]!, argv.slice(1)] : ["nsenter", [`--net=${opts.netns}`, ...argv]];
-    const child = spawn(file, args, { detached: true, stdio: ["ignore", fd, fd], env: opts.env ?? process.env });
+    const [first, ...rest] = argv;
+    if (first === undefined) throw new Error(`start ${opts.role}: empty command`);
+    const [file, args] =
+      opts.netns === undefined ? [first, rest] : ["nsenter", [`--net=${opts.netns}`, ...argv]];
+    const child = spawn(file, args, {
+      detached: true,
+      stdio: ["ignore", fd, fd],
+      env: opts.env ?? process.env,
+    });
     child.unref();
     if (child.pid === undefined) throw new Error(`could not start ${opts.role}`);
     return { pid: child.pid, role: opts.role, marker: opts.marker, log: opts.log };

@@ -24,7 +24,7 @@ interface SctpPacket {
 
 function parse(ipPacket: Buffer): SctpPacket | undefined {
   if (ipPacket.length < 20) return undefined;
-  const ihl = (ipPacket[0]! & 0x0f) * 4;
+  const ihl = (ipPacket.readUInt8(0) & 0x0f) * 4;
   if (ipPacket[9] !== IPPROTO_SCTP || ipPacket.length < ihl + 12 + 8) return undefined;
   const s = ipPacket.subarray(ihl);
   const addr = (o: number) => [...ipPacket.subarray(o, o + 4)].join(".");
@@ -65,12 +65,15 @@ function initAck(toPort: number, fromPort: number, peerTag: number, ownTag: numb
 }
 
 /** Answers INITs to `ports` with INIT-ACKs until stopped. */
-export function serveSctp(ports: readonly number[], log: (l: string) => void = () => undefined): { stop(): void } {
+export function serveSctp(
+  ports: readonly number[],
+  log: (l: string) => void = () => undefined,
+): { stop(): void } {
   const sock = new RawSocket(IPPROTO_SCTP);
   const wanted = new Set(ports);
-  let running = true;
+  const state = { running: true };
   void (async () => {
-    while (running) {
+    while (state.running) {
       const pkt = await sock.receive(1000).catch(() => undefined);
       if (pkt === undefined) continue;
       const p = parse(pkt);
@@ -84,7 +87,7 @@ export function serveSctp(ports: readonly number[], log: (l: string) => void = (
   })();
   return {
     stop() {
-      running = false;
+      state.running = false;
       sock.close();
     },
   };
@@ -105,7 +108,15 @@ export async function probeSctp(host: string, port: number, timeoutMs: number): 
     const pkt = await sock.receive(Math.min(100, Math.max(1, deadline - Date.now())));
     if (pkt === undefined) continue;
     const p = parse(pkt);
-    if (p !== undefined && p.chunkType === CHUNK_INIT_ACK && p.src === host && p.sport === port && p.dport === sport && p.vtag === tag) return true;
+    if (
+      p !== undefined &&
+      p.chunkType === CHUNK_INIT_ACK &&
+      p.src === host &&
+      p.sport === port &&
+      p.dport === sport &&
+      p.vtag === tag
+    )
+      return true;
   }
   return false;
 }

@@ -49,12 +49,21 @@ export async function isAlive(controlPath: string): Promise<boolean> {
 }
 
 /** Opens a TCP connection from the workload and keeps it; returns its id. */
-export function holdConnection(controlPath: string, host: string, port: number, timeoutMs = 2000): Promise<{ ok: boolean; id?: number; error?: string }> {
+export function holdConnection(
+  controlPath: string,
+  host: string,
+  port: number,
+  timeoutMs = 2000,
+): Promise<{ ok: boolean; id?: number; error?: string }> {
   return request(controlPath, { op: "hold", host, port, timeoutMs }, timeoutMs + 5000);
 }
 
 /** Round trip through a held connection. */
-export function exchange(controlPath: string, id: number, timeoutMs = 2000): Promise<{ ok: boolean; error?: string; ms: number }> {
+export function exchange(
+  controlPath: string,
+  id: number,
+  timeoutMs = 2000,
+): Promise<{ ok: boolean; error?: string; ms: number }> {
   return request(controlPath, { op: "exchange", id, timeoutMs }, timeoutMs + 5000);
 }
 

@@ -84,7 +84,10 @@ function serveTcp(name: string, port: number): void {
       }
     });
     sock.on("end", () => {
-      if (mode === "sink") void hash.then((h) => sock.end(JSON.stringify({ name, bytes: received, sha256: h.digest("hex") }) + "\n"));
+      if (mode === "sink")
+        void hash.then((h) =>
+          sock.end(JSON.stringify({ name, bytes: received, sha256: h.digest("hex") }) + "\n"),
+        );
     });
     sock.on("error", () => sock.destroy());
   });
@@ -114,19 +117,26 @@ function probeTcp(req: ProbeRequest): Promise<ProbeResult> {
       resolve({ ...r, ms: Math.round(performance.now() - start) });
     };
     const sock: Socket = createConnection({ host: req.host, port: req.port });
-    const timer = setTimeout(() => finish({ ok: false, error: "timeout" }), req.timeoutMs);
+    const timer = setTimeout(() => {
+      finish({ ok: false, error: "timeout" });
+    }, req.timeoutMs);
     sock.on("connect", () => sock.write("hello\n"));
     sock.on("data", (d: Buffer) => {
       data += d.toString();
       if (data.includes("\n")) {
         try {
-          finish({ ok: true, reply: JSON.parse(data.slice(0, data.indexOf("\n"))) as { name: string; peer: string } });
+          finish({
+            ok: true,
+            reply: JSON.parse(data.slice(0, data.indexOf("\n"))) as { name: string; peer: string },
+          });
         } catch {
           finish({ ok: false, error: "bad reply" });
         }
       }
     });
-    sock.on("error", (err: NodeJS.ErrnoException) => finish({ ok: false, error: err.code ?? err.message }));
+    sock.on("error", (err: NodeJS.ErrnoException) => {
+      finish({ ok: false, error: err.code ?? err.message });
+    });
   });
 }
 
@@ -143,7 +153,9 @@ function probeUdp(req: ProbeRequest): Promise<ProbeResult> {
       sock.close();
       resolve({ ...r, ms: Math.round(performance.now() - start) });
     };
-    const timer = setTimeout(() => finish({ ok: false, error: "timeout" }), req.timeoutMs);
+    const timer = setTimeout(() => {
+      finish({ ok: false, error: "timeout" });
+    }, req.timeoutMs);
     sock.on("message", (msg) => {
       try {
         finish({ ok: true, reply: JSON.parse(msg.toString()) as { name: string; peer: string } });
@@ -151,9 +163,13 @@ function probeUdp(req: ProbeRequest): Promise<ProbeResult> {
         finish({ ok: false, error: "bad reply" });
       }
     });
-    sock.on("error", (err: NodeJS.ErrnoException) => finish({ ok: false, error: err.code ?? err.message }));
+    sock.on("error", (err: NodeJS.ErrnoException) => {
+      finish({ ok: false, error: err.code ?? err.message });
+    });
     // UDP may lose the first datagram while a neighbour resolves; resend a few times.
-    const send = () => sock.send("hello", req.port, req.host);
+    const send = () => {
+      sock.send("hello", req.port, req.host);
+    };
     send();
     const resend = setInterval(send, Math.max(50, Math.floor(req.timeoutMs / 4)));
   });
@@ -164,7 +180,11 @@ function probeIcmp(req: ProbeRequest): Promise<ProbeResult> {
   const wait = Math.max(1, Math.ceil(req.timeoutMs / 1000));
   return new Promise((resolve) => {
     execFile("ping", ["-n", "-c", "1", "-W", String(wait), req.host], (err) => {
-      resolve({ ok: err === null, ...(err === null ? {} : { error: "no reply" }), ms: Math.round(performance.now() - start) });
+      resolve({
+        ok: err === null,
+        ...(err === null ? {} : { error: "no reply" }),
+        ms: Math.round(performance.now() - start),
+      });
     });
   });
 }
@@ -185,14 +205,23 @@ function transfer(req: TransferRequest): Promise<TransferResult> {
           resolve({ ...r, ms: Math.round(performance.now() - start) });
         };
         const sock = createConnection({ host: req.host, port: req.port });
-        const timer = setTimeout(() => finish({ ok: false, error: "timeout" }), req.timeoutMs);
-        sock.on("error", (err: NodeJS.ErrnoException) => finish({ ok: false, error: err.code ?? err.message }));
+        const timer = setTimeout(() => {
+          finish({ ok: false, error: "timeout" });
+        }, req.timeoutMs);
+        sock.on("error", (err: NodeJS.ErrnoException) => {
+          finish({ ok: false, error: err.code ?? err.message });
+        });
         sock.on("data", (d: Buffer) => (reply += d.toString()));
         sock.on("end", () => {
           try {
             const r = JSON.parse(reply.trim()) as { bytes: number; sha256: string };
             const digest = sent.digest("hex");
-            finish({ ok: r.sha256 === digest && r.bytes === req.bytes, sent: digest, received: r.sha256, bytes: r.bytes });
+            finish({
+              ok: r.sha256 === digest && r.bytes === req.bytes,
+              sent: digest,
+              received: r.sha256,
+              bytes: r.bytes,
+            });
           } catch {
             finish({ ok: false, error: `bad reply ${JSON.stringify(reply)}` });
           }
@@ -276,14 +305,22 @@ function exchange(req: ExchangeRequest): Promise<{ ok: boolean; error?: string; 
       sock.off("data", onData);
       resolve({ ...r, ms: Math.round(performance.now() - start) });
     };
-    const timer = setTimeout(() => finish({ ok: false, error: "timeout" }), req.timeoutMs);
+    const timer = setTimeout(() => {
+      finish({ ok: false, error: "timeout" });
+    }, req.timeoutMs);
     sock.on("data", onData);
     sock.write(token);
   });
 }
 
 async function handle(line: string): Promise<unknown> {
-  const req = JSON.parse(line) as ProbeRequest | TransferRequest | HoldRequest | ExchangeRequest | { op: "ping" } | { op: "release"; id: number };
+  const req = JSON.parse(line) as
+    | ProbeRequest
+    | TransferRequest
+    | HoldRequest
+    | ExchangeRequest
+    | { op: "ping" }
+    | { op: "release"; id: number };
   switch (req.op) {
     case "ping":
       return { ok: true, pid: process.pid };
@@ -336,12 +373,21 @@ function serveControl(path: string): void {
 }
 
 function ports(text: string | undefined): number[] {
-  return (text ?? "").split(",").filter((p) => p !== "").map(Number);
+  return (text ?? "")
+    .split(",")
+    .filter((p) => p !== "")
+    .map(Number);
 }
 
 if (process.argv[1]?.endsWith("workload.js") === true) {
   const { values } = parseArgs({
-    options: { name: { type: "string" }, control: { type: "string" }, tcp: { type: "string" }, udp: { type: "string" }, sctp: { type: "string" } },
+    options: {
+      name: { type: "string" },
+      control: { type: "string" },
+      tcp: { type: "string" },
+      udp: { type: "string" },
+      sctp: { type: "string" },
+    },
   });
   const name = values.name ?? "workload";
   for (const p of ports(values.tcp)) serveTcp(name, p);

@@ -24,7 +24,8 @@ export interface Uplink {
 export async function uplinkFor(nodeIp: string): Promise<Uplink> {
   const addrs = await listAddresses();
   const owner = addrs.find((a) => a.addr_info.some((i) => i.local === nodeIp));
-  if (owner === undefined) throw new Error(`no interface in this network namespace has the node address ${nodeIp}`);
+  if (owner === undefined)
+    throw new Error(`no interface in this network namespace has the node address ${nodeIp}`);
   const link = await findLink(owner.ifname);
   if (link === undefined) throw new Error(`uplink ${owner.ifname} vanished`);
   return { ifname: owner.ifname, mtu: link.mtu };
@@ -68,7 +69,17 @@ export async function ensureOverlayDevice(opts: {
     data.learning !== true;
   if (existing !== undefined && !compatible) await ip(["link", "del", opts.ifname]);
   if (existing === undefined || !compatible) {
-    await ip(["link", "add", opts.ifname, "type", "vxlan", "external", "dstport", String(opts.port), "nolearning"]);
+    await ip([
+      "link",
+      "add",
+      opts.ifname,
+      "type",
+      "vxlan",
+      "external",
+      "dstport",
+      String(opts.port),
+      "nolearning",
+    ]);
   }
   writeSysctl(`net.ipv6.conf.${opts.ifname}.disable_ipv6`, "1");
   await ipBatch([
@@ -89,7 +100,11 @@ export async function removeOverlayDevice(ifname: string): Promise<void> {
  * Makes the routes through the VXLAN device exactly `podCidrs` (other nodes' pod CIDRs), with
  * `src nodeIp` so host traffic leaves with the node's address. Adds before it removes.
  */
-export async function syncOverlayRoutes(ifname: string, nodeIp: string, podCidrs: readonly string[]): Promise<{ added: string[]; removed: string[] }> {
+export async function syncOverlayRoutes(
+  ifname: string,
+  nodeIp: string,
+  podCidrs: readonly string[],
+): Promise<{ added: string[]; removed: string[] }> {
   const want = new Set(podCidrs.map((c) => formatPrefix(parsePrefix(c))));
   const have = new Set(
     (await listRoutes())
@@ -100,7 +115,10 @@ export async function syncOverlayRoutes(ifname: string, nodeIp: string, podCidrs
   const removed = [...have].filter((c) => !want.has(c));
   // `replace` also fixes a route whose attributes drifted.
   await ipBatch([...want].map((c) => `route replace ${c} dev ${ifname} src ${nodeIp}`));
-  await ipBatch(removed.map((c) => `route del ${c} dev ${ifname}`), { force: true });
+  await ipBatch(
+    removed.map((c) => `route del ${c} dev ${ifname}`),
+    { force: true },
+  );
   return { added, removed };
 }
 
@@ -120,7 +138,11 @@ function nft(script: string): Promise<void> {
  * pod CIDR, destination outside every cluster pod CIDR, not through the overlay. The table is
  * replaced whole, atomically.
  */
-export async function ensureMasquerade(localPodCidr: string, clusterCidrs: readonly string[], overlayIfname: string): Promise<void> {
+export async function ensureMasquerade(
+  localPodCidr: string,
+  clusterCidrs: readonly string[],
+  overlayIfname: string,
+): Promise<void> {
   const local = formatPrefix(parsePrefix(localPodCidr));
   const cluster = [...new Set(clusterCidrs.map((c) => formatPrefix(parsePrefix(c))))];
   const script = [

@@ -2,11 +2,18 @@
 import { maskIPv4, parseIPv4, type Prefix } from "../../maps/net.js";
 
 export class LpmIndex<T> {
-  readonly #byLength: Map<number, T>[] = Array.from({ length: 33 }, () => new Map<number, T>());
+  /** One map per prefix length, 0..32: masked address → value. */
+  readonly #byLength: readonly Map<number, T>[] = Array.from({ length: 33 }, () => new Map<number, T>());
+
+  #bucket(length: number): Map<number, T> {
+    const m = this.#byLength[length];
+    if (m === undefined) throw new RangeError(`prefix length ${length} is not 0..32`);
+    return m;
+  }
   #size = 0;
 
   set(prefix: Prefix, value: T): void {
-    const m = this.#byLength[prefix.length]!;
+    const m = this.#bucket(prefix.length);
     const key = parseIPv4(prefix.ip);
     if (!m.has(key)) this.#size++;
     m.set(key, value);
@@ -20,7 +27,7 @@ export class LpmIndex<T> {
   longestContaining(prefix: Prefix): { prefix: Prefix; value: T } | undefined {
     const ip = parseIPv4(prefix.ip);
     for (let len = prefix.length; len >= 0; len--) {
-      const m = this.#byLength[len]!;
+      const m = this.#bucket(len);
       if (m.size === 0) continue;
       const masked = maskIPv4(ip, len);
       const v = m.get(masked);

@@ -46,7 +46,8 @@ export class MapReconciler<K, V> {
   /** Re-reads the kernel map into the shadow. Returns the number of entries. */
   resync(): number {
     const shadow = new Map<string, { key: K; value: string }>();
-    for (const [k, v] of this.#port.entries()) shadow.set(this.#keyString(k), { key: k, value: this.#encode(v) });
+    for (const [k, v] of this.#port.entries())
+      shadow.set(this.#keyString(k), { key: k, value: this.#encode(v) });
     this.#shadow = shadow;
     return shadow.size;
   }

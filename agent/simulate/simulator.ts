@@ -67,8 +67,14 @@ function id(obj: KubernetesObject): string {
 export class Simulator implements Disposable {
   readonly engine = new PolicyEngine({});
   readonly #dp: PrivateDatapath;
-  readonly #ipcache: MapReconciler<import("../../maps/net.js").Prefix, import("../../maps/ipcache.js").IpcacheEntry>;
-  readonly #policy: MapReconciler<import("../../maps/policy.js").PolicyKey, import("../../maps/policy.js").PolicyEntry>;
+  readonly #ipcache: MapReconciler<
+    import("../../maps/net.js").Prefix,
+    import("../../maps/ipcache.js").IpcacheEntry
+  >;
+  readonly #policy: MapReconciler<
+    import("../../maps/policy.js").PolicyKey,
+    import("../../maps/policy.js").PolicyEntry
+  >;
   readonly #pods = new Map<string, V1Pod>();
   readonly #policies = new Map<string, V1NetworkPolicy>();
   readonly #namespaces = new Map<string, V1Namespace>();
@@ -87,17 +93,18 @@ export class Simulator implements Disposable {
     for (const o of objects) {
       switch (o.kind) {
         case "Namespace":
-          this.#namespaces.set(o.metadata?.name ?? "", o as V1Namespace);
-          this.engine.upsertNamespace(o as V1Namespace);
+          this.#namespaces.set(o.metadata?.name ?? "", o);
+          this.engine.upsertNamespace(o);
           break;
         case "Pod":
-          this.#pods.set(id(o), o as V1Pod);
-          this.engine.upsertPod(o as V1Pod);
+          this.#pods.set(id(o), o);
+          this.engine.upsertPod(o);
           break;
         case "NetworkPolicy":
-          this.#policies.set(id(o), o as V1NetworkPolicy);
-          this.engine.upsertPolicy(o as V1NetworkPolicy);
+          this.#policies.set(id(o), o);
+          this.engine.upsertPolicy(o);
           break;
+        case undefined:
         default:
           ignored.push(o);
       }
@@ -133,11 +140,27 @@ export class Simulator implements Disposable {
       if (ip === undefined || !isIPv4(ip) || p.spec?.hostNetwork === true) return [];
       const ns = p.metadata?.namespace ?? "default";
       const name = p.metadata?.name ?? "";
-      return [{ ip, nodeName: SIM_NODE, identity: this.engine.podIdentity(ns, name) ?? 4, flags: this.engine.localFlags(ip) }];
+      return [
+        {
+          ip,
+          nodeName: SIM_NODE,
+          identity: this.engine.podIdentity(ns, name) ?? 4,
+          flags: this.engine.localFlags(ip),
+        },
+      ];
     });
-    const ipc = this.#ipcache.apply(buildIpcache({ localNodeName: SIM_NODE, localAddresses: [], nodes: [], pods, cidrs: this.engine.cidrPrefixes() }));
+    const ipc = this.#ipcache.apply(
+      buildIpcache({
+        localNodeName: SIM_NODE,
+        localAddresses: [],
+        nodes: [],
+        pods,
+        cidrs: this.engine.cidrPrefixes(),
+      }),
+    );
     const pol = this.#policy.apply(this.engine.desiredPolicy());
-    if (ipc.failed + pol.failed > 0) throw new Error(`simulation maps could not be written: ${String(ipc.firstError ?? pol.firstError)}`);
+    if (ipc.failed + pol.failed > 0)
+      throw new Error(`simulation maps could not be written: ${String(ipc.firstError ?? pol.firstError)}`);
     this.#dirty = false;
   }
 
@@ -145,9 +168,13 @@ export class Simulator implements Disposable {
     if (isIPv4(who)) return { ip: who };
     const key = who.includes("/") ? who : `default/${who}`;
     const pod = this.#pods.get(key);
-    if (pod === undefined) throw new Error(`probe ${role} ${JSON.stringify(who)}: no such pod (give namespace/pod or an IPv4 address)`);
+    if (pod === undefined)
+      throw new Error(
+        `probe ${role} ${JSON.stringify(who)}: no such pod (give namespace/pod or an IPv4 address)`,
+      );
     const ip = pod.status?.podIP;
-    if (ip === undefined || !isIPv4(ip)) throw new Error(`probe ${role} ${who}: the pod has no IPv4 status.podIP`);
+    if (ip === undefined || !isIPv4(ip))
+      throw new Error(`probe ${role} ${who}: the pod has no IPv4 status.podIP`);
     return { ip, pod };
   }
 
@@ -157,7 +184,8 @@ export class Simulator implements Disposable {
     const out: string[] = [];
     for (const np of this.#policies.values()) {
       if ((np.metadata?.namespace ?? "default") !== ns) continue;
-      const types = np.spec?.policyTypes ?? (np.spec?.egress !== undefined ? ["Ingress", "Egress"] : ["Ingress"]);
+      const types =
+        np.spec?.policyTypes ?? (np.spec?.egress !== undefined ? ["Ingress", "Egress"] : ["Ingress"]);
       if (!types.includes(direction === "ingress" ? "Ingress" : "Egress")) continue;
       const sel = compileSelector(np.spec?.podSelector, "spec.podSelector");
       if (sel.ok && matches(sel.selector, labels)) out.push(id(np));
@@ -170,7 +198,9 @@ export class Simulator implements Disposable {
     if (reserved !== undefined) return reserved;
     const info = this.engine.identities().get(identity);
     if (info === undefined) return `identity ${identity}`;
-    const labels = Object.entries(info.labels).map(([k, v]) => `${k}=${v}`).join(",");
+    const labels = Object.entries(info.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
     return `identity ${identity} (namespace ${info.namespace}${labels === "" ? "" : `, labels ${labels}`})`;
   }
 
@@ -206,19 +236,37 @@ export class Simulator implements Disposable {
 
   /** Runs one probe through the programs. Throws for probes naming unknown pods. */
   probe(probe: Probe): SimResult {
-    if (!Number.isInteger(probe.port) || probe.port < 1 || probe.port > 65535) throw new Error(`probe port must be 1..65535, not ${probe.port}`);
-    if (!["TCP", "UDP", "SCTP"].includes(probe.protocol)) throw new Error(`probe protocol must be TCP, UDP or SCTP, not ${String(probe.protocol)}`);
+    if (!Number.isInteger(probe.port) || probe.port < 1 || probe.port > 65535)
+      throw new Error(`probe port must be 1..65535, not ${probe.port}`);
+    if (!["TCP", "UDP", "SCTP"].includes(probe.protocol))
+      throw new Error(`probe protocol must be TCP, UDP or SCTP, not ${probe.protocol}`);
     this.#sync();
     const src = this.#address(probe.from, "from");
     const dst = this.#address(probe.to, "to");
     const sport = (this.#sport = this.#sport >= 60000 ? 40000 : this.#sport + 1);
-    const frame = probeFrame({ protocol: probe.protocol, src: src.ip, dst: dst.ip, sport, dport: probe.port });
-    const result: SimResult = { ...probe, allowed: true, egress: { verdict: "not-applicable" }, ingress: { verdict: "not-applicable" } };
+    const frame = probeFrame({
+      protocol: probe.protocol,
+      src: src.ip,
+      dst: dst.ip,
+      sport,
+      dport: probe.port,
+    });
+    const result: SimResult = {
+      ...probe,
+      allowed: true,
+      egress: { verdict: "not-applicable" },
+      ingress: { verdict: "not-applicable" },
+    };
 
     this.#clearConntrack();
     if (src.pod !== undefined) {
       // Only the source is an endpoint: from_pod then decides egress alone and hands the packet on.
-      this.#dp.endpoints.set(src.ip, { ifindex: SIM_IFINDEX, flags: 0, mac: "02:00:00:00:00:01", hostMac: "02:00:00:00:00:02" });
+      this.#dp.endpoints.set(src.ip, {
+        ifindex: SIM_IFINDEX,
+        flags: 0,
+        mac: "02:00:00:00:00:01",
+        hostMac: "02:00:00:00:00:02",
+      });
       try {
         const r = this.#dp.programs[PROGRAMS.fromPod].testRun({ data: frame, ctx: { ifindex: SIM_IFINDEX } });
         result.egress = this.#side("egress", src.pod, r.retval, this.#dp.decision.last(), probe);

@@ -26,16 +26,36 @@ describe("agent: ipcache builder", function () {
   const get = (p: string) => desired.get(p)?.entry;
 
   it("local pods: own identity, no tunnel, their flags", function () {
-    assert.deepEqual(get("10.244.0.5/32"), { identity: 300, tunnelIp: null, cidrIdentity: Identity.firstCidr, flags: IpcacheFlag.enforceIngress });
+    assert.deepEqual(get("10.244.0.5/32"), {
+      identity: 300,
+      tunnelIp: null,
+      cidrIdentity: Identity.firstCidr,
+      flags: IpcacheFlag.enforceIngress,
+    });
   });
 
   it("remote pods: tunnel to their node; flags are only for local pods", function () {
-    assert.deepEqual(get("10.244.1.7/32"), { identity: 301, tunnelIp: "198.18.0.12", cidrIdentity: Identity.firstCidr + 1, flags: 0 });
+    assert.deepEqual(get("10.244.1.7/32"), {
+      identity: 301,
+      tunnelIp: "198.18.0.12",
+      cidrIdentity: Identity.firstCidr + 1,
+      flags: 0,
+    });
   });
 
   it("pod CIDRs route unknown pods: remote ones through the tunnel", function () {
-    assert.deepEqual(get("10.244.1.0/24"), { identity: Identity.unmanaged, tunnelIp: "198.18.0.12", cidrIdentity: Identity.firstCidr, flags: 0 });
-    assert.deepEqual(get("10.244.0.0/24"), { identity: Identity.unmanaged, tunnelIp: null, cidrIdentity: Identity.firstCidr, flags: 0 });
+    assert.deepEqual(get("10.244.1.0/24"), {
+      identity: Identity.unmanaged,
+      tunnelIp: "198.18.0.12",
+      cidrIdentity: Identity.firstCidr,
+      flags: 0,
+    });
+    assert.deepEqual(get("10.244.0.0/24"), {
+      identity: Identity.unmanaged,
+      tunnelIp: null,
+      cidrIdentity: Identity.firstCidr,
+      flags: 0,
+    });
   });
 
   it("nodes: host for this one, remote node (through the overlay) for the others", function () {
@@ -46,13 +66,34 @@ describe("agent: ipcache builder", function () {
   });
 
   it("ipBlock prefixes inherit routing from the pod CIDR around them and never inherit pod flags", function () {
-    assert.deepEqual(get("10.244.1.0/28"), { identity: Identity.unmanaged, tunnelIp: "198.18.0.12", cidrIdentity: Identity.firstCidr + 1, flags: 0 });
-    assert.deepEqual(get("203.0.113.0/24"), { identity: Identity.world, tunnelIp: null, cidrIdentity: Identity.firstCidr + 2, flags: 0 });
-    assert.deepEqual(get("10.244.0.0/16"), { identity: Identity.world, tunnelIp: null, cidrIdentity: Identity.firstCidr, flags: 0 });
+    assert.deepEqual(get("10.244.1.0/28"), {
+      identity: Identity.unmanaged,
+      tunnelIp: "198.18.0.12",
+      cidrIdentity: Identity.firstCidr + 1,
+      flags: 0,
+    });
+    assert.deepEqual(get("203.0.113.0/24"), {
+      identity: Identity.world,
+      tunnelIp: null,
+      cidrIdentity: Identity.firstCidr + 2,
+      flags: 0,
+    });
+    assert.deepEqual(get("10.244.0.0/16"), {
+      identity: Identity.world,
+      tunnelIp: null,
+      cidrIdentity: Identity.firstCidr,
+      flags: 0,
+    });
   });
 
   it("pods on nodes it does not know are left out (no tunnel to use)", function () {
-    const d = buildIpcache({ localNodeName: "n1", localAddresses: [], nodes: nodes.slice(0, 1), pods: [{ ip: "10.250.0.1", nodeName: "ghost", identity: 300, flags: 0 }], cidrs: new Map() });
+    const d = buildIpcache({
+      localNodeName: "n1",
+      localAddresses: [],
+      nodes: nodes.slice(0, 1),
+      pods: [{ ip: "10.250.0.1", nodeName: "ghost", identity: 300, flags: 0 }],
+      cidrs: new Map(),
+    });
     assert.equal(d.get("10.250.0.1/32"), undefined);
   });
 });

@@ -29,7 +29,8 @@ const REMOTE_NODE = "198.18.0.12";
 const WORLD = "203.0.113.5";
 
 describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", function () {
-  let dp: PrivateDatapath;
+  // Undefined until `before` loaded it (and when it failed).
+  let dp = undefined as unknown as PrivateDatapath;
 
   before(function () {
     requireRoot(this);
@@ -38,32 +39,54 @@ describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", functi
       dp.endpoints.set(p.ip, { ifindex: p.ifindex, flags: 0, mac: p.mac, hostMac: p.hostMac });
       dp.ipcache.set({ ip: p.ip, length: 32 }, { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: 0 });
     }
-    dp.ipcache.set({ ip: "10.244.1.0", length: 24 }, { identity: Identity.unmanaged, tunnelIp: REMOTE_NODE, cidrIdentity: 0, flags: 0 });
-    dp.config.write({ vxlanIfindex: 1, nodeIp: "198.18.0.11", vxlanMac: vxlanMacFor("198.18.0.11"), flags: 0 });
+    dp.ipcache.set(
+      { ip: "10.244.1.0", length: 24 },
+      { identity: Identity.unmanaged, tunnelIp: REMOTE_NODE, cidrIdentity: 0, flags: 0 },
+    );
+    dp.config.write({
+      vxlanIfindex: 1,
+      nodeIp: "198.18.0.11",
+      vxlanMac: vxlanMacFor("198.18.0.11"),
+      flags: 0,
+    });
   });
 
   after(function () {
-    dp?.close();
+    (dp as PrivateDatapath | undefined)?.close();
   });
 
   beforeEach(function () {
-    if (dp === undefined) return;
+    if ((dp as PrivateDatapath | undefined) === undefined) return;
     for (const k of [...dp.conntrack.raw.keys()]) dp.conntrack.raw.delete(k);
   });
 
-  function count(reason: Parameters<PrivateDatapath["metrics"]["get"]>[0], dir: "ingress" | "egress" = "egress"): bigint {
+  function count(
+    reason: Parameters<PrivateDatapath["metrics"]["get"]>[0],
+    dir: "ingress" | "egress" = "egress",
+  ): bigint {
     return dp.metrics.get(reason, dir).packets;
   }
 
   it("answers an ARP request for the gateway with the host veth's MAC", function () {
     const before = count("arp_reply");
-    const frame = arpFrame({ op: "request", senderMac: POD_A.mac, senderIp: POD_A.ip, targetIp: "169.254.1.1" });
+    const frame = arpFrame({
+      op: "request",
+      senderMac: POD_A.mac,
+      senderIp: POD_A.ip,
+      targetIp: "169.254.1.1",
+    });
     const r = run(dp, PROGRAMS.fromPod, frame);
     assert.equal(r.retval, TC_ACT_REDIRECT);
     assert.equal(r.decision.reason, "arp_reply");
     assert.equal(r.decision.ifindex, POD_A.ifindex, "sent back out of the same veth");
     const expected = arpFrame(
-      { op: "reply", senderMac: POD_A.hostMac, senderIp: "169.254.1.1", targetMac: POD_A.mac, targetIp: POD_A.ip },
+      {
+        op: "reply",
+        senderMac: POD_A.hostMac,
+        senderIp: "169.254.1.1",
+        targetMac: POD_A.mac,
+        targetIp: POD_A.ip,
+      },
       POD_A.mac,
     );
     assert.deepEqual(r.out.subarray(0, expected.length), expected);
@@ -72,21 +95,37 @@ describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", functi
 
   it("drops ARP that is not a request for the gateway", function () {
     const before = count("drop_arp");
-    const r = run(dp, PROGRAMS.fromPod, arpFrame({ op: "request", senderMac: POD_A.mac, senderIp: POD_A.ip, targetIp: POD_B.ip }));
+    const r = run(
+      dp,
+      PROGRAMS.fromPod,
+      arpFrame({ op: "request", senderMac: POD_A.mac, senderIp: POD_A.ip, targetIp: POD_B.ip }),
+    );
     assert.equal(r.retval, TC_ACT_SHOT);
     assert.equal(count("drop_arp"), before + 1n);
   });
 
   it("drops an ARP request whose sender claims another pod's address", function () {
     const before = count("drop_spoofed");
-    const r = run(dp, PROGRAMS.fromPod, arpFrame({ op: "request", senderMac: POD_A.mac, senderIp: POD_B.ip, targetIp: "169.254.1.1" }));
+    const r = run(
+      dp,
+      PROGRAMS.fromPod,
+      arpFrame({ op: "request", senderMac: POD_A.mac, senderIp: POD_B.ip, targetIp: "169.254.1.1" }),
+    );
     assert.equal(r.retval, TC_ACT_SHOT);
     assert.equal(count("drop_spoofed"), before + 1n);
   });
 
   it("redirects to a pod on this node with bpf_redirect_peer, rewriting both MACs", function () {
     const before = count("fwd_local");
-    const frame = probeFrame({ protocol: "TCP", src: POD_A.ip, dst: POD_B.ip, sport: 40000, dport: 80, srcMac: POD_A.mac, dstMac: POD_A.hostMac });
+    const frame = probeFrame({
+      protocol: "TCP",
+      src: POD_A.ip,
+      dst: POD_B.ip,
+      sport: 40000,
+      dport: 80,
+      srcMac: POD_A.mac,
+      dstMac: POD_A.hostMac,
+    });
     const r = run(dp, PROGRAMS.fromPod, frame);
     assert.equal(r.retval, TC_ACT_REDIRECT);
     assert.equal(r.decision.reason, "fwd_local");
@@ -133,9 +172,9 @@ describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", functi
     assert.equal(count("drop_spoofed"), before + 2n);
     rb.consume();
     assert.equal(events.length, 2);
-    assert.equal(events[0]?.type, "drop");
-    assert.equal(events[0]?.reason, "drop_spoofed");
-    assert.equal(events[0]?.saddr, POD_B.ip);
+    assert.equal(events[0]!.type, "drop");
+    assert.equal(events[0]!.reason, "drop_spoofed");
+    assert.equal(events[0]!.saddr, POD_B.ip);
     assert.equal(events[0]?.dport, 80);
   });
 
@@ -156,7 +195,12 @@ describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", functi
         assert.equal(count("drop_malformed"), before + 1n);
       });
     }
-    const good = ipv4Packet({ src: POD_A.ip, dst: POD_B.ip, protocol: IpProto.TCP, payload: tcpSegment({ src: POD_A.ip, dst: POD_B.ip, sport: 1, dport: 2 }) });
+    const good = ipv4Packet({
+      src: POD_A.ip,
+      dst: POD_B.ip,
+      protocol: IpProto.TCP,
+      payload: tcpSegment({ src: POD_A.ip, dst: POD_B.ip, sport: 1, dport: 2 }),
+    });
     const withByte = (offset: number, value: number) => {
       const b = Buffer.from(good);
       b[offset] = value;
@@ -164,11 +208,33 @@ describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", functi
     };
     malformedCase("IPv4 header length below 5 words", withByte(0, 0x44));
     malformedCase("IP version 6 in an IPv4 EtherType", withByte(0, 0x65));
-    malformedCase("total length beyond the frame", (() => { const b = Buffer.from(good); b.writeUInt16BE(1500, 2); return ethernet(undefined, undefined, EtherType.IPv4, b); })());
-    malformedCase("TCP header cut short", ipv4Frame({ src: POD_A.ip, dst: POD_B.ip, protocol: IpProto.TCP, payload: Buffer.alloc(8) }));
-    malformedCase("UDP header cut short", ipv4Frame({ src: POD_A.ip, dst: POD_B.ip, protocol: IpProto.UDP, payload: Buffer.alloc(4) }));
-    malformedCase("ICMP header cut short", ipv4Frame({ src: POD_A.ip, dst: POD_B.ip, protocol: IpProto.ICMP, payload: Buffer.alloc(3) }));
-    malformedCase("ARP frame cut short", arpFrame({ op: "request", senderMac: POD_A.mac, senderIp: POD_A.ip, targetIp: "169.254.1.1" }).subarray(0, 30));
+    malformedCase(
+      "total length beyond the frame",
+      (() => {
+        const b = Buffer.from(good);
+        b.writeUInt16BE(1500, 2);
+        return ethernet(undefined, undefined, EtherType.IPv4, b);
+      })(),
+    );
+    malformedCase(
+      "TCP header cut short",
+      ipv4Frame({ src: POD_A.ip, dst: POD_B.ip, protocol: IpProto.TCP, payload: Buffer.alloc(8) }),
+    );
+    malformedCase(
+      "UDP header cut short",
+      ipv4Frame({ src: POD_A.ip, dst: POD_B.ip, protocol: IpProto.UDP, payload: Buffer.alloc(4) }),
+    );
+    malformedCase(
+      "ICMP header cut short",
+      ipv4Frame({ src: POD_A.ip, dst: POD_B.ip, protocol: IpProto.ICMP, payload: Buffer.alloc(3) }),
+    );
+    malformedCase(
+      "ARP frame cut short",
+      arpFrame({ op: "request", senderMac: POD_A.mac, senderIp: POD_A.ip, targetIp: "169.254.1.1" }).subarray(
+        0,
+        30,
+      ),
+    );
 
     it("never crashes on arbitrary bytes; every frame gets exactly one counted verdict", function () {
       this.timeout(60000);
@@ -201,25 +267,49 @@ describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", functi
     assert.equal(run(dp, PROGRAMS.fromPod, req).retval, TC_ACT_REDIRECT);
     assert.equal(dp.conntrack.count(), 1, "one entry for the flow, both directions");
     // Now POD_A admits nothing, and POD_B answers from its own veth.
-    dp.ipcache.set({ ip: POD_A.ip, length: 32 }, { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: IpcacheFlag.enforceIngress });
+    dp.ipcache.set(
+      { ip: POD_A.ip, length: 32 },
+      { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: IpcacheFlag.enforceIngress },
+    );
     dp.endpoints.set(POD_B.ip, { ifindex: 1, flags: 0, mac: POD_B.mac, hostMac: POD_B.hostMac });
     try {
-      const reply = ipv4Frame({ src: POD_B.ip, dst: POD_A.ip, protocol: IpProto.ICMP, payload: icmpEcho(7, 1, true) });
+      const reply = ipv4Frame({
+        src: POD_B.ip,
+        dst: POD_A.ip,
+        protocol: IpProto.ICMP,
+        payload: icmpEcho(7, 1, true),
+      });
       const r = run(dp, PROGRAMS.fromPod, reply);
       assert.equal(r.retval, TC_ACT_REDIRECT, "reply passes through conntrack");
-      const fresh = ipv4Frame({ src: POD_B.ip, dst: POD_A.ip, protocol: IpProto.ICMP, payload: icmpEcho(8, 1) });
+      const fresh = ipv4Frame({
+        src: POD_B.ip,
+        dst: POD_A.ip,
+        protocol: IpProto.ICMP,
+        payload: icmpEcho(8, 1),
+      });
       const denied = run(dp, PROGRAMS.fromPod, fresh);
       assert.equal(denied.retval, TC_ACT_SHOT, "a new ping from B is a new flow and is denied");
       assert.equal(denied.decision.direction, "ingress");
     } finally {
-      dp.ipcache.set({ ip: POD_A.ip, length: 32 }, { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: 0 });
-      dp.endpoints.set(POD_B.ip, { ifindex: POD_B.ifindex, flags: 0, mac: POD_B.mac, hostMac: POD_B.hostMac });
+      dp.ipcache.set(
+        { ip: POD_A.ip, length: 32 },
+        { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: 0 },
+      );
+      dp.endpoints.set(POD_B.ip, {
+        ifindex: POD_B.ifindex,
+        flags: 0,
+        mac: POD_B.mac,
+        hostMac: POD_B.hostMac,
+      });
     }
   });
 
   it("enforces egress default-deny on a selected pod and still lets replies in via conntrack", function () {
     const src = { ...POD_A };
-    dp.ipcache.set({ ip: src.ip, length: 32 }, { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: IpcacheFlag.enforceEgress });
+    dp.ipcache.set(
+      { ip: src.ip, length: 32 },
+      { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: IpcacheFlag.enforceEgress },
+    );
     try {
       const before = count("drop_policy");
       const out = probeFrame({ protocol: "UDP", src: src.ip, dst: WORLD, sport: 5353, dport: 53 });
@@ -228,17 +318,34 @@ describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", functi
       assert.equal(r.decision.reason, "drop_policy");
       assert.equal(r.decision.direction, "egress");
       assert.equal(count("drop_policy"), before + 1n);
-      dp.policy.set({ endpointIp: src.ip, direction: "egress", peerIdentity: Identity.any, protocol: IpProto.UDP, port: 53 }, { ruleId: 9, flags: 0 });
+      dp.policy.set(
+        {
+          endpointIp: src.ip,
+          direction: "egress",
+          peerIdentity: Identity.any,
+          protocol: IpProto.UDP,
+          port: 53,
+        },
+        { ruleId: 9, flags: 0 },
+      );
       const allowed = run(dp, PROGRAMS.fromPod, out);
       assert.equal(allowed.retval, TC_ACT_OK);
       assert.equal(allowed.decision.ruleId, 9);
       // The reply, delivered by the host stack to the pod's veth: conntrack, not policy.
-      const reply = ipv4Frame({ src: WORLD, dst: src.ip, protocol: IpProto.UDP, payload: udpDatagram({ src: WORLD, dst: src.ip, sport: 53, dport: 5353 }) });
+      const reply = ipv4Frame({
+        src: WORLD,
+        dst: src.ip,
+        protocol: IpProto.UDP,
+        payload: udpDatagram({ src: WORLD, dst: src.ip, sport: 53, dport: 5353 }),
+      });
       assert.equal(run(dp, PROGRAMS.toPod, reply).retval, TC_ACT_OK);
       const tcp = probeFrame({ protocol: "TCP", src: src.ip, dst: WORLD, sport: 41000, dport: 443 });
       assert.equal(run(dp, PROGRAMS.fromPod, tcp).retval, TC_ACT_SHOT, "other ports stay denied");
     } finally {
-      dp.ipcache.set({ ip: src.ip, length: 32 }, { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: 0 });
+      dp.ipcache.set(
+        { ip: src.ip, length: 32 },
+        { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: 0 },
+      );
       for (const k of [...dp.policy.raw.keys()]) dp.policy.raw.delete(k);
     }
   });

@@ -14,7 +14,12 @@ import type { LabPod } from "../../agent/lab/lab.js";
 import { exchange, holdConnection, release } from "../../agent/lab/workload-client.js";
 import { eventually, useLab } from "../helpers/lab.js";
 
-function denyIngress(namespace: string, name: string, podLabels: Record<string, string>, allowFrom?: Record<string, string>): V1NetworkPolicy {
+function denyIngress(
+  namespace: string,
+  name: string,
+  podLabels: Record<string, string>,
+  allowFrom?: Record<string, string>,
+): V1NetworkPolicy {
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
@@ -43,12 +48,17 @@ describe("e2e: policy dynamics", function () {
   });
 
   afterEach(async function () {
-    for (const name of ["unrelated", "deny-b", "deny-c"]) await fx.lab.deletePolicy("dyn", name).catch(() => undefined);
+    for (const name of ["unrelated", "deny-b", "deny-c"])
+      await fx.lab.deletePolicy("dyn", name).catch(() => undefined);
   });
 
   it("keeps established connections through an unrelated policy change, and through a denying one", async function () {
     const conns: { from: LabPod; id: number }[] = [];
-    for (const [from, to] of [[a, b], [a, c], [c, b]] as const)
+    for (const [from, to] of [
+      [a, b],
+      [a, c],
+      [c, b],
+    ] as const)
       for (let i = 0; i < 3; i++) {
         const h = await holdConnection(from.control, to.ip, 8080);
         assert.ok(h.ok && h.id !== undefined, `hold ${from.name} → ${to.name}: ${h.error}`);
@@ -66,7 +76,11 @@ describe("e2e: policy dynamics", function () {
       await new Promise((r) => setTimeout(r, 1000));
       await check("after an unrelated policy");
       await fx.lab.applyPolicy(denyIngress("dyn", "deny-b", { app: "b" }));
-      await eventually("new connections to b denied", async () => !(await fx.lab.probe(a, "TCP", b.ip, 8080, 200)).ok, 3000);
+      await eventually(
+        "new connections to b denied",
+        async () => !(await fx.lab.probe(a, "TCP", b.ip, 8080, 200)).ok,
+        3000,
+      );
       await check("after a policy denying new connections to b (conntrack keeps what was allowed)");
     } finally {
       for (const cn of conns) await release(cn.from.control, cn.id);
@@ -89,7 +103,8 @@ describe("e2e: policy dynamics", function () {
     const ms = blockedAt - created;
     assert.ok(ms < 1000, `blocked after ${ms} ms`);
     this.test!.title += ` (${ms} ms)`;
-    for (let i = 0; i < 5; i++) assert.ok(!(await fx.lab.probe(a, "TCP", c.ip, 8080, 200)).ok, "stays blocked");
+    for (let i = 0; i < 5; i++)
+      assert.ok(!(await fx.lab.probe(a, "TCP", c.ip, 8080, 200)).ok, "stays blocked");
     assert.ok((await fx.lab.probe(b, "TCP", c.ip, 8080, 1000)).ok, "the allowed peer still gets in");
   });
 
@@ -101,7 +116,19 @@ describe("e2e: policy dynamics", function () {
     await nsExec(a.netns, ["ip", "addr", "add", `${b.ip}/32`, "dev", "eth0"]);
     try {
       // ping from a with b's address as source: must not get anywhere.
-      const spoofed = await nsExec(a.netns, ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", "-I", b.ip, c.ip]).then(
+      const spoofed = await nsExec(a.netns, [
+        "ping",
+        "-n",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "-I",
+        b.ip,
+        c.ip,
+      ]).then(
         () => true,
         () => false,
       );
@@ -113,10 +140,12 @@ describe("e2e: policy dynamics", function () {
     assert.ok(after - before >= 3n, `drop_spoofed went from ${before} to ${after}`);
     const text = await (await fetch(fx.lab.agentUrl(node, "/metrics", 9878))).text();
     const fam = parsePrometheus(text).find((f) => f.name === "skein_datapath_packets_total");
-    const sample = fam?.metrics.find((m) => m.labels?.reason === "drop_spoofed" && m.labels.direction === "egress");
+    const sample = fam?.metrics.find(
+      (m) => m.labels?.reason === "drop_spoofed" && m.labels.direction === "egress",
+    );
     assert.ok(Number(sample?.value ?? 0) >= 3, "exported to Prometheus");
     assert.ok((await fx.lab.probe(a, "TCP", c.ip, 8080)).ok, "honest traffic still flows");
-    void pod;
+    pod;
   });
 });
 
@@ -127,7 +156,8 @@ describe("e2e: a full policy map is reported, not silently truncated", function 
   it("logs an error and sets skein_policy_map_overflow_entries", async function () {
     const node = fx.nodes[0]!;
     const target = await fx.lab.addPod({ namespace: "full", name: "t", node, labels: { app: "t" } });
-    for (let i = 0; i < 4; i++) await fx.lab.addPod({ namespace: "full", name: `p${i}`, node, labels: { app: `p${i}` } });
+    for (let i = 0; i < 4; i++)
+      await fx.lab.addPod({ namespace: "full", name: `p${i}`, node, labels: { app: `p${i}` } });
     await fx.lab.applyPolicy({
       apiVersion: "networking.k8s.io/v1",
       kind: "NetworkPolicy",
@@ -135,15 +165,23 @@ describe("e2e: a full policy map is reported, not silently truncated", function 
       spec: {
         podSelector: {},
         policyTypes: ["Ingress"],
-        ingress: [{ _from: [{ podSelector: {} }], ports: Array.from({ length: 6 }, (_v, i) => ({ port: 1000 + i, protocol: "TCP" })) }],
+        ingress: [
+          {
+            _from: [{ podSelector: {} }],
+            ports: Array.from({ length: 6 }, (_v, i) => ({ port: 1000 + i, protocol: "TCP" })),
+          },
+        ],
       },
     });
     const overflow = async () => {
       const text = await (await fetch(fx.lab.agentUrl(node, "/metrics", 9878))).text();
-      return Number(parsePrometheus(text).find((f) => f.name === "skein_policy_map_overflow_entries")?.metrics[0]?.value ?? 0);
+      return Number(
+        parsePrometheus(text).find((f) => f.name === "skein_policy_map_overflow_entries")?.metrics[0]
+          ?.value ?? 0,
+      );
     };
     await eventually("overflow reported", async () => (await overflow()) > 0, 5000);
     assert.match(readFileSync(node.agent!.log, "utf8"), /policy map full/);
-    void target;
+    target;
   });
 });

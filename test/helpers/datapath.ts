@@ -19,7 +19,12 @@ export interface RunResult {
   decision: Decision;
 }
 
-export function run(dp: PrivateDatapath, program: ProgramName, frame: Uint8Array, ctx: SkbContext = { ifindex: 1 }): RunResult {
+export function run(
+  dp: PrivateDatapath,
+  program: ProgramName,
+  frame: Uint8Array,
+  ctx: SkbContext = { ifindex: 1 },
+): RunResult {
   const r = dp.programs[program].testRun({ data: frame, ctx });
   return { retval: r.retval, out: r.dataOut, decision: dp.decision.last() };
 }

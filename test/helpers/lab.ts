@@ -12,18 +12,25 @@ export interface LabFixture {
  * Returns a holder filled in by `before`.
  */
 export function useLab(nodes: number, options: { agentArgs?: string[] } = {}): LabFixture {
+  // Filled in by `before`; `lab` stays undefined when creating it failed.
   const fixture = {} as LabFixture;
   before(async function () {
     requireRoot(this);
     this.timeout(120000);
     fixture.lab = await Lab.create({});
     fixture.nodes = [];
-    for (let i = 0; i < nodes; i++) fixture.nodes.push(await fixture.lab.addNode({ waitReady: false, ...(options.agentArgs === undefined ? {} : { agentArgs: options.agentArgs }) }));
+    for (let i = 0; i < nodes; i++)
+      fixture.nodes.push(
+        await fixture.lab.addNode({
+          waitReady: false,
+          ...(options.agentArgs === undefined ? {} : { agentArgs: options.agentArgs }),
+        }),
+      );
     await Promise.all(fixture.nodes.map((n) => fixture.lab.waitAgentReady(n)));
   });
   after(async function () {
     this.timeout(120000);
-    if (fixture.lab === undefined) return;
+    if ((fixture.lab as Lab | undefined) === undefined) return;
     const problems = await fixture.lab.teardown();
     if (problems.length > 0) throw new Error(`lab teardown: ${problems.join("; ")}`);
   });
@@ -31,7 +38,12 @@ export function useLab(nodes: number, options: { agentArgs?: string[] } = {}): L
 }
 
 /** Polls `fn` until it returns true or `timeoutMs` passes. Returns the elapsed milliseconds. */
-export async function eventually(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 5000, intervalMs = 25): Promise<number> {
+export async function eventually(
+  what: string,
+  fn: () => Promise<boolean> | boolean,
+  timeoutMs = 5000,
+  intervalMs = 25,
+): Promise<number> {
   const start = Date.now();
   for (;;) {
     if (await fn()) return Date.now() - start;

@@ -17,6 +17,7 @@ async function collectedLeaks(): Promise<string[]> {
 export const mochaHooks = {
   async afterAll(this: Mocha.Context): Promise<void> {
     const leaks = await collectedLeaks();
-    if (leaks.length > 0) throw new Error(`kernel resources garbage-collected without close(): ${leaks.join(", ")}`);
+    if (leaks.length > 0)
+      throw new Error(`kernel resources garbage-collected without close(): ${leaks.join(", ")}`);
   },
 };

@@ -8,17 +8,27 @@ import { vxlanMacFor } from "../../maps/config.js";
 import { formatIPv4, parsePrefix, prefixContains } from "../../maps/net.js";
 
 const ipArb = fc.integer({ min: 0, max: 0xffffffff }).map(formatIPv4);
-const macArb = fc.uint8Array({ minLength: 6, maxLength: 6 }).map((b) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(":"));
+const macArb = fc
+  .uint8Array({ minLength: 6, maxLength: 6 })
+  .map((b) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(":"));
 
 describe("maps: codecs (golden bytes and round trips)", function () {
   it("endpoint value golden bytes", function () {
-    const bytes = endpointsCodec.value.encode({ ifindex: 7, flags: 0, mac: "02:00:00:00:00:0a", hostMac: "0e:00:00:00:00:0b" });
+    const bytes = endpointsCodec.value.encode({
+      ifindex: 7,
+      flags: 0,
+      mac: "02:00:00:00:00:0a",
+      hostMac: "0e:00:00:00:00:0b",
+    });
     assert.equal(bytes.toString("hex"), "07000000" + "00000000" + "02000000000a" + "0e000000000b");
     assert.equal(endpointsCodec.key.encode("10.244.0.5").toString("hex"), "0af40005", "key in network order");
   });
 
   it("ipcache key golden bytes: prefix length host order, address network order", function () {
-    assert.equal(ipcacheCodec.key.encode({ ip: "10.244.1.0", length: 24 }).toString("hex"), "18000000" + "0af40100");
+    assert.equal(
+      ipcacheCodec.key.encode({ ip: "10.244.1.0", length: 24 }).toString("hex"),
+      "18000000" + "0af40100",
+    );
   });
 
   it("policy keys: prefix lengths by specificity; port in network order, host bits cleared", function () {
@@ -31,7 +41,14 @@ describe("maps: codecs (golden bytes and round trips)", function () {
     const ranged = policyCodec.key.encode({ ...base, protocol: 6, port: 0x1ff, portBits: 8 });
     assert.equal(ranged.readUInt32LE(0), 88);
     assert.equal(ranged.subarray(14).toString("hex"), "0100", "low 8 bits cleared");
-    const byIp = policyCodec.key.encode({ endpointIp: "10.0.0.1", direction: "egress", peerIdentity: 0, peerIp: "10.0.0.2", protocol: 6, port: 80 });
+    const byIp = policyCodec.key.encode({
+      endpointIp: "10.0.0.1",
+      direction: "egress",
+      peerIdentity: 0,
+      peerIp: "10.0.0.2",
+      protocol: 6,
+      port: 80,
+    });
     assert.equal(byIp.readUInt8(12), 3);
     assert.equal(byIp.readUInt32LE(8), 0x0a000002);
     assert.throws(() => policyCodec.key.encode({ ...base, peerIp: "10.0.0.2" }), /egress only/);
@@ -43,7 +60,12 @@ describe("maps: codecs (golden bytes and round trips)", function () {
         const e = { ifindex: n, flags: 0, mac, hostMac };
         assert.deepEqual(endpointsCodec.value.decode(endpointsCodec.value.encode(e)), e);
         assert.equal(endpointsCodec.key.decode(endpointsCodec.key.encode(ip)), ip);
-        const ic = { identity: n & 0xffffff, tunnelIp: ip === "0.0.0.0" ? null : ip, cidrIdentity: 0, flags: 3 };
+        const ic = {
+          identity: n & 0xffffff,
+          tunnelIp: ip === "0.0.0.0" ? null : ip,
+          cidrIdentity: 0,
+          flags: 3,
+        };
         assert.deepEqual(ipcacheCodec.value.decode(ipcacheCodec.value.encode(ic)), ic);
         const ct = { addrA: ip, addrB: "10.1.1.1", portA: n & 0xffff, portB: 80, proto: 17 };
         assert.deepEqual(conntrackCodec.key.decode(conntrackCodec.key.encode(ct)), ct);
@@ -61,7 +83,11 @@ describe("maps: codecs (golden bytes and round trips)", function () {
         port: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
       })
       .map((k) => {
-        const out: PolicyKey = { endpointIp: k.endpointIp, direction: k.direction, peerIdentity: k.peerIdentity };
+        const out: PolicyKey = {
+          endpointIp: k.endpointIp,
+          direction: k.direction,
+          peerIdentity: k.peerIdentity,
+        };
         if (k.protocol !== undefined) {
           out.protocol = k.protocol;
           if (k.port !== undefined) {
@@ -114,7 +140,15 @@ describe("maps: codecs (golden bytes and round trips)", function () {
 
   it("prefixes parse strictly", function () {
     assert.deepEqual(parsePrefix("10.244.1.7/24"), { ip: "10.244.1.0", length: 24 });
-    for (const bad of ["10.244.1.0/33", "10.244.1/24", "a.b.c.d/8", "10.0.0.0/", "10.0.0.256/8", "1.2.3.4/8/9"]) assert.throws(() => parsePrefix(bad), RangeError, bad);
+    for (const bad of [
+      "10.244.1.0/33",
+      "10.244.1/24",
+      "a.b.c.d/8",
+      "10.0.0.0/",
+      "10.0.0.256/8",
+      "1.2.3.4/8/9",
+    ])
+      assert.throws(() => parsePrefix(bad), RangeError, bad);
     assert.ok(prefixContains(parsePrefix("10.0.0.0/8"), parsePrefix("10.1.0.0/16")));
     assert.ok(!prefixContains(parsePrefix("10.1.0.0/16"), parsePrefix("10.0.0.0/8")));
   });

@@ -32,7 +32,11 @@ interface BtfType {
 }
 
 const object = defaultObjectPath();
-const btf = (JSON.parse(execFileSync("bpftool", ["btf", "dump", "file", object, "-j"], { encoding: "utf8" })) as { types: BtfType[] }).types;
+const btf = (
+  JSON.parse(execFileSync("bpftool", ["btf", "dump", "file", object, "-j"], { encoding: "utf8" })) as {
+    types: BtfType[];
+  }
+).types;
 const byId = new Map(btf.map((t) => [t.id, t]));
 
 function sizeOf(id: number): number {
@@ -76,7 +80,14 @@ function checkLayout(layout: Layout): void {
   }
 }
 
-const codecs: MapCodec<unknown, unknown>[] = [endpointsCodec, ipcacheCodec, policyCodec, conntrackCodec, configCodec, decisionCodec] as MapCodec<unknown, unknown>[];
+const codecs: MapCodec<unknown, unknown>[] = [
+  endpointsCodec,
+  ipcacheCodec,
+  policyCodec,
+  conntrackCodec,
+  configCodec,
+  decisionCodec,
+] as MapCodec<unknown, unknown>[];
 
 describe("maps: codecs match the object's BTF", function () {
   for (const c of codecs) {
@@ -97,7 +108,7 @@ describe("maps: codecs match the object's BTF", function () {
     assert.ok(sec?.vars !== undefined);
     assert.equal(sec.vars.length, 1);
     assert.equal(sec.vars[0]?.offset, 0);
-    assert.equal(byId.get(sec.vars[0]!.type_id)?.name, "skn_settings");
+    assert.equal(byId.get(sec.vars[0].type_id)?.name, "skn_settings");
   });
 
   it("every map's key and value sizes in the ELF equal its codec's", function () {
@@ -120,7 +131,9 @@ describe("maps: enums mirrored from C", function () {
   const source = (p: string) => readFileSync(new URL(`../../../bpf/${p}`, import.meta.url), "utf8");
 
   it("verdict reasons equal enum skn_reason, in order", function () {
-    const names = [...source("lib/drop.h").matchAll(/SKN_R_([A-Z_]+) = (\d+)/g)].filter((m) => m[1] !== "MAX");
+    const names = [...source("lib/drop.h").matchAll(/SKN_R_([A-Z_]+) = (\d+)/g)].filter(
+      (m) => m[1] !== "MAX",
+    );
     assert.deepEqual(
       names.map((m) => Number(m[2])),
       names.map((_m, i) => i),

@@ -6,8 +6,7 @@
  * Upstream generates namespace names; we use the fixed names x, y, z. Pure data: nothing here talks
  * to a cluster, and nothing here throws.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
-   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
+
 import type { V1Container, V1ContainerPort, V1Namespace, V1Pod } from "@kubernetes/client-node";
 
 export type Protocol = "TCP" | "UDP" | "SCTP";

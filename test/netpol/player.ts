@@ -49,7 +49,11 @@ function diff(expected: Matrix, actual: Matrix, step: string, probe: Probe): Mis
 }
 
 /** Plays one scenario and restores the model. Returns every mismatch (loopback ones flagged). */
-export async function playScenario(cluster: ScenarioCluster, scenario: Scenario, options: PlayOptions): Promise<Mismatch[]> {
+export async function playScenario(
+  cluster: ScenarioCluster,
+  scenario: Scenario,
+  options: PlayOptions,
+): Promise<Mismatch[]> {
   const nsLabels = new Map(MODEL.namespaces.map((n) => [n, namespaceLabels(n)]));
   const pLabels = new Map(ALL_PODS.map((k) => [k, podLabels(splitPodKey(k).pod)]));
   const applied = new Map<string, { namespace: string; name: string }>();
@@ -85,7 +89,9 @@ export async function playScenario(cluster: ScenarioCluster, scenario: Scenario,
         let found: Mismatch[];
         for (;;) {
           found = diff(expected, await cluster.probeMatrix(probe), step.description, probe);
-          const real = found.filter((m) => !(m.loopback && (scenario.ignoreLoopback === true || options.ignoreLoopback === true)));
+          const real = found.filter(
+            (m) => !(m.loopback && (scenario.ignoreLoopback === true || options.ignoreLoopback === true)),
+          );
           if (real.length === 0 || Date.now() > deadline) break;
           await new Promise((r) => setTimeout(r, 200));
         }
@@ -104,8 +110,15 @@ export async function playScenario(cluster: ScenarioCluster, scenario: Scenario,
 }
 
 export function describeMismatches(scenario: Scenario, ms: readonly Mismatch[]): string {
-  return ms
-    .slice(0, 20)
-    .map((m) => `  [${m.step}] ${m.probe.protocol}/${m.probe.port} ${m.from} → ${m.to}: expected ${m.expected ? "allowed" : "denied"}, got ${m.actual ? "allowed" : "denied"}${m.loopback ? " (loopback)" : ""}`)
-    .join("\n") + (ms.length > 20 ? `\n  … ${ms.length - 20} more` : "") + `\n  (${scenario.name})`;
+  return (
+    ms
+      .slice(0, 20)
+      .map(
+        (m) =>
+          `  [${m.step}] ${m.probe.protocol}/${m.probe.port} ${m.from} → ${m.to}: expected ${m.expected ? "allowed" : "denied"}, got ${m.actual ? "allowed" : "denied"}${m.loopback ? " (loopback)" : ""}`,
+      )
+      .join("\n") +
+    (ms.length > 20 ? `\n  … ${ms.length - 20} more` : "") +
+    `\n  (${scenario.name})`
+  );
 }

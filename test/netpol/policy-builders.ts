@@ -4,8 +4,7 @@
  * in test/e2e/network/netpol/policies.go): giving a rule list, even an empty one, adds its policy type.
  * Pure; nothing throws except the CIDR helpers on an unparseable address.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
-   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
+
 import type {
   V1IPBlock,
   V1LabelSelector,

@@ -242,7 +242,6 @@ describe("netpol conformance catalogue", function () {
   });
 
   it("has policy checks that reject what the API server rejects", function () {
-    /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- plain objects, as everywhere in the catalogue */
     const bad = networkPolicy("x", "bad", matchExpressions(requirement("pod", "In")), {
       ingress: [
         {
@@ -253,7 +252,7 @@ describe("netpol conformance catalogue", function () {
       ],
       egress: [{ to: [peer({ ipBlock: ipBlock("10.1.2.3/8") })] }],
     });
-    /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */
+
     const problems = checkNetworkPolicy(bad);
     for (const fragment of [
       "In needs values",

@@ -33,7 +33,9 @@ class SimCluster implements ScenarioCluster {
   }
 
   applyPolicy(policy: V1NetworkPolicy): Promise<void> {
-    this.sim.apply([{ ...policy, kind: "NetworkPolicy", apiVersion: "networking.k8s.io/v1" }]);
+    this.sim.apply([
+      Object.assign({}, policy, { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy" }),
+    ]);
     return Promise.resolve();
   }
 
@@ -44,14 +46,14 @@ class SimCluster implements ScenarioCluster {
 
   setNamespaceLabels(name: string, labels: Record<string, string>): Promise<void> {
     const ns = this.namespaces.get(name)!;
-    ns.metadata = { ...ns.metadata, labels };
+    ns.metadata = { name, labels };
     this.sim.apply([ns]);
     return Promise.resolve();
   }
 
   setPodLabels(namespace: string, name: string, labels: Record<string, string>): Promise<void> {
     const p = this.pods.get(`${namespace}/${name}`)!;
-    p.metadata = { ...p.metadata, labels };
+    p.metadata = { name, namespace, labels };
     this.sim.apply([p]);
     return Promise.resolve();
   }
@@ -60,7 +62,8 @@ class SimCluster implements ScenarioCluster {
     const m: Matrix = {};
     for (const from of ALL_PODS) {
       m[from] = {};
-      for (const to of ALL_PODS) m[from][to] = this.sim.probe({ from, to, port: probe.port, protocol: probe.protocol }).allowed;
+      for (const to of ALL_PODS)
+        m[from][to] = this.sim.probe({ from, to, port: probe.port, protocol: probe.protocol }).allowed;
     }
     return Promise.resolve(m);
   }
@@ -77,7 +80,7 @@ describe("netpol conformance through policy simulate (real programs, BPF_PROG_TE
     cluster = new SimCluster(ips);
   });
   after(function () {
-    cluster?.sim.close();
+    (cluster as SimCluster | undefined)?.sim.close();
   });
 
   for (const scenario of all) {
@@ -90,7 +93,7 @@ describe("netpol conformance through policy simulate (real programs, BPF_PROG_TE
       const mismatches = await playScenario(cluster, scenario, { convergeMs: 0 });
       const real = mismatches.filter((m) => !(m.loopback && scenario.ignoreLoopback === true));
       assert.equal(real.length, 0, `\n${describeMismatches(scenario, real)}`);
-      void splitPodKey;
+      splitPodKey;
     });
   }
 });

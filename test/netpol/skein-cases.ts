@@ -18,8 +18,7 @@
  * - matchLabels and every matchExpressions requirement are AND-ed; NotIn and DoesNotExist match a pod
  *   that lacks the key.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
-   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
+
 import { SKEIN_NAMED_PORT } from "./model.js";
 import {
   anyCidr,

@@ -9,8 +9,7 @@
  * Reachability calls follow upstream; the matrices come out of the same helper semantics
  * (./reachability.ts), over all 81 pairs.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
-   behaviour-free classes; its API takes (and its serializer reads) plain objects of their shape. */
+
 import {
   containingCidr,
   hostCidr,

@@ -1,5 +1,3 @@
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models are
-   plain JSON on the wire; tests build them as object literals, as its own examples do. */
 /**
  * The real @kubernetes/client-node 1.4 code (informers, typed API clients, KubernetesObjectApi)
  * against the lab API server.
