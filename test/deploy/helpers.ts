@@ -225,6 +225,20 @@ export class Podman {
     await this.run(["rm", "--force", "--time", "1", "--ignore", ...this.#names], { timeoutMs: 60_000 });
     this.#names.clear();
   }
+
+  /**
+   * Removes the containers, then unmounts what podman left mounted under its storage (its overlay
+   * driver bind-mounts its own directory), deepest first, so that `work` can be deleted.
+   */
+  async dispose(): Promise<void> {
+    await this.removeAll();
+    const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .map((l) => l.split(" ")[4] ?? "")
+      .filter((m) => m === this.work || m.startsWith(`${this.work}/`))
+      .sort((a, b) => b.length - a.length);
+    for (const m of mounts) await exec("umount", [m]);
+  }
 }
 
 /**

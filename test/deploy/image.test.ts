@@ -96,7 +96,7 @@ describe("deploy: the Containerfile, replayed", function () {
 
   after(async function () {
     this.timeout(120000);
-    if (podman !== undefined) await podman.removeAll();
+    if (podman !== undefined) await podman.dispose();
     if (work !== "") rmSync(work, { recursive: true, force: true });
   });
 
