@@ -13,12 +13,19 @@ function say(line = ""): void {
   process.stdout.write(line + "\n");
 }
 
-async function up(values: { nodes?: string; "pods-per-node"?: string; keep?: boolean; id?: string }): Promise<number> {
+async function up(values: {
+  nodes?: string;
+  "pods-per-node"?: string;
+  keep?: boolean;
+  id?: string;
+}): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces, BPF, bpffs)");
   const nodes = Number(values.nodes ?? 2);
   const perNode = Number(values["pods-per-node"] ?? 2);
-  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) throw new Error(`--nodes must be 1..16, not ${values.nodes}`);
-  if (!Number.isInteger(perNode) || perNode < 1 || perNode > 20) throw new Error(`--pods-per-node must be 1..20, not ${values["pods-per-node"]}`);
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16)
+    throw new Error(`--nodes must be 1..16, not ${values.nodes}`);
+  if (!Number.isInteger(perNode) || perNode < 1 || perNode > 20)
+    throw new Error(`--pods-per-node must be 1..20, not ${values["pods-per-node"]}`);
   const started = performance.now();
   const lab = await Lab.create({ ...(values.id === undefined ? {} : { id: values.id }), log: (l) => say(l) });
   let ok = false;
@@ -30,12 +37,18 @@ async function up(values: { nodes?: string; "pods-per-node"?: string; keep?: boo
       labNodes.push(n);
     }
     await Promise.all(labNodes.map((n) => lab.waitAgentReady(n)));
-    for (const n of labNodes) say(`node ${n.name}: ${n.ip}, pod CIDR ${n.podCidr}, agent pid ${n.agent?.pid}, bpffs ${n.bpffsRoot}`);
+    for (const n of labNodes)
+      say(`node ${n.name}: ${n.ip}, pod CIDR ${n.podCidr}, agent pid ${n.agent?.pid}, bpffs ${n.bpffsRoot}`);
     await lab.ensureNamespace("demo");
     for (const n of labNodes)
       for (let k = 0; k < perNode; k++) {
         const name = `pod-${n.index}${String.fromCharCode(97 + k)}`;
-        const p = await lab.addPod({ namespace: "demo", name, node: n, labels: { app: k === 0 ? "web" : "client", node: n.name } });
+        const p = await lab.addPod({
+          namespace: "demo",
+          name,
+          node: n,
+          labels: { app: k === 0 ? "web" : "client", node: n.name },
+        });
         say(`pod demo/${p.name} on ${p.node}: ${p.ip} (skein-cni ADD in ${n.netns})`);
       }
     // Give every agent a moment to learn the pods before probing; probes retry anyway.
@@ -45,25 +58,28 @@ async function up(values: { nodes?: string; "pods-per-node"?: string; keep?: boo
     say(renderMatrix(paths));
     say(summarize(paths));
     const masq = paths.filter((p) => p.kind === "pod → world" && p.protocol === "TCP");
-    if (masq.length > 0) say(`pod → world seen from the world as: ${[...new Set(masq.map((p) => p.seenAs ?? "?"))].join(", ")} (node addresses: masqueraded)`);
+    if (masq.length > 0)
+      say(
+        `pod → world seen from the world as: ${[...new Set(masq.map((p) => p.seenAs ?? "?"))].join(", ")} (node addresses: masqueraded)`,
+      );
     const failed = paths.filter((p) => !p.ok);
     for (const f of failed) say(`FAILED ${f.kind}: ${f.from} → ${f.to} ${f.protocol}: ${f.error}`);
-    say(`\nlab ${lab.id}: ${paths.length - failed.length}/${paths.length} paths ok in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    // The smoke test the Vagrant cluster runs too (agent/smoke), here through the lab driver.
-    say("\nsmoke test (agent/smoke: cross-node pods, then a NetworkPolicy that denies one flow and allows another):");
-    const smoke = await runSmoke(
-      new LabSmokeDriver(lab),
-      (l) => {
-        say(`  ${l}`);
-      },
-      { convergeTimeoutMs: 20000 },
+    say(
+      `\nlab ${lab.id}: ${paths.length - failed.length}/${paths.length} paths ok in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
+    // The smoke test the Vagrant cluster runs too (agent/smoke), here through the lab driver.
+    say(
+      "\nsmoke test (agent/smoke: cross-node pods, then a NetworkPolicy that denies one flow and allows another):",
+    );
+    const smoke = await runSmoke(new LabSmokeDriver(lab), undefined, { convergeTimeoutMs: 20000 });
     say(renderSmokeReport(smoke));
     ok = failed.length === 0 && smoke.ok;
     if (values.keep === true) {
       say(`\nlab ${lab.id} kept running. Try:`);
       say(`  kubectl --kubeconfig ${lab.kubeconfigPath} get nodes,pods -A -o wide`);
-      say(`  nsenter --net=/var/run/netns/${labNodes[0]?.netns} node dist/agent/ctl/main.js endpoint list --bpffs-root ${labNodes[0]?.bpffsRoot}`);
+      say(
+        `  nsenter --net=/var/run/netns/${labNodes[0]?.netns} node dist/agent/ctl/main.js endpoint list --bpffs-root ${labNodes[0]?.bpffsRoot}`,
+      );
       say(`  bpftool map dump pinned ${labNodes[0]?.bpffsRoot}/skn_endpoints`);
       say(`  npm run lab -- teardown --id ${lab.id}`);
     }
@@ -71,7 +87,11 @@ async function up(values: { nodes?: string; "pods-per-node"?: string; keep?: boo
   } finally {
     if (values.keep !== true) {
       const problems = await lab.teardown();
-      say(problems.length === 0 ? `lab ${lab.id} removed` : `teardown left problems:\n  ${problems.join("\n  ")}`);
+      say(
+        problems.length === 0
+          ? `lab ${lab.id} removed`
+          : `teardown left problems:\n  ${problems.join("\n  ")}`,
+      );
     }
   }
 }
@@ -96,7 +116,8 @@ async function teardown(values: { id?: string; all?: boolean }): Promise<number>
     say("no lab to remove");
     return 0;
   }
-  if (ids.length > 1 && values.all !== true) throw new Error(`several labs exist (${ids.join(", ")}): pass --id ID or --all`);
+  if (ids.length > 1 && values.all !== true)
+    throw new Error(`several labs exist (${ids.join(", ")}): pass --id ID or --all`);
   let code = 0;
   for (const id of ids) {
     const problems = await Lab.open(id).teardown();
@@ -110,8 +131,11 @@ function status(values: { id?: string }): number {
   const ids = values.id !== undefined ? [values.id] : Lab.list();
   for (const id of ids) {
     const lab = Lab.open(id);
-    say(`lab ${id}: underlay ${lab.state.subnet}, API ${lab.state.api?.url}, kubeconfig ${lab.kubeconfigPath}`);
-    for (const n of lab.state.nodes) say(`  node ${n.name} ${n.ip} ${n.podCidr} netns ${n.netns} agent ${n.agent?.pid}`);
+    say(
+      `lab ${id}: underlay ${lab.state.subnet}, API ${lab.state.api?.url}, kubeconfig ${lab.kubeconfigPath}`,
+    );
+    for (const n of lab.state.nodes)
+      say(`  node ${n.name} ${n.ip} ${n.podCidr} netns ${n.netns} agent ${n.agent?.pid}`);
     for (const p of lab.state.pods) say(`  pod ${p.namespace}/${p.name} ${p.ip} on ${p.node}`);
   }
   if (ids.length === 0) say("no lab");
@@ -129,7 +153,14 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
 });
 const verb = positionals[0] ?? "up";
-const runVerb = verb === "teardown" ? teardown(values) : verb === "status" ? Promise.resolve(status(values)) : verb === "up" ? up(values) : Promise.reject(new Error(`unknown lab command ${verb} (up, teardown, status)`));
+const runVerb =
+  verb === "teardown"
+    ? teardown(values)
+    : verb === "status"
+      ? Promise.resolve(status(values))
+      : verb === "up"
+        ? up(values)
+        : Promise.reject(new Error(`unknown lab command ${verb} (up, teardown, status)`));
 runVerb.then(
   (code) => {
     process.exitCode = code;
