@@ -43,6 +43,7 @@ const flags = {
   "log-level": { type: "string" },
   "resync-interval": { type: "string" },
   "bpf-object": { type: "string" },
+  help: { type: "boolean", short: "h" },
 } as const;
 
 function camel(flag: string): string {
@@ -51,6 +52,19 @@ function camel(flag: string): string {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ args: process.argv.slice(2), options: flags, strict: true });
+  if (values.help === true) {
+    // The usage is this file's header comment.
+    process.stdout.write(
+      [
+        "usage: skein-agent [--config FILE] [flags]   (every flag also settable in the YAML config as camelCase)",
+        ...Object.keys(flags)
+          .filter((f) => f !== "help")
+          .map((f) => `  --${f}${flags[f as keyof typeof flags].type === "string" ? " VALUE" : ""}`),
+        "",
+      ].join("\n"),
+    );
+    return 0;
+  }
   const file: Record<string, unknown> =
     typeof values.config === "string"
       ? ((parseYaml(readFileSync(values.config, "utf8")) as Record<string, unknown> | null) ?? {})

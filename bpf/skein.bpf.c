@@ -37,8 +37,8 @@ struct skn_flow {
 };
 
 static __always_inline int skn_verdict(struct __sk_buff *skb, int action, enum skn_reason reason,
-				       enum skn_dir dir, __u32 ifindex, __u32 tunnel_ip_be, __u32 tunnel_id,
-				       __u32 rule_id, __u32 peer)
+                                       enum skn_dir dir, __u32 ifindex, __u32 tunnel_ip_be, __u32 tunnel_id,
+                                       __u32 rule_id, __u32 peer)
 {
 	struct skn_decision d = {};
 
@@ -62,11 +62,11 @@ static __always_inline int skn_drop(struct __sk_buff *skb, enum skn_reason reaso
 
 /* Drops a packet and tells the monitor why, with both identities. */
 static __always_inline int skn_drop_flow(struct __sk_buff *skb, enum skn_reason reason, enum skn_dir dir,
-					 const struct skn_flow *f)
+                                         const struct skn_flow *f)
 {
 	skn_emit(skb, SKN_EV_DROP, reason, dir, &f->pkt, f->src_identity, f->dst_identity, 0);
 	return skn_verdict(skb, TC_ACT_SHOT, reason, dir, 0, 0, 0, 0,
-			   dir == SKN_DIR_EGRESS ? f->dst_identity : f->src_identity);
+	                   dir == SKN_DIR_EGRESS ? f->dst_identity : f->src_identity);
 }
 
 static __always_inline int skn_verdict_events(void)
@@ -78,7 +78,7 @@ static __always_inline int skn_verdict_events(void)
 
 /* Ingress policy of a local pod `dst_ip_be` for a new flow from the peer in `f`. */
 static __always_inline int skn_ingress_allows(struct __sk_buff *skb, struct skn_flow *f,
-					      const struct skn_ipcache_entry *dst)
+                                              const struct skn_ipcache_entry *dst)
 {
 	__u32 rule = 0;
 
@@ -86,18 +86,19 @@ static __always_inline int skn_ingress_allows(struct __sk_buff *skb, struct skn_
 		return 1;
 	if (f->pkt.frag)
 		return 0;
-	if (!skn_policy_allows(f->pkt.daddr_be, SKN_DIR_INGRESS, f->src_identity, f->src_cidr, &f->pkt, &rule))
+	if (!skn_policy_allows(f->pkt.daddr_be, SKN_DIR_INGRESS, f->src_identity, f->src_cidr, &f->pkt,
+	                       &rule))
 		return 0;
 	f->rule_id = rule;
 	skn_count_policy_allowed(SKN_DIR_INGRESS);
 	if (skn_verdict_events())
 		skn_emit(skb, SKN_EV_VERDICT, SKN_R_FWD_DELIVER, SKN_DIR_INGRESS, &f->pkt, f->src_identity,
-			 f->dst_identity, rule);
+		         f->dst_identity, rule);
 	return 1;
 }
 
 static __always_inline int skn_egress_allows(struct __sk_buff *skb, struct skn_flow *f,
-					     const struct skn_ipcache_entry *src)
+                                             const struct skn_ipcache_entry *src)
 {
 	__u32 rule = 0;
 
@@ -111,7 +112,7 @@ static __always_inline int skn_egress_allows(struct __sk_buff *skb, struct skn_f
 	skn_count_policy_allowed(SKN_DIR_EGRESS);
 	if (skn_verdict_events())
 		skn_emit(skb, SKN_EV_VERDICT, SKN_R_FWD_STACK, SKN_DIR_EGRESS, &f->pkt, f->src_identity,
-			 f->dst_identity, rule);
+		         f->dst_identity, rule);
 	return 1;
 }
 
@@ -137,8 +138,8 @@ static __always_inline int skn_handle_arp(struct __sk_buff *skb)
 		return skn_drop(skb, SKN_R_DROP_SPOOFED, SKN_DIR_EGRESS);
 	skn_arp_make_reply(skb, arp, ep->host_mac);
 	/* Back out of the same veth, into the pod. */
-	return skn_verdict(skb, bpf_redirect(skb->ifindex, 0), SKN_R_ARP_REPLY, SKN_DIR_EGRESS, skb->ifindex, 0,
-			   0, 0, 0);
+	return skn_verdict(skb, bpf_redirect(skb->ifindex, 0), SKN_R_ARP_REPLY, SKN_DIR_EGRESS, skb->ifindex,
+	                   0, 0, 0, 0);
 }
 
 SEC("tc")
@@ -180,11 +181,11 @@ int skn_from_pod(struct __sk_buff *skb)
 	if (ct == SKN_CT_NEW) {
 		if (!skn_egress_allows(skb, &f, src))
 			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-					     SKN_DIR_EGRESS, &f);
+			                     SKN_DIR_EGRESS, &f);
 		/* redirect_peer skips the destination's host veth, so its ingress is checked here. */
 		if (dst_ep && !skn_ingress_allows(skb, &f, dst))
 			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-					     SKN_DIR_INGRESS, &f);
+			                     SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id);
 	}
@@ -192,8 +193,8 @@ int skn_from_pod(struct __sk_buff *skb)
 	if (dst_ep) {
 		if (skn_eth_rewrite(skb, dst_ep->host_mac, dst_ep->mac) < 0)
 			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
-		return skn_verdict(skb, bpf_redirect_peer(dst_ep->ifindex, 0), SKN_R_FWD_LOCAL, SKN_DIR_EGRESS,
-				   dst_ep->ifindex, 0, 0, f.rule_id, f.dst_identity);
+		return skn_verdict(skb, bpf_redirect_peer(dst_ep->ifindex, 0), SKN_R_FWD_LOCAL,
+		                   SKN_DIR_EGRESS, dst_ep->ifindex, 0, 0, f.rule_id, f.dst_identity);
 	}
 	if (tunnel_ip_be) {
 		cfg = skn_config_get();
@@ -204,10 +205,12 @@ int skn_from_pod(struct __sk_buff *skb)
 		if (skn_overlay_set_macs(skb, cfg->vxlan_mac, tunnel_ip_be) < 0)
 			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
 		skb->mark = SKN_MARK_ENCAPPED;
-		return skn_verdict(skb, bpf_redirect(cfg->vxlan_ifindex, 0), SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS,
-				   cfg->vxlan_ifindex, tunnel_ip_be, f.src_identity, f.rule_id, f.dst_identity);
+		return skn_verdict(skb, bpf_redirect(cfg->vxlan_ifindex, 0), SKN_R_FWD_OVERLAY,
+		                   SKN_DIR_EGRESS, cfg->vxlan_ifindex, tunnel_ip_be, f.src_identity,
+		                   f.rule_id, f.dst_identity);
 	}
-	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, f.rule_id, f.dst_identity);
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, f.rule_id,
+	                   f.dst_identity);
 }
 
 SEC("tc")
@@ -237,12 +240,12 @@ int skn_to_pod(struct __sk_buff *skb)
 		/* The node's own traffic (kubelet probes) is always allowed. */
 		if (f.src_identity != SKN_ID_HOST && !skn_ingress_allows(skb, &f, dst))
 			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-					     SKN_DIR_INGRESS, &f);
+			                     SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id);
 	}
 	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_DELIVER, SKN_DIR_INGRESS, 0, 0, 0, f.rule_id,
-			   f.src_identity);
+	                   f.src_identity);
 }
 
 SEC("tc")
@@ -278,7 +281,8 @@ int skn_from_vxlan(struct __sk_buff *skb)
 	if (!dst_ep) {
 		/* For the node itself (replies to its own traffic towards remote pods). */
 		bpf_skb_change_type(skb, SKN_PACKET_HOST);
-		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0, f.src_identity);
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0,
+		                   f.src_identity);
 	}
 	dst = skn_ipcache_lookup(f.pkt.daddr_be);
 	f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
@@ -286,7 +290,7 @@ int skn_from_vxlan(struct __sk_buff *skb)
 	if (skn_ct_lookup(&f.pkt, &f.ct) == SKN_CT_NEW) {
 		if (!skn_ingress_allows(skb, &f, dst))
 			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-					     SKN_DIR_INGRESS, &f);
+			                     SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id);
 	}
@@ -294,7 +298,7 @@ int skn_from_vxlan(struct __sk_buff *skb)
 		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
 	bpf_skb_change_type(skb, SKN_PACKET_HOST);
 	return skn_verdict(skb, bpf_redirect_peer(dst_ep->ifindex, 0), SKN_R_FWD_LOCAL, SKN_DIR_INGRESS,
-			   dst_ep->ifindex, 0, 0, f.rule_id, f.src_identity);
+	                   dst_ep->ifindex, 0, 0, f.rule_id, f.src_identity);
 }
 
 SEC("tc")
@@ -333,6 +337,6 @@ int skn_to_vxlan(struct __sk_buff *skb)
 		return skn_drop(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS);
 	if (skn_overlay_set_macs(skb, cfg->vxlan_mac, dst->tunnel_ip_be) < 0)
 		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
-	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS, 0, dst->tunnel_ip_be, identity, 0,
-			   dst->identity);
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS, 0, dst->tunnel_ip_be, identity,
+	                   0, dst->identity);
 }

@@ -27,7 +27,12 @@ async function up(values: {
   if (!Number.isInteger(perNode) || perNode < 1 || perNode > 20)
     throw new Error(`--pods-per-node must be 1..20, not ${values["pods-per-node"]}`);
   const started = performance.now();
-  const lab = await Lab.create({ ...(values.id === undefined ? {} : { id: values.id }), log: (l) => say(l) });
+  const lab = await Lab.create({
+    ...(values.id === undefined ? {} : { id: values.id }),
+    log: (l) => {
+      say(l);
+    },
+  });
   let ok = false;
   try {
     say(`lab ${lab.id}: underlay ${lab.state.subnet}, API server ${lab.state.api?.url}`);

@@ -57,7 +57,7 @@ static __always_inline int skn_arp_is_gateway_request(const struct skn_arp_eth_i
 
 /* Turns the request into the gateway's reply, in place; `gw_mac` answers for 169.254.1.1. */
 static __always_inline void skn_arp_make_reply(struct __sk_buff *skb, struct skn_arp_eth_ipv4 *arp,
-					      const __u8 *gw_mac)
+                                               const __u8 *gw_mac)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;

@@ -19,13 +19,13 @@
 /* Security identities. 0 never travels: in policy keys it means "any peer". */
 enum skn_identity {
 	SKN_ID_ANY = 0,
-	SKN_ID_HOST = 1,        /* this node */
-	SKN_ID_WORLD = 2,       /* outside the cluster, no CIDR identity */
+	SKN_ID_HOST = 1, /* this node */
+	SKN_ID_WORLD = 2, /* outside the cluster, no CIDR identity */
 	SKN_ID_REMOTE_NODE = 3, /* another node of the cluster */
-	SKN_ID_UNMANAGED = 4,   /* an address in a pod CIDR whose pod the agent does not know yet */
+	SKN_ID_UNMANAGED = 4, /* an address in a pod CIDR whose pod the agent does not know yet */
 	SKN_ID_FIRST_POD = 256, /* pod identities: 256 .. 0x7fffff */
 	SKN_ID_FIRST_CIDR = 0x800000, /* ipBlock identities: 0x800000 .. 0xffffff */
-	SKN_ID_MAX = 0xffffff,  /* identities travel in the 24-bit VNI */
+	SKN_ID_MAX = 0xffffff, /* identities travel in the 24-bit VNI */
 };
 
 /* Direction, always seen from the endpoint (pod) being protected. */

@@ -9,17 +9,17 @@
 #include "../maps/conntrack.h"
 
 enum skn_ct_status {
-	SKN_CT_NEW = 0,         /* no live entry: policy decides */
+	SKN_CT_NEW = 0, /* no live entry: policy decides */
 	SKN_CT_ESTABLISHED = 1, /* from the side that opened the flow */
-	SKN_CT_REPLY = 2,       /* from the other side */
-	SKN_CT_RELATED = 3,     /* an ICMP error about a tracked flow */
+	SKN_CT_REPLY = 2, /* from the other side */
+	SKN_CT_RELATED = 3, /* an ICMP error about a tracked flow */
 };
 
 #define SKN_NS_PER_S 1000000000ull
 
 /* Fills the normalised key; returns 1 when the packet's source is side b. */
-static __always_inline int skn_ct_key_init(struct skn_ct_key *key, __u8 proto, __u32 saddr_be,
-					   __u16 sport_be, __u32 daddr_be, __u16 dport_be)
+static __always_inline int skn_ct_key_init(struct skn_ct_key *key, __u8 proto, __u32 saddr_be, __u16 sport_be,
+                                           __u32 daddr_be, __u16 dport_be)
 {
 	__u32 s = bpf_ntohl(saddr_be), d = bpf_ntohl(daddr_be);
 	int src_is_b = s > d || (s == d && bpf_ntohs(sport_be) > bpf_ntohs(dport_be));
@@ -71,7 +71,8 @@ static __always_inline enum skn_ct_status skn_ct_lookup(const struct skn_pkt *p,
 
 	__builtin_memset(&st->key, 0, sizeof(st->key));
 	st->entry = NULL;
-	st->src_is_b = skn_ct_key_init(&st->key, p->proto, p->saddr_be, p->sport_be, p->daddr_be, p->dport_be);
+	st->src_is_b =
+		skn_ct_key_init(&st->key, p->proto, p->saddr_be, p->sport_be, p->daddr_be, p->dport_be);
 	e = bpf_map_lookup_elem(&skn_conntrack, &st->key);
 	if (!e) {
 		if (!p->is_icmp_error)
@@ -79,8 +80,8 @@ static __always_inline enum skn_ct_status skn_ct_lookup(const struct skn_pkt *p,
 		/* An ICMP error about a flow we track: the quoted header is that flow. */
 		struct skn_ct_key inner = {};
 
-		skn_ct_key_init(&inner, p->inner_proto, p->inner_saddr_be, p->inner_sport_be, p->inner_daddr_be,
-				p->inner_dport_be);
+		skn_ct_key_init(&inner, p->inner_proto, p->inner_saddr_be, p->inner_sport_be,
+		                p->inner_daddr_be, p->inner_dport_be);
 		e = bpf_map_lookup_elem(&skn_conntrack, &inner);
 		if (!e)
 			return SKN_CT_NEW;
@@ -95,7 +96,8 @@ static __always_inline enum skn_ct_status skn_ct_lookup(const struct skn_pkt *p,
 		return SKN_CT_NEW;
 	if (p->proto == IPPROTO_TCP) {
 		/* A fresh SYN on a closing flow is the port being reused: decide again. */
-		if ((e->flags & SKN_CT_CLOSING) && (p->tcp_flags & (SKN_TCP_SYN | SKN_TCP_ACK)) == SKN_TCP_SYN)
+		if ((e->flags & SKN_CT_CLOSING) &&
+		    (p->tcp_flags & (SKN_TCP_SYN | SKN_TCP_ACK)) == SKN_TCP_SYN)
 			return SKN_CT_NEW;
 		if ((p->tcp_flags & (SKN_TCP_FIN | SKN_TCP_RST)) && !(e->flags & SKN_CT_CLOSING))
 			__sync_fetch_and_or(&e->flags, SKN_CT_CLOSING);
@@ -112,8 +114,8 @@ static __always_inline enum skn_ct_status skn_ct_lookup(const struct skn_pkt *p,
 }
 
 /* Records a flow policy allowed. The packet's source is the initiator. */
-static __always_inline void skn_ct_create(const struct skn_ct_state *st, __u32 src_identity, __u32 dst_identity,
-					  __u32 rule_id)
+static __always_inline void skn_ct_create(const struct skn_ct_state *st, __u32 src_identity,
+                                          __u32 dst_identity, __u32 rule_id)
 {
 	struct skn_ct_entry e = {};
 	__u64 now = bpf_ktime_get_ns();

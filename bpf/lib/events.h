@@ -36,8 +36,8 @@ static __always_inline void skn_count_policy_allowed(enum skn_dir dir)
 }
 
 static __always_inline void skn_emit(struct __sk_buff *skb, enum skn_event_type type, enum skn_reason reason,
-				     enum skn_dir dir, const struct skn_pkt *p, __u32 src_identity,
-				     __u32 dst_identity, __u32 rule_id)
+                                     enum skn_dir dir, const struct skn_pkt *p, __u32 src_identity,
+                                     __u32 dst_identity, __u32 rule_id)
 {
 	struct skn_event ev = {};
 

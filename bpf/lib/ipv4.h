@@ -37,12 +37,12 @@ struct skn_sctphdr {
 struct skn_pkt {
 	__u32 saddr_be;
 	__u32 daddr_be;
-	__u16 sport_be;   /* 0 when the protocol has no ports; ICMP echo: the identifier */
+	__u16 sport_be; /* 0 when the protocol has no ports; ICMP echo: the identifier */
 	__u16 dport_be;
 	__u8 proto;
-	__u8 tcp_flags;   /* FIN=0x01 SYN=0x02 RST=0x04 ACK=0x10 */
+	__u8 tcp_flags; /* FIN=0x01 SYN=0x02 RST=0x04 ACK=0x10 */
 	__u8 icmp_type;
-	__u8 frag;        /* 1: a non-first fragment, ports unknown */
+	__u8 frag; /* 1: a non-first fragment, ports unknown */
 	/* ICMP errors carry the header of the flow they are about; that flow, as seen from us. */
 	__u32 inner_saddr_be;
 	__u32 inner_daddr_be;
@@ -64,7 +64,8 @@ enum skn_parse_result {
 
 static __always_inline int skn_icmp_is_error(__u8 type)
 {
-	return type == SKN_ICMP_DEST_UNREACH || type == SKN_ICMP_TIME_EXCEEDED || type == SKN_ICMP_PARAMETERPROB;
+	return type == SKN_ICMP_DEST_UNREACH || type == SKN_ICMP_TIME_EXCEEDED ||
+	       type == SKN_ICMP_PARAMETERPROB;
 }
 
 /* Parses the quoted header inside an ICMP error at `off`; leaves is_icmp_error 0 if absent. */

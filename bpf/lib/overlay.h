@@ -30,7 +30,7 @@ static __always_inline int skn_tunnel_set(struct __sk_buff *skb, __u32 tunnel_ip
 /* Inner Ethernet header for the overlay: from this node's VXLAN MAC to the remote node's, so
  * the receiving device sees a frame for itself (PACKET_HOST). */
 static __always_inline int skn_overlay_set_macs(struct __sk_buff *skb, const __u8 *own_vxlan_mac,
-						__u32 tunnel_ip_be)
+                                                __u32 tunnel_ip_be)
 {
 	__u8 remote[ETH_ALEN];
 

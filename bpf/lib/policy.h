@@ -7,8 +7,8 @@
 #include "ipv4.h"
 #include "../maps/policy.h"
 
-static __always_inline const struct skn_policy_entry *skn_policy_match(__u32 endpoint_ip_be, __u8 dir, __u32 peer,
-								       const struct skn_pkt *p)
+static __always_inline const struct skn_policy_entry *skn_policy_match(__u32 endpoint_ip_be, __u8 dir,
+                                                                       __u32 peer, const struct skn_pkt *p)
 {
 	struct skn_policy_key key = {};
 
@@ -25,7 +25,8 @@ static __always_inline const struct skn_policy_entry *skn_policy_match(__u32 end
  * by the identity of the ipBlock prefix holding its address, as "any peer", and for egress by
  * its address (named ports). Returns 1 and the allowing rule, or 0. */
 static __always_inline int skn_policy_allows(__u32 endpoint_ip_be, __u8 dir, __u32 peer_identity,
-					     __u32 peer_cidr_identity, const struct skn_pkt *p, __u32 *rule_id)
+                                             __u32 peer_cidr_identity, const struct skn_pkt *p,
+                                             __u32 *rule_id)
 {
 	const struct skn_policy_entry *e = NULL;
 

@@ -8,10 +8,10 @@
 
 struct skn_settings {
 	__u32 ct_tcp_established_s; /* idle lifetime of an answered TCP flow */
-	__u32 ct_tcp_opening_s;     /* ... of a TCP flow not answered yet */
-	__u32 ct_tcp_closing_s;     /* ... after FIN or RST */
-	__u32 ct_other_s;           /* ... of UDP, SCTP, ICMP and other flows */
-	__u32 record_decisions;     /* 1: write every verdict to skn_decision (tests, simulate) */
+	__u32 ct_tcp_opening_s; /* ... of a TCP flow not answered yet */
+	__u32 ct_tcp_closing_s; /* ... after FIN or RST */
+	__u32 ct_other_s; /* ... of UDP, SCTP, ICMP and other flows */
+	__u32 record_decisions; /* 1: write every verdict to skn_decision (tests, simulate) */
 	__u32 _pad;
 };
 SKN_STATIC_ASSERT(sizeof(struct skn_settings) == 24, "settings layout");

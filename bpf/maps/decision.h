@@ -8,13 +8,13 @@
 #include "../lib/settings.h"
 
 struct skn_decision {
-	__u32 action;        /* TC_ACT_* the program returned */
-	__u32 reason;        /* enum skn_reason */
-	__u32 dir;           /* enum skn_dir of the decisive check */
-	__u32 ifindex;       /* redirect target */
-	__u32 tunnel_ip_be;  /* tunnel endpoint set, 0 if none */
-	__u32 tunnel_id;     /* VNI set: the source identity */
-	__u32 rule_id;       /* allowing rule */
+	__u32 action; /* TC_ACT_* the program returned */
+	__u32 reason; /* enum skn_reason */
+	__u32 dir; /* enum skn_dir of the decisive check */
+	__u32 ifindex; /* redirect target */
+	__u32 tunnel_ip_be; /* tunnel endpoint set, 0 if none */
+	__u32 tunnel_id; /* VNI set: the source identity */
+	__u32 rule_id; /* allowing rule */
 	__u32 peer_identity; /* identity of the peer in the decisive check */
 };
 SKN_STATIC_ASSERT(sizeof(struct skn_decision) == 32, "decision layout");

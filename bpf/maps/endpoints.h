@@ -11,10 +11,10 @@ struct skn_endpoint_key {
 SKN_STATIC_ASSERT(sizeof(struct skn_endpoint_key) == 4, "endpoint key layout");
 
 struct skn_endpoint {
-	__u32 ifindex;     /* host-side veth */
-	__u32 flags;       /* reserved, 0 */
-	__u8 mac[6];       /* pod eth0 */
-	__u8 host_mac[6];  /* host-side veth: the gateway's MAC as the pod sees it */
+	__u32 ifindex; /* host-side veth */
+	__u32 flags; /* reserved, 0 */
+	__u8 mac[6]; /* pod eth0 */
+	__u8 host_mac[6]; /* host-side veth: the gateway's MAC as the pod sees it */
 };
 SKN_STATIC_ASSERT(sizeof(struct skn_endpoint) == 20, "endpoint value layout");
 

@@ -13,14 +13,14 @@ SKN_STATIC_ASSERT(sizeof(struct skn_ipcache_key) == 8, "ipcache key layout");
 
 enum skn_ipcache_flag {
 	SKN_IPC_ENFORCE_INGRESS = 1 << 0, /* a local pod selected by an ingress policy */
-	SKN_IPC_ENFORCE_EGRESS = 1 << 1,  /* a local pod selected by an egress policy */
+	SKN_IPC_ENFORCE_EGRESS = 1 << 1, /* a local pod selected by an egress policy */
 };
 
 struct skn_ipcache_entry {
-	__u32 identity;      /* security identity of the address */
-	__u32 tunnel_ip_be;  /* node to encapsulate to; 0 = reach through the host stack */
+	__u32 identity; /* security identity of the address */
+	__u32 tunnel_ip_be; /* node to encapsulate to; 0 = reach through the host stack */
 	__u32 cidr_identity; /* identity of the longest ipBlock prefix holding it; 0 = none */
-	__u32 flags;         /* enum skn_ipcache_flag */
+	__u32 flags; /* enum skn_ipcache_flag */
 };
 SKN_STATIC_ASSERT(sizeof(struct skn_ipcache_entry) == 16, "ipcache value layout");
 

@@ -10,12 +10,12 @@
 #include "../lib/common.h"
 
 struct skn_policy_key {
-	__u32 prefixlen;     /* bits of the fields below that must match, in order */
+	__u32 prefixlen; /* bits of the fields below that must match, in order */
 	__u32 endpoint_ip_be; /* the protected pod */
-	__u32 peer_identity;  /* always matched whole; SKN_ID_ANY = any peer; an IPv4 for dir 3 */
-	__u8 dir;            /* enum skn_dir, or SKN_POLICY_DIR_EGRESS_BY_IP */
-	__u8 proto;          /* IPPROTO_* */
-	__u16 dport_be;      /* destination port, network order */
+	__u32 peer_identity; /* always matched whole; SKN_ID_ANY = any peer; an IPv4 for dir 3 */
+	__u8 dir; /* enum skn_dir, or SKN_POLICY_DIR_EGRESS_BY_IP */
+	__u8 proto; /* IPPROTO_* */
+	__u16 dport_be; /* destination port, network order */
 };
 SKN_STATIC_ASSERT(sizeof(struct skn_policy_key) == 16, "policy key layout");
 
@@ -25,7 +25,7 @@ SKN_STATIC_ASSERT(sizeof(struct skn_policy_key) == 16, "policy key layout");
 
 struct skn_policy_entry {
 	__u32 rule_id; /* which rule allowed it; the agent maps it to a policy name */
-	__u32 flags;   /* reserved, 0 */
+	__u32 flags; /* reserved, 0 */
 };
 SKN_STATIC_ASSERT(sizeof(struct skn_policy_entry) == 8, "policy value layout");
 

@@ -7,7 +7,8 @@ import { CtlError, type Command } from "../cli.js";
 
 export const datapathLoad: Command = {
   name: "datapath load",
-  summary: "mount bpffs if needed, load the datapath object, pin its programs and maps (adopts what is pinned)",
+  summary:
+    "mount bpffs if needed, load the datapath object, pin its programs and maps (adopts what is pinned)",
   usage: `datapath load [--bpffs-root DIR (default ${DEFAULT_BPFFS_ROOT})] [--object PATH] [--policy-map-entries N] [-o json]`,
   options: { object: { type: "string" }, "policy-map-entries": { type: "string" } },
   async run(ctx) {
@@ -27,14 +28,27 @@ export const datapathLoad: Command = {
     }
     ctx.io.stdout(`datapath pinned under ${report.root}\n`);
     ctx.io.stdout(
-      render("table", [...report.programs.map((p) => ({ kind: "program", name: p.name, action: p.action, id: String(p.id) })), ...report.maps.map((m) => ({ kind: "map", name: m.name, action: m.action, id: "" }))], [
-        { header: "KIND", value: (r) => r.kind },
-        { header: "NAME", value: (r) => r.name },
-        { header: "ACTION", value: (r) => r.action },
-        { header: "ID", value: (r) => r.id },
-      ]),
+      render(
+        "table",
+        [
+          ...report.programs.map((p) => ({
+            kind: "program",
+            name: p.name,
+            action: p.action,
+            id: String(p.id),
+          })),
+          ...report.maps.map((m) => ({ kind: "map", name: m.name, action: m.action, id: "" })),
+        ],
+        [
+          { header: "KIND", value: (r) => r.kind },
+          { header: "NAME", value: (r) => r.name },
+          { header: "ACTION", value: (r) => r.action },
+          { header: "ID", value: (r) => r.id },
+        ],
+      ),
     );
-    for (const m of moved) ctx.io.stdout(`moved ${m.ifname} ${m.direction} from program ${m.from} to ${m.to}\n`);
+    for (const m of moved)
+      ctx.io.stdout(`moved ${m.ifname} ${m.direction} from program ${m.from} to ${m.to}\n`);
     return 0;
   },
 };
@@ -46,7 +60,12 @@ export const datapathUnload: Command = {
   run(ctx) {
     const removed = unloadPinnedDatapath(ctx.bpffsRoot);
     if (ctx.output === "json") ctx.io.stdout(renderJson({ root: ctx.bpffsRoot, removed }));
-    else ctx.io.stdout(removed.length === 0 ? `nothing pinned under ${ctx.bpffsRoot}\n` : `removed ${removed.join(", ")} from ${ctx.bpffsRoot}\n`);
+    else
+      ctx.io.stdout(
+        removed.length === 0
+          ? `nothing pinned under ${ctx.bpffsRoot}\n`
+          : `removed ${removed.join(", ")} from ${ctx.bpffsRoot}\n`,
+      );
     return 0;
   },
 };
