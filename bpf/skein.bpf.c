@@ -40,18 +40,21 @@ static __always_inline int skn_verdict(struct __sk_buff *skb, int action, enum s
                                        enum skn_dir dir, __u32 ifindex, __u32 tunnel_ip_be, __u32 tunnel_id,
                                        __u32 rule_id, __u32 peer)
 {
-	struct skn_decision d = {};
-
 	skn_count(skb, reason, dir);
-	d.action = action;
-	d.reason = reason;
-	d.dir = dir;
-	d.ifindex = ifindex;
-	d.tunnel_ip_be = tunnel_ip_be;
-	d.tunnel_id = tunnel_id;
-	d.rule_id = rule_id;
-	d.peer_identity = peer;
-	skn_decision_record(&d);
+	/* A load-time constant: the verifier removes this block in production. */
+	if (skn_settings.record_decisions) {
+		struct skn_decision d = {};
+
+		d.action = action;
+		d.reason = reason;
+		d.dir = dir;
+		d.ifindex = ifindex;
+		d.tunnel_ip_be = tunnel_ip_be;
+		d.tunnel_id = tunnel_id;
+		d.rule_id = rule_id;
+		d.peer_identity = peer;
+		skn_decision_record(&d);
+	}
 	return action;
 }
 
@@ -142,12 +145,38 @@ static __always_inline int skn_handle_arp(struct __sk_buff *skb)
 	                   0, 0, 0, 0);
 }
 
+/* Into a pod on this node: its veth's MAC as the source, straight into its namespace. */
+static __always_inline int skn_deliver_local(struct __sk_buff *skb, const struct skn_endpoint *ep,
+                                             enum skn_dir dir, __u32 rule_id, __u32 peer)
+{
+	if (skn_eth_rewrite(skb, ep->host_mac, ep->mac) < 0)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, dir);
+	return skn_verdict(skb, bpf_redirect_peer(ep->ifindex, 0), SKN_R_FWD_LOCAL, dir, ep->ifindex, 0, 0,
+	                   rule_id, peer);
+}
+
+/* To another node: tunnel key (the VNI carries the source identity), inner MACs, the VXLAN device. */
+static __always_inline int skn_encap(struct __sk_buff *skb, const struct skn_flow *f, __u32 tunnel_ip_be,
+                                     __u32 identity)
+{
+	const struct skn_config *cfg = skn_config_get();
+
+	if (!cfg || !cfg->vxlan_ifindex)
+		return skn_drop_flow(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS, f);
+	if (skn_tunnel_set(skb, tunnel_ip_be, identity) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS, f);
+	if (skn_overlay_set_macs(skb, cfg->vxlan_mac, tunnel_ip_be) < 0)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+	skb->mark = SKN_MARK_ENCAPPED;
+	return skn_verdict(skb, bpf_redirect(cfg->vxlan_ifindex, 0), SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS,
+	                   cfg->vxlan_ifindex, tunnel_ip_be, identity, f->rule_id, f->dst_identity);
+}
+
 SEC("tc")
 int skn_from_pod(struct __sk_buff *skb)
 {
 	const struct skn_endpoint *src_ep, *dst_ep;
 	const struct skn_ipcache_entry *src, *dst;
-	const struct skn_config *cfg;
 	struct skn_flow f = {};
 	enum skn_ct_status ct;
 	__u32 tunnel_ip_be = 0;
@@ -164,12 +193,28 @@ int skn_from_pod(struct __sk_buff *skb)
 		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
 
 	src_ep = skn_endpoint_lookup(f.pkt.saddr_be);
+	if (!src_ep || src_ep->ifindex != skb->ifindex) {
+		src = skn_ipcache_lookup(f.pkt.saddr_be);
+		f.src_identity = src ? src->identity : SKN_ID_UNMANAGED;
+		return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_EGRESS, &f);
+	}
+
+	ct = skn_ct_lookup(&f.pkt, &f.ct);
+	if (ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY) {
+		/* Established: the conntrack entry knows where the other side lives. */
+		tunnel_ip_be = skn_ct_dst_tunnel(&f.ct);
+		if (tunnel_ip_be)
+			return skn_encap(skb, &f, tunnel_ip_be, skn_ct_src_identity(&f.ct));
+		dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
+		if (dst_ep)
+			return skn_deliver_local(skb, dst_ep, SKN_DIR_EGRESS, 0, 0);
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
+	}
+
+	/* A new flow (or an ICMP error about one): identities, policy, then remember it. */
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
 	f.src_identity = src ? src->identity : SKN_ID_UNMANAGED;
 	f.src_cidr = src ? src->cidr_identity : 0;
-	if (!src_ep || src_ep->ifindex != skb->ifindex)
-		return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_EGRESS, &f);
-
 	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
 	dst = skn_ipcache_lookup(f.pkt.daddr_be);
 	f.dst_identity = dst ? dst->identity : SKN_ID_WORLD;
@@ -177,7 +222,6 @@ int skn_from_pod(struct __sk_buff *skb)
 	if (!dst_ep && dst)
 		tunnel_ip_be = dst->tunnel_ip_be;
 
-	ct = skn_ct_lookup(&f.pkt, &f.ct);
 	if (ct == SKN_CT_NEW) {
 		if (!skn_egress_allows(skb, &f, src))
 			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
@@ -187,28 +231,13 @@ int skn_from_pod(struct __sk_buff *skb)
 			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
 			                     SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
-			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id);
+			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, tunnel_ip_be, 0);
 	}
 
-	if (dst_ep) {
-		if (skn_eth_rewrite(skb, dst_ep->host_mac, dst_ep->mac) < 0)
-			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
-		return skn_verdict(skb, bpf_redirect_peer(dst_ep->ifindex, 0), SKN_R_FWD_LOCAL,
-		                   SKN_DIR_EGRESS, dst_ep->ifindex, 0, 0, f.rule_id, f.dst_identity);
-	}
-	if (tunnel_ip_be) {
-		cfg = skn_config_get();
-		if (!cfg || !cfg->vxlan_ifindex)
-			return skn_drop_flow(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS, &f);
-		if (skn_tunnel_set(skb, tunnel_ip_be, f.src_identity) < 0)
-			return skn_drop_flow(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS, &f);
-		if (skn_overlay_set_macs(skb, cfg->vxlan_mac, tunnel_ip_be) < 0)
-			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
-		skb->mark = SKN_MARK_ENCAPPED;
-		return skn_verdict(skb, bpf_redirect(cfg->vxlan_ifindex, 0), SKN_R_FWD_OVERLAY,
-		                   SKN_DIR_EGRESS, cfg->vxlan_ifindex, tunnel_ip_be, f.src_identity,
-		                   f.rule_id, f.dst_identity);
-	}
+	if (dst_ep)
+		return skn_deliver_local(skb, dst_ep, SKN_DIR_EGRESS, f.rule_id, f.dst_identity);
+	if (tunnel_ip_be)
+		return skn_encap(skb, &f, tunnel_ip_be, f.src_identity);
 	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, f.rule_id,
 	                   f.dst_identity);
 }
@@ -230,19 +259,18 @@ int skn_to_pod(struct __sk_buff *skb)
 	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
 		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
 
-	src = skn_ipcache_lookup(f.pkt.saddr_be);
-	f.src_identity = src ? src->identity : SKN_ID_WORLD;
-	f.src_cidr = src ? src->cidr_identity : 0;
-	dst = skn_ipcache_lookup(f.pkt.daddr_be);
-	f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
-
 	if (skn_ct_lookup(&f.pkt, &f.ct) == SKN_CT_NEW) {
+		src = skn_ipcache_lookup(f.pkt.saddr_be);
+		f.src_identity = src ? src->identity : SKN_ID_WORLD;
+		f.src_cidr = src ? src->cidr_identity : 0;
+		dst = skn_ipcache_lookup(f.pkt.daddr_be);
+		f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
 		/* The node's own traffic (kubelet probes) is always allowed. */
 		if (f.src_identity != SKN_ID_HOST && !skn_ingress_allows(skb, &f, dst))
 			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
 			                     SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
-			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id);
+			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, 0, 0);
 	}
 	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_DELIVER, SKN_DIR_INGRESS, 0, 0, 0, f.rule_id,
 	                   f.src_identity);
@@ -255,6 +283,8 @@ int skn_from_vxlan(struct __sk_buff *skb)
 	const struct skn_endpoint *dst_ep;
 	struct bpf_tunnel_key key = {};
 	struct skn_flow f = {};
+	enum skn_ct_status ct;
+	__u32 outer_src_be;
 	int ok;
 	__u16 proto;
 
@@ -267,38 +297,46 @@ int skn_from_vxlan(struct __sk_buff *skb)
 		return skn_drop(skb, SKN_R_DROP_UNSUPPORTED, SKN_DIR_INGRESS);
 	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
 		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
-
+	outer_src_be = bpf_htonl(key.remote_ipv4);
 	f.src_identity = key.tunnel_id & SKN_ID_MAX;
 	if (f.src_identity == SKN_ID_ANY)
 		f.src_identity = SKN_ID_UNMANAGED;
+
+	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
+	ct = skn_ct_lookup(&f.pkt, &f.ct);
+	/* Established, and from the node the flow was set up with: straight in. Anything else takes the
+	 * slow path, which checks the source against the ipcache. */
+	if ((ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY) && skn_ct_src_tunnel(&f.ct) == outer_src_be) {
+		if (!dst_ep)
+			goto to_stack;
+		bpf_skb_change_type(skb, SKN_PACKET_HOST);
+		return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, 0, f.src_identity);
+	}
+
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
 	f.src_cidr = src ? src->cidr_identity : 0;
 	/* The source address must live behind the node that sent the packet. */
-	if (src && src->tunnel_ip_be && src->tunnel_ip_be != bpf_htonl(key.remote_ipv4))
+	if (src && src->tunnel_ip_be && src->tunnel_ip_be != outer_src_be)
 		return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_INGRESS, &f);
-
-	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
-	if (!dst_ep) {
-		/* For the node itself (replies to its own traffic towards remote pods). */
-		bpf_skb_change_type(skb, SKN_PACKET_HOST);
-		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0,
-		                   f.src_identity);
-	}
+	if (!dst_ep)
+		goto to_stack;
 	dst = skn_ipcache_lookup(f.pkt.daddr_be);
 	f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
 
-	if (skn_ct_lookup(&f.pkt, &f.ct) == SKN_CT_NEW) {
+	if (ct == SKN_CT_NEW) {
 		if (!skn_ingress_allows(skb, &f, dst))
 			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
 			                     SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
-			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id);
+			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, outer_src_be, 1);
 	}
-	if (skn_eth_rewrite(skb, dst_ep->host_mac, dst_ep->mac) < 0)
-		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
 	bpf_skb_change_type(skb, SKN_PACKET_HOST);
-	return skn_verdict(skb, bpf_redirect_peer(dst_ep->ifindex, 0), SKN_R_FWD_LOCAL, SKN_DIR_INGRESS,
-	                   dst_ep->ifindex, 0, 0, f.rule_id, f.src_identity);
+	return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, f.rule_id, f.src_identity);
+
+to_stack:
+	/* For the node itself (replies to its own traffic towards remote pods). */
+	bpf_skb_change_type(skb, SKN_PACKET_HOST);
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0, f.src_identity);
 }
 
 SEC("tc")

@@ -6,7 +6,7 @@ import { pinPath } from "./pins.js";
 
 export const CONNTRACK_MAP = "skn_conntrack";
 
-export const CtFlag = { initiatorB: 1, seenReply: 2, closing: 4 } as const;
+export const CtFlag = { initiatorB: 1, seenReply: 2, closing: 4, tunnelB: 8 } as const;
 
 export interface CtKey {
   addrA: string;
@@ -23,6 +23,8 @@ export interface CtEntry {
   identityB: number;
   flags: number;
   ruleId: number;
+  /** Node behind the remote side of a flow crossing the overlay (side b with CtFlag.tunnelB), or null. */
+  tunnelIp: string | null;
 }
 
 export const conntrackCodec: MapCodec<CtKey, CtEntry> = {
@@ -57,26 +59,30 @@ export const conntrackCodec: MapCodec<CtKey, CtEntry> = {
     },
   },
   value: {
-    layout: layout("skn_ct_entry", 32, [
+    layout: layout("skn_ct_entry", 40, [
       { name: "created_ns", offset: 0, size: 8 },
       { name: "last_seen_ns", offset: 8, size: 8 },
       { name: "identity_a", offset: 16, size: 4 },
       { name: "identity_b", offset: 20, size: 4 },
       { name: "flags", offset: 24, size: 4 },
       { name: "rule_id", offset: 28, size: 4 },
+      { name: "tunnel_ip_be", offset: 32, size: 4 },
+      { name: "_pad", offset: 36, size: 4 },
     ]),
     encode(e) {
-      const b = Buffer.alloc(32);
+      const b = Buffer.alloc(40);
       b.writeBigUInt64LE(e.createdNs, 0);
       b.writeBigUInt64LE(e.lastSeenNs, 8);
       b.writeUInt32LE(e.identityA, 16);
       b.writeUInt32LE(e.identityB, 20);
       b.writeUInt32LE(e.flags, 24);
       b.writeUInt32LE(e.ruleId, 28);
+      writeIPv4(b, 32, e.tunnelIp ?? "0.0.0.0");
       return b;
     },
     decode(bytes) {
-      const b = checkLength("conntrack entry", bytes, 32);
+      const b = checkLength("conntrack entry", bytes, 40);
+      const tunnel = readIPv4(b, 32);
       return {
         createdNs: b.readBigUInt64LE(0),
         lastSeenNs: b.readBigUInt64LE(8),
@@ -84,6 +90,7 @@ export const conntrackCodec: MapCodec<CtKey, CtEntry> = {
         identityB: b.readUInt32LE(20),
         flags: b.readUInt32LE(24),
         ruleId: b.readUInt32LE(28),
+        tunnelIp: tunnel === "0.0.0.0" ? null : tunnel,
       };
     },
   },

@@ -63,6 +63,7 @@ export function conntrackFlagNames(flags: number): string[] {
     "initiator-b": CtFlag.initiatorB,
     "seen-reply": CtFlag.seenReply,
     closing: CtFlag.closing,
+    "tunnel-b": CtFlag.tunnelB,
   });
 }
 

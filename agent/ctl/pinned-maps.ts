@@ -295,6 +295,7 @@ function dumpConntrack(root: string): MapDump {
     flags: e.flags,
     flagNames: conntrackFlagNames(e.flags),
     ruleId: e.ruleId,
+    tunnelIp: e.tunnelIp,
   }));
   rows.sort((a, b) => a.idleS - b.idleS);
   return {
@@ -320,6 +321,7 @@ function dumpConntrack(root: string): MapDump {
       { header: "AGE", value: (r) => formatDuration(r.ageS as number) },
       { header: "IDLE", value: (r) => formatDuration(r.idleS as number) },
       col("FLAGS", "flagNames"),
+      { header: "TUNNEL", value: (r) => (r.tunnelIp as string | null) ?? "-" },
       { header: "RULE", value: (r) => ((r.ruleId as number) === 0 ? "-" : (r.ruleId as number)) },
     ],
   };

@@ -34,13 +34,19 @@ export function startDetached(
   }
 }
 
-/** True when `rec`'s process is alive and still ours (its command line holds the marker). */
+/**
+ * True when `rec`'s process is alive and still ours: our own child (between fork and exec its
+ * command line is still ours, without the marker), or a process whose command line holds the
+ * marker (a record from an earlier run; the PID may have been reused meanwhile).
+ */
 export function isRunning(rec: ProcRecord): boolean {
   try {
-    const cmdline = readFileSync(`/proc/${rec.pid}/cmdline`, "utf8");
-    if (!cmdline.includes(rec.marker)) return false;
     const stat = readFileSync(`/proc/${rec.pid}/stat`, "utf8");
-    return !/\) Z /.test(stat);
+    // Fields after the command name: state, ppid, ...
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (state === "Z" || state === "X") return false;
+    if (Number(ppid) === process.pid) return true;
+    return readFileSync(`/proc/${rec.pid}/cmdline`, "utf8").includes(rec.marker);
   } catch {
     return false;
   }

@@ -85,13 +85,13 @@ static __always_inline enum skn_ct_status skn_ct_lookup(const struct skn_pkt *p,
 		e = bpf_map_lookup_elem(&skn_conntrack, &inner);
 		if (!e)
 			return SKN_CT_NEW;
-		now = bpf_ktime_get_ns();
+		now = bpf_ktime_get_coarse_ns();
 		if (now - e->last_seen_ns > skn_ct_lifetime_ns(inner.proto, e->flags))
 			return SKN_CT_NEW;
 		return SKN_CT_RELATED;
 	}
 
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();
 	if (now - e->last_seen_ns > skn_ct_lifetime_ns(p->proto, e->flags))
 		return SKN_CT_NEW;
 	if (p->proto == IPPROTO_TCP) {
@@ -113,16 +113,21 @@ static __always_inline enum skn_ct_status skn_ct_lookup(const struct skn_pkt *p,
 	return SKN_CT_REPLY;
 }
 
-/* Records a flow policy allowed. The packet's source is the initiator. */
+/* Records a flow policy allowed. The packet's source is the initiator. `tunnel_ip_be` is the node
+ * behind the remote side (0 for none) and `tunnel_is_src` says which side that is. */
 static __always_inline void skn_ct_create(const struct skn_ct_state *st, __u32 src_identity,
-                                          __u32 dst_identity, __u32 rule_id)
+                                          __u32 dst_identity, __u32 rule_id, __u32 tunnel_ip_be,
+                                          int tunnel_is_src)
 {
 	struct skn_ct_entry e = {};
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
+	/* Side b is the source when src_is_b; the tunnel side is b when it is that same side. */
+	int tunnel_on_b = tunnel_is_src ? st->src_is_b : !st->src_is_b;
 
 	e.created_ns = now;
 	e.last_seen_ns = now;
 	e.rule_id = rule_id;
+	e.tunnel_ip_be = tunnel_ip_be;
 	if (st->src_is_b) {
 		e.flags = SKN_CT_INITIATOR_B;
 		e.identity_b = src_identity;
@@ -131,7 +136,40 @@ static __always_inline void skn_ct_create(const struct skn_ct_state *st, __u32 s
 		e.identity_a = src_identity;
 		e.identity_b = dst_identity;
 	}
+	if (tunnel_ip_be && tunnel_on_b)
+		e.flags |= SKN_CT_TUNNEL_B;
 	bpf_map_update_elem(&skn_conntrack, &st->key, &e, BPF_ANY);
+}
+
+/* The tunnel endpoint of the packet's destination side (0 when that side is not remote). */
+static __always_inline __u32 skn_ct_dst_tunnel(const struct skn_ct_state *st)
+{
+	const struct skn_ct_entry *e = st->entry;
+	int dst_is_b = !st->src_is_b;
+
+	if (!e || !e->tunnel_ip_be || !!(e->flags & SKN_CT_TUNNEL_B) != dst_is_b)
+		return 0;
+	return e->tunnel_ip_be;
+}
+
+/* The tunnel endpoint of the packet's source side (0 when that side is not remote). */
+static __always_inline __u32 skn_ct_src_tunnel(const struct skn_ct_state *st)
+{
+	const struct skn_ct_entry *e = st->entry;
+
+	if (!e || !e->tunnel_ip_be || !!(e->flags & SKN_CT_TUNNEL_B) != st->src_is_b)
+		return 0;
+	return e->tunnel_ip_be;
+}
+
+/* The identity recorded for the packet's source side. */
+static __always_inline __u32 skn_ct_src_identity(const struct skn_ct_state *st)
+{
+	const struct skn_ct_entry *e = st->entry;
+
+	if (!e)
+		return SKN_ID_UNMANAGED;
+	return st->src_is_b ? e->identity_b : e->identity_a;
 }
 
 #endif

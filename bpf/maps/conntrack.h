@@ -21,17 +21,22 @@ enum skn_ct_flag {
 	SKN_CT_INITIATOR_B = 1 << 0, /* the flow was opened by side b (else by side a) */
 	SKN_CT_SEEN_REPLY = 1 << 1, /* the other side has answered */
 	SKN_CT_CLOSING = 1 << 2, /* TCP FIN or RST seen */
+	SKN_CT_TUNNEL_B = 1 << 3, /* tunnel_ip_be is the node of side b (else of side a) */
 };
 
 struct skn_ct_entry {
-	__u64 created_ns; /* bpf_ktime_get_ns() at creation */
+	__u64 created_ns; /* bpf_ktime_get_coarse_ns() at creation (CLOCK_MONOTONIC) */
 	__u64 last_seen_ns; /* refreshed at most once a second */
 	__u32 identity_a; /* security identity of side a when the flow was allowed */
 	__u32 identity_b;
 	__u32 flags; /* enum skn_ct_flag */
 	__u32 rule_id; /* rule that allowed the flow (0: not enforced) */
+	/* Node behind the remote side of a flow that crosses the overlay, 0 if none: established
+	 * packets encapsulate (and check the outer source) without an ipcache lookup. */
+	__u32 tunnel_ip_be;
+	__u32 _pad;
 };
-SKN_STATIC_ASSERT(sizeof(struct skn_ct_entry) == 32, "conntrack value layout");
+SKN_STATIC_ASSERT(sizeof(struct skn_ct_entry) == 40, "conntrack value layout");
 
 #define SKN_CONNTRACK_MAX 262144
 
