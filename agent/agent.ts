@@ -21,7 +21,7 @@ import type { Logger } from "./log.js";
 import { AgentMetrics } from "./metrics.js";
 import {
   ensureForwardingSysctls,
-  ensureMasquerade,
+  ensureNftables,
   ensureOverlayDevice,
   localAddresses,
   syncOverlayRoutes,
@@ -347,7 +347,7 @@ export class Agent {
       this.options.clusterCidrs.length > 0 ? this.options.clusterCidrs : nodes.map((n) => n.podCidr);
     const masqKey = `${own.podCidr}|${cluster.join(",")}`;
     if (masqKey !== this.#appliedMasqKey) {
-      await ensureMasquerade(own.podCidr, cluster, overlay.ifname);
+      await ensureNftables(own.podCidr, cluster, overlay.ifname, this.options.vxlanPort);
       this.#appliedMasqKey = masqKey;
     }
 

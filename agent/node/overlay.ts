@@ -134,14 +134,17 @@ function nft(script: string): Promise<void> {
 }
 
 /**
- * Masquerades pod traffic that leaves the cluster to the node's address: source in this node's
- * pod CIDR, destination outside every cluster pod CIDR, not through the overlay. The table is
- * replaced whole, atomically.
+ * Skein's nftables table, replaced whole and atomically:
+ * - masquerade pod traffic that leaves the cluster to the node's address: source in this node's
+ *   pod CIDR, destination outside every cluster pod CIDR, not through the overlay;
+ * - keep the overlay's own UDP packets out of netfilter conntrack (`notrack` in the raw hooks): they
+ *   need no NAT, and tracking them costs every packet and fills the table with one-way entries.
  */
-export async function ensureMasquerade(
+export async function ensureNftables(
   localPodCidr: string,
   clusterCidrs: readonly string[],
   overlayIfname: string,
+  vxlanPort: number,
 ): Promise<void> {
   const local = formatPrefix(parsePrefix(localPodCidr));
   const cluster = [...new Set(clusterCidrs.map((c) => formatPrefix(parsePrefix(c))))];
@@ -149,6 +152,14 @@ export async function ensureMasquerade(
     `table ip ${NFT_TABLE}`,
     `delete table ip ${NFT_TABLE}`,
     `table ip ${NFT_TABLE} {`,
+    `  chain overlay-in {`,
+    `    type filter hook prerouting priority raw; policy accept;`,
+    `    udp dport ${vxlanPort} notrack`,
+    `  }`,
+    `  chain overlay-out {`,
+    `    type filter hook output priority raw; policy accept;`,
+    `    udp dport ${vxlanPort} notrack`,
+    `  }`,
     `  chain postrouting {`,
     `    type nat hook postrouting priority srcnat; policy accept;`,
     `    ip saddr ${local} ip daddr != { ${cluster.join(", ")} } oifname != "${overlayIfname}" masquerade`,
