@@ -124,7 +124,7 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
     assert.ok((e.value!.rule_id as number) > 0);
   });
 
-  it("skn_conntrack: key addr_a_be/addr_b_be/port_a_be/port_b_be/proto, value timestamps, identities, flags, rule_id", async function () {
+  it("skn_conntrack: key addr_a_be/addr_b_be/port_a_be/port_b_be/proto, value timestamps, identities, flags, rule_id, tunnel", async function () {
     const entries = (await dump("skn_conntrack")).map((x) => x.formatted);
     assert.ok(entries.length > 0);
     for (const e of entries) {
@@ -136,6 +136,8 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
         "identity_b",
         "flags",
         "rule_id",
+        "tunnel_ip_be",
+        "_pad",
       ]);
     }
     const ends = new Set([beField(a.ip), beField(b.ip)]);

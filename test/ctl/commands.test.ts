@@ -122,7 +122,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
           `Agent: +http://${n1().ip.replaceAll(".", "\\.")}:9879: healthy, ready; node ${n1().name}`,
         ),
       );
-      assert.match(r.stdout, /skn_conntrack +\d+ +lru_hash +16 +32 +\d+ +262144 +\d+\.\d%/);
+      assert.match(r.stdout, /skn_conntrack +\d+ +lru_hash +16 +40 +\d+ +262144 +\d+\.\d%/);
       assert.match(r.stdout, /Problems: +none/);
     });
 
@@ -454,7 +454,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       );
       assert.ok(flow.flagNames.includes("seen-reply"));
       const t = await ctl(n1(), ["map", "dump", "conntrack", ...nodeFlags(n1())]);
-      assert.match(t.stdout, /^PROTO +A +B +IDENTITY-A +IDENTITY-B +AGE +IDLE +FLAGS +RULE$/m);
+      assert.match(t.stdout, /^PROTO +A +B +IDENTITY-A +IDENTITY-B +AGE +IDLE +FLAGS +TUNNEL +RULE$/m);
       assert.match(
         t.stdout,
         new RegExp(
