@@ -257,7 +257,10 @@ describe("deploy: the agent container's privileges, under runc in a lab", functi
       });
       // Unprivileged BPF forbids pointer arithmetic and spilling pointers; which check trips first
       // depends on the program, the refusal does not.
-      assert.match(out, /load object on .*skein\.bpf\.o: EACCES.*verifier: .*(prohibited for !root|corrupt spilled pointer)/s);
+      assert.match(
+        out,
+        /load object on .*skein\.bpf\.o: EACCES.*verifier: .*(prohibited for !root|corrupt spilled pointer)/s,
+      );
     });
 
     it("without the /proc/sys remount, a fresh VXLAN device's sysctls fail with EROFS", async function () {
