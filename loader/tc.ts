@@ -34,6 +34,18 @@ function quietly(fn: () => number): number {
   return out.result;
 }
 
+/** bpf_tc_opts naming a slot, with no program: what detach and query take. */
+function slotOpts(slot: TcSlot) {
+  return {
+    sz: sizeOf(tcOpts),
+    prog_fd: 0,
+    flags: 0,
+    prog_id: 0,
+    handle: slot.handle,
+    priority: slot.priority,
+  };
+}
+
 function hook(ifindex: number, point: number) {
   return { sz: sizeOf(tcHook), ifindex, attach_point: point, parent: 0 };
 }
@@ -81,14 +93,7 @@ export function tcAttach(
 
 /** Removes the filter in `slot`. Returns false when there was none (or no such interface). */
 export function tcDetach(slot: TcSlot, ifname?: string): boolean {
-  const opts = {
-    sz: sizeOf(tcOpts),
-    prog_fd: 0,
-    flags: 0,
-    prog_id: 0,
-    handle: slot.handle,
-    priority: slot.priority,
-  };
+  const opts = slotOpts(slot);
   const ret = quietly(
     () => libbpf().bpf_tc_detach(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number,
   );
@@ -99,14 +104,7 @@ export function tcDetach(slot: TcSlot, ifname?: string): boolean {
 
 /** The program id in `slot`, or undefined when the slot (or the interface) is empty. */
 export function tcQuery(slot: TcSlot, ifname?: string): number | undefined {
-  const opts = {
-    sz: sizeOf(tcOpts),
-    prog_fd: 0,
-    flags: 0,
-    prog_id: 0,
-    handle: slot.handle,
-    priority: slot.priority,
-  };
+  const opts = slotOpts(slot);
   const ret = quietly(
     () => libbpf().bpf_tc_query(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number,
   );

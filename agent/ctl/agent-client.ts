@@ -3,6 +3,7 @@
  * timeout, and an agent that does not answer becomes an AgentUnreachableError that says how to fix
  * it, never a hang or a stack trace.
  */
+import type { AgentStatus } from "../agent.js";
 import { CtlError, type CtlContext } from "./cli.js";
 
 /** The agent's health and API address when skeinctl runs on the node (agent --health-addr). */
@@ -52,21 +53,8 @@ export interface AgentHealth {
   reason: string;
 }
 
-/** GET /v1/status (AgentStatus in agent/agent.ts, as JSON). */
-export interface AgentStatusBody {
-  node: string;
-  ready: boolean;
-  reason: string;
-  bpffsRoot: string;
-  nodeIp: string | null;
-  podCidr: string | null;
-  overlay: { ifname: string; ifindex: number; mac: string; mtu: number } | null;
-  nodes: { name: string; internalIp: string; podCidr: string }[];
-  skipped: { kind: string; name: string; reason: string; detail: string }[];
-  maps: { name: string; entries: number; capacity: number }[];
-  lastReconcile: { at: string; durationMs: number } | null;
-  policyErrors: { object: string; message: string }[];
-}
+/** GET /v1/status: the agent's own status type, as JSON carries it. */
+export type AgentStatusBody = AgentStatus;
 
 /** One element of GET /v1/identities. */
 export interface AgentIdentity {
