@@ -228,16 +228,35 @@ export class Podman {
 
   /**
    * Removes the containers, then unmounts what podman left mounted under its storage (its overlay
-   * driver bind-mounts its own directory), deepest first, so that `work` can be deleted.
+   * driver bind-mounts its own directory), deepest first, so that `work` can be deleted. conmon
+   * runs `podman container cleanup` after a container exits, and that re-mounts the storage: so
+   * this waits until no process uses this instance's storage, and unmounts again until nothing is
+   * left. Throws when mounts remain after 30 s.
    */
   async dispose(): Promise<void> {
     await this.removeAll();
-    const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      // Processes of this instance (podman cleanup, conmon) name its storage in their arguments.
+      const users = await exec("pgrep", ["-f", "--", join(this.work, "root")]);
+      const mounts = this.#mounts();
+      if (users.code !== 0 && mounts.length === 0) return;
+      if (Date.now() > deadline)
+        throw new Error(
+          `podman storage under ${this.work} still in use: processes ${users.stdout.trim() || "none"}; mounts ${mounts.join(", ") || "none"}`,
+        );
+      for (const m of mounts) await exec("umount", [m]);
+      if (users.code === 0) await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Mount points at or under `work`, deepest first. */
+  #mounts(): string[] {
+    return readFileSync("/proc/self/mountinfo", "utf8")
       .split("\n")
       .map((l) => l.split(" ")[4] ?? "")
       .filter((m) => m === this.work || m.startsWith(`${this.work}/`))
       .sort((a, b) => b.length - a.length);
-    for (const m of mounts) await exec("umount", [m]);
   }
 }
 
