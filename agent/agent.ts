@@ -11,7 +11,13 @@ import { MetricsMap } from "../maps/metrics.js";
 import { PolicyMap, policyCodec, policyKeyString } from "../maps/policy.js";
 import { CONNTRACK_MAP } from "../maps/conntrack.js";
 import { ConntrackMap } from "../maps/conntrack.js";
-import { attachPinned, moveAttachmentsToReplacements, VXLAN_PROGRAMS } from "./datapath/attach.js";
+import {
+  attachPinned,
+  detachPinned,
+  moveAttachmentsToReplacements,
+  UPLINK_PROGRAMS,
+  VXLAN_PROGRAMS,
+} from "./datapath/attach.js";
 import { loadPinnedDatapath } from "./datapath/pinned.js";
 import type { DatapathOptions } from "./datapath/spec.js";
 import { writeConflist } from "./cni-config.js";
@@ -40,6 +46,12 @@ export interface AgentOptions {
   cniDataDir?: string;
   vxlanDevice: string;
   vxlanPort: number;
+  /**
+   * "bpf": the datapath encapsulates pod traffic itself and sends it straight out of the uplink,
+   * and decapsulates VXLAN for local pods on the uplink's TC ingress (skipping the VXLAN device
+   * both ways). "device": pod traffic goes through the VXLAN device. Node traffic always does.
+   */
+  encap: EncapMode;
   /** Pod address space of the whole cluster; the union of nodes' pod CIDRs when empty. */
   clusterCidrs: string[];
   datapath: DatapathOptions;
@@ -51,6 +63,9 @@ export interface AgentOptions {
   metrics?: AgentMetrics;
 }
 
+export type EncapMode = "bpf" | "device";
+export const ENCAP_MODES: readonly EncapMode[] = ["bpf", "device"];
+
 export interface AgentStatus {
   node: string;
   ready: boolean;
@@ -59,6 +74,8 @@ export interface AgentStatus {
   nodeIp: string | null;
   podCidr: string | null;
   overlay: OverlayDevice | null;
+  /** How pod traffic is encapsulated, and the uplink the datapath uses in "bpf" mode. */
+  encap: { mode: EncapMode; uplink: string | null };
   nodes: { name: string; internalIp: string; podCidr: string }[];
   skipped: { kind: string; name: string; reason: string; detail: string }[];
   maps: { name: string; entries: number; capacity: number }[];
@@ -100,6 +117,7 @@ export class Agent {
   #ready = false;
   #notReadyReason = "starting";
   #overlay: OverlayDevice | null = null;
+  #uplink: string | null = null;
   #appliedNodeKey = "";
   #appliedRoutesKey = "";
   #appliedMasqKey = "";
@@ -313,13 +331,21 @@ export class Agent {
       });
       attachPinned(this.options.bpffsRoot, overlay.ifname, VXLAN_PROGRAMS);
       ensureForwardingSysctls(overlay.ifname);
+      const direct = this.options.encap === "bpf";
+      // The uplink's program is in place before the config tells from_pod to use the uplink, and
+      // (switching back to "device") removed only after the config stopped it.
+      if (direct) attachPinned(this.options.bpffsRoot, uplink.ifname, UPLINK_PROGRAMS);
       maps.config.write({
         vxlanIfindex: overlay.ifindex,
         nodeIp: own.internalIp,
         vxlanMac: overlay.mac,
         flags: this.options.verdictEvents ? ConfigFlag.verdictEvents : 0,
+        vxlanPort: this.options.vxlanPort,
+        uplinkIfindex: direct ? uplink.ifindex : 0,
       });
+      if (!direct) detachPinned(uplink.ifname, UPLINK_PROGRAMS);
       this.#overlay = overlay;
+      this.#uplink = direct ? uplink.ifname : null;
       this.#appliedNodeKey = nodeKey;
       this.metrics.reconcileDuration.observe({ target: "overlay" }, (performance.now() - t) / 1000);
       this.#log.info("overlay ready", {
@@ -327,6 +353,7 @@ export class Agent {
         ifindex: overlay.ifindex,
         mtu: overlay.mtu,
         uplink: uplink.ifname,
+        encap: this.options.encap,
       });
     }
     const overlay = this.#overlay;
@@ -463,6 +490,7 @@ export class Agent {
       nodeIp: own?.internalIp ?? null,
       podCidr: own?.podCidr ?? null,
       overlay: this.#overlay,
+      encap: { mode: this.options.encap, uplink: this.#uplink },
       nodes: [...this.#nodes.values()],
       skipped: [...this.#skipped.values()],
       maps:

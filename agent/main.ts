@@ -7,6 +7,8 @@
  *   --cni-conf-dir DIR      where the conflist goes when ready (default /etc/cni/net.d)
  *   --cni-data-dir DIR      IPAM state dir given to the plugin (plugin default when absent)
  *   --vxlan-device NAME     (default skn_vxlan)      --vxlan-port N (default 4789)
+ *   --encap bpf|device      pod traffic encapsulated by the datapath straight onto the uplink
+ *                           (default), or through the VXLAN device
  *   --cluster-cidr CIDR,..  cluster pod space (default: union of nodes' pod CIDRs)
  *   --health-addr H:P       /healthz /readyz /v1 (default 127.0.0.1:9879)
  *   --metrics-addr H:P      /metrics (default 0.0.0.0:9878; "" to disable)
@@ -19,7 +21,7 @@ import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_BPFFS_ROOT } from "../maps/pins.js";
-import { Agent } from "./agent.js";
+import { Agent, ENCAP_MODES, type EncapMode } from "./agent.js";
 import { DEFAULT_CNI_CONF_DIR } from "./cni-config.js";
 import { parseListen, serveAgent } from "./http.js";
 import { createLogger, type Level } from "./log.js";
@@ -35,6 +37,7 @@ const flags = {
   "cni-data-dir": { type: "string" },
   "vxlan-device": { type: "string" },
   "vxlan-port": { type: "string" },
+  encap: { type: "string" },
   "cluster-cidr": { type: "string" },
   "health-addr": { type: "string" },
   "metrics-addr": { type: "string" },
@@ -96,6 +99,9 @@ async function main(): Promise<number> {
   else kc.loadFromDefault();
 
   const policyMapEntries = int("policy-map-entries", undefined);
+  const encap = str("encap", "bpf");
+  if (!(ENCAP_MODES as readonly string[]).includes(encap))
+    throw new Error(`--encap: expected one of ${ENCAP_MODES.join(", ")}, got ${encap}`);
   const cniDataDir = get("cni-data-dir");
   const agent = new Agent({
     nodeName,
@@ -105,6 +111,7 @@ async function main(): Promise<number> {
     ...(typeof cniDataDir === "string" ? { cniDataDir } : {}),
     vxlanDevice: str("vxlan-device", DEFAULT_VXLAN_DEVICE),
     vxlanPort: int("vxlan-port", DEFAULT_VXLAN_PORT) ?? DEFAULT_VXLAN_PORT,
+    encap: encap as EncapMode,
     clusterCidrs: str("cluster-cidr", "")
       .split(",")
       .filter((c) => c !== ""),

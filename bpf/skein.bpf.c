@@ -163,6 +163,14 @@ static __always_inline int skn_encap(struct __sk_buff *skb, const struct skn_flo
 
 	if (!cfg || !cfg->vxlan_ifindex)
 		return skn_drop_flow(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS, f);
+	if (cfg->uplink_ifindex) {
+		if (skn_vxlan_encap(skb, cfg->node_ip_be, tunnel_ip_be, cfg->vxlan_port_be ?: bpf_htons(4789),
+		                    identity, cfg->vxlan_mac) < 0)
+			return skn_drop_flow(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS, f);
+		return skn_verdict(skb, bpf_redirect_neigh(cfg->uplink_ifindex, NULL, 0, 0),
+		                   SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS, cfg->uplink_ifindex, tunnel_ip_be,
+		                   identity, f->rule_id, f->dst_identity);
+	}
 	if (skn_tunnel_set(skb, tunnel_ip_be, identity) < 0)
 		return skn_drop_flow(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS, f);
 	if (skn_overlay_set_macs(skb, cfg->vxlan_mac, tunnel_ip_be) < 0)
@@ -276,41 +284,37 @@ int skn_to_pod(struct __sk_buff *skb)
 	                   f.src_identity);
 }
 
-SEC("tc")
-int skn_from_vxlan(struct __sk_buff *skb)
+/*
+ * A packet from another node, for a pod here or for this node, whose inner IPv4 header starts at
+ * `l3_off`: the source identity from the VNI, the source checked against the node that sent it,
+ * ingress policy for new flows, then delivery. `decap`: the packet still carries its outer headers
+ * (it came straight from the uplink); they are removed before delivery to a pod, and a packet for
+ * the node itself is left untouched for the VXLAN device.
+ */
+static __always_inline int skn_from_overlay(struct __sk_buff *skb, __u32 l3_off, __u32 outer_src_be,
+                                            __u32 vni, int decap)
 {
 	const struct skn_ipcache_entry *src, *dst;
 	const struct skn_endpoint *dst_ep;
-	struct bpf_tunnel_key key = {};
 	struct skn_flow f = {};
 	enum skn_ct_status ct;
-	__u32 outer_src_be;
-	int ok;
-	__u16 proto;
 
-	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
-		return skn_drop(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_INGRESS);
-	proto = skn_eth_proto(skb, &ok);
-	if (!ok)
-		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
-	if (proto != bpf_htons(ETH_P_IP))
-		return skn_drop(skb, SKN_R_DROP_UNSUPPORTED, SKN_DIR_INGRESS);
-	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
-		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
-	outer_src_be = bpf_htonl(key.remote_ipv4);
-	f.src_identity = key.tunnel_id & SKN_ID_MAX;
+	if (skn_parse_ipv4(skb, l3_off, &f.pkt) != SKN_PARSE_OK)
+		return decap ? TC_ACT_OK : skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
+	f.src_identity = vni & SKN_ID_MAX;
 	if (f.src_identity == SKN_ID_ANY)
 		f.src_identity = SKN_ID_UNMANAGED;
 
 	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
+	if (!dst_ep && decap)
+		return TC_ACT_OK;
 	ct = skn_ct_lookup(&f.pkt, &f.ct);
 	/* Established, and from the node the flow was set up with: straight in. Anything else takes the
 	 * slow path, which checks the source against the ipcache. */
 	if ((ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY) && skn_ct_src_tunnel(&f.ct) == outer_src_be) {
 		if (!dst_ep)
 			goto to_stack;
-		bpf_skb_change_type(skb, SKN_PACKET_HOST);
-		return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, 0, f.src_identity);
+		goto deliver;
 	}
 
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
@@ -330,6 +334,9 @@ int skn_from_vxlan(struct __sk_buff *skb)
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, outer_src_be, 1);
 	}
+deliver:
+	if (decap && skn_vxlan_decap(skb) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 	bpf_skb_change_type(skb, SKN_PACKET_HOST);
 	return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, f.rule_id, f.src_identity);
 
@@ -337,6 +344,41 @@ to_stack:
 	/* For the node itself (replies to its own traffic towards remote pods). */
 	bpf_skb_change_type(skb, SKN_PACKET_HOST);
 	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0, f.src_identity);
+}
+
+SEC("tc")
+int skn_from_vxlan(struct __sk_buff *skb)
+{
+	struct bpf_tunnel_key key = {};
+	int ok;
+	__u16 proto;
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		return skn_drop(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_INGRESS);
+	proto = skn_eth_proto(skb, &ok);
+	if (!ok)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
+	if (proto != bpf_htons(ETH_P_IP))
+		return skn_drop(skb, SKN_R_DROP_UNSUPPORTED, SKN_DIR_INGRESS);
+	return skn_from_overlay(skb, sizeof(struct ethhdr), bpf_htonl(key.remote_ipv4), key.tunnel_id, 0);
+}
+
+/*
+ * TC ingress of the uplink, when the datapath encapsulates itself: VXLAN for a pod on this node is
+ * decapsulated here and handed to the pod, skipping the UDP socket and the VXLAN device. Everything
+ * else (other traffic, VXLAN for the node itself) goes on to the stack untouched and uncounted.
+ */
+SEC("tc")
+int skn_from_uplink(struct __sk_buff *skb)
+{
+	const struct skn_config *cfg = skn_config_get();
+	struct skn_vxlan_rx rx;
+
+	if (!cfg || !cfg->uplink_ifindex ||
+	    !skn_vxlan_rx_parse(skb, cfg->node_ip_be, cfg->vxlan_port_be ?: bpf_htons(4789), &rx))
+		return TC_ACT_OK;
+	return skn_from_overlay(skb, sizeof(struct ethhdr) + sizeof(struct skn_vxlan_encap),
+	                        rx.outer_saddr_be, rx.vni, 1);
 }
 
 SEC("tc")

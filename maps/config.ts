@@ -19,6 +19,10 @@ export interface NodeConfig {
   /** This node's VXLAN device MAC. */
   vxlanMac: string;
   flags: number;
+  /** The VXLAN UDP port (0 reads as 4789 in the datapath). */
+  vxlanPort: number;
+  /** Non-zero: the datapath encapsulates in BPF and sends straight out of this device. */
+  uplinkIfindex: number;
 }
 
 /**
@@ -37,6 +41,8 @@ export const EMPTY_CONFIG: NodeConfig = {
   nodeIp: "0.0.0.0",
   vxlanMac: "00:00:00:00:00:00",
   flags: 0,
+  vxlanPort: 0,
+  uplinkIfindex: 0,
 };
 
 export const configCodec: MapCodec<number, NodeConfig> = {
@@ -47,16 +53,18 @@ export const configCodec: MapCodec<number, NodeConfig> = {
       { name: "vxlan_ifindex", offset: 0, size: 4 },
       { name: "node_ip_be", offset: 4, size: 4 },
       { name: "vxlan_mac", offset: 8, size: 6 },
-      { name: "_pad0", offset: 14, size: 2 },
+      { name: "vxlan_port_be", offset: 14, size: 2 },
       { name: "flags", offset: 16, size: 4 },
-      { name: "_pad1", offset: 20, size: 4 },
+      { name: "uplink_ifindex", offset: 20, size: 4 },
     ]),
     encode(c) {
       const b = Buffer.alloc(24);
       b.writeUInt32LE(c.vxlanIfindex, 0);
       writeIPv4(b, 4, c.nodeIp);
       writeMac(b, 8, c.vxlanMac);
+      b.writeUInt16BE(c.vxlanPort, 14);
       b.writeUInt32LE(c.flags, 16);
+      b.writeUInt32LE(c.uplinkIfindex, 20);
       return b;
     },
     decode(bytes) {
@@ -66,6 +74,8 @@ export const configCodec: MapCodec<number, NodeConfig> = {
         nodeIp: readIPv4(b, 4),
         vxlanMac: readMac(b, 8),
         flags: b.readUInt32LE(16),
+        vxlanPort: b.readUInt16BE(14),
+        uplinkIfindex: b.readUInt32LE(20),
       };
     },
   },

@@ -15,6 +15,7 @@ export const PROGRAMS = {
   toPod: "skn_to_pod",
   fromVxlan: "skn_from_vxlan",
   toVxlan: "skn_to_vxlan",
+  fromUplink: "skn_from_uplink",
 } as const;
 export type ProgramName = (typeof PROGRAMS)[keyof typeof PROGRAMS];
 export const PROGRAM_NAMES: readonly ProgramName[] = Object.values(PROGRAMS);

@@ -30,8 +30,9 @@ function openOptional<T>(open: () => T): T | undefined {
 
 /**
  * Names of the links of this network namespace that are Skein's under `root` (endpoint veths, the
- * overlay device), by ifindex. Links whose MAC does not match the maps are left out: they belong to
- * another namespace's numbering. Throws SysError for map failures other than "not pinned".
+ * overlay device, the uplink), by ifindex. Endpoint and overlay links whose MAC does not match the
+ * maps are left out: they belong to another namespace's numbering (the uplink has no MAC in the
+ * maps, so its name is only right when run in the node's namespace). Throws SysError for map failures other than "not pinned".
  */
 export async function skeinLinkNames(root: string): Promise<Map<number, string>> {
   const links = await linksHere();
@@ -54,6 +55,8 @@ export async function skeinLinkNames(root: string): Promise<Map<number, string>>
       const link = links.get(c.vxlanIfindex);
       if (c.vxlanIfindex !== 0 && link !== undefined && link.mac === c.vxlanMac.toLowerCase())
         out.set(c.vxlanIfindex, link.name);
+      const uplink = links.get(c.uplinkIfindex);
+      if (c.uplinkIfindex !== 0 && uplink !== undefined) out.set(c.uplinkIfindex, uplink.name);
     } finally {
       config.close();
     }

@@ -372,6 +372,9 @@ function dumpConfig(root: string, dc: DumpContext): MapDump {
         vxlanIfname: dc.ifnames.get(c.vxlanIfindex) ?? null,
         nodeIp: c.nodeIp,
         vxlanMac: c.vxlanMac,
+        vxlanPort: c.vxlanPort,
+        uplinkIfindex: c.uplinkIfindex,
+        uplinkIfname: c.uplinkIfindex === 0 ? null : (dc.ifnames.get(c.uplinkIfindex) ?? null),
         flags: c.flags,
         flagNames: configFlagNames(c.flags),
       },
@@ -381,6 +384,8 @@ function dumpConfig(root: string, dc: DumpContext): MapDump {
       col("VXLAN-IFNAME", "vxlanIfname"),
       col("NODE-IP", "nodeIp"),
       col("VXLAN-MAC", "vxlanMac"),
+      col("PORT", "vxlanPort"),
+      col("UPLINK", "uplinkIfname"),
       col("FLAGS", "flagNames"),
     ],
   };

@@ -5,6 +5,7 @@ import {
   interfaceIndex,
   listLinks,
   tcAttach,
+  tcDetach,
   tcQuery,
   type TcDirection,
   type TcFilter,
@@ -19,7 +20,7 @@ import type { PinnedLoadReport } from "./pinned.js";
 export function attachPinned(
   root: string,
   ifname: string,
-  programs: { ingress: ProgramName; egress: ProgramName },
+  programs: { ingress?: ProgramName; egress?: ProgramName },
   options: { replace?: boolean } = {},
 ): TcFilter[] {
   const ifindex = interfaceIndex(ifname);
@@ -27,7 +28,9 @@ export function attachPinned(
   ensureClsact(ifindex, ifname);
   const out: TcFilter[] = [];
   for (const direction of ["ingress", "egress"] as const) {
-    using prog = Program.openPinned(pinPath(root, programs[direction]));
+    const name = programs[direction];
+    if (name === undefined) continue;
+    using prog = Program.openPinned(pinPath(root, name));
     out.push(
       tcAttach({ ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }, prog, {
         ifname,
@@ -36,6 +39,18 @@ export function attachPinned(
     );
   }
   return out;
+}
+
+/** Removes Skein's filters for `programs`' directions from `ifname`, if there. Throws SysError. */
+export function detachPinned(
+  ifname: string,
+  programs: { ingress?: ProgramName; egress?: ProgramName },
+): void {
+  const ifindex = interfaceIndex(ifname);
+  if (ifindex === undefined) return;
+  for (const direction of ["ingress", "egress"] as const)
+    if (programs[direction] !== undefined)
+      tcDetach({ ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }, ifname);
 }
 
 export interface Attachment {
@@ -89,4 +104,5 @@ export async function moveAttachmentsToReplacements(
 }
 
 export const VXLAN_PROGRAMS = { ingress: PROGRAMS.fromVxlan, egress: PROGRAMS.toVxlan } as const;
+export const UPLINK_PROGRAMS = { ingress: PROGRAMS.fromUplink } as const;
 export const POD_PROGRAMS = { ingress: PROGRAMS.fromPod, egress: PROGRAMS.toPod } as const;

@@ -53,6 +53,7 @@ export class PrivateDatapath implements Disposable {
         [PROGRAMS.toPod]: program(PROGRAMS.toPod),
         [PROGRAMS.fromVxlan]: program(PROGRAMS.fromVxlan),
         [PROGRAMS.toVxlan]: program(PROGRAMS.toVxlan),
+        [PROGRAMS.fromUplink]: program(PROGRAMS.fromUplink),
       };
       const dp = new PrivateDatapath(
         {

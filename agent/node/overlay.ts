@@ -17,6 +17,7 @@ export const NFT_TABLE = "skein";
 
 export interface Uplink {
   ifname: string;
+  ifindex: number;
   mtu: number;
 }
 
@@ -28,7 +29,7 @@ export async function uplinkFor(nodeIp: string): Promise<Uplink> {
     throw new Error(`no interface in this network namespace has the node address ${nodeIp}`);
   const link = await findLink(owner.ifname);
   if (link === undefined) throw new Error(`uplink ${owner.ifname} vanished`);
-  return { ifname: owner.ifname, mtu: link.mtu };
+  return { ifname: owner.ifname, ifindex: link.ifindex, mtu: link.mtu };
 }
 
 export function writeSysctl(path: string, value: string): void {

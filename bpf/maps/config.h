@@ -13,9 +13,9 @@ struct skn_config {
 	__u32 vxlan_ifindex; /* 0 until the agent set up the overlay */
 	__u32 node_ip_be; /* this node's underlay address */
 	__u8 vxlan_mac[6]; /* this node's VXLAN device MAC (inner source MAC) */
-	__u8 _pad0[2];
+	__be16 vxlan_port_be; /* the VXLAN UDP port, network order; 0 = 4789 */
 	__u32 flags; /* enum skn_config_flag */
-	__u32 _pad1;
+	__u32 uplink_ifindex; /* non-zero: encapsulate in BPF and send straight out of this device */
 };
 SKN_STATIC_ASSERT(sizeof(struct skn_config) == 24, "config layout");
 

@@ -48,6 +48,8 @@ describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", functi
       nodeIp: "198.18.0.11",
       vxlanMac: vxlanMacFor("198.18.0.11"),
       flags: 0,
+      vxlanPort: 4789,
+      uplinkIfindex: 0,
     });
   });
 

@@ -96,10 +96,15 @@ function programNameById(id: number): string | null {
   }
 }
 
-/** ifindex → endpoint IP, and the overlay's ifindex, from the maps when pinned. */
-function roles(root: string): { endpoints: Map<number, string>; vxlanIfindex: number } {
+/** ifindex → endpoint IP, the overlay's and the uplink's ifindex, from the maps when pinned. */
+function roles(root: string): {
+  endpoints: Map<number, string>;
+  vxlanIfindex: number;
+  uplinkIfindex: number;
+} {
   const endpoints = new Map<number, string>();
   let vxlanIfindex = 0;
+  let uplinkIfindex = 0;
   try {
     using ep = EndpointsMap.openPinned(root);
     for (const [ip, e] of ep.entries()) endpoints.set(e.ifindex, ip);
@@ -108,11 +113,11 @@ function roles(root: string): { endpoints: Map<number, string>; vxlanIfindex: nu
   }
   try {
     using cfg = ConfigMap.openPinned(root);
-    vxlanIfindex = cfg.read().vxlanIfindex;
+    ({ vxlanIfindex, uplinkIfindex } = cfg.read());
   } catch (err) {
     if (!(err instanceof SysError && err.code === "ENOENT")) throw err;
   }
-  return { endpoints, vxlanIfindex };
+  return { endpoints, vxlanIfindex, uplinkIfindex };
 }
 
 async function agentReport(url: string): Promise<AgentReport> {
@@ -176,7 +181,7 @@ export async function nodeStatus(root: string, url: string): Promise<StatusRepor
     );
 
   const byId = new Map(programs.flatMap((p) => (p.id === null ? [] : [[p.id, p] as const])));
-  const { endpoints, vxlanIfindex } = roles(root);
+  const { endpoints, vxlanIfindex, uplinkIfindex } = roles(root);
   const attachments: AttachmentStatus[] = (await listAttachments()).map((a) => {
     const pinned = byId.get(a.progId);
     if (pinned !== undefined) pinned.attachedTo++;
@@ -193,7 +198,9 @@ export async function nodeStatus(root: string, url: string): Promise<StatusRepor
           ? `endpoint ${ep}`
           : a.ifindex === vxlanIfindex && vxlanIfindex !== 0
             ? "overlay"
-            : null,
+            : a.ifindex === uplinkIfindex && uplinkIfindex !== 0
+              ? "uplink"
+              : null,
     };
   });
   attachments.sort(
@@ -216,6 +223,8 @@ export async function nodeStatus(root: string, url: string): Promise<StatusRepor
     for (const direction of ["ingress", "egress"] as const)
       if (!hooked.has(`${vxlanIfindex}/${direction}`))
         unhooked.push(`overlay (ifindex ${vxlanIfindex}) ${direction}`);
+  if (uplinkIfindex !== 0 && !hooked.has(`${uplinkIfindex}/ingress`))
+    unhooked.push(`uplink (ifindex ${uplinkIfindex}) ingress`);
   if (unhooked.length > 0 && attachments.length === 0)
     problems.push(
       `no interface in this network namespace has Skein's TC filters, though the maps name ${endpoints.size} endpoint(s)${vxlanIfindex === 0 ? "" : " and an overlay device"}: ` +
@@ -223,7 +232,7 @@ export async function nodeStatus(root: string, url: string): Promise<StatusRepor
     );
   else if (unhooked.length > 0)
     problems.push(
-      `no Skein program on ${unhooked.join(", ")}: recreate the pod (CNI ADD attaches it) or restart skein-agent for the overlay`,
+      `no Skein program on ${unhooked.join(", ")}: recreate the pod (CNI ADD attaches it) or restart skein-agent for the overlay and the uplink`,
     );
 
   for (const m of maps)
