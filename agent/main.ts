@@ -91,6 +91,9 @@ async function main(): Promise<number> {
     return n;
   };
 
+  const encap = str("encap", "bpf");
+  if (!(ENCAP_MODES as readonly string[]).includes(encap))
+    throw new Error(`--encap: expected one of ${ENCAP_MODES.join(", ")}, got ${encap}`);
   const log = createLogger(str("log-level", "info") as Level).with({ component: "agent" });
   const nodeName = str("node-name", process.env.NODE_NAME ?? hostname());
   const kc = new KubeConfig();
@@ -99,9 +102,6 @@ async function main(): Promise<number> {
   else kc.loadFromDefault();
 
   const policyMapEntries = int("policy-map-entries", undefined);
-  const encap = str("encap", "bpf");
-  if (!(ENCAP_MODES as readonly string[]).includes(encap))
-    throw new Error(`--encap: expected one of ${ENCAP_MODES.join(", ")}, got ${encap}`);
   const cniDataDir = get("cni-data-dir");
   const agent = new Agent({
     nodeName,

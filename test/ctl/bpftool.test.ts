@@ -159,15 +159,15 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
     for (const v of e.values) assert.deepEqual(keysOf(v.value), ["packets", "bytes"]);
   });
 
-  it("skn_config: vxlan_ifindex/node_ip_be/vxlan_mac/flags", async function () {
+  it("skn_config: vxlan_ifindex/node_ip_be/vxlan_mac/vxlan_port_be/flags/uplink_ifindex", async function () {
     const [c] = await dump("skn_config");
     assert.deepEqual(keysOf(c!.formatted.value), [
       "vxlan_ifindex",
       "node_ip_be",
       "vxlan_mac",
-      "_pad0",
+      "vxlan_port_be",
       "flags",
-      "_pad1",
+      "uplink_ifindex",
     ]);
     assert.equal(c!.formatted.value!.node_ip_be, beField(n1().ip));
   });
@@ -249,7 +249,7 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
     }
   });
 
-  it("bpftool net show (in the node's namespace) lists our programs on the pod veth and the overlay", async function () {
+  it("bpftool net show (in the node's namespace) lists our programs on the pod veth, the overlay and the uplink", async function () {
     const [net] = await bpftoolJson<{ tc: { devname: string; kind: string; name: string }[] }[]>(
       ["net", "show"],
       n1().netns,
@@ -263,6 +263,7 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
         `${veth} clsact/ingress skn_from_pod`,
         "skn_vxlan clsact/egress skn_to_vxlan",
         "skn_vxlan clsact/ingress skn_from_vxlan",
+        "eth0 clsact/ingress skn_from_uplink",
       ].sort(),
     );
   });

@@ -101,11 +101,11 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
   const pod = (name: string) => fx.pods[name]!;
 
   describe("status", function () {
-    it("table: datapath loaded, our programs on the pod veths and the overlay, agent ready, map pressure", async function () {
+    it("table: datapath loaded, our programs on the pod veths, the overlay and the uplink, agent ready, map pressure", async function () {
       const r = await ctl(n1(), ["status", ...nodeFlags(n1())]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, /Datapath: +loaded under .* \(4\/4 programs, 7\/7 maps pinned\)/);
-      for (const p of ["skn_from_pod", "skn_to_pod", "skn_from_vxlan", "skn_to_vxlan"])
+      assert.match(r.stdout, /Datapath: +loaded under .* \(5\/5 programs, 7\/7 maps pinned\)/);
+      for (const p of ["skn_from_pod", "skn_to_pod", "skn_from_vxlan", "skn_to_vxlan", "skn_from_uplink"])
         assert.match(r.stdout, new RegExp(`${p} +\\d+ +[0-9a-f]{16}`));
       assert.match(
         r.stdout,
@@ -116,6 +116,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
         new RegExp(`egress +skn_to_pod +\\d+ +endpoint ${pod("api").ip.replaceAll(".", "\\.")}`),
       );
       assert.match(r.stdout, /skn_vxlan +ingress +skn_from_vxlan +\d+ +overlay/);
+      assert.match(r.stdout, /eth0 +ingress +skn_from_uplink +\d+ +uplink/);
       assert.match(
         r.stdout,
         new RegExp(
@@ -153,6 +154,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       assert.equal(s.datapath.loaded, true);
       assert.deepEqual(s.datapath.programs.map((p) => p.name).sort(), [
         "skn_from_pod",
+        "skn_from_uplink",
         "skn_from_vxlan",
         "skn_to_pod",
         "skn_to_vxlan",
@@ -161,11 +163,11 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
         assert.ok(p.id > 0 && /^[0-9a-f]{16}$/.test(p.tag), JSON.stringify(p));
         assert.equal(
           p.attachedTo,
-          p.name.includes("vxlan") ? 1 : 2,
-          `${p.name} on the overlay once, on each of 2 pod veths`,
+          p.name.includes("vxlan") || p.name.includes("uplink") ? 1 : 2,
+          `${p.name} on the overlay or the uplink once, on each of 2 pod veths`,
         );
       }
-      assert.equal(s.attachments.length, 6, "2 pods × 2 directions + the overlay × 2");
+      assert.equal(s.attachments.length, 7, "2 pods × 2 directions + the overlay × 2 + the uplink's ingress");
       assert.ok(s.attachments.every((a) => a.current));
       assert.deepEqual(
         s.attachments
@@ -496,18 +498,27 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       assert.match(t.stdout, /summed over CPUs/);
     });
 
-    it("skn_config: node IP, overlay device by name, the verdict-events flag", async function () {
-      const [c1] = json<{ nodeIp: string; vxlanIfname: string; flagNames: string[] }[]>(
-        (await ctl(n1(), ["map", "dump", "skn_config", "-o", "json", ...nodeFlags(n1())])).stdout,
-      );
+    it("skn_config: node IP, overlay device and uplink by name, port, the verdict-events flag", async function () {
+      const [c1] = json<
+        {
+          nodeIp: string;
+          vxlanIfname: string;
+          vxlanPort: number;
+          uplinkIfname: string;
+          flagNames: string[];
+        }[]
+      >((await ctl(n1(), ["map", "dump", "skn_config", "-o", "json", ...nodeFlags(n1())])).stdout);
       assert.deepEqual(
-        [c1!.nodeIp, c1!.vxlanIfname, c1!.flagNames],
-        [n1().ip, "skn_vxlan", ["verdict-events"]],
+        [c1!.nodeIp, c1!.vxlanIfname, c1!.vxlanPort, c1!.uplinkIfname, c1!.flagNames],
+        [n1().ip, "skn_vxlan", 4789, "eth0", ["verdict-events"]],
       );
       const t = await ctl(n2(), ["map", "dump", "config", ...nodeFlags(n2())]);
       assert.match(
         t.stdout,
-        new RegExp(`^\\d+ +skn_vxlan +${n2().ip.replaceAll(".", "\\.")} +0e:5e:[0-9a-f:]+ +-$`, "m"),
+        new RegExp(
+          `^\\d+ +skn_vxlan +${n2().ip.replaceAll(".", "\\.")} +0e:5e:[0-9a-f:]+ +4789 +eth0 +-$`,
+          "m",
+        ),
       );
     });
 
@@ -564,7 +575,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       assert.equal(ev.src.ip, pod("client").ip);
       assert.equal(ev.dst.port, 8080);
       assert.equal(ev.dst.identityName, "shop:app=web");
-      assert.equal(ev.ifname, "skn_vxlan", "cross-node: enforced where it arrives, on the overlay");
+      assert.equal(ev.ifname, "eth0", "cross-node: enforced where it arrives, on the uplink (--encap bpf)");
       assert.equal(ev.rule, null);
       assert.equal(ev.summary, "no rule allows ingress to shop/web from shop/client on TCP/8080");
       assert.ok(
@@ -589,7 +600,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       assert.match(
         r.stdout,
         new RegExp(
-          `^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} DROP +ingress UDP +${pod("client").ip.replaceAll(".", "\\.")}:\\d+ \\(shop/client, identity \\d+\\) -> ${pod("web").ip.replaceAll(".", "\\.")}:5353 \\(shop/web, identity \\d+\\) on skn_vxlan: drop_policy: no rule allows ingress to shop/web from shop/client on UDP/5353$`,
+          `^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} DROP +ingress UDP +${pod("client").ip.replaceAll(".", "\\.")}:\\d+ \\(shop/client, identity \\d+\\) -> ${pod("web").ip.replaceAll(".", "\\.")}:5353 \\(shop/web, identity \\d+\\) on eth0: drop_policy: no rule allows ingress to shop/web from shop/client on UDP/5353$`,
           "m",
         ),
       );
