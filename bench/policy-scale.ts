@@ -14,22 +14,13 @@
  * are of the per-run quotients Skein / reference: machine-wide drift cancels, policy cost does not.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { parseArgs } from "node:util";
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
-import { Lab } from "../agent/lab/lab.js";
 import { runLimited } from "../agent/lab/matrix.js";
 import { PolicyMap } from "../maps/policy.js";
-import { buildKernelBaseline, type KernelBaseline } from "./kernel-baseline.js";
-import { buildRr, rrRate, startRrServer, stats, type Server, type Stats } from "./measure.js";
+import { runBench, say } from "./harness.js";
+import { rrRate, startRrServer, stats, type Stats } from "./measure.js";
 
 const PORT = 7777;
-
-function say(line = ""): void {
-  process.stdout.write(line + "\n");
-}
 
 /**
  * Policies i = offset..offset+count-1, each allowing the client on 1,000 ports the probe never uses:
@@ -79,170 +70,142 @@ function fmt(s: Stats): string {
   return `${Math.round(s.median)} (${Math.round(s.min)}..${Math.round(s.max)})`;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: "string" }, seconds: { type: "string" } } });
-  const runs = Number(values.runs ?? 3);
-  const seconds = Number(values.seconds ?? 4);
-  if (process.getuid?.() !== 0) throw new Error("the benchmark needs root");
-  const tmp = mkdtempSync(join(tmpdir(), "skein-bench-policy-"));
-  const rr = buildRr(tmp);
-  const lab = await Lab.create({});
-  let kb: KernelBaseline | undefined;
-  const servers: Server[] = [];
-  try {
-    const node = await lab.addNode({ agentArgs: ["--policy-map-entries=262144"] });
-    const client = await lab.addPod({ namespace: "scale", name: "client", node, labels: { app: "client" } });
-    const server = await lab.addPod({ namespace: "scale", name: "server", node, labels: { app: "server" } });
-    kb = await buildKernelBaseline(`skp${lab.id}`);
-    const { p1a: k1a, p1b: k1b } = kb;
-    servers.push(await startRrServer(rr, server.netns, PORT, 0), await startRrServer(rr, k1b.netns, PORT, 0));
-    using policyMap = PolicyMap.openPinned(node.bpffsRoot);
-    const waitEntries = async (want: number, timeoutMs: number): Promise<number> => {
-      const start = Date.now();
-      while (policyMap.count() !== want) {
-        if (Date.now() - start > timeoutMs)
-          throw new Error(`policy map holds ${policyMap.count()} entries, expected ${want}`);
-        await new Promise((r) => setTimeout(r, 100));
+runBench("bench:policy", 4, async ({ runs, seconds, rr, lab, servers, kernelBaseline }) => {
+  const node = await lab.addNode({ agentArgs: ["--policy-map-entries=262144"] });
+  const client = await lab.addPod({ namespace: "scale", name: "client", node, labels: { app: "client" } });
+  const server = await lab.addPod({ namespace: "scale", name: "server", node, labels: { app: "server" } });
+  const kb = await kernelBaseline("skp");
+  const { p1a: k1a, p1b: k1b } = kb;
+  servers.push(await startRrServer(rr, server.netns, PORT, 0), await startRrServer(rr, k1b.netns, PORT, 0));
+  using policyMap = PolicyMap.openPinned(node.bpffsRoot);
+  const waitEntries = async (want: number, timeoutMs: number): Promise<number> => {
+    const start = Date.now();
+    while (policyMap.count() !== want) {
+      if (Date.now() - start > timeoutMs)
+        throw new Error(`policy map holds ${policyMap.count()} entries, expected ${want}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return Date.now() - start;
+  };
+  const measure = async (
+    label: string,
+    netns: string,
+    host: string,
+    reference?: { netns: string; host: string },
+  ) => {
+    const rrs: number[] = [];
+    const crrs: number[] = [];
+    const rrQ: number[] = [];
+    const crrQ: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = await rrRate(rr, netns, host, PORT, seconds, 0, "client");
+      const c = await rrRate(rr, netns, host, PORT, seconds, 0, "crr");
+      rrs.push(r);
+      crrs.push(c);
+      if (reference !== undefined) {
+        rrQ.push(r / (await rrRate(rr, reference.netns, reference.host, PORT, seconds, 0, "client")));
+        crrQ.push(c / (await rrRate(rr, reference.netns, reference.host, PORT, seconds, 0, "crr")));
       }
-      return Date.now() - start;
+    }
+    return {
+      label,
+      rr: stats(rrs),
+      crr: stats(crrs),
+      rrQ: stats(rrQ.length > 0 ? rrQ : rrs),
+      crrQ: stats(crrQ.length > 0 ? crrQ : crrs),
     };
-    const measure = async (
-      label: string,
-      netns: string,
-      host: string,
-      reference?: { netns: string; host: string },
-    ) => {
-      const rrs: number[] = [];
-      const crrs: number[] = [];
-      const rrQ: number[] = [];
-      const crrQ: number[] = [];
-      for (let i = 0; i < runs; i++) {
-        const r = await rrRate(rr, netns, host, PORT, seconds, 0, "client");
-        const c = await rrRate(rr, netns, host, PORT, seconds, 0, "crr");
-        rrs.push(r);
-        crrs.push(c);
-        if (reference !== undefined) {
-          rrQ.push(r / (await rrRate(rr, reference.netns, reference.host, PORT, seconds, 0, "client")));
-          crrQ.push(c / (await rrRate(rr, reference.netns, reference.host, PORT, seconds, 0, "crr")));
-        }
-      }
-      return {
-        label,
-        rr: stats(rrs),
-        crr: stats(crrs),
-        rrQ: stats(rrQ.length > 0 ? rrQ : rrs),
-        crrQ: stats(crrQ.length > 0 ? crrQ : crrs),
-      };
-    };
-    const ref = { netns: k1a.netns, host: k1b.ip };
+  };
+  const ref = { netns: k1a.netns, host: k1b.ip };
 
-    say(
-      `bench:policy: lab ${lab.id}, ${runs} runs of ${seconds} s per size, client and server pinned to CPU 0`,
-    );
-    // Warm-up, discarded: the first seconds after the lab comes up measure low (agents settling,
-    // caches cold), which would flatter every later size against the no-policy figure.
-    for (const [netns, host] of [
-      [client.netns, server.ip],
-      [k1a.netns, k1b.ip],
-    ] as const) {
-      await rrRate(rr, netns, host, PORT, seconds, 0, "client");
-      await rrRate(rr, netns, host, PORT, seconds, 0, "crr");
-    }
-    const base = await measure("Skein, no policy", client.netns, server.ip, ref);
-    const skein = [base];
-    await lab.applyPolicy(allowProbe);
-    let applied = 0;
-    for (const size of [1000, 10000, 100000]) {
-      const policiesNeeded = size / 1000;
-      const batch = fillerPolicies(policiesNeeded - applied, 1000, applied).map(
-        (p) => () => lab.applyPolicy(p),
-      );
-      await runLimited(batch, 8);
-      applied = policiesNeeded;
-      await waitEntries(size + 1, 120000);
-      skein.push(
-        await measure(`Skein, ${size.toLocaleString("en")} policy entries`, client.netns, server.ip, ref),
-      );
-    }
-
-    const k1 = kb.n1.netns;
-    const iptables: Awaited<ReturnType<typeof measure>>[] = [];
-    let ib: Awaited<ReturnType<typeof measure>> | undefined;
-    for (const rules of [0, 1000, 5000]) {
-      const lines = ["*filter", ":FORWARD ACCEPT [0:0]"];
-      // Rules that match source and destination but never the probed port: every packet walks them all.
-      for (let i = 0; i < rules; i++)
-        lines.push(`-A FORWARD -s ${k1a.ip}/32 -d ${k1b.ip}/32 -p tcp --dport ${10000 + i} -j ACCEPT`);
-      lines.push("COMMIT", "");
-      const file = join(tmp, `rules-${rules}`);
-      writeFileSync(file, lines.join("\n"));
-      execFileSync("nsenter", [`--net=/var/run/netns/${k1}`, "sh", "-c", `iptables-restore < ${file}`]);
-      const m = await measure(
-        `host routing, ${rules.toLocaleString("en")} iptables rules`,
-        k1a.netns,
-        k1b.ip,
-      );
-      ib ??= m;
-      iptables.push(m);
-    }
-
-    // Programming time: 1,000 new NetworkPolicies, from the first create to the last entry in the kernel.
-    for (let i = 0; i < 100; i++) await lab.deletePolicy("scale", `filler-${i}`).catch(() => undefined);
-    await waitEntries(1, 120000);
-    const thousand = Array.from({ length: 1000 }, (_v, i): V1NetworkPolicy => ({
-      apiVersion: "networking.k8s.io/v1",
-      kind: "NetworkPolicy",
-      metadata: { name: `p-${i}`, namespace: "scale" },
-      spec: {
-        podSelector: { matchLabels: { app: "server" } },
-        policyTypes: ["Ingress"],
-        ingress: [
-          {
-            _from: [{ podSelector: { matchLabels: { app: "client" } } }],
-            ports: [{ protocol: "TCP", port: 20000 + i }],
-          },
-        ],
-      },
-    }));
-    const t0 = Date.now();
-    await runLimited(
-      thousand.map((p) => () => lab.applyPolicy(p)),
-      16,
-    );
-    const created = Date.now() - t0;
-    await waitEntries(1001, 120000);
-    const programmed = Date.now() - t0;
-
-    say("\nrequest/response per second, median (min..max)      one connection          new connection each");
-    for (const m of skein)
-      say(
-        `${m.label.padEnd(46)} ${fmt(m.rr).padEnd(24)} ${fmt(m.crr)}   ratio ${(m.rrQ.median / base.rrQ.median).toFixed(3)} / ${(m.crrQ.median / base.crrQ.median).toFixed(3)}`,
-      );
-    const ipBase = ib ?? base;
-    for (const m of iptables)
-      say(
-        `${m.label.padEnd(46)} ${fmt(m.rr).padEnd(24)} ${fmt(m.crr)}   ratio ${(m.rr.median / ipBase.rr.median).toFixed(3)} / ${(m.crr.median / ipBase.crr.median).toFixed(3)}`,
-      );
-    const worst = Math.min(...skein.slice(1).map((m) => m.rrQ.median / base.rrQ.median));
-    say(
-      "(Skein's ratios: medians of the per-run quotients Skein / host-routed reference measured right after, relative to no policy)",
-    );
-    say(
-      `\nSkein: worst request/response ratio with entries in place ${worst.toFixed(3)} (target ≥ 0.97: ${worst >= 0.97 ? "met" : "NOT met"})`,
-    );
-    say(
-      `1,000 NetworkPolicies: created in the API in ${created} ms, all programmed in the kernel ${programmed} ms after the first create`,
-    );
-  } finally {
-    for (const s of servers) s.stop();
-    await kb?.teardown();
-    const problems = await lab.teardown();
-    if (problems.length > 0) say(`teardown problems: ${problems.join("; ")}`);
-    rmSync(tmp, { recursive: true, force: true });
+  say(
+    `bench:policy: lab ${lab.id}, ${runs} runs of ${seconds} s per size, client and server pinned to CPU 0`,
+  );
+  // Warm-up, discarded: the first seconds after the lab comes up measure low (agents settling,
+  // caches cold), which would flatter every later size against the no-policy figure.
+  for (const [netns, host] of [
+    [client.netns, server.ip],
+    [k1a.netns, k1b.ip],
+  ] as const) {
+    await rrRate(rr, netns, host, PORT, seconds, 0, "client");
+    await rrRate(rr, netns, host, PORT, seconds, 0, "crr");
   }
-}
+  const base = await measure("Skein, no policy", client.netns, server.ip, ref);
+  const skein = [base];
+  await lab.applyPolicy(allowProbe);
+  let applied = 0;
+  for (const size of [1000, 10000, 100000]) {
+    const policiesNeeded = size / 1000;
+    const batch = fillerPolicies(policiesNeeded - applied, 1000, applied).map(
+      (p) => () => lab.applyPolicy(p),
+    );
+    await runLimited(batch, 8);
+    applied = policiesNeeded;
+    await waitEntries(size + 1, 120000);
+    skein.push(
+      await measure(`Skein, ${size.toLocaleString("en")} policy entries`, client.netns, server.ip, ref),
+    );
+  }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench:policy: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
+  const k1 = kb.n1.netns;
+  const iptables: Awaited<ReturnType<typeof measure>>[] = [];
+  let ib: Awaited<ReturnType<typeof measure>> | undefined;
+  for (const rules of [0, 1000, 5000]) {
+    const lines = ["*filter", ":FORWARD ACCEPT [0:0]"];
+    // Rules that match source and destination but never the probed port: every packet walks them all.
+    for (let i = 0; i < rules; i++)
+      lines.push(`-A FORWARD -s ${k1a.ip}/32 -d ${k1b.ip}/32 -p tcp --dport ${10000 + i} -j ACCEPT`);
+    lines.push("COMMIT", "");
+    execFileSync("nsenter", [`--net=/var/run/netns/${k1}`, "iptables-restore"], { input: lines.join("\n") });
+    const m = await measure(`host routing, ${rules.toLocaleString("en")} iptables rules`, k1a.netns, k1b.ip);
+    ib ??= m;
+    iptables.push(m);
+  }
+
+  // Programming time: 1,000 new NetworkPolicies, from the first create to the last entry in the kernel.
+  for (let i = 0; i < 100; i++) await lab.deletePolicy("scale", `filler-${i}`).catch(() => undefined);
+  await waitEntries(1, 120000);
+  const thousand = Array.from({ length: 1000 }, (_v, i): V1NetworkPolicy => ({
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: `p-${i}`, namespace: "scale" },
+    spec: {
+      podSelector: { matchLabels: { app: "server" } },
+      policyTypes: ["Ingress"],
+      ingress: [
+        {
+          _from: [{ podSelector: { matchLabels: { app: "client" } } }],
+          ports: [{ protocol: "TCP", port: 20000 + i }],
+        },
+      ],
+    },
+  }));
+  const t0 = Date.now();
+  await runLimited(
+    thousand.map((p) => () => lab.applyPolicy(p)),
+    16,
+  );
+  const created = Date.now() - t0;
+  await waitEntries(1001, 120000);
+  const programmed = Date.now() - t0;
+
+  say("\nrequest/response per second, median (min..max)      one connection          new connection each");
+  for (const m of skein)
+    say(
+      `${m.label.padEnd(46)} ${fmt(m.rr).padEnd(24)} ${fmt(m.crr)}   ratio ${(m.rrQ.median / base.rrQ.median).toFixed(3)} / ${(m.crrQ.median / base.crrQ.median).toFixed(3)}`,
+    );
+  const ipBase = ib ?? base;
+  for (const m of iptables)
+    say(
+      `${m.label.padEnd(46)} ${fmt(m.rr).padEnd(24)} ${fmt(m.crr)}   ratio ${(m.rr.median / ipBase.rr.median).toFixed(3)} / ${(m.crr.median / ipBase.crr.median).toFixed(3)}`,
+    );
+  const worst = Math.min(...skein.slice(1).map((m) => m.rrQ.median / base.rrQ.median));
+  say(
+    "(Skein's ratios: medians of the per-run quotients Skein / host-routed reference measured right after, relative to no policy)",
+  );
+  say(
+    `\nSkein: worst request/response ratio with entries in place ${worst.toFixed(3)} (target ≥ 0.97: ${worst >= 0.97 ? "met" : "NOT met"})`,
+  );
+  say(
+    `1,000 NetworkPolicies: created in the API in ${created} ms, all programmed in the kernel ${programmed} ms after the first create`,
+  );
 });

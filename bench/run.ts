@@ -9,124 +9,82 @@
  * (through the VXLAN device), so both modes are compared in the same run. Prints medians with
  * min..max over the runs and the ratios.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { Lab } from "../agent/lab/lab.js";
-import { buildKernelBaseline, type KernelBaseline } from "./kernel-baseline.js";
-import {
-  buildRr,
-  ratio,
-  rrRate,
-  startRrServer,
-  stats,
-  tcpThroughput,
-  type Server,
-  type Stats,
-} from "./measure.js";
+import { runBench, say } from "./harness.js";
+import { ratio, rrRate, startRrServer, stats, tcpThroughput, type Stats } from "./measure.js";
 
 const RR_PORT = 7777;
-
-function say(line = ""): void {
-  process.stdout.write(line + "\n");
-}
 
 function fmt(s: Stats, unit: "rr" | "bps"): string {
   const f = (x: number) => (unit === "bps" ? (x / 1e9).toFixed(2) : `${Math.round(x)}`);
   return `${f(s.median)} (${f(s.min)}..${f(s.max)})`;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: "string" }, seconds: { type: "string" } } });
-  const runs = Number(values.runs ?? 3);
-  const seconds = Number(values.seconds ?? 5);
-  if (process.getuid?.() !== 0) throw new Error("the benchmark needs root");
-
-  const tmp = mkdtempSync(join(tmpdir(), "skein-bench-"));
-  const rr = buildRr(tmp);
-
-  const lab = await Lab.create({});
-  let kb: KernelBaseline | undefined;
-  const servers: Server[] = [];
-  try {
-    say(`bench: lab ${lab.id}, ${runs} runs of ${seconds} s, request/response pinned to CPU 0`);
-    const n1 = await lab.addNode({ waitReady: false });
-    const n2 = await lab.addNode({ waitReady: false });
-    const n3 = await lab.addNode({ waitReady: false, agentArgs: ["--encap=device"] });
-    const n4 = await lab.addNode({ waitReady: false, agentArgs: ["--encap=device"] });
-    await Promise.all([n1, n2, n3, n4].map((n) => lab.waitAgentReady(n)));
-    const p1a = await lab.addPod({ namespace: "bench", name: "p1a", node: n1 });
-    const p1b = await lab.addPod({ namespace: "bench", name: "p1b", node: n1 });
-    const p2a = await lab.addPod({ namespace: "bench", name: "p2a", node: n2 });
-    const p3a = await lab.addPod({ namespace: "bench", name: "p3a", node: n3 });
-    const p4a = await lab.addPod({ namespace: "bench", name: "p4a", node: n4 });
-    for (const [from, to] of [
-      [p1a, p2a],
-      [p1a, p1b],
-      [p3a, p4a],
-    ] as const) {
-      const deadline = Date.now() + 15000;
-      while (!(await lab.probe(from, "TCP", to.ip, 8080, 500)).ok)
-        if (Date.now() > deadline) throw new Error(`${from.name} cannot reach ${to.name}`);
-    }
-    kb = await buildKernelBaseline(`skb${lab.id}`);
-    const { p1a: k1a, p1b: k1b, p2a: k2a } = kb;
-    for (const ns of [p2a.netns, p1b.netns, p4a.netns, k2a.netns, k1b.netns, n2.netns])
-      servers.push(await startRrServer(rr, ns, RR_PORT, 0));
-
-    const results: Record<string, number[]> = {};
-    const record = (k: string, v: number) => (results[k] ??= []).push(v);
-    for (let run = 1; run <= runs; run++) {
-      say(`run ${run}/${runs}`);
-      record("rr cross skein", await rrRate(rr, p1a.netns, p2a.ip, RR_PORT, seconds, 0));
-      record("rr cross device", await rrRate(rr, p3a.netns, p4a.ip, RR_PORT, seconds, 0));
-      record("rr cross kernel", await rrRate(rr, k1a.netns, k2a.ip, RR_PORT, seconds, 0));
-      record("rr underlay", await rrRate(rr, n1.netns, n2.ip, RR_PORT, seconds, 0));
-      record("rr same skein", await rrRate(rr, p1a.netns, p1b.ip, RR_PORT, seconds, 0));
-      record("rr same kernel", await rrRate(rr, k1a.netns, k1b.ip, RR_PORT, seconds, 0));
-      record("tput cross skein", await tcpThroughput(p2a.netns, p1a.netns, p2a.ip, seconds));
-      record("tput cross device", await tcpThroughput(p4a.netns, p3a.netns, p4a.ip, seconds));
-      record("tput cross kernel", await tcpThroughput(k2a.netns, k1a.netns, k2a.ip, seconds));
-      record("tput underlay", await tcpThroughput(n2.netns, n1.netns, n2.ip, seconds));
-    }
-    const r = (k: string) => results[k] ?? [];
-    say("\nmeasurement                                   median (min..max)");
-    say(`cross-node request/response, Skein          ${fmt(stats(r("rr cross skein")), "rr")} /s`);
-    say(`cross-node request/response, --encap device ${fmt(stats(r("rr cross device")), "rr")} /s`);
-    say(`cross-node request/response, kernel VXLAN   ${fmt(stats(r("rr cross kernel")), "rr")} /s`);
-    say(`node-to-node request/response (underlay)    ${fmt(stats(r("rr underlay")), "rr")} /s`);
-    say(`same-node request/response, Skein           ${fmt(stats(r("rr same skein")), "rr")} /s`);
-    say(`same-node request/response, host routing    ${fmt(stats(r("rr same kernel")), "rr")} /s`);
-    say(`cross-node TCP throughput, Skein            ${fmt(stats(r("tput cross skein")), "bps")} Gbit/s`);
-    say(`cross-node TCP throughput, --encap device   ${fmt(stats(r("tput cross device")), "bps")} Gbit/s`);
-    say(`cross-node TCP throughput, kernel VXLAN     ${fmt(stats(r("tput cross kernel")), "bps")} Gbit/s`);
-    say(`node-to-node TCP throughput (underlay)      ${fmt(stats(r("tput underlay")), "bps")} Gbit/s`);
-    const show = (label: string, s: Stats, target?: number) => {
-      say(
-        `${label.padEnd(46)}${s.median.toFixed(3)} (${s.min.toFixed(3)}..${s.max.toFixed(3)})${target === undefined ? "" : `  target ≥ ${target.toFixed(2)}: ${s.median >= target ? "met" : "NOT met"}`}`,
-      );
-    };
-    say("\nratio (per run, median (min..max))");
-    show("throughput Skein / kernel VXLAN", ratio(r("tput cross skein"), r("tput cross kernel")), 0.95);
-    show("request/response Skein / kernel VXLAN", ratio(r("rr cross skein"), r("rr cross kernel")), 1.1);
-    show("same-node request/response Skein / host", ratio(r("rr same skein"), r("rr same kernel")), 1.0);
-    show("throughput --encap device / kernel VXLAN", ratio(r("tput cross device"), r("tput cross kernel")));
-    show("request/response --encap device / kernel", ratio(r("rr cross device"), r("rr cross kernel")));
-    show("throughput kernel VXLAN / underlay", ratio(r("tput cross kernel"), r("tput underlay")));
-    show("request/response kernel VXLAN / underlay", ratio(r("rr cross kernel"), r("rr underlay")));
-    show("throughput Skein / underlay", ratio(r("tput cross skein"), r("tput underlay")));
-    show("request/response Skein / underlay", ratio(r("rr cross skein"), r("rr underlay")));
-  } finally {
-    for (const s of servers) s.stop();
-    await kb?.teardown();
-    const problems = await lab.teardown();
-    if (problems.length > 0) say(`teardown problems: ${problems.join("; ")}`);
-    rmSync(tmp, { recursive: true, force: true });
+runBench("bench", 5, async ({ runs, seconds, rr, lab, servers, kernelBaseline }) => {
+  say(`bench: lab ${lab.id}, ${runs} runs of ${seconds} s, request/response pinned to CPU 0`);
+  const n1 = await lab.addNode({ waitReady: false });
+  const n2 = await lab.addNode({ waitReady: false });
+  const n3 = await lab.addNode({ waitReady: false, agentArgs: ["--encap=device"] });
+  const n4 = await lab.addNode({ waitReady: false, agentArgs: ["--encap=device"] });
+  await Promise.all([n1, n2, n3, n4].map((n) => lab.waitAgentReady(n)));
+  const p1a = await lab.addPod({ namespace: "bench", name: "p1a", node: n1 });
+  const p1b = await lab.addPod({ namespace: "bench", name: "p1b", node: n1 });
+  const p2a = await lab.addPod({ namespace: "bench", name: "p2a", node: n2 });
+  const p3a = await lab.addPod({ namespace: "bench", name: "p3a", node: n3 });
+  const p4a = await lab.addPod({ namespace: "bench", name: "p4a", node: n4 });
+  for (const [from, to] of [
+    [p1a, p2a],
+    [p1a, p1b],
+    [p3a, p4a],
+  ] as const) {
+    const deadline = Date.now() + 15000;
+    while (!(await lab.probe(from, "TCP", to.ip, 8080, 500)).ok)
+      if (Date.now() > deadline) throw new Error(`${from.name} cannot reach ${to.name}`);
   }
-}
+  const kb = await kernelBaseline("skb");
+  const { p1a: k1a, p1b: k1b, p2a: k2a } = kb;
+  for (const ns of [p2a.netns, p1b.netns, p4a.netns, k2a.netns, k1b.netns, n2.netns])
+    servers.push(await startRrServer(rr, ns, RR_PORT, 0));
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
+  const results: Record<string, number[]> = {};
+  const record = (k: string, v: number) => (results[k] ??= []).push(v);
+  for (let run = 1; run <= runs; run++) {
+    say(`run ${run}/${runs}`);
+    record("rr cross skein", await rrRate(rr, p1a.netns, p2a.ip, RR_PORT, seconds, 0));
+    record("rr cross device", await rrRate(rr, p3a.netns, p4a.ip, RR_PORT, seconds, 0));
+    record("rr cross kernel", await rrRate(rr, k1a.netns, k2a.ip, RR_PORT, seconds, 0));
+    record("rr underlay", await rrRate(rr, n1.netns, n2.ip, RR_PORT, seconds, 0));
+    record("rr same skein", await rrRate(rr, p1a.netns, p1b.ip, RR_PORT, seconds, 0));
+    record("rr same kernel", await rrRate(rr, k1a.netns, k1b.ip, RR_PORT, seconds, 0));
+    record("tput cross skein", await tcpThroughput(p2a.netns, p1a.netns, p2a.ip, seconds));
+    record("tput cross device", await tcpThroughput(p4a.netns, p3a.netns, p4a.ip, seconds));
+    record("tput cross kernel", await tcpThroughput(k2a.netns, k1a.netns, k2a.ip, seconds));
+    record("tput underlay", await tcpThroughput(n2.netns, n1.netns, n2.ip, seconds));
+  }
+  const r = (k: string) => results[k] ?? [];
+  say("\nmeasurement                                   median (min..max)");
+  say(`cross-node request/response, Skein          ${fmt(stats(r("rr cross skein")), "rr")} /s`);
+  say(`cross-node request/response, --encap device ${fmt(stats(r("rr cross device")), "rr")} /s`);
+  say(`cross-node request/response, kernel VXLAN   ${fmt(stats(r("rr cross kernel")), "rr")} /s`);
+  say(`node-to-node request/response (underlay)    ${fmt(stats(r("rr underlay")), "rr")} /s`);
+  say(`same-node request/response, Skein           ${fmt(stats(r("rr same skein")), "rr")} /s`);
+  say(`same-node request/response, host routing    ${fmt(stats(r("rr same kernel")), "rr")} /s`);
+  say(`cross-node TCP throughput, Skein            ${fmt(stats(r("tput cross skein")), "bps")} Gbit/s`);
+  say(`cross-node TCP throughput, --encap device   ${fmt(stats(r("tput cross device")), "bps")} Gbit/s`);
+  say(`cross-node TCP throughput, kernel VXLAN     ${fmt(stats(r("tput cross kernel")), "bps")} Gbit/s`);
+  say(`node-to-node TCP throughput (underlay)      ${fmt(stats(r("tput underlay")), "bps")} Gbit/s`);
+  const show = (label: string, s: Stats, target?: number) => {
+    say(
+      `${label.padEnd(46)}${s.median.toFixed(3)} (${s.min.toFixed(3)}..${s.max.toFixed(3)})${target === undefined ? "" : `  target ≥ ${target.toFixed(2)}: ${s.median >= target ? "met" : "NOT met"}`}`,
+    );
+  };
+  say("\nratio (per run, median (min..max))");
+  show("throughput Skein / kernel VXLAN", ratio(r("tput cross skein"), r("tput cross kernel")), 0.95);
+  show("request/response Skein / kernel VXLAN", ratio(r("rr cross skein"), r("rr cross kernel")), 1.1);
+  show("same-node request/response Skein / host", ratio(r("rr same skein"), r("rr same kernel")), 1.0);
+  show("throughput --encap device / kernel VXLAN", ratio(r("tput cross device"), r("tput cross kernel")));
+  show("request/response --encap device / kernel", ratio(r("rr cross device"), r("rr cross kernel")));
+  show("throughput kernel VXLAN / underlay", ratio(r("tput cross kernel"), r("tput underlay")));
+  show("request/response kernel VXLAN / underlay", ratio(r("rr cross kernel"), r("rr underlay")));
+  show("throughput Skein / underlay", ratio(r("tput cross skein"), r("tput underlay")));
+  show("request/response Skein / underlay", ratio(r("rr cross skein"), r("rr underlay")));
 });
