@@ -344,6 +344,9 @@ export class Agent {
         uplinkIfindex: direct ? uplink.ifindex : 0,
       });
       if (!direct) detachPinned(uplink.ifname, UPLINK_PROGRAMS);
+      // The node address moved to another interface: the old uplink's filter would linger.
+      if (this.#uplink !== null && this.#uplink !== uplink.ifname)
+        detachPinned(this.#uplink, UPLINK_PROGRAMS);
       this.#overlay = overlay;
       this.#uplink = direct ? uplink.ifname : null;
       this.#appliedNodeKey = nodeKey;
@@ -522,8 +525,6 @@ export class Agent {
     const maps = this.#maps;
     this.#maps = undefined;
     this.metrics.datapath = undefined;
-    if (maps !== undefined)
-      for (const m of [maps.ipcache, maps.policy, maps.config, maps.endpoints, maps.metrics, maps.conntrack])
-        m.close();
+    if (maps !== undefined) for (const m of Object.values(maps) as Maps[keyof Maps][]) m.close();
   }
 }

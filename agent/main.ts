@@ -56,7 +56,7 @@ function camel(flag: string): string {
 async function main(): Promise<number> {
   const { values } = parseArgs({ args: process.argv.slice(2), options: flags, strict: true });
   if (values.help === true) {
-    // The usage is this file's header comment.
+    // Flag names only; what each does is in this file's header comment and docs/deploy.md.
     process.stdout.write(
       [
         "usage: skein-agent [--config FILE] [flags]   (every flag also settable in the YAML config as camelCase)",
@@ -103,6 +103,7 @@ async function main(): Promise<number> {
 
   const policyMapEntries = int("policy-map-entries", undefined);
   const cniDataDir = get("cni-data-dir");
+  const bpfObject = get("bpf-object");
   const agent = new Agent({
     nodeName,
     kubeconfig: kc,
@@ -117,7 +118,7 @@ async function main(): Promise<number> {
       .filter((c) => c !== ""),
     datapath: {
       ...(policyMapEntries === undefined ? {} : { policyMapEntries }),
-      ...(typeof get("bpf-object") === "string" ? { objectPath: get("bpf-object") as string } : {}),
+      ...(typeof bpfObject === "string" ? { objectPath: bpfObject } : {}),
     },
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,

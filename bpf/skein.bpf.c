@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Skein's datapath: four TC programs sharing the pinned maps.
+/* Skein's datapath: five TC programs sharing the pinned maps.
  *
  *   skn_from_pod    host veth, TC ingress   packets leaving a pod
  *   skn_to_pod      host veth, TC egress    packets the host stack delivers to a pod
@@ -211,8 +211,13 @@ int skn_from_pod(struct __sk_buff *skb)
 	if (ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY) {
 		/* Established: the conntrack entry knows where the other side lives. */
 		tunnel_ip_be = skn_ct_dst_tunnel(&f.ct);
-		if (tunnel_ip_be)
-			return skn_encap(skb, &f, tunnel_ip_be, skn_ct_src_identity(&f.ct));
+		if (tunnel_ip_be) {
+			/* The VNI carries the pod's identity now, not the one it had when the flow began:
+			 * a receiver that lost its conntrack entry decides again with current labels. */
+			src = skn_ipcache_lookup(f.pkt.saddr_be);
+			return skn_encap(skb, &f, tunnel_ip_be,
+			                 src ? src->identity : skn_ct_src_identity(&f.ct));
+		}
 		dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
 		if (dst_ep)
 			return skn_deliver_local(skb, dst_ep, SKN_DIR_EGRESS, 0, 0);
@@ -317,6 +322,11 @@ static __always_inline int skn_from_overlay(struct __sk_buff *skb, __u32 l3_off,
 		goto deliver;
 	}
 
+	/* Only another node of the cluster may send overlay packets: the VNI is trusted from nodes
+	 * alone (the conntrack fast path above admits only a node a flow was set up with). */
+	src = skn_ipcache_lookup(outer_src_be);
+	if (!src || src->identity != SKN_ID_REMOTE_NODE)
+		return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_INGRESS, &f);
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
 	f.src_cidr = src ? src->cidr_identity : 0;
 	/* The source address must live behind the node that sent the packet. */

@@ -15,7 +15,7 @@ import {
   tcAttach,
   tcQuery,
   batchArg as q,
-  ipBatchSync as ipBatch,
+  ipBatchSync,
   ipComplaint,
   type TcDirection,
 } from "../loader/index.js";
@@ -173,7 +173,7 @@ class PinnedPodDatapath implements PodDatapath {
 /** The Kernel of the node the plugin runs on. Holds nothing open; stateless. */
 export class LinuxKernel implements Kernel {
   uplinkMtu(): number | undefined {
-    const out = ipBatch(["route show default", "link show"], { json: true });
+    const out = ipBatchSync(["route show default", "link show"], { json: true });
     if (!out.ok)
       throw new CniError(
         ErrorCode.interfaceFailure,
@@ -220,7 +220,7 @@ export class LinuxKernel implements Kernel {
 
   createHostSide(w: PodWiring): void {
     const host = q(w.hostIfname);
-    const out = ipBatch([
+    const out = ipBatchSync([
       `link add ${host} address ${w.hostMac} mtu ${w.mtu} type veth peer name ${q(w.podIfname)} address ${w.podMac} mtu ${w.mtu} netns ${q(w.netns)}`,
       `link set ${host} up`,
       `route add ${w.podIp}/32 dev ${host} scope link`,
@@ -257,7 +257,7 @@ export class LinuxKernel implements Kernel {
 
   configurePodSide(w: PodWiring): void {
     const dev = q(w.podIfname);
-    const out = ipBatch(
+    const out = ipBatchSync(
       [
         `link set ${dev} up`,
         `addr add ${w.podIp}/32 dev ${dev}`,
@@ -277,7 +277,7 @@ export class LinuxKernel implements Kernel {
 
   deleteLink(name: string): boolean {
     if (this.linkIndex(name) === undefined) return false;
-    const out = ipBatch([`link del ${q(name)}`]);
+    const out = ipBatchSync([`link del ${q(name)}`]);
     if (out.ok) return true;
     if (/Cannot find device|No such device/i.test(out.stderr)) return false;
     throw new CniError(ErrorCode.interfaceFailure, `cannot delete ${name}`, ipComplaint(out.stderr));
@@ -315,9 +315,12 @@ export class LinuxKernel implements Kernel {
   inspectHost(hostIfname: string, podIp: string): SideView {
     if (this.linkIndex(hostIfname) === undefined) return { addresses: [], routes: [], neighbours: [] };
     const dev = q(hostIfname);
-    const out = ipBatch([`addr show dev ${dev}`, `route show exact ${podIp}/32`, `neigh show dev ${dev}`], {
-      json: true,
-    });
+    const out = ipBatchSync(
+      [`addr show dev ${dev}`, `route show exact ${podIp}/32`, `neigh show dev ${dev}`],
+      {
+        json: true,
+      },
+    );
     if (!out.ok)
       throw new CniError(ErrorCode.interfaceFailure, `cannot inspect ${hostIfname}`, ipComplaint(out.stderr));
     const [links, routes, neighbours] = parseJsonLines(out.stdout);
@@ -334,7 +337,7 @@ export class LinuxKernel implements Kernel {
 
   inspectPod(netns: string, podIfname: string): SideView {
     const dev = q(podIfname);
-    const out = ipBatch([`addr show dev ${dev}`, `route show`, `neigh show dev ${dev}`], {
+    const out = ipBatchSync([`addr show dev ${dev}`, `route show`, `neigh show dev ${dev}`], {
       json: true,
       netns,
     });

@@ -34,9 +34,6 @@ export function findExecutable(name: string): string {
   );
 }
 
-/** Every process ipBatchSync spawned, with its duration (`SKEIN_CNI_TRACE=1` prints them on stderr). */
-export const spawnLog: { argv: string[]; ms: number }[] = [];
-
 /** How an `ip -batch` run ended. */
 export interface BatchOutcome {
   ok: boolean;
@@ -62,22 +59,16 @@ export function ipBatchSync(
   lines: readonly string[],
   options: { netns?: string; json?: boolean } = {},
 ): BatchOutcome {
-  const ip = findExecutable("ip");
-  const ipArgs = [...(options.json === true ? ["-j"] : []), "-batch", "-"];
-  const [file, argv] =
-    options.netns === undefined
-      ? [ip, ipArgs]
-      : [findExecutable("nsenter"), [`--net=${options.netns}`, "--", ip, ...ipArgs]];
+  const [file, list] = argv([...(options.json === true ? ["-j"] : []), "-batch", "-"], options);
   const started = performance.now();
-  const r = spawnSync(file, argv, {
+  const r = spawnSync(file, list, {
     input: lines.join("\n") + "\n",
     encoding: "utf8",
     env: { PATH: process.env.PATH ?? "", LC_ALL: "C" },
   });
   const ms = performance.now() - started;
-  spawnLog.push({ argv: [file, ...argv], ms });
   if (process.env.SKEIN_CNI_TRACE === "1")
-    process.stderr.write(`skein-cni: spawned ${[file, ...argv].join(" ")} (${ms.toFixed(1)} ms)\n`);
+    process.stderr.write(`skein-cni: spawned ${[file, ...list].join(" ")} (${ms.toFixed(1)} ms)\n`);
   if (r.error !== undefined) throw new Error(`cannot run ${file}: ${r.error.message}`, { cause: r.error });
   const m = /Command failed -:(\d+)/.exec(r.stderr);
   const outcome: BatchOutcome = { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr.trim() };
@@ -115,7 +106,7 @@ function argv(args: readonly string[], opts: NetnsOption): [string, string[]] {
   const ipPath = findExecutable("ip");
   return opts.netns === undefined
     ? [ipPath, [...args]]
-    : [findExecutable("nsenter"), [`--net=${opts.netns}`, ipPath, ...args]];
+    : [findExecutable("nsenter"), [`--net=${opts.netns}`, "--", ipPath, ...args]];
 }
 
 /** Runs `ip ARGS` and returns stdout. Throws IpCommandError. */

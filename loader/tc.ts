@@ -79,12 +79,9 @@ export function tcAttach(
   options: { replace?: boolean; ifname?: string } = {},
 ): TcFilter {
   const opts = {
-    sz: sizeOf(tcOpts),
+    ...slotOpts(slot),
     prog_fd: program.fd,
     flags: options.replace === true ? BPF_TC_F_REPLACE : 0,
-    prog_id: 0,
-    handle: slot.handle,
-    priority: slot.priority,
   };
   const ret = libbpf().bpf_tc_attach(hook(slot.ifindex, attachPoint[slot.direction]), opts) as number;
   if (ret < 0) throw new SysError(`attach tc ${program.name}`, -ret, label(slot, options.ifname));

@@ -10,7 +10,7 @@ import { ENDPOINTS_MAP, EndpointsMap, endpointsCodec } from "../../maps/endpoint
 import { EVENTS_MAP } from "../../maps/events.js";
 import { IPCACHE_MAP, IpcacheMap, ipcacheCodec } from "../../maps/ipcache.js";
 import { METRICS_MAP, MetricsMap } from "../../maps/metrics.js";
-import { PROGRAMS, type ProgramName } from "../../maps/pins.js";
+import { PROGRAM_NAMES, type ProgramName } from "../../maps/pins.js";
 import { POLICY_MAP, PolicyMap, policyCodec } from "../../maps/policy.js";
 import { CONFIG_MAP, configCodec } from "../../maps/config.js";
 import { CONNTRACK_MAP, conntrackCodec } from "../../maps/conntrack.js";
@@ -48,13 +48,10 @@ export class PrivateDatapath implements Disposable {
     try {
       const loaded = stack.use(openDatapathSpec(options).load());
       const program = (name: ProgramName) => stack.use(loaded.program(name));
-      const programs = {
-        [PROGRAMS.fromPod]: program(PROGRAMS.fromPod),
-        [PROGRAMS.toPod]: program(PROGRAMS.toPod),
-        [PROGRAMS.fromVxlan]: program(PROGRAMS.fromVxlan),
-        [PROGRAMS.toVxlan]: program(PROGRAMS.toVxlan),
-        [PROGRAMS.fromUplink]: program(PROGRAMS.fromUplink),
-      };
+      const programs = Object.fromEntries(PROGRAM_NAMES.map((n) => [n, program(n)])) as Record<
+        ProgramName,
+        Program
+      >;
       const dp = new PrivateDatapath(
         {
           programs,

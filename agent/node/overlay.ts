@@ -171,10 +171,6 @@ export async function ensureNftables(
   await nft(script);
 }
 
-export async function removeMasquerade(): Promise<void> {
-  await nft(`table ip ${NFT_TABLE}\ndelete table ip ${NFT_TABLE}\n`);
-}
-
 /** Forwarding on; reverse-path filtering off on the overlay device (pods' sources arrive there). */
 export function ensureForwardingSysctls(overlayIfname: string): void {
   writeSysctl("net.ipv4.ip_forward", "1");

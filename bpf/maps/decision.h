@@ -26,12 +26,12 @@ struct {
 	__type(value, struct skn_decision);
 } skn_decision SEC(".maps");
 
+/* Callers check skn_settings.record_decisions first (a load-time constant). */
 static __always_inline void skn_decision_record(const struct skn_decision *d)
 {
 	__u32 zero = 0;
 
-	if (skn_settings.record_decisions)
-		bpf_map_update_elem(&skn_decision, &zero, d, BPF_ANY);
+	bpf_map_update_elem(&skn_decision, &zero, d, BPF_ANY);
 }
 
 #endif

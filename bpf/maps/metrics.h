@@ -14,7 +14,7 @@ SKN_STATIC_ASSERT(sizeof(struct skn_metrics_value) == 16, "metrics value layout"
 
 #define SKN_METRICS_ENTRIES 64 /* key = reason * SKN_DIR_MAX + dir; room to grow reasons */
 /* The last four slots hold non-packet counters (lib/events.h). */
-SKN_STATIC_ASSERT(SKN_R_MAX *SKN_DIR_MAX <= SKN_METRICS_ENTRIES - 4, "metrics map too small");
+SKN_STATIC_ASSERT((SKN_R_MAX * SKN_DIR_MAX) <= SKN_METRICS_ENTRIES - 4, "metrics map too small");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

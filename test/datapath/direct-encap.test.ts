@@ -85,6 +85,11 @@ describe("datapath: encapsulation in BPF (skn_from_pod → uplink → skn_from_u
         { ip: other.ip, length: 32 },
         { identity: otherId, tunnelIp: otherNode, cidrIdentity: 0, flags: 0 },
       );
+      // The other node itself, as the agent's ipcache names every node of the cluster.
+      dp.ipcache.set(
+        { ip: otherNode, length: 32 },
+        { identity: Identity.remoteNode, tunnelIp: otherNode, cidrIdentity: 0, flags: 0 },
+      );
       dp.config.write({
         vxlanIfindex: 1,
         nodeIp: node,
@@ -197,6 +202,20 @@ describe("datapath: encapsulation in BPF (skn_from_pod → uplink → skn_from_u
     assert.equal(r.retval, TC_ACT_SHOT);
     assert.equal(r.decision.reason, "drop_spoofed");
     assert.equal(b.metrics.get("drop_spoofed", "ingress").packets, before + 1n);
+  });
+
+  it("drops overlay packets from an address that is not a node of the cluster, whatever the inner source", function () {
+    for (const innerSrc of [POD_A.ip, "10.99.0.1"]) {
+      const inner = probeFrame({ protocol: "TCP", src: innerSrc, dst: POD_B.ip, sport: 40010, dport: 80 });
+      const wire = vxlanFrame({ outerSrc: "198.18.0.250", outerDst: NODE_B, vni: ID_A, inner });
+      const r = run(b, PROGRAMS.fromUplink, wire, { ifindex: 1 });
+      assert.equal(r.retval, TC_ACT_SHOT, `inner source ${innerSrc}`);
+      assert.equal(r.decision.reason, "drop_spoofed");
+    }
+    // From a node, an inner source the ipcache does not know (outside the cluster) is let through.
+    const inner = probeFrame({ protocol: "TCP", src: "10.99.0.1", dst: POD_B.ip, sport: 40011, dport: 80 });
+    const wire = vxlanFrame({ outerSrc: NODE_A, outerDst: NODE_B, vni: ID_A, inner });
+    assert.equal(run(b, PROGRAMS.fromUplink, wire, { ifindex: 1 }).retval, TC_ACT_REDIRECT);
   });
 
   describe("leaves to the stack, untouched and uncounted", function () {
