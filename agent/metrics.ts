@@ -8,7 +8,7 @@
  *   skein_policy_verdicts_total{verdict,direction}          allowed new flows, denied packets
  *   skein_events_lost_total                                 ring-buffer records dropped for lack of room
  *   skein_map_entries{map} skein_map_capacity_entries{map} skein_map_pressure_ratio{map}
- *                                                           (conntrack entries: map="skn_conntrack")
+ *                                                           (conntrack entries: map="skn_conntrack2")
  *   skein_endpoints skein_identities skein_agent_ready skein_policy_map_overflow_entries
  *   skein_reconcile_duration_seconds{target}                histogram
  *   skein_k8s_watch_errors_total{resource} skein_k8s_watch_restarts_total{resource}

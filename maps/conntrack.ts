@@ -1,10 +1,10 @@
-/** skn_conntrack: one entry per flow, both directions, normalised 5-tuple (bpf/maps/conntrack.h). */
+/** skn_conntrack2: one entry per flow, both directions, normalised 5-tuple (bpf/maps/conntrack.h). */
 import { RawMap } from "../loader/index.js";
 import { TypedMap, checkLength, layout, type MapCodec } from "./codec.js";
 import { readIPv4, writeIPv4 } from "./net.js";
 import { pinPath } from "./pins.js";
 
-export const CONNTRACK_MAP = "skn_conntrack";
+export const CONNTRACK_MAP = "skn_conntrack2";
 
 export const CtFlag = { initiatorB: 1, seenReply: 2, closing: 4, tunnelB: 8 } as const;
 

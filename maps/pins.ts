@@ -25,12 +25,22 @@ export const PINNED_MAPS = [
   "skn_endpoints",
   "skn_ipcache",
   "skn_policy",
-  "skn_conntrack",
+  "skn_conntrack2",
   "skn_metrics",
   "skn_events",
   "skn_config",
 ] as const;
 export type PinnedMapName = (typeof PINNED_MAPS)[number];
+
+/**
+ * Pins of earlier builds whose layout changed (a changed layout gets a new name, since pinned maps
+ * outlive upgrades): a load removes them once nothing new uses them, and so does an unload.
+ * skn_conntrack: the 32-byte conntrack value before the remote side's node joined it.
+ */
+export const RETIRED_PINS = ["skn_conntrack"] as const;
+
+/** Short names skeinctl accepts besides `skn_NAME` and `NAME`. */
+export const MAP_ALIASES: Readonly<Record<string, PinnedMapName>> = { conntrack: "skn_conntrack2" };
 
 /** Every Skein filter sits in this TC slot, so an upgrade can replace it in place. */
 export const TC_HANDLE = 0x5e1c;

@@ -4,7 +4,7 @@
  */
 import { MapType, RawMap, SysError, type MapInfo } from "../../loader/index.js";
 import { ConfigMap } from "../../maps/config.js";
-import { ConntrackMap } from "../../maps/conntrack.js";
+import { CONNTRACK_MAP, ConntrackMap } from "../../maps/conntrack.js";
 import { EndpointsMap } from "../../maps/endpoints.js";
 import { EVENTS_MAP } from "../../maps/events.js";
 import { reservedIdentityName } from "../../maps/identities.js";
@@ -12,7 +12,7 @@ import { IpcacheMap } from "../../maps/ipcache.js";
 import { MetricsMap, isDrop } from "../../maps/metrics.js";
 import { formatPrefix, parseIPv4 } from "../../maps/net.js";
 import { PolicyMap } from "../../maps/policy.js";
-import { PINNED_MAPS, pinPath, type PinnedMapName } from "../../maps/pins.js";
+import { MAP_ALIASES, PINNED_MAPS, pinPath, type PinnedMapName } from "../../maps/pins.js";
 import { CtlError } from "./cli.js";
 import {
   configFlagNames,
@@ -127,8 +127,10 @@ export const MAP_COLUMNS: readonly Column<MapDescription>[] = [
   },
 ];
 
-/** The pinned map `name` refers to: `skn_ipcache` or just `ipcache`. Throws CtlError naming the choices. */
+/** The pinned map `name` refers to: `skn_ipcache` or just `ipcache` (`conntrack` too). Throws CtlError naming the choices. */
 export function resolveMapName(name: string): PinnedMapName {
+  const alias = MAP_ALIASES[name];
+  if (alias !== undefined) return alias;
   const full = name.startsWith("skn_") ? name : `skn_${name}`;
   const found = PINNED_MAPS.find((m) => m === full);
   if (found === undefined)
@@ -299,7 +301,7 @@ function dumpConntrack(root: string): MapDump {
   }));
   rows.sort((a, b) => a.idleS - b.idleS);
   return {
-    name: "skn_conntrack",
+    name: CONNTRACK_MAP,
     rows,
     columns: [
       col("PROTO", "protocol"),
@@ -403,7 +405,7 @@ export function dumpPinnedMap(root: string, name: PinnedMapName, dc: DumpContext
       return dumpIpcache(root);
     case "skn_policy":
       return dumpPolicy(root);
-    case "skn_conntrack":
+    case CONNTRACK_MAP:
       return dumpConntrack(root);
     case "skn_metrics":
       return dumpMetrics(root, dc);

@@ -2,6 +2,7 @@
  * The node's datapath in bpffs: load (or adopt) and pin, unload. Maps are pinned by libbpf by name
  * and reused across loads; programs are pinned by us and kept when the pinned one is identical.
  */
+import { join } from "node:path";
 import { existsSync } from "node:fs";
 import {
   Program,
@@ -13,7 +14,7 @@ import {
   removeEmptyDir,
   unpin,
 } from "../../loader/index.js";
-import { PINNED_MAPS, PROGRAM_NAMES, pinPath, type ProgramName } from "../../maps/pins.js";
+import { PINNED_MAPS, PROGRAM_NAMES, RETIRED_PINS, pinPath, type ProgramName } from "../../maps/pins.js";
 import { openDatapathSpec, type DatapathOptions } from "./spec.js";
 
 export interface PinnedProgramReport {
@@ -122,6 +123,8 @@ export function loadPinnedDatapath(root: string, options: DatapathOptions = {}):
   } finally {
     loaded.close();
   }
+  // Programs attached to interfaces keep an unpinned retired map alive until they are replaced.
+  for (const name of RETIRED_PINS) unpin(join(root, name));
   return report;
 }
 
@@ -140,6 +143,7 @@ export function unloadPinnedDatapath(root: string): string[] {
     if (unpin(pinPath(root, name))) removed.push(name);
     unpin(`${pinPath(root, name)}_next`);
   }
+  for (const name of RETIRED_PINS) if (unpin(join(root, name))) removed.push(name);
   removeEmptyDir(root);
   return removed;
 }

@@ -73,7 +73,7 @@ static __always_inline enum skn_ct_status skn_ct_lookup(const struct skn_pkt *p,
 	st->entry = NULL;
 	st->src_is_b =
 		skn_ct_key_init(&st->key, p->proto, p->saddr_be, p->sport_be, p->daddr_be, p->dport_be);
-	e = bpf_map_lookup_elem(&skn_conntrack, &st->key);
+	e = bpf_map_lookup_elem(&skn_conntrack2, &st->key);
 	if (!e) {
 		if (!p->is_icmp_error)
 			return SKN_CT_NEW;
@@ -82,7 +82,7 @@ static __always_inline enum skn_ct_status skn_ct_lookup(const struct skn_pkt *p,
 
 		skn_ct_key_init(&inner, p->inner_proto, p->inner_saddr_be, p->inner_sport_be,
 		                p->inner_daddr_be, p->inner_dport_be);
-		e = bpf_map_lookup_elem(&skn_conntrack, &inner);
+		e = bpf_map_lookup_elem(&skn_conntrack2, &inner);
 		if (!e)
 			return SKN_CT_NEW;
 		now = bpf_ktime_get_coarse_ns();
@@ -138,7 +138,7 @@ static __always_inline void skn_ct_create(const struct skn_ct_state *st, __u32 s
 	}
 	if (tunnel_ip_be && tunnel_on_b)
 		e.flags |= SKN_CT_TUNNEL_B;
-	bpf_map_update_elem(&skn_conntrack, &st->key, &e, BPF_ANY);
+	bpf_map_update_elem(&skn_conntrack2, &st->key, &e, BPF_ANY);
 }
 
 /* The tunnel endpoint of the packet's destination side (0 when that side is not remote). */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* skn_conntrack: one entry per flow, both directions, keyed by the normalised 5-tuple. */
+/* skn_conntrack2: one entry per flow, both directions, keyed by the normalised 5-tuple. */
 #ifndef SKN_MAPS_CONNTRACK_H
 #define SKN_MAPS_CONNTRACK_H
 
@@ -46,6 +46,6 @@ struct {
 	__type(key, struct skn_ct_key);
 	__type(value, struct skn_ct_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} skn_conntrack SEC(".maps");
+} skn_conntrack2 SEC(".maps");
 
 #endif

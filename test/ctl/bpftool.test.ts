@@ -124,8 +124,8 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
     assert.ok((e.value!.rule_id as number) > 0);
   });
 
-  it("skn_conntrack: key addr_a_be/addr_b_be/port_a_be/port_b_be/proto, value timestamps, identities, flags, rule_id, tunnel", async function () {
-    const entries = (await dump("skn_conntrack")).map((x) => x.formatted);
+  it("skn_conntrack2: key addr_a_be/addr_b_be/port_a_be/port_b_be/proto, value timestamps, identities, flags, rule_id, tunnel", async function () {
+    const entries = (await dump("skn_conntrack2")).map((x) => x.formatted);
     assert.ok(entries.length > 0);
     for (const e of entries) {
       assert.deepEqual(keysOf(e.key), ["addr_a_be", "addr_b_be", "port_a_be", "port_b_be", "proto", "_pad"]);

@@ -123,7 +123,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
           `Agent: +http://${n1().ip.replaceAll(".", "\\.")}:9879: healthy, ready; node ${n1().name}`,
         ),
       );
-      assert.match(r.stdout, /skn_conntrack +\d+ +lru_hash +16 +40 +\d+ +262144 +\d+\.\d%/);
+      assert.match(r.stdout, /skn_conntrack2 +\d+ +lru_hash +16 +40 +\d+ +262144 +\d+\.\d%/);
       assert.match(r.stdout, /Problems: +none/);
     });
 
@@ -331,7 +331,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
           "skn_endpoints:hash",
           "skn_ipcache:lpm_trie",
           "skn_policy:lpm_trie",
-          "skn_conntrack:lru_hash",
+          "skn_conntrack2:lru_hash",
           "skn_metrics:percpu_array",
           "skn_events:ringbuf",
           "skn_config:array",
@@ -428,7 +428,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       );
     });
 
-    it("skn_conntrack: the flow a probe made, with identities and age", async function () {
+    it("skn_conntrack2: the flow a probe made, with identities and age", async function () {
       const probe = await fx.lab.probe(pod("client"), "TCP", pod("api").ip, 8080);
       assert.ok(probe.ok, probe.error);
       const rows = json<
@@ -442,7 +442,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
           idleS: number;
           flagNames: string[];
         }[]
-      >((await ctl(n1(), ["map", "dump", "skn_conntrack", "-o", "json", ...nodeFlags(n1())])).stdout);
+      >((await ctl(n1(), ["map", "dump", "skn_conntrack2", "-o", "json", ...nodeFlags(n1())])).stdout);
       const flow = rows.find(
         (r) =>
           r.protocol === "TCP" &&
@@ -871,7 +871,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       const cases: [string[], RegExp][] = [
         [
           ["map", "dump", "nosuch"],
-          /no map "nosuch": Skein pins skn_endpoints, skn_ipcache, skn_policy, skn_conntrack, skn_metrics, skn_events, skn_config/,
+          /no map "nosuch": Skein pins skn_endpoints, skn_ipcache, skn_policy, skn_conntrack2, skn_metrics, skn_events, skn_config/,
         ],
         [["map", "dump"], /map dump needs a map name/],
         [["monitor", "--type", "drops"], /--type must be drop, verdict or all, not drops/],

@@ -128,7 +128,7 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
       value(t2, "skein_datapath_packets_total", deliver) - value(s2, "skein_datapath_packets_total", deliver);
     assert.ok(received >= 5 * 3, `n2 delivered them to b from the overlay (${received})`);
     assert.ok(
-      value(t1, "skein_map_entries", { map: "skn_conntrack" }) >= 5,
+      value(t1, "skein_map_entries", { map: "skn_conntrack2" }) >= 5,
       "conntrack entries: one per connection at least",
     );
   });
@@ -196,7 +196,7 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
       ipcache.count(),
       "what the kernel holds",
     );
-    for (const map of ["skn_endpoints", "skn_ipcache", "skn_policy", "skn_conntrack"]) {
+    for (const map of ["skn_endpoints", "skn_ipcache", "skn_policy", "skn_conntrack2"]) {
       const entries = value(families, "skein_map_entries", { map });
       const capacity = value(families, "skein_map_capacity_entries", { map });
       assert.ok(capacity > 0, map);
@@ -205,7 +205,7 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
         map,
       );
     }
-    assert.equal(value(families, "skein_map_capacity_entries", { map: "skn_conntrack" }), 262144);
+    assert.equal(value(families, "skein_map_capacity_entries", { map: "skn_conntrack2" }), 262144);
   });
 
   it("reconcile duration histogram by target, readiness, watch counters", async function () {
