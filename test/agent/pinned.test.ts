@@ -34,7 +34,7 @@ describe("agent: pinned datapath, retired pins of earlier builds", function () {
   });
 
   it("a load beside an earlier build's skn_conntrack pins skn_conntrack2 and removes the old pin", function () {
-    assert.ok(RETIRED_PINS.includes("skn_conntrack" as never));
+    assert.ok(RETIRED_PINS.includes("skn_conntrack"));
     loadPinnedDatapath(root);
     unloadPinnedDatapath(root);
     // An earlier build's pins: the retired map, alone (its programs were the earlier build's).
