@@ -55,9 +55,51 @@ function prefixLength(k: PolicyKey): number {
   return PREFIX_ANY_PORT + bits;
 }
 
-/** Canonical text of a key, for diffing desired against kernel state. */
+/**
+ * Canonical text of a key, for diffing desired against kernel state:
+ * `endpoint|direction|peer|proto|port/bits`, peer being an identity number or `ip:ADDRESS`.
+ * Built from a head and a tail so that callers holding many keys of one endpoint and peer (the
+ * policy engine) can build them piecewise without a second copy of the format.
+ */
 export function policyKeyString(k: PolicyKey): string {
-  return `${k.endpointIp}|${k.direction}|${k.peerIp === undefined ? k.peerIdentity : `ip:${k.peerIp}`}|${k.protocol ?? "*"}|${k.port ?? "*"}/${k.portBits ?? (k.port === undefined ? 0 : 16)}`;
+  return (
+    policyKeyHead(k.endpointIp, k.direction, k.peerIp === undefined ? k.peerIdentity : { ip: k.peerIp }) +
+    policyKeyTail(k)
+  );
+}
+
+/** The `endpoint|direction|peer|` part of a policyKeyString. */
+export function policyKeyHead(
+  endpointIp: string,
+  direction: Direction,
+  peer: number | { ip: string },
+): string {
+  return `${endpointIp}|${direction}|${typeof peer === "number" ? peer : `ip:${peer.ip}`}|`;
+}
+
+/** The `proto|port/bits` part of a policyKeyString. */
+export function policyKeyTail(t: Pick<PolicyKey, "protocol" | "port" | "portBits">): string {
+  return `${t.protocol ?? "*"}|${t.port ?? "*"}/${t.portBits ?? (t.port === undefined ? 0 : 16)}`;
+}
+
+/** The key a policyKeyString names. Throws when `ks` is not one (checked by the round trip). */
+export function parsePolicyKeyString(ks: string): PolicyKey {
+  const [endpointIp, direction, peer, proto, portPart] = ks.split("|");
+  const [port, bits] = (portPart ?? "").split("/");
+  const byIp = peer?.startsWith("ip:") === true;
+  const key: PolicyKey = {
+    endpointIp: endpointIp ?? "",
+    direction: direction === "egress" ? "egress" : "ingress",
+    peerIdentity: byIp ? 0 : Number(peer),
+  };
+  if (byIp) key.peerIp = peer.slice(3);
+  if (proto !== "*") key.protocol = Number(proto);
+  if (port !== "*") {
+    key.port = Number(port);
+    key.portBits = Number(bits);
+  }
+  if (policyKeyString(key) !== ks) throw new Error(`${JSON.stringify(ks)} is not a policy key text`);
+  return key;
 }
 
 export const policyCodec: MapCodec<PolicyKey, PolicyEntry> = {

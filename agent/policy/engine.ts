@@ -22,7 +22,13 @@
 import type { V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
 import { IpcacheFlag } from "../../maps/ipcache.js";
 import { formatIPv4, parseIPv4, parsePrefix, type Prefix } from "../../maps/net.js";
-import { policyKeyString, type PolicyEntry, type PolicyKey } from "../../maps/policy.js";
+import {
+  parsePolicyKeyString,
+  policyKeyHead,
+  policyKeyTail,
+  type PolicyEntry,
+  type PolicyKey,
+} from "../../maps/policy.js";
 import { PrefixTrie, blockAllowsIp, blockAllowsPrefix, blockText } from "./cidr.js";
 import {
   compilePolicy,
@@ -41,7 +47,7 @@ import {
   type OrderedProbingAllocator,
   type Renumbered,
 } from "./identity.js";
-import { containerNamedPorts, namedPortKey, portTuples, type PortSpec, type PortTuple } from "./ports.js";
+import { containerNamedPorts, namedPortKey, portTuples, type PortSpec } from "./ports.js";
 import { RuleIds, type RuleRef } from "./rule-ids.js";
 import { SelectorIndex, labelBuckets, matches, selectorAnchors, type Labels } from "./selector.js";
 
@@ -516,7 +522,11 @@ export class PolicyEngine {
   private incRef(ks: string, slot: Slot): void {
     const d = this.desired.get(ks);
     if (d === undefined) {
-      const fresh: DesiredState = { key: keyFromString(ks), slots: new Map([[slot, 1]]), bestSlot: slot };
+      const fresh: DesiredState = {
+        key: parsePolicyKeyString(ks),
+        slots: new Map([[slot, 1]]),
+        bestSlot: slot,
+      };
       this.desired.set(ks, fresh);
       this.publish(ks, fresh);
       return;
@@ -622,7 +632,7 @@ export class PolicyEngine {
         if (s.rule.direction === "egress") continue;
         perEndpoint = true;
       }
-      for (const t of portTuples(spec, e.pod.namedPorts)) out.add(tupleTail(t));
+      for (const t of portTuples(spec, e.pod.namedPorts)) out.add(policyKeyTail(t));
     }
     const tails = [...out];
     if (!perEndpoint) s.tails = tails;
@@ -633,7 +643,7 @@ export class PolicyEngine {
   private peerKeys(e: EndpointState, s: ShapeState, peer: number): string[] {
     const tails = this.tails(e, s);
     if (tails.length === 0) return [];
-    const head = `${e.pod.ip}|${s.rule.direction}|${peer}|`;
+    const head = policyKeyHead(e.pod.ip, s.rule.direction, peer);
     return tails.map((t) => head + t);
   }
 
@@ -651,7 +661,8 @@ export class PolicyEngine {
       const port = d.namedPorts.get(namedPortKey(spec.protocol, spec.name));
       if (port !== undefined)
         out.add(
-          `${e.pod.ip}|egress|ip:${d.ip}|${tupleTail({ protocol: spec.protocol, port, portBits: 16 })}`,
+          policyKeyHead(e.pod.ip, "egress", { ip: d.ip }) +
+            policyKeyTail({ protocol: spec.protocol, port, portBits: 16 }),
         );
     }
     return [...out];
@@ -1215,32 +1226,6 @@ function shapeFingerprint(r: CompiledRule): string {
     r.blocks.map(blockText),
     r.ports,
   ]);
-}
-
-/** The port part of a policyKeyString (maps/policy.ts): `proto|port/bits`. */
-function tupleTail(t: PortTuple): string {
-  return `${t.protocol ?? "*"}|${t.port ?? "*"}/${t.portBits ?? (t.port === undefined ? 0 : 16)}`;
-}
-
-/** Parses a policyKeyString back into its key; checks the round trip so the two cannot drift. */
-function keyFromString(ks: string): PolicyKey {
-  const [endpointIp, direction, peer, proto, portPart] = ks.split("|");
-  const [port, bits] = (portPart ?? "").split("/");
-  const byIp = peer?.startsWith("ip:") === true;
-  const key: PolicyKey = {
-    endpointIp: endpointIp as string,
-    direction: direction === "egress" ? "egress" : "ingress",
-    peerIdentity: byIp ? 0 : Number(peer),
-  };
-  if (byIp) key.peerIp = peer.slice(3);
-  if (proto !== "*") key.protocol = Number(proto);
-  if (port !== "*") {
-    key.port = Number(port);
-    key.portBits = Number(bits);
-  }
-  if (policyKeyString(key) !== ks)
-    throw new Error(`policy key text ${JSON.stringify(ks)} does not round-trip`);
-  return key;
 }
 
 function peerMatches(peer: SelectorPeer, x: IdentityState): boolean {
