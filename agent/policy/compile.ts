@@ -29,6 +29,8 @@ export interface CompiledRule {
   /** IPv4 ipBlocks; IPv6 ones are valid but match nothing here, so they are dropped. */
   readonly blocks: readonly Block[];
   readonly ports: readonly PortSpec[];
+  /** Canonical text of the rule's content without its position: equal texts select and allow alike. */
+  readonly content: string;
 }
 
 /** A NetworkPolicy as the engine uses it. */
@@ -191,7 +193,21 @@ export function compilePolicy(np: V1NetworkPolicy): CompiledPolicy {
         return;
       }
       if ((direction === "ingress" && ingress) || (direction === "egress" && egress))
-        rules.push({ direction, index, anyPeer, peers, blocks, ports: ports.ports });
+        rules.push({
+          direction,
+          index,
+          anyPeer,
+          peers,
+          blocks,
+          ports: ports.ports,
+          content: JSON.stringify([
+            direction,
+            anyPeer,
+            peers.map((p) => [p.namespace ?? null, p.pod.text, p.namespaceSelector?.text ?? null]),
+            blocks.map(blockText),
+            ports.ports,
+          ]),
+        });
     });
   }
 
@@ -201,14 +217,7 @@ export function compilePolicy(np: V1NetworkPolicy): CompiledPolicy {
     s: selector.text,
     i: ingress,
     e: egress,
-    r: finalRules.map((r) => [
-      r.direction,
-      r.index,
-      r.anyPeer,
-      r.peers.map((p) => [p.namespace ?? null, p.pod.text, p.namespaceSelector?.text ?? null]),
-      r.blocks.map(blockText),
-      r.ports,
-    ]),
+    r: finalRules.map((r) => [r.index, r.content]),
     x: errors,
   });
   return {

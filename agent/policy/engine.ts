@@ -29,7 +29,7 @@ import {
   type PolicyEntry,
   type PolicyKey,
 } from "../../maps/policy.js";
-import { PrefixTrie, blockAllowsIp, blockAllowsPrefix, blockText } from "./cidr.js";
+import { PrefixTrie, blockAllowsIp, blockAllowsPrefix } from "./cidr.js";
 import {
   compilePolicy,
   namespaceOf,
@@ -1076,7 +1076,7 @@ export class PolicyEngine {
 
   /** The shape of `rule`, created (peers matched, blocks expanded, indexes filled) on first use. */
   private acquireShape(rule: CompiledRule): ShapeState {
-    const fingerprint = shapeFingerprint(rule);
+    const fingerprint = rule.content;
     const have = this.shapes.get(fingerprint);
     if (have !== undefined) return have;
     const s: ShapeState = {
@@ -1215,17 +1215,6 @@ export class PolicyEngine {
       contributions,
     };
   }
-}
-
-/** Canonical text of a rule's content, without its position: equal texts, one shape. */
-function shapeFingerprint(r: CompiledRule): string {
-  return JSON.stringify([
-    r.direction,
-    r.anyPeer,
-    r.peers.map((p) => [p.namespace ?? null, p.pod.text, p.namespaceSelector?.text ?? null]),
-    r.blocks.map(blockText),
-    r.ports,
-  ]);
 }
 
 function peerMatches(peer: SelectorPeer, x: IdentityState): boolean {
