@@ -23,6 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadPinnedDatapath, unloadPinnedDatapath } from "../../agent/datapath/pinned.js";
 import { uniqueName } from "../helpers/names.js";
+import { containersConf, releaseStorage, storageFlags } from "../helpers/podman.js";
 import { inCi, requireRoot } from "../helpers/privileged.js";
 import {
   createNetns,
@@ -113,20 +114,7 @@ describe("cni: interop with podman 4.3 (CNI backend) running the installed skein
     );
     writeFileSync(
       join(work, "containers.conf"),
-      [
-        "[containers]",
-        'default_ulimits = ["nofile=1024:1024","nproc=4096:4096"]',
-        "[engine]",
-        'runtime = "runc"',
-        'cgroup_manager = "cgroupfs"',
-        'events_logger = "file"',
-        `events_logfile_path = "${join(work, "events.log")}"`,
-        "[network]",
-        'network_backend = "cni"',
-        `cni_plugin_dirs = ["${installed.binDir}"]`,
-        `network_config_dir = "${netDir}"`,
-        "",
-      ].join("\n"),
+      containersConf(work, { pluginDirs: [installed.binDir], networkConfigDir: netDir }),
     );
     // A second configuration puts a recording shim in front of the installed plugin: it logs each
     // call's CNI_COMMAND and whether a prevResult came along, then execs the installed plugin.
@@ -146,30 +134,18 @@ describe("cni: interop with podman 4.3 (CNI backend) running the installed skein
       { mode: 0o755 },
     );
     recordingConf = join(work, "containers-recording.conf");
-    writeFileSync(
-      recordingConf,
-      readFileSync(join(work, "containers.conf"), "utf8").replace(
-        `cni_plugin_dirs = ["${installed.binDir}"]`,
-        `cni_plugin_dirs = ["${shimDir}"]`,
-      ),
-    );
+    writeFileSync(recordingConf, containersConf(work, { pluginDirs: [shimDir], networkConfigDir: netDir }));
     env = {
       CONTAINERS_CONF: join(work, "containers.conf"),
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     };
-    podmanArgs = [
-      "--root",
-      join(work, "root"),
-      "--runroot",
-      join(work, "runroot"),
-      "--tmpdir",
-      join(work, "tmp"),
-    ];
+    podmanArgs = storageFlags(work);
   });
 
-  after(function () {
+  after(async function () {
     if (work === "") return;
     if (containers.length > 0) podman(["rm", "-f", "-t", "0", ...containers]);
+    await releaseStorage(work);
     if (nodeNs !== "") deleteNetns(nodeNs);
     if (bpffsRoot !== "") unloadPinnedDatapath(bpffsRoot);
     if (installRoot !== undefined) rmSync(installRoot, { recursive: true, force: true });

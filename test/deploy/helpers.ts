@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { parseAllDocuments } from "yaml";
+import { containersConf, releaseStorage, storageFlags } from "../helpers/podman.js";
 
 /** The repository (this file runs from dist/test/deploy). */
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -180,43 +181,17 @@ export class Podman {
   constructor(work: string) {
     this.work = work;
     mkdirSync(work, { recursive: true });
-    writeFileSync(
-      join(work, "containers.conf"),
-      [
-        "[containers]",
-        'default_ulimits = ["nofile=1024:1024","nproc=4096:4096"]',
-        "[engine]",
-        'runtime = "runc"',
-        'cgroup_manager = "cgroupfs"',
-        'events_logger = "file"',
-        `events_logfile_path = "${join(work, "events.log")}"`,
-        "[network]",
-        'network_backend = "cni"',
-        "",
-      ].join("\n"),
-    );
+    writeFileSync(join(work, "containers.conf"), containersConf(work));
   }
 
   /** `podman ARGS` with this instance's storage and configuration. */
   run(args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<Result> {
     const nameAt = args.indexOf("--name");
     if (nameAt >= 0 && args[nameAt + 1] !== undefined) this.#names.add(args[nameAt + 1]!);
-    return exec(
-      "podman",
-      [
-        "--root",
-        join(this.work, "root"),
-        "--runroot",
-        join(this.work, "runroot"),
-        "--tmpdir",
-        join(this.work, "tmp"),
-        ...args,
-      ],
-      {
-        env: { ...process.env, CONTAINERS_CONF: join(this.work, "containers.conf") },
-        ...options,
-      },
-    );
+    return exec("podman", [...storageFlags(this.work), ...args], {
+      env: { ...process.env, CONTAINERS_CONF: join(this.work, "containers.conf") },
+      ...options,
+    });
   }
 
   /** Removes every container this instance named, running or not. */
@@ -226,37 +201,10 @@ export class Podman {
     this.#names.clear();
   }
 
-  /**
-   * Removes the containers, then unmounts what podman left mounted under its storage (its overlay
-   * driver bind-mounts its own directory), deepest first, so that `work` can be deleted. conmon
-   * runs `podman container cleanup` after a container exits, and that re-mounts the storage: so
-   * this waits until no process uses this instance's storage, and unmounts again until nothing is
-   * left. Throws when mounts remain after 30 s.
-   */
+  /** Removes the containers, then releases the storage (helpers/podman.ts) so `work` can be deleted. */
   async dispose(): Promise<void> {
     await this.removeAll();
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      // Processes of this instance (podman cleanup, conmon) name its storage in their arguments.
-      const users = await exec("pgrep", ["-f", "--", join(this.work, "root")]);
-      const mounts = this.#mounts();
-      if (users.code !== 0 && mounts.length === 0) return;
-      if (Date.now() > deadline)
-        throw new Error(
-          `podman storage under ${this.work} still in use: processes ${users.stdout.trim() || "none"}; mounts ${mounts.join(", ") || "none"}`,
-        );
-      for (const m of mounts) await exec("umount", [m]);
-      if (users.code === 0) await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
-  /** Mount points at or under `work`, deepest first. */
-  #mounts(): string[] {
-    return readFileSync("/proc/self/mountinfo", "utf8")
-      .split("\n")
-      .map((l) => l.split(" ")[4] ?? "")
-      .filter((m) => m === this.work || m.startsWith(`${this.work}/`))
-      .sort((a, b) => b.length - a.length);
+    await releaseStorage(this.work);
   }
 }
 
