@@ -130,9 +130,18 @@ export async function buildCniInstall(root) {
     rmSync(out, { recursive: true, force: true });
     throw err;
   }
+  // Two renames: between them dist/cni-install is briefly absent (a build step, not a live path).
   const old = join(root, "dist", `.cni-install-old-${process.pid}`);
-  if (existsSync(final)) renameSync(final, old);
-  renameSync(out, final);
-  rmSync(old, { recursive: true, force: true });
+  try {
+    if (existsSync(final)) renameSync(final, old);
+    renameSync(out, final);
+  } catch (err) {
+    // Another build got there in between: keep whichever tree is in place, drop ours.
+    if (!existsSync(final) && existsSync(old)) renameSync(old, final);
+    rmSync(out, { recursive: true, force: true });
+    throw err;
+  } finally {
+    rmSync(old, { recursive: true, force: true });
+  }
   return final;
 }
