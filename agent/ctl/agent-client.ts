@@ -10,9 +10,6 @@ import { CtlError, type CtlContext } from "./cli.js";
 export const DEFAULT_AGENT_URL = "http://127.0.0.1:9879";
 const TIMEOUT_MS = 3000;
 
-/** The `--agent URL` option every command that asks the agent takes. */
-export const AGENT_OPTION = { agent: { type: "string" } } as const;
-
 /** The agent URL of a command invocation (`--agent`, default DEFAULT_AGENT_URL), without a trailing slash. */
 export function agentUrl(ctx: CtlContext): string {
   const v = ctx.values.agent;

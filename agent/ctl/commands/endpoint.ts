@@ -1,12 +1,6 @@
 /** skeinctl endpoint list */
 import { EndpointsMap } from "../../../maps/endpoints.js";
-import {
-  AGENT_OPTION,
-  AgentClient,
-  AgentUnreachableError,
-  agentUrl,
-  type AgentPod,
-} from "../agent-client.js";
+import { AgentClient, AgentUnreachableError, agentUrl, type AgentPod } from "../agent-client.js";
 import type { Command } from "../cli.js";
 import { skeinLinkNames } from "../links.js";
 import { render } from "../output.js";
@@ -17,7 +11,6 @@ export const endpointList: Command = {
   summary:
     "pods wired on this node, from the endpoints map (host veth names from this network namespace, pod names from the agent)",
   usage: "endpoint list [--agent URL] [--bpffs-root DIR] [-o json|table]",
-  options: { ...AGENT_OPTION },
   async run(ctx) {
     const rows = (() => {
       using map = EndpointsMap.openPinned(ctx.bpffsRoot);

@@ -3,7 +3,7 @@ import { SysError } from "../../../loader/index.js";
 import { Identity, reservedIdentityName } from "../../../maps/identities.js";
 import { IpcacheMap } from "../../../maps/ipcache.js";
 import { formatPrefix } from "../../../maps/net.js";
-import { AGENT_OPTION, AgentClient, AgentUnreachableError, agentUrl } from "../agent-client.js";
+import { AgentClient, AgentUnreachableError, agentUrl } from "../agent-client.js";
 import { CtlError, type Command } from "../cli.js";
 import { formatLabels, identityKind } from "../describe.js";
 import { render } from "../output.js";
@@ -62,7 +62,6 @@ export const identityList: Command = {
   summary:
     "security identities: labels from the agent, addresses from this node's ipcache (ipcache only when the agent is down)",
   usage: "identity list [--agent URL] [--bpffs-root DIR] [-o json|table]",
-  options: { ...AGENT_OPTION },
   async run(ctx) {
     const client = new AgentClient(agentUrl(ctx));
     let agentError: AgentUnreachableError | undefined;

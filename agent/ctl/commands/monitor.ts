@@ -3,7 +3,7 @@ import { RawMap, RingBuffer, SysError } from "../../../loader/index.js";
 import { ConfigFlag, ConfigMap } from "../../../maps/config.js";
 import { EVENTS_MAP, decodeEvent, type DatapathEvent } from "../../../maps/events.js";
 import { pinPath } from "../../../maps/pins.js";
-import { AGENT_OPTION, AgentClient, agentUrl, type AgentPod, type AgentRule } from "../agent-client.js";
+import { AgentClient, agentUrl, type AgentPod, type AgentRule } from "../agent-client.js";
 import { CtlError, type Command, type CtlContext } from "../cli.js";
 import {
   REASON_TEXT,
@@ -172,7 +172,6 @@ export const monitor: Command = {
     "  One monitor per node: the ring buffer has a single reader position, so a second monitor is refused (--force reads anyway; both then miss events).\n" +
     "  Verdicts for allowed flows exist only when the agent runs with --verdict-events. --backlog also prints events queued before the monitor started.",
   options: {
-    ...AGENT_OPTION,
     type: { type: "string" },
     count: { type: "string" },
     duration: { type: "string" },

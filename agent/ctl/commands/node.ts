@@ -1,5 +1,5 @@
 /** skeinctl node list */
-import { AGENT_OPTION, AgentClient, agentUrl } from "../agent-client.js";
+import { AgentClient, agentUrl } from "../agent-client.js";
 import type { Command } from "../cli.js";
 import { renderJson, renderTable } from "../output.js";
 
@@ -8,7 +8,6 @@ export const nodeList: Command = {
   name: "node list",
   summary: "cluster nodes as this node's agent sees them (internal IP, pod CIDR), and the objects it skipped",
   usage: "node list [--agent URL] [-o json|table]   (needs the agent: it is what watches Nodes)",
-  options: { ...AGENT_OPTION },
   async run(ctx) {
     const status = await new AgentClient(agentUrl(ctx)).status();
     const nodes = status.nodes

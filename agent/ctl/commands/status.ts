@@ -5,7 +5,6 @@ import { EndpointsMap } from "../../../maps/endpoints.js";
 import { PROGRAM_NAMES, pinPath, type ProgramName } from "../../../maps/pins.js";
 import { listAttachments } from "../../datapath/attach.js";
 import {
-  AGENT_OPTION,
   AgentClient,
   AgentUnreachableError,
   agentUrl,
@@ -282,7 +281,6 @@ export const status: Command = {
   summary:
     "datapath pins, TC attachments in this network namespace, agent health, map pressure (exit 1 when something is broken)",
   usage: "status [--agent URL] [--bpffs-root DIR] [-o json|table]",
-  options: { ...AGENT_OPTION },
   async run(ctx) {
     const r = await nodeStatus(ctx.bpffsRoot, agentUrl(ctx));
     if (ctx.output === "json") {
