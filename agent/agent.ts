@@ -4,7 +4,7 @@
  * not in the packet path: stopping it leaves forwarding, policy and established flows running.
  */
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
-import { ConfigFlag, ConfigMap } from "../maps/config.js";
+import { ConfigFlag, ConfigMap, type NodeConfig } from "../maps/config.js";
 import { EndpointsMap } from "../maps/endpoints.js";
 import { IpcacheMap, ipcacheCodec, ipcacheKeyString } from "../maps/ipcache.js";
 import { MetricsMap } from "../maps/metrics.js";
@@ -31,6 +31,7 @@ import {
   ensureOverlayDevice,
   localAddresses,
   syncOverlayRoutes,
+  tunnelEndpointsOnLink,
   uplinkFor,
   type OverlayDevice,
 } from "./node/overlay.js";
@@ -118,8 +119,11 @@ export class Agent {
   #notReadyReason = "starting";
   #overlay: OverlayDevice | null = null;
   #uplink: string | null = null;
+  /** What the agent last wrote to skn_config. */
+  #config: NodeConfig | null = null;
   #appliedNodeKey = "";
   #appliedRoutesKey = "";
+  #appliedOnLinkKey = "";
   #appliedMasqKey = "";
   #appliedConfKey = "";
   #appliedPolicyVersion = -1;
@@ -306,7 +310,8 @@ export class Agent {
     if (full) {
       ipcacheRec.resync();
       policyRec.resync();
-      this.#appliedNodeKey = this.#appliedRoutesKey = this.#appliedMasqKey = "";
+      // A full resync also re-reads the routes the on-link check rests on.
+      this.#appliedNodeKey = this.#appliedRoutesKey = this.#appliedMasqKey = this.#appliedOnLinkKey = "";
     }
 
     const own = this.#nodes.get(this.options.nodeName);
@@ -335,14 +340,17 @@ export class Agent {
       // The uplink's program is in place before the config tells from_pod to use the uplink, and
       // (switching back to "device") removed only after the config stopped it.
       if (direct) attachPinned(this.options.bpffsRoot, uplink.ifname, UPLINK_PROGRAMS);
-      maps.config.write({
+      // The on-link flag is decided below, once the remote nodes are known.
+      this.#config = {
         vxlanIfindex: overlay.ifindex,
         nodeIp: own.internalIp,
         vxlanMac: overlay.mac,
         flags: this.options.verdictEvents ? ConfigFlag.verdictEvents : 0,
         vxlanPort: this.options.vxlanPort,
         uplinkIfindex: direct ? uplink.ifindex : 0,
-      });
+      };
+      maps.config.write(this.#config);
+      this.#appliedOnLinkKey = "";
       if (!direct) detachPinned(uplink.ifname, UPLINK_PROGRAMS);
       // The node address moved to another interface: the old uplink's filter would linger.
       if (this.#uplink !== null && this.#uplink !== uplink.ifname)
@@ -372,6 +380,24 @@ export class Agent {
       this.metrics.reconcileDuration.observe({ target: "routes" }, (performance.now() - t) / 1000);
       if (r.added.length + r.removed.length > 0)
         this.#log.info("overlay routes", { added: r.added.join(","), removed: r.removed.join(",") });
+    }
+    // Every remote node a neighbour on the uplink: the datapath hands bpf_redirect_neigh the node
+    // as next hop and skips the route lookup. Otherwise (a routed underlay) the kernel routes.
+    const uplinkName = this.#uplink;
+    if (uplinkName !== null && this.#config !== null) {
+      const remoteIps = nodes.filter((n) => n.name !== own.name).map((n) => n.internalIp);
+      const onLinkKey = `${uplinkName}|${remoteIps.join(",")}`;
+      if (onLinkKey !== this.#appliedOnLinkKey) {
+        const onLink = await tunnelEndpointsOnLink(uplinkName, remoteIps);
+        const was = this.#config.flags;
+        const flags = onLink ? was | ConfigFlag.tunnelOnLink : was & ~ConfigFlag.tunnelOnLink;
+        if (flags !== was) {
+          this.#config = { ...this.#config, flags };
+          maps.config.write(this.#config);
+          this.#log.info("tunnel next hop", { onLink, uplink: uplinkName, remoteNodes: remoteIps.length });
+        }
+        this.#appliedOnLinkKey = onLinkKey;
+      }
     }
     const cluster =
       this.options.clusterCidrs.length > 0 ? this.options.clusterCidrs : nodes.map((n) => n.podCidr);

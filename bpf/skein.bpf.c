@@ -164,12 +164,22 @@ static __always_inline int skn_encap(struct __sk_buff *skb, const struct skn_flo
 	if (!cfg || !cfg->vxlan_ifindex)
 		return skn_drop_flow(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS, f);
 	if (cfg->uplink_ifindex) {
+		struct bpf_redir_neigh nh = {};
+		int action;
+
 		if (skn_vxlan_encap(skb, cfg->node_ip_be, tunnel_ip_be, cfg->vxlan_port_be ?: bpf_htons(4789),
 		                    identity, cfg->vxlan_mac) < 0)
 			return skn_drop_flow(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS, f);
-		return skn_verdict(skb, bpf_redirect_neigh(cfg->uplink_ifindex, NULL, 0, 0),
-		                   SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS, cfg->uplink_ifindex, tunnel_ip_be,
-		                   identity, f->rule_id, f->dst_identity);
+		if (cfg->flags & SKN_CFG_TUNNEL_ONLINK) {
+			/* The remote node is a neighbour: no route lookup, only the neighbour entry. */
+			nh.nh_family = SKN_AF_INET;
+			nh.ipv4_nh = tunnel_ip_be;
+			action = bpf_redirect_neigh(cfg->uplink_ifindex, &nh, sizeof(nh), 0);
+		} else {
+			action = bpf_redirect_neigh(cfg->uplink_ifindex, NULL, 0, 0);
+		}
+		return skn_verdict(skb, action, SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS, cfg->uplink_ifindex,
+		                   tunnel_ip_be, identity, f->rule_id, f->dst_identity);
 	}
 	if (skn_tunnel_set(skb, tunnel_ip_be, identity) < 0)
 		return skn_drop_flow(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS, f);

@@ -185,6 +185,8 @@ export async function findLink(name: string, opts: NetnsOption = {}): Promise<Li
 
 export interface RouteInfo {
   dst: string;
+  /** Present for routes other than unicast: "blackhole", "unreachable", ... */
+  type?: string;
   gateway?: string;
   dev?: string;
   prefsrc?: string;

@@ -9,6 +9,9 @@ export const CONFIG_MAP = "skn_config";
 export const ConfigFlag = {
   /** Emit an event for every policy verdict, not only drops. */
   verdictEvents: 1,
+  /** Every tunnel endpoint is a direct neighbour on the uplink: the datapath names it as the next
+   * hop and skips the kernel's route lookup (bpf/maps/config.h SKN_CFG_TUNNEL_ONLINK). */
+  tunnelOnLink: 2,
 } as const;
 
 export interface NodeConfig {

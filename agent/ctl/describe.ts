@@ -69,7 +69,10 @@ export function conntrackFlagNames(flags: number): string[] {
 
 /** Flag words of the config map. */
 export function configFlagNames(flags: number): string[] {
-  return flagNames(flags, { "verdict-events": ConfigFlag.verdictEvents });
+  return flagNames(flags, {
+    "verdict-events": ConfigFlag.verdictEvents,
+    "tunnel-onlink": ConfigFlag.tunnelOnLink,
+  });
 }
 
 /** What kind of identity a number is. */

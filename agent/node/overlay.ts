@@ -6,9 +6,17 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { execFile } from "node:child_process";
-import { findLink, ip, ipBatch, listAddresses, listLinks, listRoutes } from "../../loader/index.js";
+import {
+  findLink,
+  ip,
+  ipBatch,
+  listAddresses,
+  listLinks,
+  listRoutes,
+  type RouteInfo,
+} from "../../loader/index.js";
 import { vxlanMacFor } from "../../maps/config.js";
-import { formatPrefix, parsePrefix } from "../../maps/net.js";
+import { formatPrefix, parsePrefix, prefixContainsIp, type Prefix } from "../../maps/net.js";
 
 export const VXLAN_OVERHEAD = 50;
 export const DEFAULT_VXLAN_DEVICE = "skn_vxlan";
@@ -30,6 +38,39 @@ export async function uplinkFor(nodeIp: string): Promise<Uplink> {
   const link = await findLink(owner.ifname);
   if (link === undefined) throw new Error(`uplink ${owner.ifname} vanished`);
   return { ifname: owner.ifname, ifindex: link.ifindex, mtu: link.mtu };
+}
+
+/**
+ * Is every address in `ips` a direct neighbour through `uplink`, by the routes of the main table
+ * (`ip -4 route show`)? That is: its longest matching route is a unicast route out of `uplink`
+ * without a gateway. Then the datapath may name the address as the next hop of bpf_redirect_neigh
+ * and skip the kernel's route lookup (ConfigFlag.tunnelOnLink). True for no addresses.
+ */
+export function allOnLink(routes: readonly RouteInfo[], uplink: string, ips: readonly string[]): boolean {
+  const parsed = routes.flatMap((r) => {
+    try {
+      return [{ route: r, prefix: parsePrefix(r.dst === "default" ? "0.0.0.0/0" : r.dst) }];
+    } catch {
+      return []; // Not an IPv4 prefix this check knows: it cannot be the best match of a node.
+    }
+  });
+  return ips.every((ip) => {
+    let best: { route: RouteInfo; prefix: Prefix } | undefined;
+    for (const c of parsed)
+      if (prefixContainsIp(c.prefix, ip) && (best === undefined || c.prefix.length > best.prefix.length))
+        best = c;
+    return (
+      best !== undefined &&
+      best.route.dev === uplink &&
+      best.route.gateway === undefined &&
+      (best.route.type === undefined || best.route.type === "unicast")
+    );
+  });
+}
+
+/** allOnLink against this network namespace's main table. */
+export async function tunnelEndpointsOnLink(uplink: string, ips: readonly string[]): Promise<boolean> {
+  return allOnLink(await listRoutes(), uplink, ips);
 }
 
 export function writeSysctl(path: string, value: string): void {

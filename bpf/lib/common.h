@@ -43,6 +43,9 @@ enum skn_dir {
 /* linux/if_packet.h: the skb is for this host. */
 #define SKN_PACKET_HOST 0
 
+/* AF_INET for helper arguments (bpf_redirect_neigh's next hop); sys/socket.h is not for BPF. */
+#define SKN_AF_INET 2
+
 /* The gateway every pod routes through; answered by from_pod's ARP responder. */
 #define SKN_GATEWAY_IP_BE bpf_htonl(0xa9fe0101) /* 169.254.1.1 */
 

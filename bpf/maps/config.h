@@ -7,6 +7,9 @@
 
 enum skn_config_flag {
 	SKN_CFG_VERDICT_EVENTS = 1 << 0, /* emit an event for every policy verdict, not only drops */
+	/* Every tunnel endpoint is a direct neighbour on the uplink (the agent checked the routes):
+	 * from_pod names it as the next hop, so bpf_redirect_neigh skips the route lookup. */
+	SKN_CFG_TUNNEL_ONLINK = 1 << 1,
 };
 
 struct skn_config {

@@ -498,7 +498,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       assert.match(t.stdout, /summed over CPUs/);
     });
 
-    it("skn_config: node IP, overlay device and uplink by name, port, the verdict-events flag", async function () {
+    it("skn_config: node IP, overlay device and uplink by name, port, the verdict-events and tunnel-onlink flags", async function () {
       const [c1] = json<
         {
           nodeIp: string;
@@ -510,13 +510,13 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       >((await ctl(n1(), ["map", "dump", "skn_config", "-o", "json", ...nodeFlags(n1())])).stdout);
       assert.deepEqual(
         [c1!.nodeIp, c1!.vxlanIfname, c1!.vxlanPort, c1!.uplinkIfname, c1!.flagNames],
-        [n1().ip, "skn_vxlan", 4789, "eth0", ["verdict-events"]],
+        [n1().ip, "skn_vxlan", 4789, "eth0", ["verdict-events", "tunnel-onlink"]],
       );
       const t = await ctl(n2(), ["map", "dump", "config", ...nodeFlags(n2())]);
       assert.match(
         t.stdout,
         new RegExp(
-          `^\\d+ +skn_vxlan +${n2().ip.replaceAll(".", "\\.")} +0e:5e:[0-9a-f:]+ +4789 +eth0 +-$`,
+          `^\\d+ +skn_vxlan +${n2().ip.replaceAll(".", "\\.")} +0e:5e:[0-9a-f:]+ +4789 +eth0 +tunnel-onlink$`,
           "m",
         ),
       );
@@ -645,7 +645,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       assert.equal(r.code, 0, r.stderr);
       assert.match(
         r.stderr,
-        /verdict events are off on this node \(skn_config flags: none\): only drops will show\. Start skein-agent with --verdict-events/,
+        /verdict events are off on this node \(skn_config flags: tunnel-onlink\): only drops will show\. Start skein-agent with --verdict-events/,
       );
       const drops = await ctl(n2(), ["monitor", "--type", "drop", "--duration", "0.3", ...nodeFlags(n2())]);
       assert.doesNotMatch(drops.stderr, /verdict events are off/, "not said when only drops are asked for");

@@ -10,7 +10,7 @@ import { IpcacheFlag } from "../../maps/ipcache.js";
 import { Identity } from "../../maps/identities.js";
 import { PROGRAMS } from "../../maps/pins.js";
 import { formatIPv4 } from "../../maps/net.js";
-import { vxlanMacFor } from "../../maps/config.js";
+import { ConfigFlag, vxlanMacFor } from "../../maps/config.js";
 import type { PrivateDatapath } from "../../agent/datapath/private.js";
 import {
   EtherType,
@@ -147,6 +147,18 @@ describe("datapath: encapsulation in BPF (skn_from_pod → uplink → skn_from_u
   it("the same flow always gets the same UDP source port", function () {
     const frame = probeFrame({ protocol: "UDP", src: POD_A.ip, dst: POD_B.ip, sport: 5000, dport: 53 });
     assert.equal(encapsulate(frame).readUInt16BE(34), encapsulate(frame).readUInt16BE(34));
+  });
+
+  it("with the tunnel-onlink flag (remote node as next hop, no route lookup), redirects the same frame to the uplink", function () {
+    const frame = probeFrame({ protocol: "TCP", src: POD_A.ip, dst: POD_B.ip, sport: 40009, dport: 80 });
+    const plain = encapsulate(frame);
+    const config = a.config.read();
+    a.config.write({ ...config, flags: config.flags | ConfigFlag.tunnelOnLink });
+    try {
+      assert.deepEqual(encapsulate(frame), plain);
+    } finally {
+      a.config.write(config);
+    }
   });
 
   it("decapsulates on the receiving uplink and hands the inner packet to the pod (bpf_redirect_peer)", function () {

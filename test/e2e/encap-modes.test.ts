@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
-import { ConfigMap } from "../../maps/config.js";
+import { ConfigFlag, ConfigMap } from "../../maps/config.js";
+import { ip } from "../../loader/index.js";
 import type { LabNode, LabPod } from "../../agent/lab/lab.js";
 import { exchange, holdConnection, release } from "../../agent/lab/workload-client.js";
 import { eventually, useLab } from "../helpers/lab.js";
@@ -136,6 +137,52 @@ describe("e2e: switching a node between --encap bpf and --encap device under tra
     } finally {
       for (const h of held) await release(h.from.control, h.id);
     }
+  });
+
+  it("names the remote node as next hop while every node is a neighbour on the uplink; a gateway route to a node turns that off; traffic flows either way", async function () {
+    const [n1, n2] = [fx.nodes[0]!, fx.nodes[1]!];
+    const onLink = (n: LabNode) => {
+      using config = ConfigMap.openPinned(n.bpffsRoot);
+      return (config.read().flags & ConfigFlag.tunnelOnLink) !== 0;
+    };
+    const traffic = async (when: string) => {
+      for (const [from, to] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        const r = await fx.lab.probe(from, "TCP", to.ip, 8080);
+        assert.ok(r.ok, `${from.name} → ${to.name} ${when}: ${r.error ?? ""}`);
+      }
+      const t = await fx.lab.transfer(a, b.ip, 8080, 1024 * 1024, 1400);
+      assert.ok(t.ok, `1 MB a → b ${when}: ${t.error ?? ""}`);
+    };
+    await eventually("both nodes take the shortcut", async () => onLink(n1) && onLink(n2), 5000);
+    await traffic("with the shortcut");
+
+    // A route through a gateway (here the node itself, so packets still arrive): n1 must let the
+    // kernel route. The agent reads the routes again when the set of nodes changes, so a Node
+    // object (never started) is added to make it look.
+    const route = [`${n2.ip}/32`, "via", n2.ip, "dev", "eth0", "onlink"];
+    const ghost = { name: `ghost-${fx.lab.id}`, ip: n1.ip.replace(/\.\d+$/, ".199") };
+    const core = fx.lab.core();
+    await ip(["-n", n1.netns, "route", "add", ...route]);
+    try {
+      await core.createNode({
+        body: {
+          metadata: { name: ghost.name },
+          spec: { podCIDR: "10.244.199.0/24" },
+          status: { addresses: [{ type: "InternalIP", address: ghost.ip }] },
+        },
+      });
+      await eventually("n1 leaves the shortcut", async () => !onLink(n1), 5000);
+      assert.ok(onLink(n2), "n2 has no gateway route and keeps the shortcut");
+      await traffic("with the kernel's route lookup on n1");
+    } finally {
+      await ip(["-n", n1.netns, "route", "del", ...route]).catch(() => undefined);
+      await core.deleteNode({ name: ghost.name }).catch(() => undefined);
+    }
+    await eventually("n1 takes the shortcut again", async () => onLink(n1), 5000);
+    await traffic("with the shortcut again");
   });
 
   it("refuses an unknown mode with a clear error and does not start", async function () {
