@@ -147,31 +147,57 @@ function status(values: { id?: string }): number {
   return 0;
 }
 
-const { values, positionals } = parseArgs({
-  options: {
-    nodes: { type: "string" },
-    "pods-per-node": { type: "string" },
-    keep: { type: "boolean" },
-    id: { type: "string" },
-    all: { type: "boolean" },
-  },
-  allowPositionals: true,
-});
-const verb = positionals[0] ?? "up";
-const runVerb =
-  verb === "teardown"
-    ? teardown(values)
-    : verb === "status"
-      ? Promise.resolve(status(values))
-      : verb === "up"
-        ? up(values)
-        : Promise.reject(new Error(`unknown lab command ${verb} (up, teardown, status)`));
-runVerb.then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+const USAGE = `usage:
+  npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
+  npm run lab -- teardown [--id ID | --all]              remove a kept lab
+  npm run lab -- status [--id ID]                         what a kept lab holds
+`;
+
+function parseCommandLine(): ReturnType<typeof parseLabArgs> | undefined {
+  try {
+    return parseLabArgs();
+  } catch (err) {
+    // parseArgs' own message (unknown option, missing value), without its stack trace.
+    process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    process.exitCode = 2;
+    return undefined;
+  }
+}
+
+function parseLabArgs() {
+  return parseArgs({
+    options: {
+      nodes: { type: "string" },
+      "pods-per-node": { type: "string" },
+      keep: { type: "boolean" },
+      id: { type: "string" },
+      all: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+}
+
+const parsed = parseCommandLine();
+if (parsed?.values.help === true) process.stdout.write(USAGE);
+else if (parsed !== undefined) {
+  const { values, positionals } = parsed;
+  const verb = positionals[0] ?? "up";
+  const runVerb =
+    verb === "teardown"
+      ? teardown(values)
+      : verb === "status"
+        ? Promise.resolve(status(values))
+        : verb === "up"
+          ? up(values)
+          : Promise.reject(new Error(`unknown lab command ${verb} (up, teardown, status)`));
+  runVerb.then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
