@@ -156,7 +156,7 @@ describe("e2e: switching a node between --encap bpf and --encap device under tra
       const t = await fx.lab.transfer(a, b.ip, 8080, 1024 * 1024, 1400);
       assert.ok(t.ok, `1 MB a → b ${when}: ${t.error ?? ""}`);
     };
-    await eventually("both nodes take the shortcut", async () => onLink(n1) && onLink(n2), 5000);
+    await eventually("both nodes take the shortcut", () => onLink(n1) && onLink(n2), 5000);
     await traffic("with the shortcut");
 
     // A route through a gateway (here the node itself, so packets still arrive): n1 must let the
@@ -174,14 +174,14 @@ describe("e2e: switching a node between --encap bpf and --encap device under tra
           status: { addresses: [{ type: "InternalIP", address: ghost.ip }] },
         },
       });
-      await eventually("n1 leaves the shortcut", async () => !onLink(n1), 5000);
+      await eventually("n1 leaves the shortcut", () => !onLink(n1), 5000);
       assert.ok(onLink(n2), "n2 has no gateway route and keeps the shortcut");
       await traffic("with the kernel's route lookup on n1");
     } finally {
       await ip(["-n", n1.netns, "route", "del", ...route]).catch(() => undefined);
       await core.deleteNode({ name: ghost.name }).catch(() => undefined);
     }
-    await eventually("n1 takes the shortcut again", async () => onLink(n1), 5000);
+    await eventually("n1 takes the shortcut again", () => onLink(n1), 5000);
     await traffic("with the shortcut again");
   });
 
