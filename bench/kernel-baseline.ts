@@ -106,13 +106,7 @@ export async function buildKernelBaseline(prefix: string, mtu = 1500): Promise<K
       await nsExec(n.netns, ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", other.ip]);
       await nsExec(n.netns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     }
-    const pods = new Map<string, BaselinePod>();
-    const podSpecs = [
-      { name: "p1a", node: nodes[0], ip: "10.98.0.10" },
-      { name: "p1b", node: nodes[0], ip: "10.98.0.11" },
-      { name: "p2a", node: nodes[1], ip: "10.98.1.10" },
-    ];
-    for (const p of podSpecs) {
+    const addPod = async (p: { name: string; node: BaselineNode; ip: string }): Promise<BaselinePod> => {
       const node = p.node;
       const netns = `${prefix}-${p.name}`;
       await ip(["netns", "add", netns]);
@@ -155,20 +149,18 @@ export async function buildKernelBaseline(prefix: string, mtu = 1500): Promise<K
         ],
         node.netns,
       );
-      pods.set(p.name, { name: p.name, netns, ip: p.ip });
-    }
-    const pod = (name: string): BaselinePod => {
-      const found = pods.get(name);
-      if (found === undefined) throw new Error(`baseline pod ${name} missing`);
-      return found;
+      return { name: p.name, netns, ip: p.ip };
     };
+    const p1a = await addPod({ name: "p1a", node: nodes[0], ip: "10.98.0.10" });
+    const p1b = await addPod({ name: "p1b", node: nodes[0], ip: "10.98.0.11" });
+    const p2a = await addPod({ name: "p2a", node: nodes[1], ip: "10.98.1.10" });
     return {
       prefix,
       n1: { netns: nodes[0].netns, ip: nodes[0].ip },
       n2: { netns: nodes[1].netns, ip: nodes[1].ip },
-      p1a: pod("p1a"),
-      p1b: pod("p1b"),
-      p2a: pod("p2a"),
+      p1a,
+      p1b,
+      p2a,
       teardown,
     };
   } catch (err) {

@@ -22,6 +22,20 @@ import { rrRate, startRrServer, stats, type Stats } from "./measure.js";
 
 const PORT = 7777;
 
+/** A policy named `name` letting the client into the server on `ports`. */
+function clientToServer(name: string, ports: { protocol: "TCP" | "UDP"; port: number }[]): V1NetworkPolicy {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name, namespace: "scale" },
+    spec: {
+      podSelector: { matchLabels: { app: "server" } },
+      policyTypes: ["Ingress"],
+      ingress: [{ _from: [{ podSelector: { matchLabels: { app: "client" } } }], ports }],
+    },
+  };
+}
+
 /**
  * Policies i = offset..offset+count-1, each allowing the client on 1,000 ports the probe never uses:
  * TCP for the first 50, UDP for the next 50 (one peer identity offers 65,535 ports per protocol).
@@ -29,42 +43,17 @@ const PORT = 7777;
 function fillerPolicies(count: number, portsEach: number, offset: number): V1NetworkPolicy[] {
   return Array.from({ length: count }, (_v, k) => {
     const i = offset + k;
-    return {
-      apiVersion: "networking.k8s.io/v1",
-      kind: "NetworkPolicy",
-      metadata: { name: `filler-${i}`, namespace: "scale" },
-      spec: {
-        podSelector: { matchLabels: { app: "server" } },
-        policyTypes: ["Ingress"],
-        ingress: [
-          {
-            _from: [{ podSelector: { matchLabels: { app: "client" } } }],
-            ports: Array.from({ length: portsEach }, (_w, j) => ({
-              protocol: i < 50 ? "TCP" : "UDP",
-              port: 10000 + (i % 50) * portsEach + j,
-            })),
-          },
-        ],
-      },
-    };
+    return clientToServer(
+      `filler-${i}`,
+      Array.from({ length: portsEach }, (_w, j) => ({
+        protocol: i < 50 ? "TCP" : "UDP",
+        port: 10000 + (i % 50) * portsEach + j,
+      })),
+    );
   });
 }
 
-const allowProbe: V1NetworkPolicy = {
-  apiVersion: "networking.k8s.io/v1",
-  kind: "NetworkPolicy",
-  metadata: { name: "allow-probe", namespace: "scale" },
-  spec: {
-    podSelector: { matchLabels: { app: "server" } },
-    policyTypes: ["Ingress"],
-    ingress: [
-      {
-        _from: [{ podSelector: { matchLabels: { app: "client" } } }],
-        ports: [{ protocol: "TCP", port: PORT }],
-      },
-    ],
-  },
-};
+const allowProbe = clientToServer("allow-probe", [{ protocol: "TCP", port: PORT }]);
 
 function fmt(s: Stats): string {
   return `${Math.round(s.median)} (${Math.round(s.min)}..${Math.round(s.max)})`;
@@ -166,21 +155,9 @@ runBench("bench:policy", 4, async ({ runs, seconds, rr, lab, servers, kernelBase
   // Programming time: 1,000 new NetworkPolicies, from the first create to the last entry in the kernel.
   for (let i = 0; i < 100; i++) await lab.deletePolicy("scale", `filler-${i}`).catch(() => undefined);
   await waitEntries(1, 120000);
-  const thousand = Array.from({ length: 1000 }, (_v, i): V1NetworkPolicy => ({
-    apiVersion: "networking.k8s.io/v1",
-    kind: "NetworkPolicy",
-    metadata: { name: `p-${i}`, namespace: "scale" },
-    spec: {
-      podSelector: { matchLabels: { app: "server" } },
-      policyTypes: ["Ingress"],
-      ingress: [
-        {
-          _from: [{ podSelector: { matchLabels: { app: "client" } } }],
-          ports: [{ protocol: "TCP", port: 20000 + i }],
-        },
-      ],
-    },
-  }));
+  const thousand = Array.from({ length: 1000 }, (_v, i) =>
+    clientToServer(`p-${i}`, [{ protocol: "TCP", port: 20000 + i }]),
+  );
   const t0 = Date.now();
   await runLimited(
     thousand.map((p) => () => lab.applyPolicy(p)),

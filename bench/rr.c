@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Request/response benchmark: one TCP connection, 1-byte request, 1-byte response, as many round
- * trips as fit in the duration. Prints round trips per second. Built by bench/run (clang or cc).
+ * trips as fit in the duration. Prints round trips per second. Built by bench/measure.ts (buildRr,
+ * clang-16) into the benchmark's temporary directory.
  *
  *   rr server PORT
  *   rr client HOST PORT SECONDS     one connection, 1-byte request/response

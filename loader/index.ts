@@ -48,11 +48,13 @@ export {
   listLinks,
   findLink,
   listRoutes,
+  listRules,
   listAddresses,
   IpCommandError,
   type NetnsOption,
   type LinkInfo,
   type RouteInfo,
+  type RuleInfo,
   type AddrInfo,
 } from "./iproute.js";
 export { RawSocket } from "./raw-socket.js";

@@ -194,6 +194,18 @@ export interface RouteInfo {
   scope?: string;
 }
 
+export interface RuleInfo {
+  priority: number;
+  src?: string;
+  table?: string;
+  [key: string]: unknown;
+}
+
+/** IPv4 policy routing rules (`ip -4 rule show`). */
+export function listRules(opts: NetnsOption = {}): Promise<RuleInfo[]> {
+  return ipJson<RuleInfo[]>(["-4", "rule", "show"], opts);
+}
+
 /** IPv4 routes of the main table. */
 export function listRoutes(opts: NetnsOption = {}): Promise<RouteInfo[]> {
   return ipJson<RouteInfo[]>(["-4", "route", "show"], opts);

@@ -50,9 +50,6 @@ export interface AgentHealth {
   reason: string;
 }
 
-/** GET /v1/status: the agent's own status type, as JSON carries it. */
-export type AgentStatusBody = AgentStatus;
-
 /** One element of GET /v1/identities. */
 export interface AgentIdentity {
   id: number;
@@ -153,8 +150,9 @@ export class AgentClient {
     };
   }
 
-  async status(): Promise<AgentStatusBody> {
-    return (await this.get("/v1/status")) as AgentStatusBody;
+  /** GET /v1/status: the agent's own status type, as JSON carries it. */
+  async status(): Promise<AgentStatus> {
+    return (await this.get("/v1/status")) as AgentStatus;
   }
 
   async identities(): Promise<AgentIdentity[]> {

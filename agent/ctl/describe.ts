@@ -1,23 +1,28 @@
 /** Words for numbers: protocols, reasons, flags, identities, durations, as skeinctl prints them. */
+import { IpProto } from "../datapath/packet.js";
 import { CtFlag } from "../../maps/conntrack.js";
 import { ConfigFlag } from "../../maps/config.js";
 import { isCidrIdentity, isPodIdentity, reservedIdentityName } from "../../maps/identities.js";
 import { IpcacheFlag } from "../../maps/ipcache.js";
+import { REASONS, type Reason } from "../../maps/metrics.js";
 
-const PROTOCOLS: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 132: "SCTP" };
+/** IpProto's names by number. */
+const PROTOCOLS: ReadonlyMap<number, string> = new Map(
+  Object.entries(IpProto).map(([name, proto]) => [proto, name]),
+);
 
 /** `TCP`, `UDP`, ... or `proto-N`. */
 export function protocolName(proto: number): string {
-  return PROTOCOLS[proto] ?? `proto-${proto}`;
+  return PROTOCOLS.get(proto) ?? `proto-${proto}`;
 }
 
 /** True for protocols whose events carry ports. */
 export function hasPorts(proto: number): boolean {
-  return proto === 6 || proto === 17 || proto === 132;
+  return proto === IpProto.TCP || proto === IpProto.UDP || proto === IpProto.SCTP;
 }
 
-/** What each datapath reason means (bpf/lib/drop.h), for people. */
-export const REASON_TEXT: Readonly<Record<string, string>> = {
+/** What each datapath reason means (bpf/lib/drop.h), for people. A reason without text fails to compile. */
+export const REASON_TEXT: Readonly<Record<Reason, string>> = {
   fwd_local: "redirected to a pod on this node",
   fwd_overlay: "encapsulated towards another node",
   fwd_stack: "handed to the host network stack",
@@ -34,6 +39,11 @@ export const REASON_TEXT: Readonly<Record<string, string>> = {
   drop_tunnel_key: "tunnel metadata missing or unusable",
   drop_redirect: "the redirect helper failed",
 };
+
+/** The text of a reason by name; undefined for a name the datapath does not have. */
+export function reasonText(reason: string): string | undefined {
+  return (REASONS as readonly string[]).includes(reason) ? REASON_TEXT[reason as Reason] : undefined;
+}
 
 /** Names of the bits set in `flags`, from a { name: bit } table; unknown bits as hex. */
 export function flagNames(flags: number, table: Readonly<Record<string, number>>): string[] {

@@ -4,9 +4,10 @@
  * number is some other link. So a name is given only when the link here is the one the maps describe:
  * an endpoint's host veth carries the endpoint's host MAC, the overlay device the node's VXLAN MAC.
  */
-import { SysError, listLinks } from "../../loader/index.js";
+import { listLinks } from "../../loader/index.js";
 import { ConfigMap } from "../../maps/config.js";
 import { EndpointsMap } from "../../maps/endpoints.js";
+import { openOptional } from "./optional.js";
 
 /** ifindex → (name, MAC) of every link here; empty when `ip` cannot be run (names are then left out). */
 async function linksHere(): Promise<Map<number, { name: string; mac: string }>> {
@@ -16,15 +17,6 @@ async function linksHere(): Promise<Map<number, { name: string; mac: string }>> 
     );
   } catch {
     return new Map();
-  }
-}
-
-function openOptional<T>(open: () => T): T | undefined {
-  try {
-    return open();
-  } catch (err) {
-    if (err instanceof SysError && err.code === "ENOENT") return undefined;
-    throw err;
   }
 }
 

@@ -53,8 +53,6 @@ export class Names {
   readonly #rules = new Map<number, { rule: AgentRule; at: number }>();
   readonly #lastRefresh = new Map<Kind | "rules", number>();
   #downSince: number | undefined;
-  #lastError: AgentUnreachableError | undefined;
-  #everAsked = false;
 
   constructor(client: AgentClient | undefined, options: NamesOptions = {}) {
     this.#client = client;
@@ -62,11 +60,6 @@ export class Names {
     this.#retryDownMs = options.retryDownMs ?? 10000;
     this.#onAgentState = options.onAgentState;
     this.#now = options.now ?? Date.now;
-  }
-
-  /** The last reason the agent did not answer, while it does not; undefined when it answers. */
-  get agentDown(): AgentUnreachableError | undefined {
-    return this.#downSince === undefined ? undefined : this.#lastError;
   }
 
   /** Fetches everything once. Returns false when the agent did not answer. */
@@ -85,21 +78,16 @@ export class Names {
     if (this.#downSince !== undefined && this.#now() - this.#downSince < this.#retryDownMs) return undefined;
     try {
       const v = await fn(client);
-      if (this.#downSince !== undefined || !this.#everAsked) {
-        const wasDown = this.#downSince !== undefined;
+      if (this.#downSince !== undefined) {
         this.#downSince = undefined;
-        this.#lastError = undefined;
-        if (wasDown) this.#onAgentState?.(true);
+        this.#onAgentState?.(true);
       }
-      this.#everAsked = true;
       return v;
     } catch (err) {
       if (!(err instanceof AgentUnreachableError)) throw err;
       const wasUp = this.#downSince === undefined;
       this.#downSince = this.#now();
-      this.#lastError = err;
       if (wasUp) this.#onAgentState?.(false, err);
-      this.#everAsked = true;
       return undefined;
     }
   }
@@ -176,16 +164,6 @@ export class Names {
     if (rule === null) this.#rules.delete(ruleId);
     else this.#rules.set(ruleId, { rule, at: this.#now() });
     return rule ?? undefined;
-  }
-
-  /** Every pod identity the agent knows (after load()). */
-  knownIdentities(): AgentIdentity[] {
-    return [...this.#identities.values()];
-  }
-
-  /** Every CIDR identity the agent knows (after load()). */
-  knownCidrs(): { id: number; cidr: string }[] {
-    return [...this.#cidrs].map(([id, cidr]) => ({ id, cidr }));
   }
 }
 

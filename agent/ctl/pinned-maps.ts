@@ -2,7 +2,8 @@
  * Every pinned map of a node as skeinctl shows it: a description (type, sizes, fill) for
  * `map list` and `status`, and a decoded dump through the maps/ codecs for `map dump`.
  */
-import { MapType, RawMap, SysError, type MapInfo } from "../../loader/index.js";
+import { MapType, RawMap, type MapInfo } from "../../loader/index.js";
+import { openOptional } from "./optional.js";
 import { ConfigMap } from "../../maps/config.js";
 import { CONNTRACK_MAP, ConntrackMap } from "../../maps/conntrack.js";
 import { EndpointsMap } from "../../maps/endpoints.js";
@@ -25,19 +26,14 @@ import {
 } from "./describe.js";
 import type { Column } from "./output.js";
 
-const TYPE_NAMES: Record<number, string> = {
-  [MapType.HASH]: "hash",
-  [MapType.ARRAY]: "array",
-  [MapType.PERCPU_HASH]: "percpu_hash",
-  [MapType.PERCPU_ARRAY]: "percpu_array",
-  [MapType.LRU_HASH]: "lru_hash",
-  [MapType.LPM_TRIE]: "lpm_trie",
-  [MapType.RINGBUF]: "ringbuf",
-};
+/** bpftool's names are MapType's keys in lower case. */
+const TYPE_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(MapType).map(([name, type]) => [type, name.toLowerCase()]),
+);
 
 /** A kernel map type number as bpftool names it. */
 export function mapTypeName(type: number): string {
-  return TYPE_NAMES[type] ?? `type_${type}`;
+  return TYPE_NAMES.get(type) ?? `type_${type}`;
 }
 
 /** One pinned map as `map list` shows it. */
@@ -82,25 +78,20 @@ function describeOpen(name: PinnedMapName, path: string, raw: RawMap): MapDescri
 export function describePinnedMaps(root: string): MapDescription[] {
   return PINNED_MAPS.map((name) => {
     const path = pinPath(root, name);
-    let raw: RawMap;
-    try {
-      raw = RawMap.openPinned(path);
-    } catch (err) {
-      if (err instanceof SysError && err.code === "ENOENT")
-        return {
-          name,
-          path,
-          pinned: false,
-          id: null,
-          type: null,
-          keySize: null,
-          valueSize: null,
-          entries: null,
-          capacity: null,
-          pressurePercent: null,
-        };
-      throw err;
-    }
+    const raw = openOptional(() => RawMap.openPinned(path));
+    if (raw === undefined)
+      return {
+        name,
+        path,
+        pinned: false,
+        id: null,
+        type: null,
+        keySize: null,
+        valueSize: null,
+        entries: null,
+        capacity: null,
+        pressurePercent: null,
+      };
     try {
       return describeOpen(name, path, raw);
     } finally {
@@ -166,7 +157,7 @@ function col(header: string, key: string): Column<Record<string, unknown>> {
   };
 }
 
-function identityText(id: number): string {
+function numberedIdentityText(id: number): string {
   const name = reservedIdentityName(id);
   return name === undefined ? String(id) : `${id} (${name})`;
 }
@@ -219,7 +210,7 @@ function dumpIpcache(root: string): MapDump {
     rows,
     columns: [
       col("PREFIX", "prefix"),
-      { header: "IDENTITY", value: (r) => identityText(r.identity as number) },
+      { header: "IDENTITY", value: (r) => numberedIdentityText(r.identity as number) },
       { header: "TUNNEL", value: (r) => (r.tunnelIp as string | null) ?? "- (local)" },
       {
         header: "CIDR-IDENTITY",
@@ -263,7 +254,7 @@ function dumpPolicy(root: string): MapDump {
             ? `ip ${r.peerIp as string}`
             : (r.peerIdentity as number) === 0
               ? "any"
-              : identityText(r.peerIdentity as number),
+              : numberedIdentityText(r.peerIdentity as number),
       },
       { header: "PROTO", value: (r) => (r.protocol as string | null) ?? "any" },
       {
@@ -318,8 +309,8 @@ function dumpConntrack(root: string): MapDump {
         value: (r) =>
           r.protocol === "ICMP" ? (r.addrB as string) : `${r.addrB as string}:${r.portB as number}`,
       },
-      { header: "IDENTITY-A", value: (r) => identityText(r.identityA as number) },
-      { header: "IDENTITY-B", value: (r) => identityText(r.identityB as number) },
+      { header: "IDENTITY-A", value: (r) => numberedIdentityText(r.identityA as number) },
+      { header: "IDENTITY-B", value: (r) => numberedIdentityText(r.identityB as number) },
       { header: "AGE", value: (r) => formatDuration(r.ageS as number) },
       { header: "IDLE", value: (r) => formatDuration(r.idleS as number) },
       col("FLAGS", "flagNames"),

@@ -481,6 +481,18 @@ export class Lab {
   }
 
   /**
+   * Deletes a namespace the way the namespace controller would (the lab API server does not
+   * cascade): its pods (CNI DEL, netns, workload), its policies, then the Namespace.
+   */
+  async deleteNamespace(name: string): Promise<void> {
+    for (const pod of this.state.pods.filter((p) => p.namespace === name)) await this.deletePod(pod);
+    await this.networking().deleteCollectionNamespacedNetworkPolicy({ namespace: name });
+    await this.core().deleteNamespace({ name });
+    this.state.namespaces = this.state.namespaces.filter((n) => n !== name);
+    this.#save();
+  }
+
+  /**
    * Creates a pod: its network namespace, skein-cni ADD in the node, a workload serving the lab
    * ports, and the Pod object with its IP (what the kubelet would report).
    */

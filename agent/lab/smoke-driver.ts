@@ -48,16 +48,8 @@ export class LabSmokeDriver implements SmokeDriver {
     return this.#lab.applyPolicy(policy);
   }
 
-  /**
-   * Deletes the namespace's pods (CNI DEL, netns, workload), its policies and the Namespace. The lab
-   * API server does not cascade, so this does what the namespace controller would.
-   */
-  async deleteNamespace(namespace: string): Promise<void> {
-    for (const pod of this.#lab.state.pods.filter((p) => p.namespace === namespace))
-      await this.#lab.deletePod(pod);
-    await this.#lab.networking().deleteCollectionNamespacedNetworkPolicy({ namespace });
-    await this.#lab.core().deleteNamespace({ name: namespace });
-    const known = this.#lab.state.namespaces.indexOf(namespace);
-    if (known >= 0) this.#lab.state.namespaces.splice(known, 1);
+  /** The namespace with its pods and policies (Lab.deleteNamespace). */
+  deleteNamespace(namespace: string): Promise<void> {
+    return this.#lab.deleteNamespace(namespace);
   }
 }

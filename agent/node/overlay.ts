@@ -13,7 +13,9 @@ import {
   listAddresses,
   listLinks,
   listRoutes,
+  listRules,
   type RouteInfo,
+  type RuleInfo,
 } from "../../loader/index.js";
 import { vxlanMacFor } from "../../maps/config.js";
 import { formatPrefix, parsePrefix, prefixContainsIp, type Prefix } from "../../maps/net.js";
@@ -68,8 +70,33 @@ export function allOnLink(routes: readonly RouteInfo[], uplink: string, ips: rea
   });
 }
 
-/** allOnLink against this network namespace's main table. */
+/**
+ * Are the rules only the kernel's three (local, main, default, each for all sources)? Then the main
+ * table decides every route, and allOnLink's answer is the kernel's.
+ */
+export function onlyDefaultRules(rules: readonly RuleInfo[]): boolean {
+  const defaults = new Map([
+    [0, "local"],
+    [32766, "main"],
+    [32767, "default"],
+  ]);
+  return (
+    rules.length === defaults.size &&
+    rules.every(
+      (r) =>
+        defaults.get(r.priority) === r.table &&
+        Object.keys(r).every((k) => k === "priority" || k === "src" || k === "table") &&
+        (r.src === undefined || r.src === "all"),
+    )
+  );
+}
+
+/**
+ * allOnLink against this network namespace's main table; false when policy routing rules other than
+ * the kernel's own exist (another table could route a node elsewhere).
+ */
 export async function tunnelEndpointsOnLink(uplink: string, ips: readonly string[]): Promise<boolean> {
+  if (!onlyDefaultRules(await listRules())) return false;
   return allOnLink(await listRoutes(), uplink, ips);
 }
 

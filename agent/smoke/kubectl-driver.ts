@@ -7,6 +7,7 @@
  */
 import { execFile } from "node:child_process";
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
+import { EXIT_UNREACHED } from "../lab/probe-cli.js";
 import {
   SMOKE_PORTS,
   type SmokeDriver,
@@ -292,7 +293,7 @@ export class KubectlDriver implements SmokeDriver {
       answer = undefined;
     }
     if (r.code === 0 && answer?.ok === true) return true;
-    if (r.code === 1 && answer?.ok === false) return false;
+    if (r.code === EXIT_UNREACHED && answer?.ok === false) return false;
     throw new Error(
       `probe from ${from}: kubectl exit ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 1000)}`,
     );

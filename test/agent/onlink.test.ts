@@ -4,8 +4,8 @@
  * prefix, as the kernel's main table would.
  */
 import assert from "node:assert/strict";
-import type { RouteInfo } from "../../loader/index.js";
-import { allOnLink } from "../../agent/node/overlay.js";
+import type { RouteInfo, RuleInfo } from "../../loader/index.js";
+import { allOnLink, onlyDefaultRules } from "../../agent/node/overlay.js";
 
 const connected: RouteInfo = { dst: "198.18.0.0/24", dev: "eth0", protocol: "kernel", scope: "link" };
 const deflt: RouteInfo = { dst: "default", gateway: "198.18.0.1", dev: "eth0" };
@@ -39,5 +39,22 @@ describe("agent: allOnLink (the tunnel next-hop shortcut)", function () {
     assert.equal(allOnLink([], "eth0", ["198.18.0.12"]), false);
     const odd: RouteInfo = { dst: "nonsense", dev: "eth0" };
     assert.equal(allOnLink([odd, connected], "eth0", ["198.18.0.12"]), true);
+  });
+
+  it("trusts the main table only under the kernel's three default rules", function () {
+    // What `ip -j -4 rule show` prints on a fresh namespace.
+    const defaults: RuleInfo[] = [
+      { priority: 0, src: "all", table: "local" },
+      { priority: 32766, src: "all", table: "main" },
+      { priority: 32767, src: "all", table: "default" },
+    ];
+    assert.equal(onlyDefaultRules(defaults), true);
+    assert.equal(onlyDefaultRules([...defaults, { priority: 100, src: "all", table: "100" }]), false);
+    assert.equal(
+      onlyDefaultRules([defaults[0]!, { priority: 32766, src: "10.0.0.0/8", table: "main" }, defaults[2]!]),
+      false,
+    );
+    assert.equal(onlyDefaultRules([defaults[0]!, { ...defaults[1]!, fwmark: "0x1" }, defaults[2]!]), false);
+    assert.equal(onlyDefaultRules(defaults.slice(1)), false);
   });
 });

@@ -1,5 +1,5 @@
 /** skeinctl identity list */
-import { SysError } from "../../../loader/index.js";
+import { openOptional } from "../optional.js";
 import { Identity, reservedIdentityName } from "../../../maps/identities.js";
 import { IpcacheMap } from "../../../maps/ipcache.js";
 import { formatPrefix } from "../../../maps/net.js";
@@ -27,13 +27,8 @@ const RESERVED = [Identity.host, Identity.world, Identity.remoteNode, Identity.u
 
 /** Prefixes per identity in the node's ipcache; undefined when the ipcache is not pinned. */
 function ipcacheAddresses(root: string): Map<number, string[]> | undefined {
-  let map: IpcacheMap;
-  try {
-    map = IpcacheMap.openPinned(root);
-  } catch (err) {
-    if (err instanceof SysError && err.code === "ENOENT") return undefined;
-    throw err;
-  }
+  const map = openOptional(() => IpcacheMap.openPinned(root));
+  if (map === undefined) return undefined;
   try {
     const out = new Map<number, string[]>();
     const add = (id: number, prefix: string) => {

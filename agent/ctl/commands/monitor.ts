@@ -1,12 +1,13 @@
 /** skeinctl monitor: drop and policy-verdict events from the pinned ring buffer, live, with names. */
-import { RawMap, RingBuffer, SysError } from "../../../loader/index.js";
+import { RawMap, RingBuffer } from "../../../loader/index.js";
+import { openOptional } from "../optional.js";
 import { ConfigFlag, ConfigMap } from "../../../maps/config.js";
 import { EVENTS_MAP, decodeEvent, type DatapathEvent } from "../../../maps/events.js";
 import { pinPath } from "../../../maps/pins.js";
 import { AgentClient, agentUrl, type AgentPod, type AgentRule } from "../agent-client.js";
 import { CtlError, type Command, type CtlContext } from "../cli.js";
 import {
-  REASON_TEXT,
+  reasonText,
   configFlagNames,
   hasPorts,
   monotonicNowNs,
@@ -84,7 +85,7 @@ export function summarize(
       ? `no rule allows ingress to ${peerName(ev.dst)} from ${peerName(ev.src)} on ${service(ev.protocol, ev.dst)}`
       : `no rule allows egress from ${peerName(ev.src)} to ${peerName(ev.dst)} on ${service(ev.protocol, ev.dst)}`;
   }
-  return `${ev.reason}: ${REASON_TEXT[ev.reason] ?? "unknown reason"}`;
+  return `${ev.reason}: ${reasonText(ev.reason) ?? "unknown reason"}`;
 }
 
 /** Names the numbers of `ev`. */
@@ -139,7 +140,7 @@ export function formatLine(rec: MonitorRecord): string {
   const via = rec.ifname ?? `ifindex ${rec.ifindex}`;
   const what =
     rec.type === "drop"
-      ? `${rec.reason}: ${rec.summary.startsWith(rec.reason) ? (REASON_TEXT[rec.reason] ?? "") : rec.summary}`
+      ? `${rec.reason}: ${rec.summary.startsWith(rec.reason) ? (reasonText(rec.reason) ?? "") : rec.summary}`
       : rec.summary;
   return `${time} ${label.padEnd(5)} ${rec.direction.padEnd(7)} ${rec.protocol.padEnd(4)} ${peerText(rec.src)} -> ${peerText(rec.dst)} on ${via}: ${what}`;
 }
@@ -192,13 +193,8 @@ export const monitor: Command = {
 
     using events = RawMap.openPinned(pinPath(root, EVENTS_MAP));
     if (type !== "drop") {
-      let flags: number | undefined;
-      try {
-        using cfg = ConfigMap.openPinned(root);
-        flags = cfg.read().flags;
-      } catch (err) {
-        if (!(err instanceof SysError && err.code === "ENOENT")) throw err;
-      }
+      using cfg = openOptional(() => ConfigMap.openPinned(root));
+      const flags = cfg?.read().flags;
       if (flags !== undefined && (flags & ConfigFlag.verdictEvents) === 0)
         note(
           `verdict events are off on this node (skn_config flags: ${configFlagNames(flags).join(",") || "none"}): only drops will show. ` +

@@ -1,16 +1,12 @@
 /** skeinctl status */
-import { Program, SysError, type ProgramInfo } from "../../../loader/index.js";
+import { Program, type ProgramInfo } from "../../../loader/index.js";
+import { openOptional } from "../optional.js";
 import { ConfigMap } from "../../../maps/config.js";
 import { EndpointsMap } from "../../../maps/endpoints.js";
 import { PROGRAM_NAMES, pinPath, type ProgramName } from "../../../maps/pins.js";
 import { listAttachments } from "../../datapath/attach.js";
-import {
-  AgentClient,
-  AgentUnreachableError,
-  agentUrl,
-  type AgentHealth,
-  type AgentStatusBody,
-} from "../agent-client.js";
+import { AgentClient, AgentUnreachableError, agentUrl, type AgentHealth } from "../agent-client.js";
+import type { AgentStatus } from "../../agent.js";
 import type { Command } from "../cli.js";
 import { formatDuration } from "../describe.js";
 import { renderJson, renderTable } from "../output.js";
@@ -55,7 +51,7 @@ export interface AgentReport {
   lastReconcile: { at: string; durationMs: number } | null;
   nodes: number | null;
   skipped: number | null;
-  policyErrors: AgentStatusBody["policyErrors"];
+  policyErrors: AgentStatus["policyErrors"];
 }
 
 /** What `skeinctl status -o json` prints. */
@@ -72,18 +68,8 @@ export interface StatusReport {
 }
 
 function openProgramInfo(path: string): ProgramInfo | undefined {
-  let prog: Program;
-  try {
-    prog = Program.openPinned(path);
-  } catch (err) {
-    if (err instanceof SysError && err.code === "ENOENT") return undefined;
-    throw err;
-  }
-  try {
-    return prog.info();
-  } finally {
-    prog.close();
-  }
+  using prog = openOptional(() => Program.openPinned(path));
+  return prog?.info();
 }
 
 function programNameById(id: number): string | null {
@@ -104,17 +90,13 @@ function roles(root: string): {
   const endpoints = new Map<number, string>();
   let vxlanIfindex = 0;
   let uplinkIfindex = 0;
-  try {
-    using ep = EndpointsMap.openPinned(root);
-    for (const [ip, e] of ep.entries()) endpoints.set(e.ifindex, ip);
-  } catch (err) {
-    if (!(err instanceof SysError && err.code === "ENOENT")) throw err;
+  {
+    using ep = openOptional(() => EndpointsMap.openPinned(root));
+    for (const [ip, e] of ep?.entries() ?? []) endpoints.set(e.ifindex, ip);
   }
-  try {
-    using cfg = ConfigMap.openPinned(root);
-    ({ vxlanIfindex, uplinkIfindex } = cfg.read());
-  } catch (err) {
-    if (!(err instanceof SysError && err.code === "ENOENT")) throw err;
+  {
+    using cfg = openOptional(() => ConfigMap.openPinned(root));
+    if (cfg !== undefined) ({ vxlanIfindex, uplinkIfindex } = cfg.read());
   }
   return { endpoints, vxlanIfindex, uplinkIfindex };
 }
