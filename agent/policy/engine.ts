@@ -136,7 +136,6 @@ interface PolicyState {
 interface RuleState {
   readonly id: number;
   readonly ref: RuleRef;
-  readonly policy: PolicyState;
   readonly shape: ShapeState;
 }
 
@@ -1147,7 +1146,6 @@ export class PolicyEngine {
       const r: RuleState = {
         id: this.ruleIds.acquire(ref),
         ref,
-        policy: pol,
         shape: this.acquireShape(rule),
       };
       r.shape.rules.add(r);
