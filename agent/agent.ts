@@ -388,7 +388,15 @@ export class Agent {
       const remoteIps = nodes.filter((n) => n.name !== own.name).map((n) => n.internalIp);
       const onLinkKey = `${uplinkName}|${remoteIps.join(",")}`;
       if (onLinkKey !== this.#appliedOnLinkKey) {
-        const onLink = await tunnelEndpointsOnLink(uplinkName, remoteIps);
+        let onLink = false;
+        try {
+          onLink = await tunnelEndpointsOnLink(uplinkName, remoteIps);
+        } catch (err) {
+          // The shortcut is an optimisation: without the routes, the kernel keeps routing.
+          this.#log.warn("tunnel next hop: cannot read the routes; the kernel routes every packet", {
+            error: err instanceof Error ? err.message : String(err),
+          });
+        }
         const was = this.#config.flags;
         const flags = onLink ? was | ConfigFlag.tunnelOnLink : was & ~ConfigFlag.tunnelOnLink;
         if (flags !== was) {
