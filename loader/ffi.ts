@@ -38,6 +38,12 @@ export const tcOpts = koffi.struct("skn_bpf_tc_opts", {
   priority: "uint32_t",
 });
 
+export const progAttachOpts = koffi.struct("skn_bpf_prog_attach_opts", {
+  sz: "size_t",
+  flags: "uint32_t",
+  replace_prog_fd: "int",
+});
+
 export const testRunOpts = koffi.struct("skn_bpf_test_run_opts", {
   sz: "size_t",
   data_in: "void *",
@@ -155,6 +161,13 @@ function bindLibbpf() {
     bpf_tc_attach: lib.func("int bpf_tc_attach(const skn_bpf_tc_hook *hook, _Inout_ skn_bpf_tc_opts *opts)"),
     bpf_tc_detach: lib.func("int bpf_tc_detach(const skn_bpf_tc_hook *hook, const skn_bpf_tc_opts *opts)"),
     bpf_tc_query: lib.func("int bpf_tc_query(const skn_bpf_tc_hook *hook, _Inout_ skn_bpf_tc_opts *opts)"),
+    bpf_prog_attach_opts: lib.func(
+      "int bpf_prog_attach_opts(int prog_fd, int target, int type, const skn_bpf_prog_attach_opts *opts)",
+    ),
+    bpf_prog_detach2: lib.func("int bpf_prog_detach2(int prog_fd, int target, int type)"),
+    bpf_prog_query: lib.func(
+      "int bpf_prog_query(int target, int type, uint32_t query_flags, _Out_ uint32_t *attach_flags, _Out_ uint8_t *prog_ids, _Inout_ uint32_t *prog_cnt)",
+    ),
     ring_buffer__new: lib.func(
       "skn_ring_buffer *ring_buffer__new(int map_fd, skn_ring_buffer_sample_fn *cb, void *ctx, void *opts)",
     ),

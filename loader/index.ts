@@ -26,6 +26,17 @@ export {
   type TcSlot,
   type TcFilter,
 } from "./tc.js";
+export { tcxAttach, tcxDetach, tcxQuery } from "./tcx.js";
+export {
+  hookAttach,
+  hookDetach,
+  hookQuery,
+  tcxSupported,
+  type HookSlot,
+  type HookOwner,
+  type HookKind,
+  type Hooked,
+} from "./hook.js";
 export {
   BPF_FS_MAGIC,
   DEFAULT_BPFFS_MOUNT,
