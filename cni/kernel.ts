@@ -52,7 +52,7 @@ export interface SideView {
   neighbours: NeighbourState[];
 }
 
-/** What sits in Skein's TC slot on an interface: program names, undefined for an empty slot. */
+/** Skein's programs on an interface's hooks: program names, undefined for none. */
 export interface AttachedPrograms {
   ingress?: string;
   egress?: string;
@@ -60,9 +60,9 @@ export interface AttachedPrograms {
 
 /** The pinned datapath as the CNI uses it. Owns program and map fds: close it. */
 export interface PodDatapath extends Disposable {
-  /** Creates clsact and attaches skn_from_pod (ingress) and skn_to_pod (egress) in Skein's slot. */
+  /** Attaches skn_from_pod (ingress) and skn_to_pod (egress): tcx, or cls_bpf in Skein's slot. */
   attach(ifindex: number, ifname: string): void;
-  /** Removes the clsact qdisc (and with it the filters); an absent link or qdisc is fine. */
+  /** Removes Skein's programs (and a clsact qdisc); an absent link or qdisc is fine. */
   detach(ifindex: number, ifname: string): void;
   attached(ifindex: number, ifname: string): AttachedPrograms;
   endpoint(ip: string): Endpoint | undefined;

@@ -9,18 +9,18 @@ import {
   Program,
   SysError,
   destroyClsact,
-  ensureClsact,
   filesystemType,
+  hookAttach,
+  hookDetach,
+  hookQuery,
   interfaceIndex,
-  tcAttach,
-  tcQuery,
   batchArg as q,
   ipBatchSync,
   ipComplaint,
   type TcDirection,
 } from "../loader/index.js";
 import { EndpointsMap, ENDPOINTS_MAP, type Endpoint } from "../maps/endpoints.js";
-import { PROGRAMS, TC_HANDLE, TC_PRIORITY, pinPath } from "../maps/pins.js";
+import { PROGRAMS, SKEIN_HOOKS, pinPath } from "../maps/pins.js";
 import { CniError, ErrorCode, describe } from "./errors.js";
 
 import type {
@@ -117,24 +117,25 @@ class PinnedPodDatapath implements PodDatapath {
   }
 
   attach(ifindex: number, ifname: string): void {
-    ensureClsact(ifindex, ifname);
     for (const [direction, program] of [
       ["ingress", this.#fromPod],
       ["egress", this.#toPod],
     ] as const) {
-      tcAttach({ ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }, program, { ifname });
+      hookAttach({ ifindex, direction, ifname }, program, SKEIN_HOOKS);
     }
   }
 
   detach(ifindex: number, ifname: string): void {
+    for (const direction of ["ingress", "egress"] as const)
+      hookDetach({ ifindex, direction, ifname }, SKEIN_HOOKS);
     destroyClsact(ifindex, ifname);
   }
 
   attached(ifindex: number, ifname: string): AttachedPrograms {
     const out: AttachedPrograms = {};
     for (const direction of ["ingress", "egress"] as TcDirection[]) {
-      const id = tcQuery({ ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }, ifname);
-      if (id === undefined || id === 0) continue;
+      const id = hookQuery({ ifindex, direction, ifname }, SKEIN_HOOKS)?.progId;
+      if (id === undefined) continue;
       const program = Program.fromId(id);
       try {
         out[direction] = program.name;

@@ -46,6 +46,16 @@ export const MAP_ALIASES: Readonly<Record<string, PinnedMapName>> = { conntrack:
 export const TC_HANDLE = 0x5e1c;
 export const TC_PRIORITY = 1;
 
+/**
+ * Skein's programs on an interface hook (loader/hook.ts): with tcx, the programs named skn_*; without
+ * it, the cls_bpf filter in Skein's slot.
+ */
+export const SKEIN_HOOKS = {
+  owns: (programName: string): boolean => programName.startsWith("skn_"),
+  handle: TC_HANDLE,
+  priority: TC_PRIORITY,
+} as const;
+
 export function pinPath(root: string, name: ProgramName | PinnedMapName): string {
   return join(root, name);
 }

@@ -1,47 +1,40 @@
 /** Attaching the pinned programs to interfaces, and moving attachments to new programs on upgrade. */
 import {
   Program,
-  ensureClsact,
+  hookAttach,
+  hookDetach,
+  hookQuery,
   interfaceIndex,
   listLinks,
-  tcAttach,
-  tcDetach,
-  tcQuery,
+  type HookKind,
+  type Hooked,
   type TcDirection,
-  type TcFilter,
 } from "../../loader/index.js";
-import { PROGRAMS, TC_HANDLE, TC_PRIORITY, pinPath, type ProgramName } from "../../maps/pins.js";
+import { PROGRAMS, SKEIN_HOOKS, pinPath, type ProgramName } from "../../maps/pins.js";
 import type { PinnedLoadReport } from "./pinned.js";
 
 /**
- * Attaches the pinned `ingress`/`egress` programs to `ifname` in our TC slot (creating clsact).
- * With `replace`, existing filters in the slot are swapped atomically. Throws SysError.
+ * Attaches the pinned `ingress`/`egress` programs to `ifname` (tcx where the kernel has it, else
+ * Skein's cls_bpf slot), each in place of Skein's program there. Throws SysError.
  */
 export function attachPinned(
   root: string,
   ifname: string,
   programs: { ingress?: ProgramName; egress?: ProgramName },
-  options: { replace?: boolean } = {},
-): TcFilter[] {
+): Hooked[] {
   const ifindex = interfaceIndex(ifname);
   if (ifindex === undefined) throw new Error(`attach ${ifname}: no such interface`);
-  ensureClsact(ifindex, ifname);
-  const out: TcFilter[] = [];
+  const out: Hooked[] = [];
   for (const direction of ["ingress", "egress"] as const) {
     const name = programs[direction];
     if (name === undefined) continue;
     using prog = Program.openPinned(pinPath(root, name));
-    out.push(
-      tcAttach({ ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }, prog, {
-        ifname,
-        replace: options.replace ?? true,
-      }),
-    );
+    out.push(hookAttach({ ifindex, direction, ifname }, prog, SKEIN_HOOKS));
   }
   return out;
 }
 
-/** Removes Skein's filters for `programs`' directions from `ifname`, if there. Throws SysError. */
+/** Removes Skein's programs for `programs`' directions from `ifname`, if there. Throws SysError. */
 export function detachPinned(
   ifname: string,
   programs: { ingress?: ProgramName; egress?: ProgramName },
@@ -49,8 +42,7 @@ export function detachPinned(
   const ifindex = interfaceIndex(ifname);
   if (ifindex === undefined) return;
   for (const direction of ["ingress", "egress"] as const)
-    if (programs[direction] !== undefined)
-      tcDetach({ ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }, ifname);
+    if (programs[direction] !== undefined) hookDetach({ ifindex, direction, ifname }, SKEIN_HOOKS);
 }
 
 export interface Attachment {
@@ -58,27 +50,27 @@ export interface Attachment {
   ifindex: number;
   direction: TcDirection;
   progId: number;
+  /** tcx, or a cls_bpf filter in Skein's slot. */
+  kind: HookKind;
 }
 
-/** Every interface in this namespace with a filter in Skein's TC slot. */
+/** Every interface in this namespace with a Skein program on a hook. */
 export async function listAttachments(): Promise<Attachment[]> {
   const out: Attachment[] = [];
   for (const link of await listLinks()) {
     for (const direction of ["ingress", "egress"] as const) {
-      const progId = tcQuery(
-        { ifindex: link.ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY },
-        link.ifname,
-      );
-      if (progId !== undefined) out.push({ ifname: link.ifname, ifindex: link.ifindex, direction, progId });
+      const h = hookQuery({ ifindex: link.ifindex, direction, ifname: link.ifname }, SKEIN_HOOKS);
+      if (h !== undefined)
+        out.push({ ifname: link.ifname, ifindex: link.ifindex, direction, progId: h.progId, kind: h.kind });
     }
   }
   return out;
 }
 
 /**
- * After a load that replaced programs, points every filter still running a replaced program at its
- * successor, in place (BPF_TC_F_REPLACE: no interface is ever without a program).
- * Returns what moved.
+ * After a load that replaced programs, points every hook still running a replaced program at its
+ * successor, in place (no interface is ever without a program; a cls_bpf filter moves to tcx where
+ * the kernel has it). Returns what moved.
  */
 export async function moveAttachmentsToReplacements(
   root: string,
@@ -94,10 +86,7 @@ export async function moveAttachmentsToReplacements(
     const next = successor.get(a.progId);
     if (next === undefined) continue;
     using prog = Program.openPinned(pinPath(root, next.name));
-    tcAttach({ ifindex: a.ifindex, direction: a.direction, handle: TC_HANDLE, priority: TC_PRIORITY }, prog, {
-      ifname: a.ifname,
-      replace: true,
-    });
+    hookAttach({ ifindex: a.ifindex, direction: a.direction, ifname: a.ifname }, prog, SKEIN_HOOKS);
     moved.push({ ifname: a.ifname, direction: a.direction, program: next.name, from: a.progId, to: next.id });
   }
   return moved;

@@ -13,6 +13,7 @@ import { hostVethName } from "../../cni/names.js";
 import { parseIPv4 } from "../../maps/net.js";
 import { uniqueName } from "../helpers/names.js";
 import { requireRoot } from "../helpers/privileged.js";
+import { hooksIn } from "../helpers/hooks.js";
 import {
   builtForm,
   cniEnv,
@@ -224,11 +225,17 @@ function pluginSuite(formName: "built" | "installed"): void {
         new RegExp(`${ip1.replaceAll(".", "\\.")} lladdr ${ifs[1]!.mac} PERMANENT`),
       );
 
-      // Our programs on both host veths, in both directions.
+      // Our programs on both host veths, in both directions (tcx on this kernel).
+      const hooks = hooksIn(nodeNs);
       for (const h of [h1, h2]) {
-        assert.match(inNode(["tc", "filter", "show", "dev", h, "ingress"]), /skn_from_pod.*direct-action/);
-        assert.match(inNode(["tc", "filter", "show", "dev", h, "egress"]), /skn_to_pod.*direct-action/);
-        assert.match(inNode(["tc", "filter", "show", "dev", h, "ingress"]), /handle 0x5e1c/);
+        assert.deepEqual(
+          [hooks.get(`${h} ingress`)?.program, hooks.get(`${h} ingress`)?.kind],
+          ["skn_from_pod", "tcx"],
+        );
+        assert.deepEqual(
+          [hooks.get(`${h} egress`)?.program, hooks.get(`${h} egress`)?.kind],
+          ["skn_to_pod", "tcx"],
+        );
       }
 
       // The endpoints map, as bpftool prints it with BTF field names.

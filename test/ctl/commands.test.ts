@@ -116,7 +116,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
         new RegExp(`egress +skn_to_pod +\\d+ +endpoint ${pod("api").ip.replaceAll(".", "\\.")}`),
       );
       assert.match(r.stdout, /skn_vxlan +ingress +skn_from_vxlan +\d+ +overlay/);
-      assert.match(r.stdout, /eth0 +ingress +skn_from_uplink +\d+ +uplink/);
+      assert.match(r.stdout, /eth0 +ingress +tcx +skn_from_uplink +\d+ +uplink/);
       assert.match(
         r.stdout,
         new RegExp(

@@ -5,27 +5,21 @@
  * bpf) is what every other lab test runs on.
  */
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { promisify } from "node:util";
+import { spawn } from "node:child_process";
 import { ConfigFlag, ConfigMap } from "../../maps/config.js";
 import { ip } from "../../loader/index.js";
 import type { LabNode, LabPod } from "../../agent/lab/lab.js";
 import { exchange, holdConnection, release } from "../../agent/lab/workload-client.js";
+import { hooksIn } from "../helpers/hooks.js";
 import { eventually, useLab } from "../helpers/lab.js";
 
 /** The uplink in the node's config map, and whether the node's eth0 runs skn_from_uplink. */
-async function uplinkState(node: LabNode): Promise<{ uplinkIfindex: number; filter: boolean }> {
-  const { stdout } = await promisify(execFile)("tc", [
-    "-n",
-    node.netns,
-    "filter",
-    "show",
-    "dev",
-    "eth0",
-    "ingress",
-  ]);
+function uplinkState(node: LabNode): { uplinkIfindex: number; filter: boolean } {
   using config = ConfigMap.openPinned(node.bpffsRoot);
-  return { uplinkIfindex: config.read().uplinkIfindex, filter: /skn_from_uplink/.test(stdout) };
+  return {
+    uplinkIfindex: config.read().uplinkIfindex,
+    filter: hooksIn(node.netns).get("eth0 ingress")?.program === "skn_from_uplink",
+  };
 }
 
 describe("e2e: --encap device (pod traffic through the VXLAN device)", function () {
@@ -40,8 +34,8 @@ describe("e2e: --encap device (pod traffic through the VXLAN device)", function 
     await eventually("a reaches b", async () => (await fx.lab.probe(a, "TCP", b.ip, 8080, 300)).ok, 15000);
   });
 
-  it("has no program on the uplink and no uplink in the config", async function () {
-    for (const n of fx.nodes) assert.deepEqual(await uplinkState(n), { uplinkIfindex: 0, filter: false });
+  it("has no program on the uplink and no uplink in the config", function () {
+    for (const n of fx.nodes) assert.deepEqual(uplinkState(n), { uplinkIfindex: 0, filter: false });
   });
 
   it("pings, connects and moves 10 MB across nodes in both directions; nodes and pods reach each other", async function () {
@@ -99,7 +93,7 @@ describe("e2e: switching a node between --encap bpf and --encap device under tra
 
   it("restarting the agent in the other mode moves the uplink program and config; held connections survive both moves", async function () {
     const n1 = fx.nodes[0]!;
-    const before = await uplinkState(n1);
+    const before = uplinkState(n1);
     assert.ok(before.uplinkIfindex > 0 && before.filter, "bpf mode by default");
     const held: { from: LabPod; id: number }[] = [];
     for (const [from, to] of [
@@ -121,8 +115,8 @@ describe("e2e: switching a node between --encap bpf and --encap device under tra
       await fx.lab.signalAgent(n1, "SIGTERM");
       fx.lab.startAgent(n1, ["--encap=device"]);
       await fx.lab.waitAgentReady(n1);
-      await eventually("uplink released", async () => !(await uplinkState(n1)).filter, 5000);
-      assert.equal((await uplinkState(n1)).uplinkIfindex, 0);
+      await eventually("uplink released", () => !uplinkState(n1).filter, 5000);
+      assert.equal(uplinkState(n1).uplinkIfindex, 0);
       await exchangeAll("after switching to device");
       assert.ok((await fx.lab.probe(a, "TCP", b.ip, 8080)).ok, "new connections from the device-mode node");
       assert.ok((await fx.lab.probe(b, "TCP", a.ip, 8080)).ok, "and towards it");
@@ -130,8 +124,8 @@ describe("e2e: switching a node between --encap bpf and --encap device under tra
       await fx.lab.signalAgent(n1, "SIGTERM");
       fx.lab.startAgent(n1);
       await fx.lab.waitAgentReady(n1);
-      await eventually("uplink taken again", async () => (await uplinkState(n1)).filter, 5000);
-      assert.ok((await uplinkState(n1)).uplinkIfindex > 0);
+      await eventually("uplink taken again", () => uplinkState(n1).filter, 5000);
+      assert.ok(uplinkState(n1).uplinkIfindex > 0);
       await exchangeAll("after switching back to bpf");
       assert.ok((await fx.lab.probe(a, "TCP", b.ip, 8080)).ok, "new connections in bpf mode");
     } finally {
@@ -183,6 +177,33 @@ describe("e2e: switching a node between --encap bpf and --encap device under tra
     }
     await eventually("n1 takes the shortcut again", () => onLink(n1), 5000);
     await traffic("with the shortcut again");
+  });
+
+  it("skeinctl datapath detach (uninstalling a drained node) removes every Skein program from the node's hooks", async function () {
+    const n2 = fx.nodes[1]!;
+    await fx.lab.signalAgent(n2, "SIGTERM");
+    assert.equal(hooksIn(n2.netns).size, 5, "pod veth × 2, overlay × 2, uplink");
+    const out = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const p = spawn(
+        "nsenter",
+        [
+          `--net=/var/run/netns/${n2.netns}`,
+          process.execPath,
+          "dist/agent/ctl/main.js",
+          "datapath",
+          "detach",
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      let stdout = "";
+      p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      p.on("close", (code) => {
+        resolve({ code, stdout });
+      });
+    });
+    assert.equal(out.code, 0);
+    assert.match(out.stdout, /^removed Skein's programs from .*eth0 ingress/);
+    assert.equal(hooksIn(n2.netns).size, 0);
   });
 
   it("refuses an unknown mode with a clear error and does not start", async function () {

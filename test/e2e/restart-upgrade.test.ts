@@ -11,9 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LabNode, LabPod } from "../../agent/lab/lab.js";
 import { exchange, holdConnection, release } from "../../agent/lab/workload-client.js";
-import { Program, listLinks, tcQuery } from "../../loader/index.js";
-import { PROGRAM_NAMES, TC_HANDLE, TC_PRIORITY, pinPath } from "../../maps/pins.js";
-import { nsExec } from "../../bench/kernel-baseline.js";
+import { Program } from "../../loader/index.js";
+import { PROGRAM_NAMES, pinPath } from "../../maps/pins.js";
+import { hooksIn } from "../helpers/hooks.js";
 import { eventually, useLab } from "../helpers/lab.js";
 
 interface Traffic {
@@ -70,26 +70,7 @@ async function startTraffic(
 }
 
 function filterIds(node: LabNode): Map<string, number> {
-  // Read in the node's namespace: tc queries act in the caller's.
-  const out = execFileSync(
-    "nsenter",
-    [
-      `--net=/var/run/netns/${node.netns}`,
-      process.execPath,
-      "-e",
-      `
-    import("${join(process.cwd(), "dist/loader/index.js")}").then(async (l) => {
-      const res = {};
-      for (const link of await l.listLinks()) for (const d of ["ingress", "egress"]) {
-        const id = l.tcQuery({ ifindex: link.ifindex, direction: d, handle: ${TC_HANDLE}, priority: ${TC_PRIORITY} }, link.ifname);
-        if (id !== undefined) res[link.ifname + " " + d] = id;
-      }
-      process.stdout.write(JSON.stringify(res));
-    });`,
-    ],
-    { encoding: "utf8" },
-  );
-  return new Map(Object.entries(JSON.parse(out) as Record<string, number>));
+  return new Map([...hooksIn(node.netns)].map(([slot, h]) => [slot, h.progId]));
 }
 
 describe("e2e: agent restarts and upgrades under traffic", function () {
@@ -234,8 +215,5 @@ describe("e2e: agent restarts and upgrades under traffic", function () {
     }
     assert.equal(t.broken, 0, "established connections broken during the upgrade");
     assert.equal(t.failed, 0, "new connections failed during the upgrade");
-    listLinks;
-    tcQuery;
-    nsExec;
   });
 });

@@ -1,6 +1,7 @@
-/** skeinctl datapath load|unload */
-import { DEFAULT_BPFFS_ROOT } from "../../../maps/pins.js";
-import { moveAttachmentsToReplacements } from "../../datapath/attach.js";
+/** skeinctl datapath load|unload|detach */
+import { DEFAULT_BPFFS_ROOT, SKEIN_HOOKS } from "../../../maps/pins.js";
+import { hookDetach } from "../../../loader/index.js";
+import { listAttachments, moveAttachmentsToReplacements } from "../../datapath/attach.js";
 import { loadPinnedDatapath, unloadPinnedDatapath } from "../../datapath/pinned.js";
 import { render, renderJson } from "../output.js";
 import { CtlError, type Command } from "../cli.js";
@@ -65,6 +66,27 @@ export const datapathUnload: Command = {
         removed.length === 0
           ? `nothing pinned under ${ctx.bpffsRoot}\n`
           : `removed ${removed.join(", ")} from ${ctx.bpffsRoot}\n`,
+      );
+    return 0;
+  },
+};
+
+export const datapathDetach: Command = {
+  name: "datapath detach",
+  summary:
+    "remove Skein's programs from every interface hook in this network namespace (tcx and TC filters); for uninstalling a drained node",
+  usage: "datapath detach [-o json]",
+  async run(ctx) {
+    const removed: string[] = [];
+    for (const a of await listAttachments())
+      if (hookDetach({ ifindex: a.ifindex, direction: a.direction, ifname: a.ifname }, SKEIN_HOOKS))
+        removed.push(`${a.ifname} ${a.direction}`);
+    if (ctx.output === "json") ctx.io.stdout(renderJson({ removed }));
+    else
+      ctx.io.stdout(
+        removed.length === 0
+          ? "no Skein program on any interface here\n"
+          : `removed Skein's programs from ${removed.join(", ")}\n`,
       );
     return 0;
   },

@@ -1,6 +1,6 @@
 /** Every skeinctl command. */
 import type { Command } from "../cli.js";
-import { datapathLoad, datapathUnload } from "./datapath.js";
+import { datapathDetach, datapathLoad, datapathUnload } from "./datapath.js";
 import { endpointList } from "./endpoint.js";
 import { identityList } from "./identity.js";
 import { mapDump, mapList } from "./map.js";
@@ -14,6 +14,7 @@ export const COMMANDS: readonly Command[] = [
   status,
   datapathLoad,
   datapathUnload,
+  datapathDetach,
   endpointList,
   identityList,
   nodeList,

@@ -37,6 +37,8 @@ export interface AttachmentStatus {
   current: boolean;
   /** What the interface is: `endpoint 10.244.0.2`, `overlay`, or null. */
   role: string | null;
+  /** How the program is attached: tcx, or a cls_bpf filter in Skein's slot ("tc"). */
+  hook: "tcx" | "tc";
 }
 
 /** What the agent said (or that it did not answer). */
@@ -172,6 +174,7 @@ export async function nodeStatus(root: string, url: string): Promise<StatusRepor
       ifindex: a.ifindex,
       direction: a.direction,
       progId: a.progId,
+      hook: a.kind,
       program: pinned?.name ?? programNameById(a.progId),
       current: pinned !== undefined,
       role:
@@ -292,6 +295,7 @@ export const status: Command = {
           renderTable(r.attachments, [
             { header: "INTERFACE", value: (a) => a.ifname },
             { header: "DIRECTION", value: (a) => a.direction },
+            { header: "HOOK", value: (a) => a.hook },
             {
               header: "PROGRAM",
               value: (a) => `${a.program ?? "?"}${a.current ? "" : " (not the pinned one)"}`,
