@@ -109,13 +109,13 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
         assert.match(r.stdout, new RegExp(`${p} +\\d+ +[0-9a-f]{16}`));
       assert.match(
         r.stdout,
-        new RegExp(`ingress +skn_from_pod +\\d+ +endpoint ${pod("client").ip.replaceAll(".", "\\.")}`),
+        new RegExp(`ingress +tcx +skn_from_pod +\\d+ +endpoint ${pod("client").ip.replaceAll(".", "\\.")}`),
       );
       assert.match(
         r.stdout,
-        new RegExp(`egress +skn_to_pod +\\d+ +endpoint ${pod("api").ip.replaceAll(".", "\\.")}`),
+        new RegExp(`egress +tcx +skn_to_pod +\\d+ +endpoint ${pod("api").ip.replaceAll(".", "\\.")}`),
       );
-      assert.match(r.stdout, /skn_vxlan +ingress +skn_from_vxlan +\d+ +overlay/);
+      assert.match(r.stdout, /skn_vxlan +ingress +tcx +skn_from_vxlan +\d+ +overlay/);
       assert.match(r.stdout, /eth0 +ingress +tcx +skn_from_uplink +\d+ +uplink/);
       assert.match(
         r.stdout,
