@@ -3,23 +3,15 @@
  * program on a cls_bpf filter, moved to tcx by the next attach, replaced, detached; pings through
  * the hook (the command in argv[3..]) at every step. Prints one JSON line.
  */
-import { spawnSync } from "node:child_process";
-import { hookAttach, hookDetach, hookQuery, interfaceIndex, tcQuery, tcxQuery } from "../../loader/index.js";
-import { PrivateDatapath } from "../../agent/datapath/private.js";
-import { PROGRAMS, TC_HANDLE, TC_PRIORITY } from "../../maps/pins.js";
+import { hookAttach, hookDetach, hookQuery, tcQuery, tcxQuery } from "../../loader/index.js";
+import { SKEIN_HOOKS, TC_HANDLE, TC_PRIORITY } from "../../maps/pins.js";
+import { childSetup } from "./hook-fixture.js";
 
-const [ifname, ...ping] = process.argv.slice(2);
-if (ifname === undefined || ping.length === 0) throw new Error("usage: hook-child IFNAME PING-COMMAND...");
-const ifindex = interfaceIndex(ifname);
-if (ifindex === undefined) throw new Error(`no interface ${ifname}`);
+const { ifname, ifindex, a, b, progA, progB, pings, dropped } = childSetup("hook-child");
+using _a = a;
+using _b = b;
 const slot = { ifindex, direction: "ingress" as const, ifname };
-const owner = { owns: (name: string) => name.startsWith("skn_"), handle: TC_HANDLE, priority: TC_PRIORITY };
-using a = PrivateDatapath.load({});
-using b = PrivateDatapath.load({});
-const progA = a.programs[PROGRAMS.fromPod];
-const progB = b.programs[PROGRAMS.fromPod];
-const pings = () => spawnSync(ping[0]!, ping.slice(1), { stdio: "ignore" }).status === 0;
-const dropped = (dp: PrivateDatapath) => Number(dp.metrics.get("drop_spoofed", "egress").packets);
+const owner = SKEIN_HOOKS;
 const tcSlot = () =>
   tcQuery({ ifindex, direction: "ingress", handle: TC_HANDLE, priority: TC_PRIORITY }, ifname) ?? null;
 const state = () => ({

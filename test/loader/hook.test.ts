@@ -4,12 +4,7 @@
  * private datapath knows no endpoint and drops every packet as spoofed).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { ip } from "../../loader/index.js";
-import { uniqueName } from "../helpers/names.js";
-import { requireRoot } from "../helpers/privileged.js";
+import { runInPeer, useVethPair } from "./hook-fixture.js";
 
 interface Step {
   hooked?: { kind: string; progId: number };
@@ -24,38 +19,13 @@ interface Step {
 
 describe("loader: hooks prefer tcx, move cls_bpf filters over, replace and detach (real kernel)", function () {
   this.timeout(30000);
-  const nsA = uniqueName("sknhka");
-  const nsB = uniqueName("sknhkb");
-
-  before(async function () {
-    requireRoot(this);
-    await ip(["netns", "add", nsA]);
-    await ip(["netns", "add", nsB]);
-    await ip(["-n", nsA, "link", "add", "hka", "type", "veth", "peer", "name", "hkb", "netns", nsB]);
-    await ip(["-n", nsA, "addr", "add", "192.0.2.5/30", "dev", "hka"]);
-    await ip(["-n", nsB, "addr", "add", "192.0.2.6/30", "dev", "hkb"]);
-    await ip(["-n", nsA, "link", "set", "hka", "up"]);
-    await ip(["-n", nsB, "link", "set", "hkb", "up"]);
-  });
-
-  after(async function () {
-    for (const ns of [nsA, nsB]) await ip(["netns", "del", ns]).catch(() => undefined);
-  });
+  const pair = useVethPair("sknhk", "hka", "hkb", "198.51.100");
 
   it("cls_bpf → tcx on the next attach, replace in place, detach; the program runs at every step", function () {
-    const child = resolve(fileURLToPath(import.meta.url), "..", "hook-child.js");
-    const out = execFileSync(
-      "nsenter",
-      [
-        `--net=/var/run/netns/${nsB}`,
-        process.execPath,
-        child,
-        "hkb",
-        ...["nsenter", `--net=/var/run/netns/${nsA}`, "ping", "-c", "1", "-W", "1", "192.0.2.6"],
-      ],
-      { encoding: "utf8" },
-    );
-    const { ids, steps } = JSON.parse(out) as { ids: { a: number; b: number }; steps: Record<string, Step> };
+    const { ids, steps } = runInPeer("hook-child.js", pair, "hkb", "198.51.100") as {
+      ids: { a: number; b: number };
+      steps: Record<string, Step>;
+    };
     const s = (k: string): Step => {
       const v = steps[k];
       assert.ok(v !== undefined, k);

@@ -3,21 +3,12 @@
  * skn_from_pod of a private datapath with tcx, checks query, replace and detach, and pings through
  * the hook (the command in argv[3..]) with and without the program. Prints one JSON line.
  */
-import { spawnSync } from "node:child_process";
-import { interfaceIndex, tcxAttach, tcxDetach, tcxQuery } from "../../loader/index.js";
-import { PrivateDatapath } from "../../agent/datapath/private.js";
-import { PROGRAMS } from "../../maps/pins.js";
+import { tcxAttach, tcxDetach, tcxQuery } from "../../loader/index.js";
+import { childSetup } from "./hook-fixture.js";
 
-const [ifname, ...ping] = process.argv.slice(2);
-if (ifname === undefined || ping.length === 0) throw new Error("usage: tcx-child IFNAME PING-COMMAND...");
-const ifindex = interfaceIndex(ifname);
-if (ifindex === undefined) throw new Error(`no interface ${ifname}`);
-using a = PrivateDatapath.load({});
-using b = PrivateDatapath.load({});
-const progA = a.programs[PROGRAMS.fromPod];
-const progB = b.programs[PROGRAMS.fromPod];
-const pings = () => spawnSync(ping[0]!, ping.slice(1), { stdio: "ignore" }).status === 0;
-const dropped = (dp: PrivateDatapath) => Number(dp.metrics.get("drop_spoofed", "egress").packets);
+const { ifname, ifindex, a, b, progA, progB, pings, dropped } = childSetup("tcx-child");
+using _a = a;
+using _b = b;
 
 const before = tcxQuery(ifindex, "ingress", ifname);
 const pingBefore = pings();

@@ -4,47 +4,14 @@
  * packet as spoofed) attached to one end's ingress, traffic through it, replace, detach.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { ip } from "../../loader/index.js";
-import { uniqueName } from "../helpers/names.js";
-import { requireRoot } from "../helpers/privileged.js";
+import { runInPeer, useVethPair } from "./hook-fixture.js";
 
 describe("loader: tcx attach, query, replace, detach (real kernel)", function () {
   this.timeout(30000);
-  const nsA = uniqueName("skntxa");
-  const nsB = uniqueName("skntxb");
-
-  before(async function () {
-    requireRoot(this);
-    await ip(["netns", "add", nsA]);
-    await ip(["netns", "add", nsB]);
-    await ip(["-n", nsA, "link", "add", "txa", "type", "veth", "peer", "name", "txb", "netns", nsB]);
-    await ip(["-n", nsA, "addr", "add", "192.0.2.1/30", "dev", "txa"]);
-    await ip(["-n", nsB, "addr", "add", "192.0.2.2/30", "dev", "txb"]);
-    await ip(["-n", nsA, "link", "set", "txa", "up"]);
-    await ip(["-n", nsB, "link", "set", "txb", "up"]);
-  });
-
-  after(async function () {
-    for (const ns of [nsA, nsB]) await ip(["netns", "del", ns]).catch(() => undefined);
-  });
+  const pair = useVethPair("skntx", "txa", "txb", "192.0.2");
 
   it("runs the program on the hook, lists it, refuses it twice, replaces it in place and detaches it", function () {
-    const child = resolve(fileURLToPath(import.meta.url), "..", "tcx-child.js");
-    const out = execFileSync(
-      "nsenter",
-      [
-        `--net=/var/run/netns/${nsB}`,
-        process.execPath,
-        child,
-        "txb",
-        ...["nsenter", `--net=/var/run/netns/${nsA}`, "ping", "-c", "1", "-W", "1", "192.0.2.2"],
-      ],
-      { encoding: "utf8" },
-    );
-    const r = JSON.parse(out) as {
+    const r = runInPeer("tcx-child.js", pair, "txb", "192.0.2") as {
       ids: { a: number; b: number };
       before: number[];
       attached: number[];
