@@ -5,21 +5,21 @@
  */
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { ConfigFlag, ConfigMap, type NodeConfig } from "../maps/config.js";
-import { EndpointsMap } from "../maps/endpoints.js";
-import { IpcacheMap, ipcacheCodec, ipcacheKeyString } from "../maps/ipcache.js";
+import { ENDPOINTS_MAP, EndpointsMap } from "../maps/endpoints.js";
+import { IPCACHE_MAP, IpcacheMap, ipcacheCodec, ipcacheKeyString } from "../maps/ipcache.js";
 import { MetricsMap } from "../maps/metrics.js";
-import { PolicyMap, policyCodec, policyKeyString } from "../maps/policy.js";
-import { CONNTRACK_MAP } from "../maps/conntrack.js";
-import { ConntrackMap } from "../maps/conntrack.js";
+import { POLICY_MAP, PolicyMap, policyCodec, policyKeyString } from "../maps/policy.js";
+import { CONNTRACK_MAP, ConntrackMap } from "../maps/conntrack.js";
 import {
   attachPinned,
   detachPinned,
   moveAttachmentsToReplacements,
   UPLINK_PROGRAMS,
   VXLAN_PROGRAMS,
-} from "./datapath/attach.js";
-import { loadPinnedDatapath } from "./datapath/pinned.js";
-import type { DatapathOptions } from "./datapath/spec.js";
+} from "../maps/datapath/attach.js";
+import { loadPinnedDatapath } from "../maps/datapath/pinned.js";
+import type { DatapathOptions } from "../maps/datapath/spec.js";
+import { ENCAP_MODES, type AgentStatus, type EncapMode } from "../maps/agent-api.js";
 import { writeConflist } from "./cni-config.js";
 import { ClusterWatch, type ResourceKind, type WatchEventType } from "./k8s/watch.js";
 import { nodeView, podView, type NodeView, type PodView } from "./k8s/views.js";
@@ -33,11 +33,11 @@ import {
   syncOverlayRoutes,
   tunnelEndpointsOnLink,
   uplinkFor,
-  type OverlayDevice,
 } from "./node/overlay.js";
-import type { PolicySource } from "./policy-source.js";
-import { buildIpcache } from "./reconcile/ipcache-builder.js";
-import { MapReconciler } from "./reconcile/map-reconciler.js";
+import type { OverlayDevice } from "../maps/agent-api.js";
+import type { PolicySource } from "../policy/source.js";
+import { buildIpcache } from "../policy/ipcache-builder.js";
+import { MapReconciler } from "../maps/reconciler.js";
 
 export interface AgentOptions {
   nodeName: string;
@@ -64,25 +64,7 @@ export interface AgentOptions {
   metrics?: AgentMetrics;
 }
 
-export type EncapMode = "bpf" | "device";
-export const ENCAP_MODES: readonly EncapMode[] = ["bpf", "device"];
-
-export interface AgentStatus {
-  node: string;
-  ready: boolean;
-  reason: string;
-  bpffsRoot: string;
-  nodeIp: string | null;
-  podCidr: string | null;
-  overlay: OverlayDevice | null;
-  /** How pod traffic is encapsulated, and the uplink the datapath uses in "bpf" mode. */
-  encap: { mode: EncapMode; uplink: string | null };
-  nodes: { name: string; internalIp: string; podCidr: string }[];
-  skipped: { kind: string; name: string; reason: string; detail: string }[];
-  maps: { name: string; entries: number; capacity: number }[];
-  lastReconcile: { at: string; durationMs: number } | null;
-  policyErrors: readonly { object: string; message: string }[];
-}
+export { ENCAP_MODES, type AgentStatus, type EncapMode };
 
 interface Maps {
   ipcache: IpcacheMap;
@@ -432,7 +414,7 @@ export class Agent {
       cidrs: policy.cidrPrefixes(),
     });
     const ipr = ipcacheRec.apply(desiredIpcache);
-    this.#report("skn_ipcache", ipr, maps.ipcache.maxEntries);
+    this.#report(IPCACHE_MAP, ipr, maps.ipcache.maxEntries);
     this.metrics.reconcileDuration.observe({ target: "ipcache" }, (performance.now() - t) / 1000);
 
     // Policy: only when the compiler's output changed (or on resync).
@@ -440,7 +422,7 @@ export class Agent {
       t = performance.now();
       const version = policy.version;
       const pr = policyRec.apply(policy.desiredPolicy());
-      this.#report("skn_policy", pr, maps.policy.maxEntries);
+      this.#report(POLICY_MAP, pr, maps.policy.maxEntries);
       this.metrics.policyOverflow.set(pr.overflow);
       if (pr.overflow > 0)
         this.#log.error("policy map full: some allow entries are not programmed (those flows are denied)", {
@@ -472,7 +454,7 @@ export class Agent {
     this.#setReady();
   }
 
-  #report(map: string, r: import("./reconcile/map-reconciler.js").ApplyResult, capacity: number): void {
+  #report(map: string, r: import("../maps/reconciler.js").ApplyResult, capacity: number): void {
     this.metrics.mapEntries.set({ map }, r.size);
     this.metrics.mapCapacity.set({ map }, capacity);
     if (r.failed > 0) {
@@ -508,12 +490,12 @@ export class Agent {
     if (maps === undefined) return;
     const endpoints = maps.endpoints.count();
     this.metrics.endpoints.set(endpoints);
-    this.metrics.mapEntries.set({ map: "skn_endpoints" }, endpoints);
-    this.metrics.mapCapacity.set({ map: "skn_endpoints" }, maps.endpoints.maxEntries);
+    this.metrics.mapEntries.set({ map: ENDPOINTS_MAP }, endpoints);
+    this.metrics.mapCapacity.set({ map: ENDPOINTS_MAP }, maps.endpoints.maxEntries);
     this.metrics.mapEntries.set({ map: CONNTRACK_MAP }, maps.conntrack.count());
     this.metrics.mapCapacity.set({ map: CONNTRACK_MAP }, maps.conntrack.maxEntries);
-    this.metrics.mapCapacity.set({ map: "skn_ipcache" }, maps.ipcache.maxEntries);
-    this.metrics.mapCapacity.set({ map: "skn_policy" }, maps.policy.maxEntries);
+    this.metrics.mapCapacity.set({ map: IPCACHE_MAP }, maps.ipcache.maxEntries);
+    this.metrics.mapCapacity.set({ map: POLICY_MAP }, maps.policy.maxEntries);
   }
 
   status(): AgentStatus {
@@ -534,8 +516,8 @@ export class Agent {
         maps === undefined
           ? []
           : [
-              { name: "skn_ipcache", entries: this.#ipcache?.size ?? 0, capacity: maps.ipcache.maxEntries },
-              { name: "skn_policy", entries: this.#policyRec?.size ?? 0, capacity: maps.policy.maxEntries },
+              { name: IPCACHE_MAP, entries: this.#ipcache?.size ?? 0, capacity: maps.ipcache.maxEntries },
+              { name: POLICY_MAP, entries: this.#policyRec?.size ?? 0, capacity: maps.policy.maxEntries },
             ],
       lastReconcile: this.#lastReconcile,
       policyErrors: this.options.policy.errors(),

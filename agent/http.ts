@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { Agent } from "./agent.js";
-import { isDatapathPinned } from "./datapath/pinned.js";
+import { isDatapathPinned } from "../maps/datapath/pinned.js";
 import type { Logger } from "./log.js";
 
 export interface Listen {

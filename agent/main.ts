@@ -20,13 +20,14 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
+import { DEFAULT_AGENT_ADDR } from "../maps/agent-api.js";
 import { DEFAULT_BPFFS_ROOT } from "../maps/pins.js";
 import { Agent, ENCAP_MODES, type EncapMode } from "./agent.js";
 import { DEFAULT_CNI_CONF_DIR } from "./cni-config.js";
 import { parseListen, serveAgent } from "./http.js";
 import { createLogger, type Level } from "./log.js";
 import { DEFAULT_VXLAN_DEVICE, DEFAULT_VXLAN_PORT } from "./node/overlay.js";
-import { createPolicySource } from "./policy-factory.js";
+import { PolicyEngine } from "../policy/engine.js";
 
 const flags = {
   config: { type: "string" },
@@ -123,13 +124,13 @@ async function main(): Promise<number> {
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,
     debounceMs: 20,
-    policy: createPolicySource(nodeName),
+    policy: new PolicyEngine({ nodeName }),
     log,
   });
 
   const health = await serveAgent(
     agent,
-    parseListen(str("health-addr", "127.0.0.1:9879"), "--health-addr"),
+    parseListen(str("health-addr", DEFAULT_AGENT_ADDR), "--health-addr"),
     log,
   );
   const metricsAddr = str("metrics-addr", "0.0.0.0:9878");
@@ -140,7 +141,7 @@ async function main(): Promise<number> {
   log.info("skein-agent starting", {
     node: nodeName,
     pid: process.pid,
-    health: str("health-addr", "127.0.0.1:9879"),
+    health: str("health-addr", DEFAULT_AGENT_ADDR),
     metrics: metricsAddr,
   });
 

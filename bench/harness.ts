@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Lab } from "../agent/lab/lab.js";
+import { Lab } from "../lab/lab.js";
 import { buildKernelBaseline, type KernelBaseline } from "./kernel-baseline.js";
 import { buildRr, type Server } from "./measure.js";
 

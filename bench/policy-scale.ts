@@ -15,7 +15,7 @@
  */
 import { execFileSync } from "node:child_process";
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
-import { runLimited } from "../agent/lab/matrix.js";
+import { runLimited } from "../lab/matrix.js";
 import { PolicyMap } from "../maps/policy.js";
 import { runBench, say } from "./harness.js";
 import { rrRate, startRrServer, stats, type Stats } from "./measure.js";

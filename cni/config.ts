@@ -6,6 +6,7 @@
  * send `RuntimeConfig`, `IPs` or `Mac`.
  */
 import { isAbsolute, normalize } from "node:path";
+import { CONF_KEYS, DEFAULT_DATA_DIR, OVERLAY_OVERHEAD, PLUGIN_TYPE } from "../maps/cni-conflist.js";
 import { DEFAULT_BPFFS_ROOT } from "../maps/pins.js";
 import { isIPv4, parsePrefix, type Prefix } from "../maps/net.js";
 import { CniError, ErrorCode } from "./errors.js";
@@ -17,12 +18,7 @@ import {
   type CniVersion,
 } from "./spec.js";
 
-/** The plugin's `type`, and the name of its executable. */
-export const PLUGIN_TYPE = "skein-cni";
-/** Where IPAM state lives when the configuration does not say. */
-export const DEFAULT_DATA_DIR = "/var/lib/cni/skein";
-/** VXLAN overhead subtracted from the uplink MTU when `mtu` is not configured. */
-export const OVERLAY_OVERHEAD = 50;
+export { DEFAULT_DATA_DIR, OVERLAY_OVERHEAD, PLUGIN_TYPE };
 
 /** An attachment as GC lists it. */
 export interface Attachment {
@@ -152,7 +148,7 @@ function absolutePath(o: Json, key: string, fallback: string): string {
 }
 
 function parsePodCidr(o: Json): Prefix {
-  const text = stringField(o, "podCIDR");
+  const text = stringField(o, CONF_KEYS.podCidr);
   let prefix: Prefix;
   try {
     prefix = parsePrefix(text);
@@ -169,7 +165,7 @@ function parsePodCidr(o: Json): Prefix {
 }
 
 function parseMtu(o: Json): number | undefined {
-  const v = field(o, "mtu");
+  const v = field(o, CONF_KEYS.mtu);
   if (v === undefined || v === null || v === 0) return undefined;
   if (typeof v !== "number" || !Number.isInteger(v) || v < 68 || v > 65535)
     throw invalid("mtu must be an integer between 68 and 65535", `got ${JSON.stringify(v)}`);
@@ -243,9 +239,9 @@ export function parseNetworkConfig(decoded: Json): NetworkConfig {
     name,
     type,
     podCidr: parsePodCidr(raw),
-    bpffsRoot: absolutePath(raw, "bpffsRoot", DEFAULT_BPFFS_ROOT),
+    bpffsRoot: absolutePath(raw, CONF_KEYS.bpffsRoot, DEFAULT_BPFFS_ROOT),
     mtu: parseMtu(raw),
-    dataDir: absolutePath(raw, "dataDir", DEFAULT_DATA_DIR),
+    dataDir: absolutePath(raw, CONF_KEYS.dataDir, DEFAULT_DATA_DIR),
     requests: parseRequests(raw),
   };
   const dns = field(raw, "dns");

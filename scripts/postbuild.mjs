@@ -10,7 +10,7 @@ mkdirSync(bin, { recursive: true });
 const entries = {
   "skein-cni": "../cni/main.js",
   "skein-agent": "../agent/main.js",
-  skeinctl: "../agent/ctl/main.js",
+  skeinctl: "../ctl/main.js",
 };
 for (const [name, target] of Object.entries(entries)) {
   const file = join(bin, name);

@@ -17,10 +17,11 @@ import {
   type RouteInfo,
   type RuleInfo,
 } from "../../loader/index.js";
+import type { OverlayDevice } from "../../maps/agent-api.js";
+import { OVERLAY_OVERHEAD } from "../../maps/cni-conflist.js";
 import { vxlanMacFor } from "../../maps/config.js";
 import { formatPrefix, parsePrefix, prefixContainsIp, type Prefix } from "../../maps/net.js";
 
-export const VXLAN_OVERHEAD = 50;
 export const DEFAULT_VXLAN_DEVICE = "skn_vxlan";
 export const DEFAULT_VXLAN_PORT = 4789;
 export const NFT_TABLE = "skein";
@@ -110,12 +111,7 @@ export function writeSysctl(path: string, value: string): void {
   writeFileSync(file, value);
 }
 
-export interface OverlayDevice {
-  ifname: string;
-  ifindex: number;
-  mac: string;
-  mtu: number;
-}
+export type { OverlayDevice };
 
 /**
  * Creates or fixes up the VXLAN device for `nodeIp`. A device of another kind under the same name,
@@ -128,7 +124,7 @@ export async function ensureOverlayDevice(opts: {
   uplinkMtu: number;
 }): Promise<OverlayDevice> {
   const mac = vxlanMacFor(opts.nodeIp);
-  const mtu = opts.uplinkMtu - VXLAN_OVERHEAD;
+  const mtu = opts.uplinkMtu - OVERLAY_OVERHEAD;
   const existing = await findLink(opts.ifname);
   const data = existing?.linkinfo?.info_data;
   const compatible =

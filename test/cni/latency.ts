@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { loadPinnedDatapath, unloadPinnedDatapath } from "../../agent/datapath/pinned.js";
+import { loadPinnedDatapath, unloadPinnedDatapath } from "../../maps/datapath/pinned.js";
 import { uniqueName } from "../helpers/names.js";
 import {
   builtForm,

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadPinnedDatapath, unloadPinnedDatapath } from "../../agent/datapath/pinned.js";
+import { loadPinnedDatapath, unloadPinnedDatapath } from "../../maps/datapath/pinned.js";
 import { hostVethName } from "../../cni/names.js";
 import { parseIPv4 } from "../../maps/net.js";
 import { uniqueName } from "../helpers/names.js";

@@ -21,7 +21,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadPinnedDatapath, unloadPinnedDatapath } from "../../agent/datapath/pinned.js";
+import { loadPinnedDatapath, unloadPinnedDatapath } from "../../maps/datapath/pinned.js";
 import { uniqueName } from "../helpers/names.js";
 import { containersConf, releaseStorage, storageFlags } from "../helpers/podman.js";
 import { inCi, requireRoot } from "../helpers/privileged.js";

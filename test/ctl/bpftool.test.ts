@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { hooksIn } from "../helpers/hooks.js";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import type { LabPod } from "../../agent/lab/lab.js";
+import type { LabPod } from "../../lab/lab.js";
 import { PINNED_MAPS, PROGRAM_NAMES, pinPath } from "../../maps/pins.js";
 import { eventually, useLab } from "../helpers/lab.js";
 

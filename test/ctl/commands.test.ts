@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { listLinks } from "../../loader/index.js";
 import { MetricsMap } from "../../maps/metrics.js";
 import { PINNED_MAPS } from "../../maps/pins.js";
-import type { LabNode } from "../../agent/lab/lab.js";
+import type { LabNode } from "../../lab/lab.js";
 import { eventually } from "../helpers/lab.js";
 import { uniqueName } from "../helpers/names.js";
 import {

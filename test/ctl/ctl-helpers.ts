@@ -1,9 +1,9 @@
 /** Running skeinctl against a lab node: as a process inside the node's network namespace, or in-process. */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { join } from "node:path";
-import { DIST, Lab, type LabNode, type LabPod } from "../../agent/lab/lab.js";
-import { runCtl } from "../../agent/ctl/cli.js";
-import { COMMANDS } from "../../agent/ctl/commands/index.js";
+import { DIST, Lab, type LabNode, type LabPod } from "../../lab/lab.js";
+import { runCtl } from "../../ctl/cli.js";
+import { COMMANDS } from "../../ctl/commands/index.js";
 import { requireRoot } from "../helpers/privileged.js";
 
 /** The built skeinctl entry point. */

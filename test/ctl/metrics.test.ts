@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import parsePrometheus, { type PromFamily } from "parse-prometheus-text-format";
-import type { LabNode, LabPod } from "../../agent/lab/lab.js";
+import type { LabNode, LabPod } from "../../lab/lab.js";
 import { IpcacheMap } from "../../maps/ipcache.js";
 import { eventually, useLab } from "../helpers/lab.js";
 import { denyAllIngress } from "./ctl-helpers.js";

@@ -11,7 +11,7 @@ import { Identity } from "../../maps/identities.js";
 import { PROGRAMS } from "../../maps/pins.js";
 import { formatIPv4 } from "../../maps/net.js";
 import { ConfigFlag, vxlanMacFor } from "../../maps/config.js";
-import type { PrivateDatapath } from "../../agent/datapath/private.js";
+import type { PrivateDatapath } from "../../maps/datapath/private.js";
 import {
   EtherType,
   IpProto,
@@ -21,7 +21,7 @@ import {
   ipv4Packet,
   probeFrame,
   udpDatagram,
-} from "../../agent/datapath/packet.js";
+} from "../../maps/packet.js";
 import { requireRoot } from "../helpers/privileged.js";
 import { TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, loadTestDatapath, run } from "../helpers/datapath.js";
 

@@ -5,7 +5,7 @@ import { decodeEvent, type DatapathEvent } from "../../maps/events.js";
 import { IpcacheFlag } from "../../maps/ipcache.js";
 import { Identity } from "../../maps/identities.js";
 import { PROGRAMS } from "../../maps/pins.js";
-import type { PrivateDatapath } from "../../agent/datapath/private.js";
+import type { PrivateDatapath } from "../../maps/datapath/private.js";
 import {
   EtherType,
   IpProto,
@@ -17,7 +17,7 @@ import {
   probeFrame,
   tcpSegment,
   udpDatagram,
-} from "../../agent/datapath/packet.js";
+} from "../../maps/packet.js";
 import { vxlanMacFor } from "../../maps/config.js";
 import { requireRoot } from "../helpers/privileged.js";
 import { TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, loadTestDatapath, run } from "../helpers/datapath.js";

@@ -259,6 +259,9 @@ describe("deploy: the Containerfile, replayed", function () {
       "opt/skein/package.json",
       "opt/skein/dist/bpf/skein.bpf.o",
       "opt/skein/dist/agent/main.js",
+      "opt/skein/dist/ctl/main.js",
+      "opt/skein/dist/lab/smoke/main.js",
+      "opt/skein/dist/lab/workload/workload.js",
       "opt/skein/dist/cni-install/skein-cni",
       "opt/skein/scripts/install-cni.sh",
     ])

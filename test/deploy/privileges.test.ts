@@ -18,10 +18,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import { stringify } from "yaml";
-import { Lab, type LabNode } from "../../agent/lab/lab.js";
-import { LabSmokeDriver } from "../../agent/lab/smoke-driver.js";
-import { renderSmokeReport, runSmoke } from "../../agent/smoke/smoke.js";
-import { unloadPinnedDatapath } from "../../agent/datapath/pinned.js";
+import { Lab, type LabNode } from "../../lab/lab.js";
+import { LabSmokeDriver } from "../../lab/smoke-driver.js";
+import { renderSmokeReport, runSmoke } from "../../lab/smoke/smoke.js";
+import { unloadPinnedDatapath } from "../../maps/datapath/pinned.js";
 import { ip } from "../../loader/index.js";
 import { inCi, requireRoot } from "../helpers/privileged.js";
 import {

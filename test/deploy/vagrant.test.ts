@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_IMAGE, IMAGE_DIST_DIR } from "../../agent/smoke/kubectl-driver.js";
+import { DEFAULT_IMAGE, IMAGE_DIST_DIR } from "../../lab/smoke/kubectl-driver.js";
 import { inCi } from "../helpers/privileged.js";
 import { REPO, agentDaemonSet, exec, have } from "./helpers.js";
 
@@ -92,7 +92,7 @@ describe("deploy: the Vagrant lab (vagrant validate, shellcheck)", function () {
     assert.match(cp, /kubectl apply -f "\$SRC\/deploy\/skein\.yaml"/);
     const smoke = readFileSync(join(VAGRANT, "provision", "smoke.sh"), "utf8");
     assert.ok(
-      smoke.includes(`node ${IMAGE_DIST_DIR}/agent/smoke/main.js`),
+      smoke.includes(`node ${IMAGE_DIST_DIR}/lab/smoke/main.js`),
       "runs the smoke CLI from the image's dist",
     );
     const main = readFileSync(join(REPO, "agent", "smoke", "main.ts"), "utf8");

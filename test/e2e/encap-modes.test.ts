@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { ConfigFlag, ConfigMap } from "../../maps/config.js";
 import { ip } from "../../loader/index.js";
-import type { LabNode, LabPod } from "../../agent/lab/lab.js";
-import { exchange, holdConnection, release } from "../../agent/lab/workload-client.js";
+import type { LabNode, LabPod } from "../../lab/lab.js";
+import { exchange, holdConnection, release } from "../../lab/workload/workload-client.js";
 import { hooksIn } from "../helpers/hooks.js";
 import { eventually, useLab } from "../helpers/lab.js";
 
@@ -186,13 +186,7 @@ describe("e2e: switching a node between --encap bpf and --encap device under tra
     const out = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
       const p = spawn(
         "nsenter",
-        [
-          `--net=/var/run/netns/${n2.netns}`,
-          process.execPath,
-          "dist/agent/ctl/main.js",
-          "datapath",
-          "detach",
-        ],
+        [`--net=/var/run/netns/${n2.netns}`, process.execPath, "dist/ctl/main.js", "datapath", "detach"],
         { stdio: ["ignore", "pipe", "inherit"] },
       );
       let stdout = "";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import type { LabPod } from "../../agent/lab/lab.js";
+import type { LabPod } from "../../lab/lab.js";
 import { ALL_PODS, MODEL, modelObjects } from "../netpol/model.js";
 import type { Matrix } from "../netpol/reachability.js";
 import { describeMismatches, playScenario, type ScenarioCluster } from "../netpol/player.js";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import parsePrometheus from "parse-prometheus-text-format";
 import { IpcacheMap } from "../../maps/ipcache.js";
-import { WORLD_IP, type LabPod } from "../../agent/lab/lab.js";
+import { WORLD_IP, type LabPod } from "../../lab/lab.js";
 import { eventually, useLab } from "../helpers/lab.js";
 
 describe("e2e: pods on different nodes over Skein's VXLAN overlay", function () {

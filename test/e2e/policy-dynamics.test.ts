@@ -10,8 +10,8 @@ import type { V1NetworkPolicy } from "@kubernetes/client-node";
 import parsePrometheus from "parse-prometheus-text-format";
 import { MetricsMap } from "../../maps/metrics.js";
 import { nsExec } from "../../bench/kernel-baseline.js";
-import type { LabPod } from "../../agent/lab/lab.js";
-import { exchange, holdConnection, release } from "../../agent/lab/workload-client.js";
+import type { LabPod } from "../../lab/lab.js";
+import { exchange, holdConnection, release } from "../../lab/workload/workload-client.js";
 import { eventually, useLab } from "../helpers/lab.js";
 
 function denyIngress(

@@ -1,5 +1,5 @@
 /** Running crafted frames through the real programs (BPF_PROG_TEST_RUN) and reading what they decided. */
-import { PrivateDatapath } from "../../agent/datapath/private.js";
+import { PrivateDatapath } from "../../maps/datapath/private.js";
 import type { Decision } from "../../maps/decision.js";
 import type { ProgramName } from "../../maps/pins.js";
 import type { SkbContext } from "../../loader/index.js";

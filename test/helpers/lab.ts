@@ -1,5 +1,5 @@
 /** A lab per test file: created in `before`, removed in `after` (also when tests fail). */
-import { Lab, type LabNode } from "../../agent/lab/lab.js";
+import { Lab, type LabNode } from "../../lab/lab.js";
 import { requireRoot } from "./privileged.js";
 
 export interface LabFixture {

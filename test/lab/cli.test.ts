@@ -1,8 +1,8 @@
-/** The lab's command line (dist/agent/lab/main.js): usage and wrong options, before anything is built. */
+/** The lab's command line (dist/lab/main.js): usage and wrong options, before anything is built. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
-import { DIST } from "../../agent/lab/lab.js";
+import { DIST } from "../../lab/lab.js";
 
 function lab(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [resolve(DIST, "agent", "lab", "main.js"), ...args], {

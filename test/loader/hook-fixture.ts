@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { interfaceIndex, ip, type Program } from "../../loader/index.js";
-import { PrivateDatapath } from "../../agent/datapath/private.js";
+import { PrivateDatapath } from "../../maps/datapath/private.js";
 import { PROGRAMS } from "../../maps/pins.js";
 import { uniqueName } from "../helpers/names.js";
 import { requireRoot } from "../helpers/privileged.js";

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
-import { Simulator } from "../../agent/simulate/simulator.js";
+import { Simulator } from "../../ctl/simulate/simulator.js";
 import { requireRoot } from "../helpers/privileged.js";
 import { ALL_PODS, modelObjects, splitPodKey } from "./model.js";
 import type { Matrix } from "./reachability.js";

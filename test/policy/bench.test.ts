@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
-import { PolicyEngine } from "../../agent/policy/engine.js";
+import { PolicyEngine } from "../../policy/engine.js";
 import { namespace, pod, policy } from "./fixtures.js";
 
 const NAMESPACES = 10;

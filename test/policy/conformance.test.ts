@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { Protocol } from "../../maps/policy.js";
-import { PolicyEngine } from "../../agent/policy/engine.js";
+import { PolicyEngine } from "../../policy/engine.js";
 import {
   ALL_PODS,
   formatMatrix,

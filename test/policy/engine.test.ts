@@ -7,7 +7,7 @@ import type { V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-nod
 import { IpcacheFlag } from "../../maps/ipcache.js";
 import { Identity, isCidrIdentity, isPodIdentity } from "../../maps/identities.js";
 import { Protocol, type PolicyKey } from "../../maps/policy.js";
-import { PolicyEngine } from "../../agent/policy/engine.js";
+import { PolicyEngine } from "../../policy/engine.js";
 import { evaluate } from "./evaluator.js";
 import { keyStrings, keys, model, namespace, pod, policy } from "./fixtures.js";
 

@@ -1,7 +1,7 @@
 /** Small builders for the Kubernetes objects the policy tests feed the engine. */
 import type { V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
 import { policyKeyString, type PolicyKey } from "../../maps/policy.js";
-import type { PolicyEngine } from "../../agent/policy/engine.js";
+import type { PolicyEngine } from "../../policy/engine.js";
 
 /**
  * client-node declares its models as classes, but the API server, watch streams and the engine deal

@@ -5,14 +5,14 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Identity, isCidrIdentity, isPodIdentity } from "../../maps/identities.js";
-import { PolicyEngine } from "../../agent/policy/engine.js";
+import { PolicyEngine } from "../../policy/engine.js";
 import {
   OrderedProbingAllocator,
   podIdentityText,
   sha256Hash,
   type IdentityHash,
-} from "../../agent/policy/identity.js";
-import { compareText } from "../../agent/policy/selector.js";
+} from "../../policy/identity.js";
+import { compareText } from "../../policy/selector.js";
 import { evaluate } from "./evaluator.js";
 import { namespace, observable, pod, policy } from "./fixtures.js";
 

@@ -3,7 +3,7 @@
  * every local endpoint whose entries were (re)computed during the last event, changed or not.
  */
 import assert from "node:assert/strict";
-import { PolicyEngine } from "../../agent/policy/engine.js";
+import { PolicyEngine } from "../../policy/engine.js";
 import { namespace, pod, policy } from "./fixtures.js";
 
 const NS = 10;

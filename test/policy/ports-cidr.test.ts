@@ -4,8 +4,8 @@ import type { V1Pod } from "@kubernetes/client-node";
 import fc from "fast-check";
 import { formatPrefix, parsePrefix, prefixContains, type Prefix } from "../../maps/net.js";
 import { Protocol } from "../../maps/policy.js";
-import { PrefixTrie, blockAllowsIp, compileIpBlock, parseCidr } from "../../agent/policy/cidr.js";
-import { compilePorts, containerNamedPorts, isIanaSvcName, portTuples } from "../../agent/policy/ports.js";
+import { PrefixTrie, blockAllowsIp, compileIpBlock, parseCidr } from "../../policy/cidr.js";
+import { compilePorts, containerNamedPorts, isIanaSvcName, portTuples } from "../../policy/ports.js";
 import { model } from "./fixtures.js";
 
 describe("policy ports", function () {

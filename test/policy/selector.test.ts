@@ -8,7 +8,7 @@ import {
   matches,
   selectorAnchors,
   type Selector,
-} from "../../agent/policy/selector.js";
+} from "../../policy/selector.js";
 
 /** A LabelSelector as written in YAML. */
 interface SelectorSpec {

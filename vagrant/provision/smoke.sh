@@ -1,6 +1,6 @@
 #!/bin/sh
-# The smoke test on the cluster (agent/smoke through kubectl): waits until every node has joined
-# and is Ready and every Skein agent is ready, then runs `node dist/agent/smoke/main.js` from the
+# The smoke test on the cluster (lab/smoke through kubectl): waits until every node has joined
+# and is Ready and every Skein agent is ready, then runs `node dist/lab/smoke/main.js` from the
 # Skein image itself (containerd's ctr, host network), with this node's kubectl and admin
 # kubeconfig mounted in. Its pods run the same image with the lab workload as their command.
 set -eu
@@ -25,5 +25,5 @@ ctr --namespace k8s.io run --rm --net-host \
 	--mount "type=bind,src=/etc/kubernetes/admin.conf,dst=/etc/skein-smoke/kubeconfig,options=rbind:ro" \
 	--mount "type=bind,src=$(command -v kubectl),dst=/usr/local/bin/kubectl,options=rbind:ro" \
 	"$IMAGE" "skein-smoke-$$" \
-	node /opt/skein/dist/agent/smoke/main.js \
+	node /opt/skein/dist/lab/smoke/main.js \
 	--kubeconfig /etc/skein-smoke/kubeconfig --image "$IMAGE" --image-pull-policy Never

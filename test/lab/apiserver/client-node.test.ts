@@ -17,10 +17,10 @@ import {
   type ObjectCache,
   type KubernetesObject,
 } from "@kubernetes/client-node";
-import { kubeconfigYaml } from "../../../agent/lab/apiserver/kubeconfig.js";
-import type { JsonObject } from "../../../agent/lab/apiserver/json.js";
-import type { ResourceName } from "../../../agent/lab/apiserver/resources.js";
-import { startLabApiServer, type LabApiServer } from "../../../agent/lab/apiserver/server.js";
+import { kubeconfigYaml } from "../../../lab/apiserver/kubeconfig.js";
+import type { JsonObject } from "../../../lab/apiserver/json.js";
+import type { ResourceName } from "../../../lab/apiserver/resources.js";
+import { startLabApiServer, type LabApiServer } from "../../../lab/apiserver/server.js";
 import { waitFor } from "./helpers.js";
 
 interface Recorder {

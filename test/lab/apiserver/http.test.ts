@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unnecessary-condition -- JSON from the wire is untyped; the assertions check its shape */
 import { strict as assert } from "node:assert";
-import { decodeFields } from "../../../agent/lab/apiserver/protobuf.js";
-import { startLabApiServer, type LabApiServer } from "../../../agent/lab/apiserver/server.js";
+import { decodeFields } from "../../../lab/apiserver/protobuf.js";
+import { startLabApiServer, type LabApiServer } from "../../../lab/apiserver/server.js";
 import { http, waitFor, WatchStream } from "./helpers.js";
 
 const TABLE_ACCEPT =

@@ -8,9 +8,9 @@ import { execFile } from "node:child_process";
 import { access, constants, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeKubeconfig } from "../../../agent/lab/apiserver/kubeconfig.js";
-import type { JsonObject } from "../../../agent/lab/apiserver/json.js";
-import { startLabApiServer, type LabApiServer } from "../../../agent/lab/apiserver/server.js";
+import { writeKubeconfig } from "../../../lab/apiserver/kubeconfig.js";
+import type { JsonObject } from "../../../lab/apiserver/json.js";
+import { startLabApiServer, type LabApiServer } from "../../../lab/apiserver/server.js";
 import { debianKubectl } from "./helpers.js";
 
 interface Run {

@@ -1,12 +1,12 @@
 import { strict as assert } from "node:assert";
-import { ApiError } from "../../../agent/lab/apiserver/errors.js";
-import type { JsonValue } from "../../../agent/lab/apiserver/json.js";
+import { ApiError } from "../../../lab/apiserver/errors.js";
+import type { JsonValue } from "../../../lab/apiserver/json.js";
 import {
   applyJsonPatch,
   applyMergePatch,
   applyStrategicMergePatch,
   patchTypeOf,
-} from "../../../agent/lab/apiserver/patch.js";
+} from "../../../lab/apiserver/patch.js";
 
 function rejects(code: number, fn: () => unknown): void {
   assert.throws(fn, (err: unknown) => err instanceof ApiError && err.code === code);

@@ -6,13 +6,13 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig } from "@kubernetes/client-node";
-import type { JsonObject } from "../../../agent/lab/apiserver/json.js";
-import { applySeed, parseSeedText, readSeed } from "../../../agent/lab/apiserver/seed.js";
-import { startLabApiServer } from "../../../agent/lab/apiserver/server.js";
-import { LabStore } from "../../../agent/lab/apiserver/store.js";
+import type { JsonObject } from "../../../lab/apiserver/json.js";
+import { applySeed, parseSeedText, readSeed } from "../../../lab/apiserver/seed.js";
+import { startLabApiServer } from "../../../lab/apiserver/server.js";
+import { LabStore } from "../../../lab/apiserver/store.js";
 import { http, waitFor } from "./helpers.js";
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), "../../../agent/lab/apiserver/main.js");
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), "../../../lab/apiserver/main.js");
 
 describe("lab apiserver: seeding", () => {
   let dir: string;

@@ -1,12 +1,12 @@
 import { strict as assert } from "node:assert";
-import { ApiError } from "../../../agent/lab/apiserver/errors.js";
+import { ApiError } from "../../../lab/apiserver/errors.js";
 import {
   formatLabelSelector,
   matchesFields,
   matchesLabels,
   parseFieldSelector,
   parseLabelSelector,
-} from "../../../agent/lab/apiserver/selectors.js";
+} from "../../../lab/apiserver/selectors.js";
 
 function matches(selector: string, labels: Record<string, string>): boolean {
   return matchesLabels(parseLabelSelector(selector), labels);

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
-import { ApiError } from "../../../agent/lab/apiserver/errors.js";
-import { jsonText, type JsonObject } from "../../../agent/lab/apiserver/json.js";
-import { LabStore, type WatchEvent } from "../../../agent/lab/apiserver/store.js";
+import { ApiError } from "../../../lab/apiserver/errors.js";
+import { jsonText, type JsonObject } from "../../../lab/apiserver/json.js";
+import { LabStore, type WatchEvent } from "../../../lab/apiserver/store.js";
 
 function code(fn: () => unknown): [number, string] {
   try {

@@ -1,0 +1,203 @@
+/**
+ * npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
+ * npm run lab -- teardown [--id ID | --all]              remove a kept lab
+ * npm run lab -- status [--id ID]                         what a kept lab holds
+ */
+import { parseArgs } from "node:util";
+import { Lab } from "./lab.js";
+import { connectivityMatrix, renderMatrix, summarize } from "./matrix.js";
+import { LabSmokeDriver } from "./smoke-driver.js";
+import { renderSmokeReport, runSmoke } from "./smoke/smoke.js";
+
+function say(line = ""): void {
+  process.stdout.write(line + "\n");
+}
+
+async function up(values: {
+  nodes?: string;
+  "pods-per-node"?: string;
+  keep?: boolean;
+  id?: string;
+}): Promise<number> {
+  if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces, BPF, bpffs)");
+  const nodes = Number(values.nodes ?? 2);
+  const perNode = Number(values["pods-per-node"] ?? 2);
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16)
+    throw new Error(`--nodes must be 1..16, not ${values.nodes}`);
+  if (!Number.isInteger(perNode) || perNode < 1 || perNode > 20)
+    throw new Error(`--pods-per-node must be 1..20, not ${values["pods-per-node"]}`);
+  const started = performance.now();
+  const lab = await Lab.create({
+    ...(values.id === undefined ? {} : { id: values.id }),
+    log: (l) => {
+      say(l);
+    },
+  });
+  let ok = false;
+  try {
+    say(`lab ${lab.id}: underlay ${lab.state.subnet}, API server ${lab.state.api?.url}`);
+    const labNodes = [];
+    for (let i = 0; i < nodes; i++) {
+      const n = await lab.addNode({ waitReady: false });
+      labNodes.push(n);
+    }
+    await Promise.all(labNodes.map((n) => lab.waitAgentReady(n)));
+    for (const n of labNodes)
+      say(`node ${n.name}: ${n.ip}, pod CIDR ${n.podCidr}, agent pid ${n.agent?.pid}, bpffs ${n.bpffsRoot}`);
+    await lab.ensureNamespace("demo");
+    for (const n of labNodes)
+      for (let k = 0; k < perNode; k++) {
+        const name = `pod-${n.index}${String.fromCharCode(97 + k)}`;
+        const p = await lab.addPod({
+          namespace: "demo",
+          name,
+          node: n,
+          labels: { app: k === 0 ? "web" : "client", node: n.name },
+        });
+        say(`pod demo/${p.name} on ${p.node}: ${p.ip} (skein-cni ADD in ${n.netns})`);
+      }
+    // Give every agent a moment to learn the pods before probing; probes retry anyway.
+    await waitPropagation(lab);
+    const paths = await connectivityMatrix(lab);
+    say("\nconnectivity (TCP 8080 and ICMP):");
+    say(renderMatrix(paths));
+    say(summarize(paths));
+    const masq = paths.filter((p) => p.kind === "pod → world" && p.protocol === "TCP");
+    if (masq.length > 0)
+      say(
+        `pod → world seen from the world as: ${[...new Set(masq.map((p) => p.seenAs ?? "?"))].join(", ")} (node addresses: masqueraded)`,
+      );
+    const failed = paths.filter((p) => !p.ok);
+    for (const f of failed) say(`FAILED ${f.kind}: ${f.from} → ${f.to} ${f.protocol}: ${f.error}`);
+    say(
+      `\nlab ${lab.id}: ${paths.length - failed.length}/${paths.length} paths ok in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
+    // The smoke test the Vagrant cluster runs too (lab/smoke), here through the lab driver.
+    say(
+      "\nsmoke test (lab/smoke: cross-node pods, then a NetworkPolicy that denies one flow and allows another):",
+    );
+    const smoke = await runSmoke(new LabSmokeDriver(lab), undefined, { convergeTimeoutMs: 20000 });
+    say(renderSmokeReport(smoke));
+    ok = failed.length === 0 && smoke.ok;
+    if (values.keep === true) {
+      say(`\nlab ${lab.id} kept running. Try:`);
+      say(`  kubectl --kubeconfig ${lab.kubeconfigPath} get nodes,pods -A -o wide`);
+      say(
+        `  nsenter --net=/var/run/netns/${labNodes[0]?.netns} node dist/ctl/main.js endpoint list --bpffs-root ${labNodes[0]?.bpffsRoot}`,
+      );
+      say(`  bpftool map dump pinned ${labNodes[0]?.bpffsRoot}/skn_endpoints`);
+      say(`  npm run lab -- teardown --id ${lab.id}`);
+    }
+    return ok ? 0 : 1;
+  } finally {
+    if (values.keep !== true) {
+      const problems = await lab.teardown();
+      say(
+        problems.length === 0
+          ? `lab ${lab.id} removed`
+          : `teardown left problems:\n  ${problems.join("\n  ")}`,
+      );
+    }
+  }
+}
+
+async function waitPropagation(lab: Lab): Promise<void> {
+  const deadline = Date.now() + 10000;
+  const pods = lab.state.pods;
+  for (const from of pods) {
+    for (const to of pods) {
+      if (from === to) continue;
+      for (;;) {
+        const r = await lab.probe(from, "TCP", to.ip, 8080, 500);
+        if (r.ok || Date.now() > deadline) break;
+      }
+    }
+  }
+}
+
+async function teardown(values: { id?: string; all?: boolean }): Promise<number> {
+  const ids = values.all === true ? Lab.list() : values.id !== undefined ? [values.id] : Lab.list();
+  if (ids.length === 0) {
+    say("no lab to remove");
+    return 0;
+  }
+  if (ids.length > 1 && values.all !== true)
+    throw new Error(`several labs exist (${ids.join(", ")}): pass --id ID or --all`);
+  let code = 0;
+  for (const id of ids) {
+    const problems = await Lab.open(id).teardown();
+    if (problems.length > 0) code = 1;
+    say(problems.length === 0 ? `lab ${id} removed` : `lab ${id}: ${problems.join("; ")}`);
+  }
+  return code;
+}
+
+function status(values: { id?: string }): number {
+  const ids = values.id !== undefined ? [values.id] : Lab.list();
+  for (const id of ids) {
+    const lab = Lab.open(id);
+    say(
+      `lab ${id}: underlay ${lab.state.subnet}, API ${lab.state.api?.url}, kubeconfig ${lab.kubeconfigPath}`,
+    );
+    for (const n of lab.state.nodes)
+      say(`  node ${n.name} ${n.ip} ${n.podCidr} netns ${n.netns} agent ${n.agent?.pid}`);
+    for (const p of lab.state.pods) say(`  pod ${p.namespace}/${p.name} ${p.ip} on ${p.node}`);
+  }
+  if (ids.length === 0) say("no lab");
+  return 0;
+}
+
+const USAGE = `usage:
+  npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
+  npm run lab -- teardown [--id ID | --all]              remove a kept lab
+  npm run lab -- status [--id ID]                         what a kept lab holds
+`;
+
+function parseCommandLine(): ReturnType<typeof parseLabArgs> | undefined {
+  try {
+    return parseLabArgs();
+  } catch (err) {
+    // parseArgs' own message (unknown option, missing value), without its stack trace.
+    process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    process.exitCode = 2;
+    return undefined;
+  }
+}
+
+function parseLabArgs() {
+  return parseArgs({
+    options: {
+      nodes: { type: "string" },
+      "pods-per-node": { type: "string" },
+      keep: { type: "boolean" },
+      id: { type: "string" },
+      all: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+}
+
+const parsed = parseCommandLine();
+if (parsed?.values.help === true) process.stdout.write(USAGE);
+else if (parsed !== undefined) {
+  const { values, positionals } = parsed;
+  const verb = positionals[0] ?? "up";
+  const runVerb =
+    verb === "teardown"
+      ? teardown(values)
+      : verb === "status"
+        ? Promise.resolve(status(values))
+        : verb === "up"
+          ? up(values)
+          : Promise.reject(new Error(`unknown lab command ${verb} (up, teardown, status)`));
+  runVerb.then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

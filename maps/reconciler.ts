@@ -1,0 +1,138 @@
+/**
+ * Diff-then-apply for one BPF map. The reconciler keeps a shadow of what it believes the kernel
+ * holds; `resync()` re-reads the kernel (at start, when adopting pinned maps, and periodically),
+ * `apply(desired)` writes only the difference: upserts first, deletes after, so an entry is never
+ * missing while it is being replaced. Never flush-and-refill.
+ */
+import type { MapCodec } from "./codec.js";
+
+/** What a reconciler needs of a map: typed maps implement it, and so does the fake in tests. */
+export interface MapPort<K, V> {
+  entries(): Iterable<[K, V]>;
+  set(key: K, value: V): void;
+  delete(key: K): boolean;
+  readonly maxEntries: number;
+}
+
+export interface ApplyResult {
+  upserted: number;
+  deleted: number;
+  /** Entries that could not be written (map full, or another error), with the first error. */
+  failed: number;
+  firstError?: unknown;
+  /** Entries in the map after applying. */
+  size: number;
+  /** Desired entries beyond the map's capacity. */
+  overflow: number;
+}
+
+export class MapReconciler<K, V> {
+  readonly #port: MapPort<K, V>;
+  readonly #codec: MapCodec<K, V>;
+  readonly #keyString: (k: K) => string;
+  /** keyString → encoded value (hex) as last written or read. */
+  #shadow = new Map<string, { key: K; value: string }>();
+
+  constructor(port: MapPort<K, V>, codec: MapCodec<K, V>, keyString: (k: K) => string) {
+    this.#port = port;
+    this.#codec = codec;
+    this.#keyString = keyString;
+  }
+
+  get name(): string {
+    return this.#codec.name;
+  }
+
+  /** Re-reads the kernel map into the shadow. Returns the number of entries. */
+  resync(): number {
+    const shadow = new Map<string, { key: K; value: string }>();
+    for (const [k, v] of this.#port.entries())
+      shadow.set(this.#keyString(k), { key: k, value: this.#encode(v) });
+    this.#shadow = shadow;
+    return shadow.size;
+  }
+
+  get size(): number {
+    return this.#shadow.size;
+  }
+
+  #encode(v: V): string {
+    return this.#codec.value.encode(v).toString("hex");
+  }
+
+  /** Writes the difference between `desired` and the shadow. Never throws for a single entry. */
+  apply(desired: ReadonlyMap<string, { key: K; entry: V }>): ApplyResult {
+    const result: ApplyResult = { upserted: 0, deleted: 0, failed: 0, size: 0, overflow: 0 };
+    const capacity = this.#port.maxEntries;
+    const upserts: [string, K, V, string][] = [];
+    for (const [ks, { key, entry }] of desired) {
+      const enc = this.#encode(entry);
+      if (this.#shadow.get(ks)?.value !== enc) upserts.push([ks, key, entry, enc]);
+    }
+    const deletes: [string, K][] = [];
+    for (const [ks, { key }] of this.#shadow) if (!desired.has(ks)) deletes.push([ks, key]);
+
+    // When the map is near full, deleting first is the only way to make room; otherwise upsert
+    // first so nothing disappears before its replacement exists.
+    const newKeys = upserts.filter(([ks]) => !this.#shadow.has(ks)).length;
+    const deleteFirst = this.#shadow.size + newKeys > capacity;
+    const runDeletes = () => {
+      for (const [ks, key] of deletes) {
+        try {
+          this.#port.delete(key);
+          this.#shadow.delete(ks);
+          result.deleted++;
+        } catch (err) {
+          result.failed++;
+          result.firstError ??= err;
+        }
+      }
+    };
+    if (deleteFirst) runDeletes();
+    for (const [ks, key, value, enc] of upserts) {
+      try {
+        this.#port.set(key, value);
+        this.#shadow.set(ks, { key, value: enc });
+        result.upserted++;
+      } catch (err) {
+        result.failed++;
+        result.firstError ??= err;
+      }
+    }
+    if (!deleteFirst) runDeletes();
+    result.size = this.#shadow.size;
+    result.overflow = Math.max(0, desired.size - capacity);
+    return result;
+  }
+}
+
+/** An in-memory MapPort, for reconciler tests and the fake datapath. */
+export class FakeMapPort<K, V> implements MapPort<K, V> {
+  readonly entriesByKey = new Map<string, [K, V]>();
+  readonly maxEntries: number;
+  readonly #keyString: (k: K) => string;
+  writes = 0;
+
+  constructor(keyString: (k: K) => string, maxEntries = 1 << 20) {
+    this.#keyString = keyString;
+    this.maxEntries = maxEntries;
+  }
+
+  entries(): Iterable<[K, V]> {
+    return this.entriesByKey.values();
+  }
+
+  set(key: K, value: V): void {
+    const ks = this.#keyString(key);
+    if (!this.entriesByKey.has(ks) && this.entriesByKey.size >= this.maxEntries) {
+      throw Object.assign(new Error("map full"), { code: "E2BIG" });
+    }
+    this.writes++;
+    this.entriesByKey.set(ks, [key, value]);
+  }
+
+  delete(key: K): boolean {
+    this.writes++;
+    return this.entriesByKey.delete(this.#keyString(key));
+  }
+}

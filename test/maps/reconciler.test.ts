@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { ipcacheCodec, ipcacheKeyString, type IpcacheEntry } from "../../maps/ipcache.js";
+import type { Prefix } from "../../maps/net.js";
+import { FakeMapPort, MapReconciler } from "../../maps/reconciler.js";
+
+function desired(n: number, identity = 300): Map<string, { key: Prefix; entry: IpcacheEntry }> {
+  const m = new Map<string, { key: Prefix; entry: IpcacheEntry }>();
+  for (let i = 0; i < n; i++) {
+    const key = { ip: `10.0.${i >> 8}.${i & 255}`, length: 32 };
+    m.set(ipcacheKeyString(key), { key, entry: { identity, tunnelIp: null, cidrIdentity: 0, flags: 0 } });
+  }
+  return m;
+}
+
+describe("agent: map reconciler (diff, then apply)", function () {
+  it("writes only differences; an unchanged desired state writes nothing", function () {
+    const port = new FakeMapPort<Prefix, IpcacheEntry>(ipcacheKeyString);
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    assert.equal(rec.apply(desired(100)).upserted, 100);
+    const writes = port.writes;
+    const again = rec.apply(desired(100));
+    assert.deepEqual([again.upserted, again.deleted], [0, 0]);
+    assert.equal(port.writes, writes);
+    const changed = desired(100);
+    changed.delete("10.0.0.1/32");
+    changed.get("10.0.0.2/32")!.entry.identity = 999;
+    const r = rec.apply(changed);
+    assert.deepEqual([r.upserted, r.deleted, r.size], [1, 1, 99]);
+  });
+
+  it("adopts what the kernel holds: resync then apply never empties the map", function () {
+    const port = new FakeMapPort<Prefix, IpcacheEntry>(ipcacheKeyString);
+    for (const { key, entry } of desired(50).values()) port.set(key, entry);
+    port.writes = 0;
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    assert.equal(rec.resync(), 50);
+    let minSize = Infinity;
+    const origDelete = port.delete.bind(port);
+    port.delete = (k) => {
+      const r = origDelete(k);
+      minSize = Math.min(minSize, port.entriesByKey.size);
+      return r;
+    };
+    const r = rec.apply(desired(60, 301));
+    assert.equal(r.upserted, 60);
+    assert.equal(r.deleted, 0);
+    assert.ok(port.entriesByKey.size === 60);
+    assert.ok(minSize === Infinity || minSize > 0);
+  });
+
+  it("reports overflow instead of failing silently when the map is too small", function () {
+    const port = new FakeMapPort<Prefix, IpcacheEntry>(ipcacheKeyString, 10);
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    const r = rec.apply(desired(15));
+    assert.equal(r.overflow, 5);
+    assert.equal(r.failed, 5);
+    assert.equal(r.size, 10);
+    assert.ok(r.firstError instanceof Error);
+  });
+
+  it("makes room by deleting first when the map is full", function () {
+    const port = new FakeMapPort<Prefix, IpcacheEntry>(ipcacheKeyString, 10);
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    rec.apply(desired(10));
+    const next = new Map([...desired(20)].slice(10));
+    const r = rec.apply(next);
+    assert.equal(r.failed, 0);
+    assert.equal(r.size, 10);
+  });
+});
