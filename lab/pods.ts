@@ -1,6 +1,7 @@
 /**
  * A lab pod's sandbox: a network namespace of its own, wired by skein-cni ADD in its node as a
- * runtime would, and unwired by DEL. Its workload and its Pod object are the façade's.
+ * runtime would, and unwired by DEL (which stops its workload first). Starting the workload and
+ * writing the Pod object are the façade's.
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
