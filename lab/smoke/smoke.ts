@@ -169,6 +169,16 @@ export async function runSmoke(
     );
     return check;
   };
+  /** Records a check that began at `t` (performance.now()). Returns whether it passed. */
+  const settle = (t: number, c: Omit<SmokeCheck, "ms">): boolean =>
+    record({
+      name: c.name,
+      phase: c.phase,
+      ok: c.ok,
+      ms: Math.round(performance.now() - t),
+      attempts: c.attempts,
+      detail: c.detail,
+    }).ok;
   const step = async (
     name: string,
     phase: SmokeCheck["phase"],
@@ -177,16 +187,9 @@ export async function runSmoke(
     const t = performance.now();
     try {
       const detail = await fn();
-      return record({ name, phase, ok: true, ms: Math.round(performance.now() - t), attempts: 0, detail }).ok;
+      return settle(t, { name, phase, ok: true, attempts: 0, detail });
     } catch (err) {
-      return record({
-        name,
-        phase,
-        ok: false,
-        ms: Math.round(performance.now() - t),
-        attempts: 0,
-        detail: errorText(err),
-      }).ok;
+      return settle(t, { name, phase, ok: false, attempts: 0, detail: errorText(err) });
     }
   };
   /** Probes until the flow does what is expected: reaches once, or is refused `deniedAfter` times in a row. */
@@ -196,6 +199,7 @@ export async function runSmoke(
     phase: SmokeCheck["phase"],
   ): Promise<boolean> => {
     const t = performance.now();
+    const name = flow.name;
     const from = `${namespace}/${flow.from.name}`;
     const what = `${flow.from.name} (${flow.from.node}) → ${flow.to.name} ${flow.to.ip}:${flow.port}/${flow.protocol} (${flow.to.node})`;
     let attempts = 0;
@@ -208,44 +212,22 @@ export async function runSmoke(
         reached = await driver.probe(from, flow.to.ip, flow.port, flow.protocol, probeMs);
       } catch (err) {
         // The environment failed, not the network: never count that as "denied".
-        return record({
-          name: flow.name,
-          phase,
-          ok: false,
-          ms: Math.round(performance.now() - t),
-          attempts,
-          detail: `probe failed: ${errorText(err)}`,
-        }).ok;
+        return settle(t, { name, phase, ok: false, attempts, detail: `probe failed: ${errorText(err)}` });
       }
       if (expectation === "reach" && reached)
-        return record({
-          name: flow.name,
-          phase,
-          ok: true,
-          ms: Math.round(performance.now() - t),
-          attempts,
-          detail: what,
-        }).ok;
+        return settle(t, { name, phase, ok: true, attempts, detail: what });
       misses = reached ? 0 : misses + 1;
       if (expectation === "denied" && misses >= deniedAfter)
-        return record({
-          name: flow.name,
-          phase,
-          ok: true,
-          ms: Math.round(performance.now() - t),
-          attempts,
-          detail: `${what} refused`,
-        }).ok;
+        return settle(t, { name, phase, ok: true, attempts, detail: `${what} refused` });
       last = reached ? "still reaches" : "no answer";
       if (performance.now() - t > convergeMs)
-        return record({
-          name: flow.name,
+        return settle(t, {
+          name,
           phase,
           ok: false,
-          ms: Math.round(performance.now() - t),
           attempts,
           detail: `${what}: ${last} after ${convergeMs} ms (expected: ${expectation === "reach" ? "reaches" : "denied"})`,
-        }).ok;
+        });
       await sleep(retryMs);
     }
   };
@@ -290,32 +272,20 @@ export async function runSmoke(
 
     const tcp = SMOKE_PORTS.tcp;
     const udp = SMOKE_PORTS.udp;
-    await expect(
-      { name: "cross-node TCP client → server", from: client, to: server, port: tcp, protocol: "TCP" },
-      "reach",
-      "connectivity",
-    );
-    await expect(
-      { name: "cross-node UDP client → server", from: client, to: server, port: udp, protocol: "UDP" },
-      "reach",
-      "connectivity",
-    );
-    await expect(
-      { name: "cross-node TCP server → client", from: server, to: client, port: tcp, protocol: "TCP" },
-      "reach",
-      "connectivity",
-    );
-    await expect(
-      {
-        name: "cross-node TCP other → server (no policy yet)",
-        from: other,
-        to: server,
-        port: tcp,
-        protocol: "TCP",
-      },
-      "reach",
-      "connectivity",
-    );
+    const flow = (name: string, from: SmokePod, to: SmokePod, protocol: SmokeProtocol): Flow => ({
+      name,
+      from,
+      to,
+      port: protocol === "TCP" ? tcp : udp,
+      protocol,
+    });
+    const connectivity = [
+      flow("cross-node TCP client → server", client, server, "TCP"),
+      flow("cross-node UDP client → server", client, server, "UDP"),
+      flow("cross-node TCP server → client", server, client, "TCP"),
+      flow("cross-node TCP other → server (no policy yet)", other, server, "TCP"),
+    ];
+    for (const f of connectivity) await expect(f, "reach", "connectivity");
 
     const applied = await step("NetworkPolicy smoke-server-ingress applied", "policy", async () => {
       await driver.applyPolicy(smokePolicy(namespace));
@@ -323,38 +293,13 @@ export async function runSmoke(
     });
     if (applied) {
       // Denials first: once they hold, the policy is in force, and the allowed flow must still pass.
-      await expect(
-        { name: "policy denies TCP other → server", from: other, to: server, port: tcp, protocol: "TCP" },
-        "denied",
-        "policy",
-      );
-      await expect(
-        {
-          name: "policy denies UDP client → server (port not allowed)",
-          from: client,
-          to: server,
-          port: udp,
-          protocol: "UDP",
-        },
-        "denied",
-        "policy",
-      );
-      await expect(
-        { name: "policy allows TCP client → server", from: client, to: server, port: tcp, protocol: "TCP" },
-        "reach",
-        "policy",
-      );
-      await expect(
-        {
-          name: "unselected pod still reachable: TCP server → client",
-          from: server,
-          to: client,
-          port: tcp,
-          protocol: "TCP",
-        },
-        "reach",
-        "policy",
-      );
+      const policy: [Flow, Expectation][] = [
+        [flow("policy denies TCP other → server", other, server, "TCP"), "denied"],
+        [flow("policy denies UDP client → server (port not allowed)", client, server, "UDP"), "denied"],
+        [flow("policy allows TCP client → server", client, server, "TCP"), "reach"],
+        [flow("unselected pod still reachable: TCP server → client", server, client, "TCP"), "reach"],
+      ];
+      for (const [f, expectation] of policy) await expect(f, expectation, "policy");
     }
     return report;
   } catch (err) {
