@@ -2,6 +2,9 @@
  * The node agent: adopts or loads the pinned datapath, watches the cluster, and keeps the node's
  * maps, overlay device, routes and masquerade rule equal to what the cluster says, by diff. It is
  * not in the packet path: stopping it leaves forwarding, policy and established flows running.
+ *
+ * A reconcile pass runs the steps of steps.ts through a StepRunner; they reach the kernel only
+ * through a NodeDatapath (KernelDatapath on a node, a fake in tests).
  */
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { ENDPOINTS_MAP } from "../maps/endpoints.js";
