@@ -318,6 +318,10 @@ describe("agent: the reconcile loop against a fake datapath and the lab API serv
     assert.equal(fake.config?.uplinkIfindex, 0);
     assert.equal(fake.named("tunnelEndpointsOnLink").length, 0);
     assert.deepEqual(agent.status().encap, { mode: "device", uplink: null });
+
+    await agent.stop();
+    assert.equal(fake.mapsOpen, false, "stop closes the maps");
+    assert.equal(fake.named("detachUplinkPrograms").length, 1, "and leaves the datapath as it is");
   });
 
   it("decides the on-link flag again after the node moved, and when remote nodes change", async function () {
