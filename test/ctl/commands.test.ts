@@ -492,7 +492,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       const all = json<unknown[]>(
         (await ctl(n1(), ["map", "dump", "skn_metrics", "--all", "-o", "json", ...nodeFlags(n1())])).stdout,
       );
-      assert.equal(all.length, 15 * 2 + 2 + 1, "every reason × direction, two policy slots, events lost");
+      assert.equal(all.length, 14 * 2 + 2 + 1, "every reason × direction, two policy slots, events lost");
       const t = await ctl(n1(), ["map", "dump", "metrics", ...nodeFlags(n1())]);
       assert.match(t.stdout, /^fwd_overlay +egress +forward +\d+ +\d+$/m);
       assert.match(t.stdout, /summed over CPUs/);
