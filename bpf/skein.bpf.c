@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Skein's datapath: five TC programs sharing the pinned maps.
  *
- *   skn_from_pod    host veth, TC ingress   packets leaving a pod
- *   skn_to_pod      host veth, TC egress    packets the host stack delivers to a pod
- *   skn_from_vxlan  VXLAN device, TC ingress packets arriving from other nodes
- *   skn_to_vxlan    VXLAN device, TC egress  host traffic towards other nodes' pods
+ *   skn_from_pod     host veth, TC ingress     packets leaving a pod
+ *   skn_to_pod       host veth, TC egress      packets the host stack delivers to a pod
+ *   skn_from_vxlan   VXLAN device, TC ingress  packets arriving from other nodes
+ *   skn_to_vxlan     VXLAN device, TC egress   host traffic towards other nodes' pods
+ *   skn_from_uplink  uplink, TC ingress        VXLAN for local pods, decapsulated here (encap bpf)
  *
- * Every packet is counted under exactly one reason. Policy is consulted only for new flows. */
+ * Every packet a program decides on is counted under exactly one reason (skn_from_uplink leaves
+ * what is not its own uncounted; skn_to_vxlan does not count again what skn_from_pod sent).
+ * Policy is consulted only for new flows. */
 #include "lib/common.h"
 #include "lib/settings.h"
 #include "lib/drop.h"
@@ -70,6 +73,13 @@ static __always_inline int skn_drop_flow(struct __sk_buff *skb, enum skn_reason 
 	skn_emit(skb, SKN_EV_DROP, reason, dir, &f->pkt, f->src_identity, f->dst_identity, 0);
 	return skn_verdict(skb, TC_ACT_SHOT, reason, dir, 0, 0, 0, 0,
 	                   dir == SKN_DIR_EGRESS ? f->dst_identity : f->src_identity);
+}
+
+/* Drops a new flow that policy did not allow: a non-first fragment cannot be judged (no ports),
+ * anything else was denied. */
+static __always_inline int skn_drop_denied(struct __sk_buff *skb, enum skn_dir dir, const struct skn_flow *f)
+{
+	return skn_drop_flow(skb, f->pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY, dir, f);
 }
 
 static __always_inline int skn_verdict_events(void)
@@ -167,7 +177,7 @@ static __always_inline int skn_encap(struct __sk_buff *skb, const struct skn_flo
 		struct bpf_redir_neigh nh = {};
 		int action;
 
-		if (skn_vxlan_encap(skb, cfg->node_ip_be, tunnel_ip_be, cfg->vxlan_port_be ?: bpf_htons(4789),
+		if (skn_vxlan_encap(skb, cfg->node_ip_be, tunnel_ip_be, skn_config_vxlan_port_be(cfg),
 		                    identity, cfg->vxlan_mac) < 0)
 			return skn_drop_flow(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS, f);
 		if (cfg->flags & SKN_CFG_TUNNEL_ONLINK) {
@@ -247,12 +257,10 @@ int skn_from_pod(struct __sk_buff *skb)
 
 	if (ct == SKN_CT_NEW) {
 		if (!skn_egress_allows(skb, &f, src))
-			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-			                     SKN_DIR_EGRESS, &f);
+			return skn_drop_denied(skb, SKN_DIR_EGRESS, &f);
 		/* redirect_peer skips the destination's host veth, so its ingress is checked here. */
 		if (dst_ep && !skn_ingress_allows(skb, &f, dst))
-			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-			                     SKN_DIR_INGRESS, &f);
+			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, tunnel_ip_be, 0);
 	}
@@ -290,8 +298,7 @@ int skn_to_pod(struct __sk_buff *skb)
 		f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
 		/* The node's own traffic (kubelet probes) is always allowed. */
 		if (f.src_identity != SKN_ID_HOST && !skn_ingress_allows(skb, &f, dst))
-			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-			                     SKN_DIR_INGRESS, &f);
+			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, 0, 0);
 	}
@@ -349,8 +356,7 @@ static __always_inline int skn_from_overlay(struct __sk_buff *skb, __u32 l3_off,
 
 	if (ct == SKN_CT_NEW) {
 		if (!skn_ingress_allows(skb, &f, dst))
-			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-			                     SKN_DIR_INGRESS, &f);
+			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, outer_src_be, 1);
 	}
@@ -395,7 +401,7 @@ int skn_from_uplink(struct __sk_buff *skb)
 	struct skn_vxlan_rx rx;
 
 	if (!cfg || !cfg->uplink_ifindex ||
-	    !skn_vxlan_rx_parse(skb, cfg->node_ip_be, cfg->vxlan_port_be ?: bpf_htons(4789), &rx))
+	    !skn_vxlan_rx_parse(skb, cfg->node_ip_be, skn_config_vxlan_port_be(cfg), &rx))
 		return TC_ACT_OK;
 	return skn_from_overlay(skb, sizeof(struct ethhdr) + sizeof(struct skn_vxlan_encap),
 	                        rx.outer_saddr_be, rx.vni, 1);
