@@ -138,7 +138,8 @@ export function routesStep({ datapath, node, log }: StepEnv): NodeStep {
   return {
     name: "routes",
     target: "routes",
-    key: ({ remote }) => remote.map((n) => n.podCidr).join(","),
+    // The node's own address is the routes' `src`: a moved InternalIP rewrites them at once.
+    key: ({ own, remote }) => `${own.internalIp}|${remote.map((n) => n.podCidr).join(",")}`,
     async apply({ own, remote }) {
       const r = await datapath.syncOverlayRoutes(
         overlayOf(node).ifname,

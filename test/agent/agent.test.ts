@@ -351,5 +351,10 @@ describe("agent: the reconcile loop against a fake datapath and the lab API serv
     assert.deepEqual(agent.status().encap, { mode: "bpf", uplink: "eth1" });
     await waitFor(() => fake.conflists.length === 2, "conflist for the new MTU");
     assert.equal(fake.conflists[1]?.mtu, 8950);
+    // The overlay routes' `src` follows the new address at once, not at the next full resync.
+    await waitFor(
+      () => fake.named("syncOverlayRoutes").some((c) => c.what.includes(" 198.18.0.21 ")),
+      "routes with the new source address",
+    );
   });
 });
