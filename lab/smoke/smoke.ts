@@ -1,7 +1,9 @@
 /**
  * The smoke test every Skein environment runs, the one-machine lab and a real cluster alike: pods
- * on two nodes reach each other across nodes; a NetworkPolicy then denies one flow and allows
- * another; everything it made is deleted. It talks to the environment only through a
+ * on two nodes reach each other across nodes (and, where the environment has Services and cluster
+ * DNS, through a Service resolved by name, TCP and UDP over a connected socket, as resolvers use);
+ * a NetworkPolicy then denies one flow and allows another, also through the Service, where it is
+ * judged on the backend pod; everything it made is deleted. It talks to the environment only through a
  * `SmokeDriver`, so the lab (lab/smoke-driver.ts) and kubectl (kubectl-driver.ts) run the very
  * same checks.
  */
@@ -50,7 +52,17 @@ export interface SmokeDriver {
   applyPolicy(policy: V1NetworkPolicy): Promise<void>;
   /** Deletes the namespace with everything in it; resolves when it is gone. */
   deleteNamespace(namespace: string): Promise<void>;
+  /**
+   * Optional, for environments with Services and cluster DNS (a real cluster): creates a ClusterIP
+   * Service `name` in `namespace` selecting `selector` on SMOKE_PORTS (TCP and UDP, same target
+   * ports) and resolves with the host name pods reach it by through cluster DNS. Without it the
+   * Service checks are left out (the lab has no cluster DNS; its Service tests probe ClusterIPs).
+   */
+  createService?(namespace: string, name: string, selector: Record<string, string>): Promise<string>;
 }
+
+/** The Service the smoke test puts in front of its server pod. */
+export const SMOKE_SERVICE = "smoke-server";
 
 /** The ports every smoke pod serves (the lab's workload serves these among others). */
 export const SMOKE_PORTS = { tcp: 8080, udp: 5353 } as const;
@@ -287,6 +299,29 @@ export async function runSmoke(
     ];
     for (const f of connectivity) await expect(f, "reach", "connectivity");
 
+    // Through a Service, by its cluster DNS name: the path every pod's DNS and most traffic takes.
+    let service: SmokePod | undefined;
+    if (driver.createService === undefined) log("Service checks left out: no Services and cluster DNS here");
+    else {
+      const createService = driver.createService.bind(driver);
+      await step(`Service ${SMOKE_SERVICE} in front of the server`, "setup", async () => {
+        const host = await createService(namespace, SMOKE_SERVICE, { app: SMOKE_APPS.server });
+        service = { name: `Service ${SMOKE_SERVICE}`, ip: host, node: "any node" };
+        return `${host}: TCP ${tcp}, UDP ${udp}`;
+      });
+      if (service !== undefined)
+        for (const f of [
+          flow(`TCP client → Service ${SMOKE_SERVICE} by DNS name`, client, service, "TCP"),
+          flow(
+            `UDP client → Service ${SMOKE_SERVICE} by DNS name (connected socket)`,
+            client,
+            service,
+            "UDP",
+          ),
+        ])
+          await expect(f, "reach", "connectivity");
+    }
+
     const applied = await step("NetworkPolicy smoke-server-ingress applied", "policy", async () => {
       await driver.applyPolicy(smokePolicy(namespace));
       return `server accepts TCP ${tcp} from app=${SMOKE_APPS.client} only`;
@@ -299,6 +334,19 @@ export async function runSmoke(
         [flow("policy allows TCP client → server", client, server, "TCP"), "reach"],
         [flow("unselected pod still reachable: TCP server → client", server, client, "TCP"), "reach"],
       ];
+      if (service !== undefined)
+        policy.push(
+          [
+            flow(
+              `policy denies TCP other → Service ${SMOKE_SERVICE} (judged on the backend)`,
+              other,
+              service,
+              "TCP",
+            ),
+            "denied",
+          ],
+          [flow(`policy allows TCP client → Service ${SMOKE_SERVICE}`, client, service, "TCP"), "reach"],
+        );
       for (const [f, expectation] of policy) await expect(f, expectation, "policy");
     }
     return report;

@@ -160,10 +160,16 @@ function probeTcp(req: ProbeRequest): Promise<ProbeResult> {
   });
 }
 
+/**
+ * A connected UDP socket, as resolvers use for DNS: the kernel hands it only datagrams from the
+ * address it connected to (a Service's reply must come back from the ClusterIP, not the backend),
+ * and an ICMP unreachable surfaces as ECONNREFUSED at once instead of a timeout.
+ */
 function probeUdp(req: ProbeRequest): Promise<ProbeResult> {
   const start = performance.now();
   return new Promise((resolve) => {
     const sock = createSocket("udp4");
+    let resend: NodeJS.Timeout | undefined;
     const finish = settleOnce<ProbeResult>({
       start,
       timeoutMs: req.timeoutMs,
@@ -185,10 +191,16 @@ function probeUdp(req: ProbeRequest): Promise<ProbeResult> {
     });
     // UDP may lose the first datagram while a neighbour resolves; resend a few times.
     const send = () => {
-      sock.send("hello", req.port, req.host);
+      try {
+        sock.send("hello");
+      } catch {
+        // Closed by a timeout while the name was still resolving.
+      }
     };
-    send();
-    const resend = setInterval(send, Math.max(50, Math.floor(req.timeoutMs / 4)));
+    sock.connect(req.port, req.host, () => {
+      send();
+      resend = setInterval(send, Math.max(50, Math.floor(req.timeoutMs / 4)));
+    });
   });
 }
 
