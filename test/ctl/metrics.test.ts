@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import parsePrometheus, { type PromFamily } from "parse-prometheus-text-format";
 import type { LabNode, LabPod } from "../../lab/lab.js";
 import { IpcacheMap } from "../../maps/ipcache.js";
+import { REASONS } from "../../maps/metrics.js";
 import { eventually, useLab } from "../helpers/lab.js";
 import { denyAllIngress } from "./ctl-helpers.js";
 
@@ -104,7 +105,7 @@ describe("agent metrics on the lab (Prometheus text over HTTP)", function () {
         0,
       );
     }
-    assert.equal(families.get("skein_datapath_packets_total")?.metrics.length, 15 * 2);
+    assert.equal(families.get("skein_datapath_packets_total")?.metrics.length, REASONS.length * 2);
   });
 
   it("forwarded packets and bytes move with cross-node traffic, on both nodes, by reason and direction", async function () {
