@@ -21,8 +21,9 @@ import { openApiV2Json, openApiV2Protobuf } from "./openapi.js";
 import { patchTypeOf } from "./patch.js";
 import { resourceByName, type ResourceInfo } from "./resources.js";
 import { applySeed, readSeed } from "./seed.js";
-import { LabStore, type StoreWatch, type WatchEvent } from "./store.js";
+import { LabStore } from "./store.js";
 import { toTable, type IncludeObject } from "./table.js";
+import { bookmarkObject, type StoreWatch, type WatchEvent } from "./watch-cache.js";
 
 /** Log sink: one complete line per call, without trailing newline. */
 export type LogSink = (line: string) => void;
@@ -583,9 +584,7 @@ class RequestHandler {
       }
     };
     const bookmark = (extra?: JsonObject): void => {
-      const metadata: JsonObject = { resourceVersion: this.#store.resourceVersion };
-      if (extra !== undefined) metadata.annotations = extra;
-      write("BOOKMARK", { kind: info.kind, apiVersion: info.apiVersion, metadata });
+      write("BOOKMARK", bookmarkObject(info, this.#store.resourceVersion, extra));
     };
 
     const start = (): void => {
