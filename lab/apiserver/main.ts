@@ -1,21 +1,23 @@
 /**
  * CLI: `node dist/lab/apiserver/main.js [--listen HOST:PORT] [--seed PATH]... [--history N]
- * [--port-file PATH] [--kubeconfig PATH] [--verbose]`.
+ * [--port-file PATH] [--kubeconfig PATH] [--service-cidr CIDR] [--verbose]`.
  *
  * Prints the server URL on stdout once listening; logs go to stderr. SIGTERM/SIGINT close every
  * connection and exit 0. Exit 2 on bad usage, 1 when the server cannot start.
  */
 import { rename, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { ClusterIpAllocator } from "./allocators.js";
 import { writeKubeconfig } from "./kubeconfig.js";
 import { startLabApiServer, type LabApiServerOptions } from "./server.js";
 
-const USAGE = `usage: lab-apiserver [--listen HOST:PORT] [--seed PATH]... [--history N] [--port-file PATH] [--kubeconfig PATH] [--verbose]
+const USAGE = `usage: lab-apiserver [--listen HOST:PORT] [--seed PATH]... [--history N] [--port-file PATH] [--kubeconfig PATH] [--service-cidr CIDR] [--verbose]
   --listen HOST:PORT  address to bind (default 127.0.0.1:0; port 0 picks a free port)
   --seed PATH         YAML/JSON file or directory to load at start (repeatable)
   --history N         watch events retained per resource for resumption (default 1000)
   --port-file PATH    write the bound port there once listening
   --kubeconfig PATH   write a kubeconfig (context skein-lab) for the server there
+  --service-cidr CIDR Services' ClusterIP range (default 10.96.0.0/16)
   --verbose           log every request`;
 
 class UsageError extends Error {}
@@ -47,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
         history: { type: "string" },
         "port-file": { type: "string" },
         kubeconfig: { type: "string" },
+        "service-cidr": { type: "string" },
         verbose: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -71,6 +74,15 @@ async function main(argv: string[]): Promise<number> {
       if (!Number.isInteger(n) || n < 1)
         throw new UsageError(`--history wants a positive integer, got "${values.history}"`);
       options.history = n;
+    }
+    const cidr = values["service-cidr"];
+    if (cidr !== undefined) {
+      try {
+        new ClusterIpAllocator(cidr);
+      } catch (err) {
+        throw new UsageError(`--service-cidr: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      options.serviceCidr = cidr;
     }
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;

@@ -48,6 +48,8 @@ export interface LabApiServerOptions {
   maxWatchBufferBytes?: number;
   /** Largest accepted request body (default 3 MiB, the real server's limit). */
   maxBodyBytes?: number;
+  /** Where Services' ClusterIPs come from (default 10.96.0.0/16). */
+  serviceCidr?: string;
   /** First resourceVersion (default: time-based; see {@link LabStoreOptions}). */
   firstResourceVersion?: number;
   /** Where log lines go (default: stderr). */
@@ -665,6 +667,7 @@ export async function startLabApiServer(options: LabApiServerOptions = {}): Prom
   if (options.history !== undefined) storeOptions.history = options.history;
   if (options.firstResourceVersion !== undefined)
     storeOptions.firstResourceVersion = options.firstResourceVersion;
+  if (options.serviceCidr !== undefined) storeOptions.serviceCidr = options.serviceCidr;
   const store = new LabStore(storeOptions);
   const seedPaths =
     options.seed === undefined ? [] : typeof options.seed === "string" ? [options.seed] : [...options.seed];

@@ -111,6 +111,76 @@ const SHAPES: Readonly<Record<ResourceName, Readonly<Record<string, Shape>>>> = 
       },
     },
   },
+  services: {
+    spec: {
+      fields: {
+        type: "string",
+        selector: stringMap,
+        clusterIP: "string",
+        clusterIPs: { array: "string" },
+        ipFamilies: { array: "string" },
+        ipFamilyPolicy: "string",
+        externalIPs: { array: "string" },
+        externalName: "string",
+        externalTrafficPolicy: "string",
+        internalTrafficPolicy: "string",
+        healthCheckNodePort: "integer",
+        sessionAffinity: "string",
+        sessionAffinityConfig: { fields: { clientIP: { fields: { timeoutSeconds: "integer" } } } },
+        publishNotReadyAddresses: "boolean",
+        allocateLoadBalancerNodePorts: "boolean",
+        loadBalancerIP: "string",
+        loadBalancerClass: "string",
+        loadBalancerSourceRanges: { array: "string" },
+        ports: {
+          array: {
+            fields: {
+              name: "string",
+              protocol: "string",
+              appProtocol: "string",
+              port: "integer",
+              targetPort: "int-or-string",
+              nodePort: "integer",
+            },
+          },
+        },
+      },
+    },
+    status: {
+      fields: {
+        loadBalancer: {
+          fields: { ingress: { array: { fields: { ip: "string", hostname: "string" } } } },
+        },
+      },
+    },
+  },
+  endpointslices: {
+    addressType: "string",
+    endpoints: {
+      array: {
+        fields: {
+          addresses: { array: "string" },
+          conditions: { fields: { ready: "boolean", serving: "boolean", terminating: "boolean" } },
+          hostname: "string",
+          nodeName: "string",
+          zone: "string",
+          targetRef: {
+            fields: {
+              kind: "string",
+              namespace: "string",
+              name: "string",
+              uid: "string",
+              apiVersion: "string",
+              resourceVersion: "string",
+            },
+          },
+        },
+      },
+    },
+    ports: {
+      array: { fields: { name: "string", protocol: "string", port: "integer", appProtocol: "string" } },
+    },
+  },
   networkpolicies: {
     spec: {
       fields: {

@@ -10,7 +10,7 @@
  * deleting a namespace deletes everything in it.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { Admission } from "./admission.js";
+import { Admission, type AdmissionOptions } from "./admission.js";
 import { ApiError, STALE_OBJECT_MESSAGE, alreadyExists, badRequest, conflict, notFound } from "./errors.js";
 import {
   cloneJson,
@@ -91,6 +91,10 @@ export interface LabStoreOptions {
   builtinNamespaces?: readonly string[];
   /** Clock for creationTimestamp (tests). */
   now?: () => Date;
+  /** ClusterIP range for Services (default 10.96.0.0/16). */
+  serviceCidr?: string;
+  /** NodePort range for Services, inclusive (default 30000-32767). */
+  nodePortRange?: readonly [number, number];
 }
 
 interface Table {
@@ -144,7 +148,7 @@ function resolve(resource: ResourceName | ResourceInfo): ResourceInfo {
 export class LabStore {
   readonly #tables = new Map<ResourceName, Table>();
   readonly #watch: WatchCache;
-  readonly #admission = new Admission();
+  readonly #admission: Admission;
   readonly #now: () => Date;
 
   /** Creates the store and its built-in namespaces. Throws RangeError on a bad option. */
@@ -154,6 +158,10 @@ export class LabStore {
       firstResourceVersion: options.firstResourceVersion ?? Date.now(),
     });
     this.#now = options.now ?? (() => new Date());
+    const admission: AdmissionOptions = {};
+    if (options.serviceCidr !== undefined) admission.serviceCidr = options.serviceCidr;
+    if (options.nodePortRange !== undefined) admission.nodePortRange = options.nodePortRange;
+    this.#admission = new Admission(admission);
     for (const info of RESOURCES) this.#tables.set(info.name, { info, objects: new Map() });
     for (const ns of options.builtinNamespaces ?? [
       "default",
@@ -173,6 +181,12 @@ export class LabStore {
   /** The number of open watches (all resources), for tests and diagnostics. */
   get watchCount(): number {
     return this.#watch.watchCount;
+  }
+
+  /** How many ClusterIPs and NodePorts Services hold (diagnostics; tests check for leaks). */
+  get serviceAllocations(): { clusterIPs: number; nodePorts: number; serviceCidr: string } {
+    const s = this.#admission.services;
+    return { clusterIPs: s.ips.used, nodePorts: s.nodePorts.used, serviceCidr: s.ips.cidr };
   }
 
   #table(resource: ResourceName | ResourceInfo): Table {
@@ -364,7 +378,7 @@ export class LabStore {
     m.resourceVersion = oldMeta.resourceVersion as JsonValue;
     this.#admission.admitUpdate(info, next, old, name);
     if (jsonEqual(next, old)) return cloneJson(old);
-    if (info.hasGeneration && !jsonEqual(next.spec, old.spec)) {
+    if (info.hasGeneration && info.contentFields.some((f) => !jsonEqual(next[f], old[f]))) {
       m.generation = (typeof oldMeta.generation === "number" ? oldMeta.generation : 0) + 1;
     }
     m.resourceVersion = this.#watch.next();

@@ -70,8 +70,8 @@ describe("lab apiserver: seeding", () => {
       /seed z\.yaml document 1: 404 NotFound/,
     );
     assert.throws(
-      () => applySeed(store, parseSeedText("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "s.yaml")),
-      /no served resource has kind Service/,
+      () => applySeed(store, parseSeedText("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n", "s.yaml")),
+      /no served resource has kind ConfigMap/,
     );
     await assert.rejects(
       startLabApiServer({ seed: join(dir, "missing.yaml"), log: () => undefined }),
