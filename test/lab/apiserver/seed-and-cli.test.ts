@@ -70,7 +70,8 @@ describe("lab apiserver: seeding", () => {
       /seed z\.yaml document 1: 404 NotFound/,
     );
     assert.throws(
-      () => applySeed(store, parseSeedText("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n", "s.yaml")),
+      () =>
+        applySeed(store, parseSeedText("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n", "s.yaml")),
       /no served resource has kind ConfigMap/,
     );
     await assert.rejects(
