@@ -183,6 +183,6 @@ describe("lab apiserver: client-node on Services and EndpointSlices", function (
       metadata: { name: "generic", namespace: "team" },
       spec: { clusterIP: "None", selector: { app: "web" }, ports: [{ port: 80 }] },
     });
-    assert.equal(applied.spec?.clusterIP, "None");
+    assert.equal(applied.spec.clusterIP, "None");
   });
 });
