@@ -12,6 +12,7 @@ type Shape =
   | "string"
   | "boolean"
   | "integer"
+  | "int32"
   | "int-or-string"
   | "any"
   | { readonly fields: Readonly<Record<string, Shape>> }
@@ -124,9 +125,9 @@ const SHAPES: Readonly<Record<ResourceName, Readonly<Record<string, Shape>>>> = 
         externalName: "string",
         externalTrafficPolicy: "string",
         internalTrafficPolicy: "string",
-        healthCheckNodePort: "integer",
+        healthCheckNodePort: "int32",
         sessionAffinity: "string",
-        sessionAffinityConfig: { fields: { clientIP: { fields: { timeoutSeconds: "integer" } } } },
+        sessionAffinityConfig: { fields: { clientIP: { fields: { timeoutSeconds: "int32" } } } },
         publishNotReadyAddresses: "boolean",
         allocateLoadBalancerNodePorts: "boolean",
         loadBalancerIP: "string",
@@ -138,9 +139,9 @@ const SHAPES: Readonly<Record<ResourceName, Readonly<Record<string, Shape>>>> = 
               name: "string",
               protocol: "string",
               appProtocol: "string",
-              port: "integer",
+              port: "int32",
               targetPort: "int-or-string",
-              nodePort: "integer",
+              nodePort: "int32",
             },
           },
         },
@@ -178,7 +179,7 @@ const SHAPES: Readonly<Record<ResourceName, Readonly<Record<string, Shape>>>> = 
       },
     },
     ports: {
-      array: { fields: { name: "string", protocol: "string", port: "integer", appProtocol: "string" } },
+      array: { fields: { name: "string", protocol: "string", port: "int32", appProtocol: "string" } },
     },
   },
   networkpolicies: {
@@ -212,6 +213,9 @@ function check(v: JsonValue, shape: Shape, path: string, info: ResourceInfo): vo
     if (typeof v !== "string") fail("string");
   } else if (shape === "boolean") {
     if (typeof v !== "boolean") fail("bool");
+  } else if (shape === "int32") {
+    // Services and EndpointSlices: out of int32 range is the Go decoder's error too.
+    if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) fail("int32");
   } else if (shape === "integer") {
     if (typeof v !== "number" || !Number.isInteger(v)) fail("int32");
   } else if (shape === "int-or-string") {

@@ -287,6 +287,12 @@ describe("lab apiserver: Service admission", () => {
     );
     assert.match(e.message, /^Service "v" is invalid: \[/);
     assert.equal(store.serviceAllocations.clusterIPs, 0);
+    const huge = caught(() => store.create("services", svc("h", { ports: [{ port: 2 ** 32 }] })));
+    assert.equal(huge.code, 400, "out of int32 range fails decoding, as in Go");
+    assert.match(
+      huge.message,
+      /cannot unmarshal number into Go struct field spec\.ports\.port of type int32/,
+    );
     const noPorts = caught(() => store.create("services", svc("n", {})));
     assert.equal(noPorts.message, 'Service "n" is invalid: spec.ports: Required value');
     const name = caught(() => store.create("services", svc("1st", { ports: [{ port: 1 }] })));
