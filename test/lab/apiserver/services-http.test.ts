@@ -5,6 +5,7 @@
  * needs, and the EndpointSlice controller behind the same server.
  */
 import { strict as assert } from "node:assert";
+import fc from "fast-check";
 import { startLabApiServer, type LabApiServer } from "../../../lab/apiserver/server.js";
 import {
   startEndpointSliceController,
@@ -318,5 +319,25 @@ describe("lab apiserver: Services and EndpointSlices over HTTP", () => {
       nodePorts: 0,
       serviceCidr: "10.43.0.0/16",
     });
+  });
+
+  it("fast-check: arbitrary JSON as a Service spec over HTTP is a 201, 400 or 422, never a 500", async () => {
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue({ maxDepth: 4 }), fc.jsonValue({ maxDepth: 2 }), async (spec, ports) => {
+        const name = `f${n++}`;
+        const body = JSON.stringify({ metadata: { name }, spec });
+        const withPorts = JSON.stringify({
+          metadata: { name: `${name}p` },
+          spec: { ...(typeof spec === "object" && spec !== null && !Array.isArray(spec) ? spec : {}), ports },
+        });
+        for (const b of [body, withPorts]) {
+          const r = await http(url, "POST", "/api/v1/namespaces/default/services", { body: b });
+          assert.ok([201, 400, 422].includes(r.status), `${b}: ${r.status} ${r.text}`);
+        }
+      }),
+      { numRuns: 60 },
+    );
+    assert.equal((await http(url, "GET", "/healthz")).status, 200);
   });
 });
