@@ -144,13 +144,22 @@ export function conflict(ref: ResourceRef, name: string, why: string): ApiError 
 export const STALE_OBJECT_MESSAGE =
   "the object has been modified; please apply your changes to the latest version and try again";
 
-/** 422 Invalid: `Pod "x" is invalid: <field>: <message>` with one cause per problem. */
+/**
+ * 422 Invalid: `Pod "x" is invalid: <field>: <message>` (`NetworkPolicy.networking.k8s.io "x"…`
+ * for a named group) with one cause per problem.
+ */
 export function invalid(kind: string, group: string, name: string, causes: StatusCause[]): ApiError {
   const summary = causes
     .map((c) => (c.field === undefined ? c.message : `${c.field}: ${c.message}`))
     .join(", ");
   const list = causes.length > 1 ? `[${summary}]` : summary;
-  return new ApiError(422, "Invalid", `${kind} "${name}" is invalid: ${list}`, { name, group, kind, causes });
+  const qualifiedKind = group === "" ? kind : `${kind}.${group}`;
+  return new ApiError(422, "Invalid", `${qualifiedKind} "${name}" is invalid: ${list}`, {
+    name,
+    group,
+    kind,
+    causes,
+  });
 }
 
 /** 405 MethodNotAllowed. */

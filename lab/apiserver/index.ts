@@ -1,8 +1,9 @@
 /**
  * The lab's Kubernetes-API-compatible server: import from here.
  *
- * `startLabApiServer()` serves Nodes, Namespaces, Pods and NetworkPolicies to client-node
- * informers and kubectl; its `store` is the orchestrator's in-process handle on the same data.
+ * `startLabApiServer()` serves Nodes, Namespaces, Pods, Services, NetworkPolicies and
+ * EndpointSlices to client-node informers and kubectl; its `store` is the orchestrator's
+ * in-process handle on the same data (and what lab/endpointslice-controller.ts watches).
  */
 export { startLabApiServer, type LabApiServer, type LabApiServerOptions, type LogSink } from "./server.js";
 export {
@@ -24,5 +25,6 @@ export { ApiError, type StatusCause, type StatusDetails, type StatusReason } fro
 export { writeKubeconfig, kubeconfigYaml, KUBECONFIG_CONTEXT } from "./kubeconfig.js";
 export { readSeed, applySeed, parseSeedText, type SeedObject } from "./seed.js";
 export { RESOURCES, type ResourceInfo, type ResourceName } from "./resources.js";
+export { DEFAULT_SERVICE_CIDR } from "./admission.js";
 export type { PatchType } from "./patch.js";
 export type { JsonObject, JsonValue } from "./json.js";

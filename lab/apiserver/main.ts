@@ -1,21 +1,28 @@
 /**
  * CLI: `node dist/lab/apiserver/main.js [--listen HOST:PORT] [--seed PATH]... [--history N]
- * [--port-file PATH] [--kubeconfig PATH] [--verbose]`.
+ * [--port-file PATH] [--kubeconfig PATH] [--service-cidr CIDR] [--controllers LIST] [--verbose]`.
+ *
+ * The EndpointSlice controller (lab/endpointslice-controller.ts) runs in this process by default,
+ * on the server's store, as kube-controller-manager would beside kube-apiserver.
  *
  * Prints the server URL on stdout once listening; logs go to stderr. SIGTERM/SIGINT close every
  * connection and exit 0. Exit 2 on bad usage, 1 when the server cannot start.
  */
 import { rename, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { startEndpointSliceController } from "../endpointslice-controller.js";
+import { ClusterIpAllocator } from "./allocators.js";
 import { writeKubeconfig } from "./kubeconfig.js";
 import { startLabApiServer, type LabApiServerOptions } from "./server.js";
 
-const USAGE = `usage: lab-apiserver [--listen HOST:PORT] [--seed PATH]... [--history N] [--port-file PATH] [--kubeconfig PATH] [--verbose]
+const USAGE = `usage: lab-apiserver [--listen HOST:PORT] [--seed PATH]... [--history N] [--port-file PATH] [--kubeconfig PATH] [--service-cidr CIDR] [--controllers LIST] [--verbose]
   --listen HOST:PORT  address to bind (default 127.0.0.1:0; port 0 picks a free port)
   --seed PATH         YAML/JSON file or directory to load at start (repeatable)
   --history N         watch events retained per resource for resumption (default 1000)
   --port-file PATH    write the bound port there once listening
   --kubeconfig PATH   write a kubeconfig (context skein-lab) for the server there
+  --service-cidr CIDR Services' ClusterIP range (default 10.96.0.0/16)
+  --controllers LIST  controllers to run in this process: endpointslice (default) or none
   --verbose           log every request`;
 
 class UsageError extends Error {}
@@ -47,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
         history: { type: "string" },
         "port-file": { type: "string" },
         kubeconfig: { type: "string" },
+        "service-cidr": { type: "string" },
+        controllers: { type: "string", default: "endpointslice" },
         verbose: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -62,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const options: LabApiServerOptions = { seed: values.seed, logRequests: values.verbose };
+  let runSliceController = false;
   try {
     const { host, port } = parseListen(values.listen);
     options.host = host;
@@ -72,6 +82,19 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`--history wants a positive integer, got "${values.history}"`);
       options.history = n;
     }
+    const cidr = values["service-cidr"];
+    if (cidr !== undefined) {
+      try {
+        new ClusterIpAllocator(cidr);
+      } catch (err) {
+        throw new UsageError(`--service-cidr: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      options.serviceCidr = cidr;
+    }
+    const wanted = values.controllers.split(",").filter((c) => c !== "" && c !== "none");
+    for (const c of wanted)
+      if (c !== "endpointslice") throw new UsageError(`--controllers: unknown controller "${c}"`);
+    runSliceController = wanted.includes("endpointslice");
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`${err.message}\n${USAGE}\n`);
@@ -88,9 +111,15 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const running = server;
+  const controller = runSliceController
+    ? startEndpointSliceController(running.store, {
+        log: (line) => process.stderr.write(`${new Date().toISOString()} warn ${line}\n`),
+      })
+    : undefined;
   const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       process.stderr.write(`lab-apiserver: ${signal}, closing\n`);
+      controller?.close();
       running.close().then(
         () => {
           resolve(0);
@@ -112,6 +141,7 @@ async function main(argv: string[]): Promise<number> {
     if (values.kubeconfig !== undefined) await writeKubeconfig(values.kubeconfig, running.url);
   } catch (err) {
     process.stderr.write(`lab-apiserver: ${err instanceof Error ? err.message : String(err)}\n`);
+    controller?.close();
     await running.close();
     return 1;
   }

@@ -3,7 +3,8 @@
  * (`openapi.v2.Document`) that kubectl 1.20 downloads to validate `create -f` input.
  *
  * Each served kind gets a definition with `x-kubernetes-group-version-kind`, typed top-level
- * fields and a typed ObjectMeta; `spec` and `status` are left arbitrary (any content), matching
+ * fields and a typed ObjectMeta; `spec`, `status` (or an EndpointSlice's `addressType`,
+ * `endpoints`, `ports`) are left arbitrary (any content), matching
  * the server's leniency about content. kubectl therefore rejects unknown top-level or metadata
  * fields and mistyped labels before sending, like it does against a real cluster.
  *
@@ -75,10 +76,17 @@ function kindSchema(info: ResourceInfo): SchemaModel {
     ["apiVersion", str("APIVersion defines the versioned schema of this representation of an object.")],
     ["kind", str("Kind is a string value representing the REST resource this object represents.")],
     ["metadata", { ref: `#/definitions/${OBJECT_META}`, description: "Standard object metadata." }],
-    ["spec", arbitrary(`${info.kind} spec (not validated by the lab server).`)],
   ];
-  if (info.name !== "networkpolicies")
-    props.push(["status", arbitrary(`${info.kind} status (not validated by the lab server).`)]);
+  const fields = info.hasStatus ? [...info.contentFields, "status"] : info.contentFields;
+  for (const f of [...fields].sort()) {
+    const typed = TYPED_FIELDS[`${info.name}.${f}`];
+    props.push([
+      f,
+      typed === undefined
+        ? arbitrary(`${info.kind} ${f} (checked by the lab server, not by the client).`)
+        : { ref: `#/definitions/${typed}`, description: `${info.kind} ${f}.` },
+    ]);
+  }
   return {
     type: "object",
     description: `${info.kind} (Skein lab API server).`,
@@ -89,9 +97,84 @@ function kindSchema(info: ResourceInfo): SchemaModel {
   };
 }
 
+const SERVICE_SPEC = "io.k8s.api.core.v1.ServiceSpec";
+const SERVICE_PORT = "io.k8s.api.core.v1.ServicePort";
+
+/**
+ * Content described field by field, where kubectl needs the patch metadata: `kubectl apply`
+ * computes its strategic merge patch from this document, and a Service's `ports` only merge by
+ * `port` (with `$setElementOrder` and `$patch: delete` for removed ports) when the schema says so;
+ * otherwise kubectl sends the whole list and the server's merge by key would keep removed ports.
+ */
+const TYPED_FIELDS: Readonly<Record<string, string>> = { "services.spec": SERVICE_SPEC };
+
+function serviceSpec(): SchemaModel {
+  const any = (d: string): SchemaModel => arbitrary(d);
+  return {
+    type: "object",
+    description: "ServiceSpec describes the attributes that a user creates on a service.",
+    properties: [
+      ["allocateLoadBalancerNodePorts", { type: "boolean" }],
+      ["clusterIP", str("The IP address of the service.")],
+      ["clusterIPs", { type: "array", items: { type: "string" } }],
+      ["externalIPs", { type: "array", items: { type: "string" } }],
+      ["externalName", str("The external reference for ExternalName services.")],
+      ["externalTrafficPolicy", str("Cluster or Local.")],
+      ["healthCheckNodePort", { type: "integer", format: "int32" }],
+      ["internalTrafficPolicy", str("Cluster or Local.")],
+      ["ipFamilies", { type: "array", items: { type: "string" } }],
+      ["ipFamilyPolicy", str("SingleStack, PreferDualStack or RequireDualStack.")],
+      ["loadBalancerClass", str("The class of the load balancer implementation.")],
+      ["loadBalancerIP", str("Deprecated.")],
+      ["loadBalancerSourceRanges", { type: "array", items: { type: "string" } }],
+      [
+        "ports",
+        {
+          type: "array",
+          description: "The list of ports that are exposed by this service.",
+          items: { ref: `#/definitions/${SERVICE_PORT}` },
+          extensions: [
+            ["x-kubernetes-list-map-keys", ["port", "protocol"]],
+            ["x-kubernetes-list-type", "map"],
+            ["x-kubernetes-patch-merge-key", "port"],
+            ["x-kubernetes-patch-strategy", "merge"],
+          ],
+        },
+      ],
+      ["publishNotReadyAddresses", { type: "boolean" }],
+      [
+        "selector",
+        stringMap("Route service traffic to pods with label keys and values matching this selector."),
+      ],
+      ["sessionAffinity", str("ClientIP or None.")],
+      ["sessionAffinityConfig", any("The configurations of session affinity.")],
+      ["trafficDistribution", str("How traffic is distributed to endpoints.")],
+      ["type", str("ClusterIP, NodePort, LoadBalancer or ExternalName.")],
+    ],
+  };
+}
+
+function servicePort(): SchemaModel {
+  return {
+    type: "object",
+    description: "ServicePort contains information on service's port.",
+    required: ["port"],
+    properties: [
+      ["appProtocol", str("The application protocol for this port.")],
+      ["name", str("The name of this port within the service.")],
+      ["nodePort", { type: "integer", format: "int32" }],
+      ["port", { type: "integer", format: "int32" }],
+      ["protocol", str("TCP, UDP or SCTP.")],
+      ["targetPort", { type: "string", format: "int-or-string" }],
+    ],
+  };
+}
+
 function definitions(): [string, SchemaModel][] {
   return [
     [OBJECT_META, objectMeta()],
+    [SERVICE_SPEC, serviceSpec()],
+    [SERVICE_PORT, servicePort()],
     ...RESOURCES.map((r): [string, SchemaModel] => [definitionName(r), kindSchema(r)]),
   ];
 }

@@ -194,6 +194,8 @@ const MERGE_KEYS: Readonly<Record<string, string>> = {
   "spec.containers[].volumeMounts": "mountPath",
   "spec.initContainers[].volumeMounts": "mountPath",
   "spec.volumes": "name",
+  // Service ports (only Services have a top-level spec.ports among the served types).
+  "spec.ports": "port",
   "spec.imagePullSecrets": "name",
   "spec.hostAliases": "ip",
   "status.conditions": "type",
@@ -258,11 +260,34 @@ function strategicMap(target: JsonObject, patch: JsonObject, path: string): Json
       out[k] = v;
     }
   }
+  for (const [k, order] of Object.entries(patch)) {
+    if (!k.startsWith("$setElementOrder/") || !Array.isArray(order)) continue;
+    const field = k.slice("$setElementOrder/".length);
+    const list = out[field];
+    if (Array.isArray(list)) out[field] = ordered(list, order, MERGE_KEYS[childPath(path, field)]);
+  }
   const retain = patch.$retainKeys;
   if (Array.isArray(retain)) {
     for (const k of Object.keys(out)) if (!retain.includes(k)) removeKey(out, k);
   }
   return out;
+}
+
+/**
+ * `$setElementOrder`: the listed elements (by merge key, or by value for primitive lists) in the
+ * listed order, then the elements the client did not list (server-side additions) as they were.
+ */
+function ordered(list: JsonValue[], order: JsonValue[], key: string | undefined): JsonValue[] {
+  const idOf = (e: JsonValue): JsonValue | undefined =>
+    key === undefined ? e : isJsonObject(e) ? e[key] : undefined;
+  const rest = [...list];
+  const out: JsonValue[] = [];
+  for (const o of order) {
+    const id = idOf(o);
+    const at = rest.findIndex((e) => jsonEqual(idOf(e), id));
+    if (at >= 0) out.push(...rest.splice(at, 1));
+  }
+  return [...out, ...rest];
 }
 
 function strategicList(target: JsonValue | undefined, patch: JsonValue[], path: string): JsonValue[] {

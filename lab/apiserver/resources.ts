@@ -6,7 +6,8 @@
 import { valueAtPath, type JsonObject } from "./json.js";
 
 /** Plural resource names served (the URL segment). */
-export type ResourceName = "nodes" | "namespaces" | "pods" | "networkpolicies";
+export type ResourceName =
+  "nodes" | "namespaces" | "pods" | "services" | "networkpolicies" | "endpointslices";
 
 /** Static description of one served resource type. */
 export interface ResourceInfo {
@@ -26,8 +27,16 @@ export interface ResourceInfo {
   readonly hasStatus: boolean;
   /** `metadata.generation` is set on create and bumped when `spec` changes. */
   readonly hasGeneration: boolean;
-  /** Names must be RFC 1123 labels (namespaces) or subdomains (everything else). */
-  readonly nameRule: "label" | "subdomain";
+  /**
+   * Names must be RFC 1123 labels (namespaces), RFC 1035 labels (services) or RFC 1123
+   * subdomains (everything else).
+   */
+  readonly nameRule: "label" | "dns1035" | "subdomain";
+  /**
+   * The top-level fields holding the object's content besides metadata (and `status`, when it
+   * has a status subresource): what bumps `generation` and what the OpenAPI document lists.
+   */
+  readonly contentFields: readonly string[];
   /** Field-selector fields beyond metadata.name / metadata.namespace. */
   readonly extraFields: readonly string[];
 }
@@ -51,6 +60,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
     hasStatus: false,
     hasGeneration: false,
     nameRule: "label",
+    contentFields: ["spec", "status"],
     extraFields: ["status.phase"],
   },
   {
@@ -68,6 +78,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
     hasStatus: true,
     hasGeneration: false,
     nameRule: "subdomain",
+    contentFields: ["spec"],
     extraFields: ["spec.unschedulable"],
   },
   {
@@ -85,6 +96,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
     hasStatus: true,
     hasGeneration: true,
     nameRule: "subdomain",
+    contentFields: ["spec"],
     extraFields: [
       "spec.nodeName",
       "spec.restartPolicy",
@@ -95,6 +107,24 @@ export const RESOURCES: readonly ResourceInfo[] = [
       "status.podIP",
       "status.nominatedNodeName",
     ],
+  },
+  {
+    name: "services",
+    singular: "service",
+    kind: "Service",
+    listKind: "ServiceList",
+    group: "",
+    version: "v1",
+    apiVersion: "v1",
+    namespaced: true,
+    shortNames: ["svc"],
+    categories: ["all"],
+    verbs: VERBS,
+    hasStatus: true,
+    hasGeneration: false,
+    nameRule: "dns1035",
+    contentFields: ["spec"],
+    extraFields: [],
   },
   {
     name: "networkpolicies",
@@ -111,6 +141,25 @@ export const RESOURCES: readonly ResourceInfo[] = [
     hasStatus: false,
     hasGeneration: true,
     nameRule: "subdomain",
+    contentFields: ["spec"],
+    extraFields: [],
+  },
+  {
+    name: "endpointslices",
+    singular: "endpointslice",
+    kind: "EndpointSlice",
+    listKind: "EndpointSliceList",
+    group: "discovery.k8s.io",
+    version: "v1",
+    apiVersion: "discovery.k8s.io/v1",
+    namespaced: true,
+    shortNames: [],
+    categories: [],
+    verbs: VERBS,
+    hasStatus: false,
+    hasGeneration: true,
+    nameRule: "subdomain",
+    contentFields: ["addressType", "endpoints", "ports"],
     extraFields: [],
   },
 ];

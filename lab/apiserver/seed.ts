@@ -13,11 +13,11 @@ import type { LabStore } from "./store.js";
 
 export { parseSeedText, readSeed, type SeedObject };
 
-const KIND_ORDER = ["Namespace", "Node", "NetworkPolicy", "Pod"];
+const KIND_ORDER = ["Namespace", "Node", "NetworkPolicy", "Pod", "Service", "EndpointSlice"];
 
 /**
  * Creates (or replaces, via {@link LabStore.upsert}) the seed objects, namespaces first, then
- * nodes, policies and pods; within a kind the input order is kept. Status in the seed is kept.
+ * nodes, policies, pods, services and endpoint slices; within a kind the input order is kept. Status in the seed is kept.
  * Throws an Error naming the source document when the store rejects an object.
  */
 export function applySeed(store: LabStore, objects: readonly SeedObject[]): number {

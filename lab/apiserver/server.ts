@@ -21,8 +21,9 @@ import { openApiV2Json, openApiV2Protobuf } from "./openapi.js";
 import { patchTypeOf } from "./patch.js";
 import { resourceByName, type ResourceInfo } from "./resources.js";
 import { applySeed, readSeed } from "./seed.js";
-import { LabStore, type StoreWatch, type WatchEvent } from "./store.js";
+import { LabStore } from "./store.js";
 import { toTable, type IncludeObject } from "./table.js";
+import { bookmarkObject, type StoreWatch, type WatchEvent } from "./watch-cache.js";
 
 /** Log sink: one complete line per call, without trailing newline. */
 export type LogSink = (line: string) => void;
@@ -47,6 +48,8 @@ export interface LabApiServerOptions {
   maxWatchBufferBytes?: number;
   /** Largest accepted request body (default 3 MiB, the real server's limit). */
   maxBodyBytes?: number;
+  /** Where Services' ClusterIPs come from (default 10.96.0.0/16). */
+  serviceCidr?: string;
   /** First resourceVersion (default: time-based; see {@link LabStoreOptions}). */
   firstResourceVersion?: number;
   /** Where log lines go (default: stderr). */
@@ -583,9 +586,7 @@ class RequestHandler {
       }
     };
     const bookmark = (extra?: JsonObject): void => {
-      const metadata: JsonObject = { resourceVersion: this.#store.resourceVersion };
-      if (extra !== undefined) metadata.annotations = extra;
-      write("BOOKMARK", { kind: info.kind, apiVersion: info.apiVersion, metadata });
+      write("BOOKMARK", bookmarkObject(info, this.#store.resourceVersion, extra));
     };
 
     const start = (): void => {
@@ -666,6 +667,7 @@ export async function startLabApiServer(options: LabApiServerOptions = {}): Prom
   if (options.history !== undefined) storeOptions.history = options.history;
   if (options.firstResourceVersion !== undefined)
     storeOptions.firstResourceVersion = options.firstResourceVersion;
+  if (options.serviceCidr !== undefined) storeOptions.serviceCidr = options.serviceCidr;
   const store = new LabStore(storeOptions);
   const seedPaths =
     options.seed === undefined ? [] : typeof options.seed === "string" ? [options.seed] : [...options.seed];

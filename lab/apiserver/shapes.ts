@@ -12,6 +12,7 @@ type Shape =
   | "string"
   | "boolean"
   | "integer"
+  | "int32"
   | "int-or-string"
   | "any"
   | { readonly fields: Readonly<Record<string, Shape>> }
@@ -111,6 +112,76 @@ const SHAPES: Readonly<Record<ResourceName, Readonly<Record<string, Shape>>>> = 
       },
     },
   },
+  services: {
+    spec: {
+      fields: {
+        type: "string",
+        selector: stringMap,
+        clusterIP: "string",
+        clusterIPs: { array: "string" },
+        ipFamilies: { array: "string" },
+        ipFamilyPolicy: "string",
+        externalIPs: { array: "string" },
+        externalName: "string",
+        externalTrafficPolicy: "string",
+        internalTrafficPolicy: "string",
+        healthCheckNodePort: "int32",
+        sessionAffinity: "string",
+        sessionAffinityConfig: { fields: { clientIP: { fields: { timeoutSeconds: "int32" } } } },
+        publishNotReadyAddresses: "boolean",
+        allocateLoadBalancerNodePorts: "boolean",
+        loadBalancerIP: "string",
+        loadBalancerClass: "string",
+        loadBalancerSourceRanges: { array: "string" },
+        ports: {
+          array: {
+            fields: {
+              name: "string",
+              protocol: "string",
+              appProtocol: "string",
+              port: "int32",
+              targetPort: "int-or-string",
+              nodePort: "int32",
+            },
+          },
+        },
+      },
+    },
+    status: {
+      fields: {
+        loadBalancer: {
+          fields: { ingress: { array: { fields: { ip: "string", hostname: "string" } } } },
+        },
+      },
+    },
+  },
+  endpointslices: {
+    addressType: "string",
+    endpoints: {
+      array: {
+        fields: {
+          addresses: { array: "string" },
+          conditions: { fields: { ready: "boolean", serving: "boolean", terminating: "boolean" } },
+          hostname: "string",
+          nodeName: "string",
+          zone: "string",
+          targetRef: {
+            fields: {
+              kind: "string",
+              namespace: "string",
+              name: "string",
+              uid: "string",
+              apiVersion: "string",
+              resourceVersion: "string",
+            },
+          },
+        },
+      },
+    },
+    ports: {
+      array: { fields: { name: "string", protocol: "string", port: "int32", appProtocol: "string" } },
+    },
+  },
   networkpolicies: {
     spec: {
       fields: {
@@ -142,6 +213,9 @@ function check(v: JsonValue, shape: Shape, path: string, info: ResourceInfo): vo
     if (typeof v !== "string") fail("string");
   } else if (shape === "boolean") {
     if (typeof v !== "boolean") fail("bool");
+  } else if (shape === "int32") {
+    // Services and EndpointSlices: out of int32 range is the Go decoder's error too.
+    if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) fail("int32");
   } else if (shape === "integer") {
     if (typeof v !== "number" || !Number.isInteger(v)) fail("int32");
   } else if (shape === "int-or-string") {

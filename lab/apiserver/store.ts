@@ -1,28 +1,17 @@
 /**
- * The lab API server's object store: every object of the served resource types, one global
- * resourceVersion counter, a bounded per-resource event history for watch resumption, and the
- * watchers. Synchronous and single-threaded: a write and the delivery of its events to every
- * watcher happen in one turn, so a watch started from a resourceVersion never misses or repeats
- * an event.
+ * The lab API server's object store: every object of the served resource types, keyed by
+ * namespace/name, with the verbs of the API (get, list, create, update, patch, delete, watch).
+ * What an object goes through before it is stored (validation, defaulting) lives in
+ * admission.ts; resource versions, history and watchers in watch-cache.ts. Synchronous and
+ * single-threaded: a write and the delivery of its events to every watcher happen in one turn.
  *
  * The semantics follow kube-apiserver where a client can tell: 404/409/410/422 errors, optimistic
- * concurrency, status subresources, watch event filtering by selectors (an object that stops
- * matching is reported DELETED), `Expired` for history that was dropped. Deletion is immediate
- * (no kubelet, no namespace controller): deleting a namespace deletes its pods and policies.
+ * concurrency, status subresources. Deletion is immediate (no kubelet, no namespace controller):
+ * deleting a namespace deletes everything in it.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import {
-  ApiError,
-  STALE_OBJECT_MESSAGE,
-  alreadyExists,
-  badRequest,
-  conflict,
-  expired,
-  forbidden,
-  invalid,
-  notFound,
-  type StatusCause,
-} from "./errors.js";
+import { Admission, type AdmissionOptions } from "./admission.js";
+import { ApiError, STALE_OBJECT_MESSAGE, alreadyExists, badRequest, conflict, notFound } from "./errors.js";
 import {
   cloneJson,
   isJsonObject,
@@ -35,48 +24,29 @@ import {
 } from "./json.js";
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch, type PatchType } from "./patch.js";
 import {
-  fieldValue,
   RESOURCES,
   resourceByKind,
   resourceByName,
   type ResourceInfo,
   type ResourceName,
 } from "./resources.js";
-import {
-  labelKeyError,
-  labelsOf,
-  labelValueError,
-  matchesFields,
-  matchesLabels,
-  parseFieldSelector,
-  parseLabelSelector,
-  type FieldSelector,
-  type LabelSelector,
-} from "./selectors.js";
 import { checkShape } from "./shapes.js";
-import { NAMESPACE_NAME_LABEL } from "../../policy/identity.js";
+import {
+  compileFilter,
+  deepFreeze,
+  matchesFilter,
+  WatchCache,
+  type SelectOptions,
+  type StoreWatch,
+  type WatchEvent,
+  type WatchOptions,
+} from "./watch-cache.js";
 
-/** Watch event types the store emits (BOOKMARK and ERROR are added by the HTTP layer). */
-export type StoreEventType = "ADDED" | "MODIFIED" | "DELETED";
-
-/** An event as delivered to one watcher, already filtered and shaped for it. */
-export interface WatchEvent {
-  readonly type: StoreEventType;
-  /** Deeply frozen: clone before changing it. */
-  readonly object: JsonObject;
-}
+export type { SelectOptions, StoreEventType, StoreWatch, WatchEvent, WatchOptions } from "./watch-cache.js";
 
 /** Where an object lives: `namespace` only for namespaced resources. */
 export interface ObjectRef {
   namespace?: string | undefined;
-}
-
-/** Filters shared by list, watch and deletecollection. */
-export interface SelectOptions extends ObjectRef {
-  /** String syntax (`a=b,c in (d)`) or an already parsed selector. */
-  labelSelector?: string | LabelSelector | undefined;
-  /** String syntax (`spec.nodeName=n1`) or an already parsed selector. */
-  fieldSelector?: string | FieldSelector | undefined;
 }
 
 /** Options for {@link LabStore.list}. */
@@ -93,23 +63,6 @@ export interface ListResult {
   resourceVersion: string;
   continue?: string;
   remainingItemCount?: number;
-}
-
-/** Options for {@link LabStore.watch}. */
-export interface WatchOptions extends SelectOptions {
-  /**
-   * Unset, "" or "0": start with a synthetic ADDED for every matching object, then stream.
-   * A number: replay the retained events after it, or throw 410 Expired when they were dropped.
-   */
-  resourceVersion?: string | undefined;
-  /** Explicitly request (true) or suppress (false) the initial ADDED events. */
-  sendInitialEvents?: boolean | undefined;
-}
-
-/** A live watch on the store; `close()` is idempotent. */
-export interface StoreWatch {
-  readonly closed: boolean;
-  close(): void;
 }
 
 /** Which part of an object an update may change. */
@@ -138,48 +91,15 @@ export interface LabStoreOptions {
   builtinNamespaces?: readonly string[];
   /** Clock for creationTimestamp (tests). */
   now?: () => Date;
-}
-
-interface StoredEvent {
-  readonly type: StoreEventType;
-  readonly rv: number;
-  readonly object: JsonObject;
-  /** The object before a MODIFIED event, for selector transitions. */
-  readonly previous: JsonObject | undefined;
-}
-
-interface Filter {
-  namespace: string | undefined;
-  labels: LabelSelector;
-  fields: FieldSelector;
-}
-
-interface Watcher {
-  readonly info: ResourceInfo;
-  readonly filter: Filter;
-  readonly deliver: (ev: WatchEvent) => void;
-  closed: boolean;
+  /** ClusterIP range for Services (default 10.96.0.0/16). */
+  serviceCidr?: string;
+  /** NodePort range for Services, inclusive (default 30000-32767). */
+  nodePortRange?: readonly [number, number];
 }
 
 interface Table {
   readonly info: ResourceInfo;
   readonly objects: Map<string, JsonObject>;
-  readonly history: StoredEvent[];
-  /** Every event with rv > compactedRv is still in `history`. */
-  compactedRv: number;
-  readonly watchers: Set<Watcher>;
-}
-
-const PROTECTED_NAMESPACES = new Set(["default", "kube-system", "kube-public"]);
-const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-function deepFreeze<T extends JsonValue>(v: T): T {
-  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const child of Object.values(v)) deepFreeze(child);
-  }
-  return v;
 }
 
 function keyOf(namespace: string | undefined, name: string): string {
@@ -227,31 +147,22 @@ function resolve(resource: ResourceName | ResourceInfo): ResourceInfo {
  */
 export class LabStore {
   readonly #tables = new Map<ResourceName, Table>();
-  readonly #historyLimit: number;
+  readonly #watch: WatchCache;
+  readonly #admission: Admission;
   readonly #now: () => Date;
-  #rv: number;
-  #closed = false;
 
   /** Creates the store and its built-in namespaces. Throws RangeError on a bad option. */
   constructor(options: LabStoreOptions = {}) {
-    const history = options.history ?? 1000;
-    if (!Number.isInteger(history) || history < 1)
-      throw new RangeError(`history must be a positive integer, got ${history}`);
-    this.#historyLimit = history;
+    this.#watch = new WatchCache({
+      history: options.history ?? 1000,
+      firstResourceVersion: options.firstResourceVersion ?? Date.now(),
+    });
     this.#now = options.now ?? (() => new Date());
-    const first = options.firstResourceVersion ?? Date.now();
-    if (!Number.isSafeInteger(first) || first < 0)
-      throw new RangeError(`firstResourceVersion must be a non-negative integer, got ${first}`);
-    this.#rv = first;
-    for (const info of RESOURCES) {
-      this.#tables.set(info.name, {
-        info,
-        objects: new Map(),
-        history: [],
-        compactedRv: first,
-        watchers: new Set(),
-      });
-    }
+    const admission: AdmissionOptions = {};
+    if (options.serviceCidr !== undefined) admission.serviceCidr = options.serviceCidr;
+    if (options.nodePortRange !== undefined) admission.nodePortRange = options.nodePortRange;
+    this.#admission = new Admission(admission);
+    for (const info of RESOURCES) this.#tables.set(info.name, { info, objects: new Map() });
     for (const ns of options.builtinNamespaces ?? [
       "default",
       "kube-system",
@@ -264,14 +175,18 @@ export class LabStore {
 
   /** The current (latest) resourceVersion. */
   get resourceVersion(): string {
-    return String(this.#rv);
+    return this.#watch.resourceVersion;
   }
 
   /** The number of open watches (all resources), for tests and diagnostics. */
   get watchCount(): number {
-    let n = 0;
-    for (const t of this.#tables.values()) n += t.watchers.size;
-    return n;
+    return this.#watch.watchCount;
+  }
+
+  /** How many ClusterIPs and NodePorts Services hold (diagnostics; tests check for leaks). */
+  get serviceAllocations(): { clusterIPs: number; nodePorts: number; serviceCidr: string } {
+    const s = this.#admission.services;
+    return { clusterIPs: s.ips.used, nodePorts: s.nodePorts.used, serviceCidr: s.ips.cidr };
   }
 
   #table(resource: ResourceName | ResourceInfo): Table {
@@ -311,29 +226,6 @@ export class LabStore {
     return obj;
   }
 
-  #filter(info: ResourceInfo, options: SelectOptions | undefined): Filter {
-    const labels =
-      typeof options?.labelSelector === "string"
-        ? parseLabelSelector(options.labelSelector)
-        : (options?.labelSelector ?? { requirements: [] });
-    const fields =
-      typeof options?.fieldSelector === "string"
-        ? parseFieldSelector(options.fieldSelector)
-        : (options?.fieldSelector ?? { requirements: [] });
-    for (const r of fields.requirements) {
-      if (fieldValue(info, {}, r.field) === undefined) {
-        throw badRequest(`field label not supported: ${r.field}`);
-      }
-    }
-    return { namespace: info.namespaced ? options?.namespace : undefined, labels, fields };
-  }
-
-  #matches(info: ResourceInfo, f: Filter, obj: JsonObject): boolean {
-    if (f.namespace !== undefined && namespaceOf(obj) !== f.namespace) return false;
-    if (!matchesLabels(f.labels, labelsOf(obj))) return false;
-    return matchesFields(f.fields, (field) => fieldValue(info, obj, field));
-  }
-
   #sorted(table: Table): [string, JsonObject][] {
     return [...table.objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   }
@@ -345,14 +237,14 @@ export class LabStore {
   list(resource: ResourceName, options?: ListOptions): ListResult {
     const info = resolve(resource);
     const table = this.#table(info);
-    const f = this.#filter(info, options);
+    const f = compileFilter(info, options);
     let after: string | undefined;
     if (options?.continue !== undefined && options.continue !== "") after = decodeContinue(options.continue);
     const limit = options?.limit;
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 0))
       throw badRequest(`limit must be a non-negative integer, got ${limit}`);
     const matching = this.#sorted(table).filter(
-      ([k, o]) => (after === undefined || k > after) && this.#matches(info, f, o),
+      ([k, o]) => (after === undefined || k > after) && matchesFilter(info, f, o),
     );
     const page =
       limit !== undefined && limit > 0 && matching.length > limit ? matching.slice(0, limit) : matching;
@@ -367,123 +259,10 @@ export class LabStore {
     };
     if (page.length < matching.length) {
       const last = page[page.length - 1];
-      if (last !== undefined) result.continue = encodeContinue(last[0], this.#rv);
+      if (last !== undefined) result.continue = encodeContinue(last[0], this.#watch.resourceVersionNumber);
       result.remainingItemCount = matching.length - page.length;
     }
     return result;
-  }
-
-  #checkKind(info: ResourceInfo, body: JsonObject, name: string): void {
-    const causes: StatusCause[] = [];
-    const kind = stringAt(body, "kind");
-    const apiVersion = stringAt(body, "apiVersion");
-    if (kind !== undefined && kind !== "" && kind !== info.kind) {
-      causes.push({
-        reason: "FieldValueInvalid",
-        field: "kind",
-        message: `Invalid value: "${kind}": must be ${info.kind} for ${info.name}`,
-      });
-    }
-    if (apiVersion !== undefined && apiVersion !== "" && apiVersion !== info.apiVersion) {
-      causes.push({
-        reason: "FieldValueInvalid",
-        field: "apiVersion",
-        message: `Invalid value: "${apiVersion}": must be ${info.apiVersion} for ${info.name}`,
-      });
-    }
-    if (causes.length > 0) throw invalid(info.kind, info.group, name, causes);
-  }
-
-  #validateMeta(info: ResourceInfo, obj: JsonObject, name: string): void {
-    const causes: StatusCause[] = [];
-    const rule = info.nameRule === "label" ? DNS_LABEL_RE : DNS_SUBDOMAIN_RE;
-    const max = info.nameRule === "label" ? 63 : 253;
-    if (name === "") {
-      causes.push({
-        reason: "FieldValueRequired",
-        field: "metadata.name",
-        message: "Required value: name or generateName is required",
-      });
-    } else if (name.length > max || !rule.test(name)) {
-      causes.push({
-        reason: "FieldValueInvalid",
-        field: "metadata.name",
-        message: `Invalid value: "${name}": a lowercase RFC 1123 ${info.nameRule} must consist of lower case alphanumeric characters, '-'${
-          info.nameRule === "subdomain" ? " or '.'" : ""
-        }, and must start and end with an alphanumeric character`,
-      });
-    }
-    const labels = objectAt(meta(obj), "labels") ?? {};
-    for (const [k, v] of Object.entries(labels)) {
-      const ke = labelKeyError(k);
-      if (ke !== undefined)
-        causes.push({
-          reason: "FieldValueInvalid",
-          field: "metadata.labels",
-          message: `Invalid value: "${k}": ${ke}`,
-        });
-      const ve = typeof v === "string" ? labelValueError(v) : "must be a string";
-      if (ve !== undefined)
-        causes.push({
-          reason: "FieldValueInvalid",
-          field: `metadata.labels`,
-          message: `Invalid value: ${JSON.stringify(v)}: ${ve}`,
-        });
-    }
-    const annotations = objectAt(meta(obj), "annotations") ?? {};
-    for (const k of Object.keys(annotations)) {
-      const ke = labelKeyError(k);
-      if (ke !== undefined)
-        causes.push({
-          reason: "FieldValueInvalid",
-          field: "metadata.annotations",
-          message: `Invalid value: "${k}": ${ke}`,
-        });
-    }
-    if (causes.length > 0) throw invalid(info.kind, info.group, name, causes);
-  }
-
-  #record(table: Table, type: StoreEventType, object: JsonObject, previous: JsonObject | undefined): void {
-    const rv = this.#rv;
-    const ev: StoredEvent = { type, rv, object, previous };
-    table.history.push(ev);
-    while (table.history.length > this.#historyLimit) {
-      const dropped = table.history.shift() as StoredEvent;
-      table.compactedRv = dropped.rv;
-    }
-    for (const w of [...table.watchers]) this.#deliver(w, ev);
-  }
-
-  #deliver(w: Watcher, ev: StoredEvent): void {
-    if (w.closed) return;
-    const info = w.info;
-    const now = this.#matches(info, w.filter, ev.object);
-    let out: WatchEvent | undefined;
-    if (ev.type === "MODIFIED") {
-      const before = ev.previous !== undefined && this.#matches(info, w.filter, ev.previous);
-      if (now && before) out = { type: "MODIFIED", object: ev.object };
-      else if (now) out = { type: "ADDED", object: ev.object };
-      else if (before) {
-        // The real watch cache reports the old content with the new resourceVersion.
-        const prev = cloneJson(ev.previous);
-        (prev.metadata as JsonObject).resourceVersion = String(ev.rv);
-        out = { type: "DELETED", object: deepFreeze(prev) };
-      }
-    } else if (now) {
-      out = { type: ev.type, object: ev.object };
-    }
-    if (out === undefined) return;
-    try {
-      w.deliver(out);
-    } catch {
-      // A failing consumer loses its watch, never the write that triggered it.
-      this.#unwatch(w);
-    }
-  }
-
-  #unwatch(w: Watcher): void {
-    w.closed = true;
-    this.#table(w.info).watchers.delete(w);
   }
 
   /**
@@ -504,11 +283,11 @@ export class LabStore {
       name = generateName + randomBytes(4).toString("hex").slice(0, 5);
       m.name = name;
     }
-    this.#checkKind(info, obj, name);
+    this.#admission.checkKind(info, obj, name);
     const ns = this.#namespaceFor(info, ref, obj);
     if (ns === undefined) delete m.namespace;
     else m.namespace = ns;
-    this.#validateMeta(info, obj, name);
+    this.#admission.validateMeta(info, obj, name);
     this.#requireNamespace(ns);
     const table = this.#table(info);
     const key = keyOf(ns, name);
@@ -522,29 +301,12 @@ export class LabStore {
     delete m.deletionGracePeriodSeconds;
     if (info.hasGeneration) m.generation = 1;
     else delete m.generation;
-    this.#defaults(info, obj, name);
-    m.resourceVersion = String(++this.#rv);
+    this.#admission.admitCreate(info, obj, name);
+    m.resourceVersion = this.#watch.next();
     const stored = deepFreeze(canonical(info, obj));
     table.objects.set(key, stored);
-    this.#record(table, "ADDED", stored, undefined);
+    this.#watch.record(info, "ADDED", stored, undefined);
     return cloneJson(stored);
-  }
-
-  #defaults(info: ResourceInfo, obj: JsonObject, name: string): void {
-    if (info.name === "namespaces") {
-      const m = obj.metadata as JsonObject;
-      m.labels = { ...(objectAt(m, "labels") ?? {}), [NAMESPACE_NAME_LABEL]: name };
-      const spec = objectAt(obj, "spec") ?? {};
-      if (!Array.isArray(spec.finalizers)) spec.finalizers = ["kubernetes"];
-      obj.spec = spec;
-      const status = objectAt(obj, "status") ?? {};
-      status.phase = "Active";
-      obj.status = status;
-    } else if (info.name === "pods") {
-      const status = objectAt(obj, "status") ?? {};
-      if (stringAt(status, "phase") === undefined) status.phase = "Pending";
-      obj.status = status;
-    }
   }
 
   /**
@@ -567,7 +329,7 @@ export class LabStore {
     if (bodyName !== "" && bodyName !== name) {
       throw badRequest(`the name of the object (${bodyName}) does not match the name on the URL (${name})`);
     }
-    this.#checkKind(info, obj, name);
+    this.#admission.checkKind(info, obj, name);
     const ns = this.#namespaceFor(info, options, obj);
     return this.#replace(info, ns, name, obj, options?.subresource === "status" ? "status" : "main");
   }
@@ -614,21 +376,15 @@ export class LabStore {
     delete m.generateName;
     if (oldMeta.generateName !== undefined) m.generateName = oldMeta.generateName;
     m.resourceVersion = oldMeta.resourceVersion as JsonValue;
-    if (info.name === "namespaces") {
-      m.labels = { ...(objectAt(m, "labels") ?? {}), [NAMESPACE_NAME_LABEL]: name };
-      const status = objectAt(next, "status") ?? {};
-      status.phase = "Active";
-      next.status = status;
-    }
-    this.#validateMeta(info, next, name);
+    this.#admission.admitUpdate(info, next, old, name);
     if (jsonEqual(next, old)) return cloneJson(old);
-    if (info.hasGeneration && !jsonEqual(next.spec, old.spec)) {
+    if (info.hasGeneration && info.contentFields.some((f) => !jsonEqual(next[f], old[f]))) {
       m.generation = (typeof oldMeta.generation === "number" ? oldMeta.generation : 0) + 1;
     }
-    m.resourceVersion = String(++this.#rv);
+    m.resourceVersion = this.#watch.next();
     const stored = deepFreeze(canonical(info, next));
     table.objects.set(key, stored);
-    this.#record(table, "MODIFIED", stored, old);
+    this.#watch.record(info, "MODIFIED", stored, old);
     return cloneJson(stored);
   }
 
@@ -674,7 +430,7 @@ export class LabStore {
         "the namespace of the provided object does not match the namespace sent on the request",
       );
     }
-    this.#checkKind(info, obj, name);
+    this.#admission.checkKind(info, obj, name);
     return this.#replace(info, ns, name, obj, options?.subresource === "status" ? "status" : "main");
   }
 
@@ -711,8 +467,8 @@ export class LabStore {
         `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${jsonText(m.resourceVersion)}`,
       );
     }
+    this.#admission.admitDelete(info, name);
     if (info.name === "namespaces") {
-      if (PROTECTED_NAMESPACES.has(name)) throw forbidden(info, name, "this namespace may not be deleted");
       for (const t of this.#tables.values()) {
         if (!t.info.namespaced) continue;
         for (const [k, o] of this.#sorted(t)) if (namespaceOf(o) === name) this.#remove(t, k, o);
@@ -723,10 +479,11 @@ export class LabStore {
 
   #remove(table: Table, key: string, old: JsonObject): JsonObject {
     table.objects.delete(key);
+    this.#admission.released(table.info, old);
     const gone = cloneJson(old);
-    (gone.metadata as JsonObject).resourceVersion = String(++this.#rv);
+    (gone.metadata as JsonObject).resourceVersion = this.#watch.next();
     const stored = deepFreeze(gone);
-    this.#record(table, "DELETED", stored, undefined);
+    this.#watch.record(table.info, "DELETED", stored, undefined);
     return stored;
   }
 
@@ -767,62 +524,14 @@ export class LabStore {
    * bad selector or resourceVersion. If `onEvent` throws, the watch is closed.
    */
   watch(resource: ResourceName, options: WatchOptions, onEvent: (ev: WatchEvent) => void): StoreWatch {
-    if (this.#closed) throw new ApiError(503, "InternalError", "the store is closed");
     const info = resolve(resource);
     const table = this.#table(info);
-    const filter = this.#filter(info, options);
-    const rvText = options.resourceVersion ?? "";
-    const watcher: Watcher = { info, filter, deliver: onEvent, closed: false };
-    const handle: StoreWatch = {
-      get closed() {
-        return watcher.closed;
-      },
-      close: () => {
-        this.#unwatch(watcher);
-      },
-    };
-    let initial: WatchEvent[] = [];
-    let replay: StoredEvent[] = [];
-    if (rvText === "" || rvText === "0") {
-      if (options.sendInitialEvents !== false) {
-        initial = this.#sorted(table)
-          .filter(([, o]) => this.#matches(info, filter, o))
-          .map(([, o]) => ({ type: "ADDED", object: o }));
-      }
-    } else {
-      if (!/^\d+$/.test(rvText)) throw badRequest(`invalid resource version "${rvText}"`);
-      const from = Number(rvText);
-      if (from < table.compactedRv)
-        throw expired(`too old resource version: ${from} (${table.compactedRv + 1})`);
-      if (from > this.#rv)
-        throw expired(
-          `too large resource version: ${from} (current ${this.#rv}); the server may have restarted`,
-        );
-      if (options.sendInitialEvents === true) {
-        throw badRequest('sendInitialEvents is only supported with resourceVersion unset or "0"');
-      }
-      replay = table.history.filter((e) => e.rv > from);
-    }
-    table.watchers.add(watcher);
-    for (const ev of initial) {
-      if (watcher.closed) break;
-      try {
-        onEvent(ev);
-      } catch {
-        this.#unwatch(watcher);
-      }
-    }
-    for (const ev of replay) this.#deliver(watcher, ev);
-    return handle;
+    return this.#watch.watch(info, options, () => this.#sorted(table).map(([, o]) => o), onEvent);
   }
 
   /** Ends every watch; later writes still work but nobody hears them. Idempotent. */
   close(): void {
-    this.#closed = true;
-    for (const t of this.#tables.values()) {
-      for (const w of t.watchers) w.closed = true;
-      t.watchers.clear();
-    }
+    this.#watch.close();
   }
 }
 

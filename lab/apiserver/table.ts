@@ -129,6 +129,55 @@ function podCounts(obj: JsonObject): { ready: string; restarts: number; reason: 
   return { ready: `${ready}/${total}`, restarts, reason };
 }
 
+/** kubectl's makePortString: `80/TCP`, `80:30080/TCP`, joined with commas. */
+function servicePorts(spec: JsonObject | undefined): string {
+  const parts: string[] = [];
+  for (const p of arrayAt(spec, "ports") ?? []) {
+    if (!isJsonObject(p)) continue;
+    const port = typeof p.port === "number" ? p.port : 0;
+    const protocol = stringAt(p, "protocol") ?? "";
+    const nodePort = typeof p.nodePort === "number" ? p.nodePort : 0;
+    parts.push(nodePort > 0 ? `${port}:${nodePort}/${protocol}` : `${port}/${protocol}`);
+  }
+  return parts.length === 0 ? "<none>" : parts.join(",");
+}
+
+/** kubectl's getServiceExternalIP. */
+function serviceExternalIP(obj: JsonObject, wide: boolean): string {
+  const spec = objectAt(obj, "spec");
+  const externalIPs = (arrayAt(spec, "externalIPs") ?? []).filter(
+    (ip): ip is string => typeof ip === "string",
+  );
+  switch (stringAt(spec, "type") ?? "") {
+    case "ClusterIP":
+    case "NodePort":
+      return externalIPs.length > 0 ? externalIPs.join(",") : "<none>";
+    case "LoadBalancer": {
+      const ingress: string[] = [];
+      for (const i of arrayAt(objectAt(objectAt(obj, "status"), "loadBalancer"), "ingress") ?? []) {
+        if (!isJsonObject(i)) continue;
+        const v = stringAt(i, "ip") ?? stringAt(i, "hostname");
+        if (v !== undefined && v !== "") ingress.push(v);
+      }
+      let lb = ingress.join(",");
+      if (!wide && lb.length > 16) lb = lb.slice(0, 13) + "...";
+      const all = [...externalIPs, ...(lb === "" ? [] : [lb])];
+      return all.length > 0 ? all.join(",") : "<pending>";
+    }
+    case "ExternalName":
+      return stringAt(spec, "externalName") ?? "<none>";
+    default:
+      return "<unknown>";
+  }
+}
+
+/** kubectl's formatDiscoveryPorts/formatDiscoveryEndpoints: up to three, then "+ N more...". */
+function firstThree(values: string[]): string {
+  if (values.length === 0) return "<unset>";
+  const shown = values.slice(0, 3).join(",");
+  return values.length > 3 ? `${shown} + ${values.length - 3} more...` : shown;
+}
+
 const PRINTERS: Readonly<Record<string, Printer>> = {
   namespaces: {
     columns: [
@@ -200,6 +249,60 @@ const PRINTERS: Readonly<Record<string, Printer>> = {
         ip === undefined || ip === "" ? "<none>" : ip,
         node === undefined || node === "" ? "<none>" : node,
         nominated === undefined || nominated === "" ? "<none>" : nominated,
+      ];
+    },
+  },
+  services: {
+    columns: [
+      NAME,
+      { name: "Type", type: "string", description: "The type of the service.", priority: 0 },
+      { name: "Cluster-IP", type: "string", description: "The cluster IP of the service.", priority: 0 },
+      { name: "External-IP", type: "string", description: "External IPs of the service.", priority: 0 },
+      { name: "Port(s)", type: "string", description: "The ports of the service.", priority: 0 },
+      AGE,
+      { name: "Selector", type: "string", description: "spec.selector.", priority: 1 },
+    ],
+    cells: (o, now) => {
+      const spec = objectAt(o, "spec");
+      const clusterIP = stringAt(spec, "clusterIP") ?? "";
+      const selector = objectAt(spec, "selector") ?? {};
+      const sel = Object.keys(selector)
+        .sort()
+        .map((k) => `${k}=${typeof selector[k] === "string" ? selector[k] : ""}`)
+        .join(",");
+      return [
+        stringAt(objectAt(o, "metadata"), "name") ?? "",
+        stringAt(spec, "type") ?? "",
+        clusterIP === "" ? "<none>" : clusterIP,
+        serviceExternalIP(o, false),
+        servicePorts(spec),
+        age(o, now),
+        sel === "" ? "<none>" : sel,
+      ];
+    },
+  },
+  endpointslices: {
+    columns: [
+      NAME,
+      { name: "AddressType", type: "string", description: "The type of the addresses.", priority: 0 },
+      { name: "Ports", type: "string", description: "The ports of the endpoints.", priority: 0 },
+      { name: "Endpoints", type: "string", description: "The addresses of the endpoints.", priority: 0 },
+      AGE,
+    ],
+    cells: (o, now) => {
+      const ports = (arrayAt(o, "ports") ?? []).map((p) =>
+        isJsonObject(p) && typeof p.port === "number" ? String(p.port) : "<unset>",
+      );
+      const addresses: string[] = [];
+      for (const e of arrayAt(o, "endpoints") ?? [])
+        for (const a of arrayAt(isJsonObject(e) ? e : undefined, "addresses") ?? [])
+          if (typeof a === "string") addresses.push(a);
+      return [
+        stringAt(objectAt(o, "metadata"), "name") ?? "",
+        stringAt(o, "addressType") ?? "",
+        firstThree(ports),
+        firstThree(addresses),
+        age(o, now),
       ];
     },
   },

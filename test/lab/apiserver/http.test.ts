@@ -70,6 +70,8 @@ describe("lab apiserver: HTTP", () => {
         "nodes/status",
         "pods",
         "pods/status",
+        "services",
+        "services/status",
       ]);
       assert.deepEqual(byName.get("pods").shortNames, ["po"]);
       assert.equal(byName.get("pods").singularName, "pod");
@@ -83,7 +85,7 @@ describe("lab apiserver: HTTP", () => {
       assert.equal(apis.json.kind, "APIGroupList");
       assert.deepEqual(
         apis.json.groups.map((g: any) => g.name),
-        ["networking.k8s.io"],
+        ["networking.k8s.io", "discovery.k8s.io"],
       );
       const group = await http(url, "GET", "/apis/networking.k8s.io");
       assert.equal(group.json.preferredVersion.groupVersion, "networking.k8s.io/v1");
@@ -189,7 +191,7 @@ describe("lab apiserver: HTTP", () => {
     });
 
     it("404 for unknown resources, paths and objects", async () => {
-      status(await http(url, "GET", "/api/v1/services"), 404, "NotFound");
+      status(await http(url, "GET", "/api/v1/configmaps"), 404, "NotFound");
       status(await http(url, "GET", "/api/v2/pods"), 404, "NotFound");
       status(await http(url, "GET", "/nope"), 404, "NotFound");
       status(await http(url, "GET", "/api/v1/pods/web"), 404, "NotFound");

@@ -58,7 +58,7 @@ describe("lab apiserver: seeding", () => {
     assert.throws(() => parseSeedText("a: [", "x.yaml"), /x\.yaml document 1/);
     assert.throws(
       () => parseSeedText("- 1\n- 2\n", "y.yaml"),
-      /y\.yaml document 1: expected a Kubernetes object/,
+      /y\.yaml document 1: expected a Kubernetes object, got array/,
     );
     const store = new LabStore({ builtinNamespaces: [] });
     assert.throws(
@@ -70,8 +70,9 @@ describe("lab apiserver: seeding", () => {
       /seed z\.yaml document 1: 404 NotFound/,
     );
     assert.throws(
-      () => applySeed(store, parseSeedText("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "s.yaml")),
-      /no served resource has kind Service/,
+      () =>
+        applySeed(store, parseSeedText("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n", "s.yaml")),
+      /no served resource has kind ConfigMap/,
     );
     await assert.rejects(
       startLabApiServer({ seed: join(dir, "missing.yaml"), log: () => undefined }),
@@ -164,8 +165,42 @@ describe("lab apiserver: CLI (main.js)", function () {
     assert.equal(await unknown.exited, 2);
     const history = launch(["--history", "0"]);
     assert.equal(await history.exited, 2);
+    const cidr = launch(["--service-cidr", "10.0.0.0/33"]);
+    assert.equal(await cidr.exited, 2);
+    assert.match(cidr.stderr(), /--service-cidr: not an IPv4 CIDR: "10\.0\.0\.0\/33"/);
+    const controllers = launch(["--controllers", "endpoints"]);
+    assert.equal(await controllers.exited, 2);
+    assert.match(controllers.stderr(), /--controllers: unknown controller "endpoints"/);
     const seed = launch(["--seed", join(dir, "missing.yaml")]);
     assert.equal(await seed.exited, 1);
     assert.match(seed.stderr(), /cannot start/);
+  });
+
+  it("allocates from --service-cidr and runs the EndpointSlice controller in its process", async () => {
+    await writeFile(
+      join(dir, "seed.yaml"),
+      [
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web-1, labels: {app: web}}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.244.0.5}",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}",
+      ].join("\n---\n"),
+    );
+    const p = launch(["--seed", join(dir, "seed.yaml"), "--service-cidr", "10.50.0.0/24"]);
+    try {
+      await waitFor(() => p.stdout().includes("\n"), "the URL on stdout", 10_000);
+      const url = p.stdout().trim();
+      const svc = await http(url, "GET", "/api/v1/namespaces/default/services/web");
+      assert.match((svc.json as { spec: { clusterIP: string } }).spec.clusterIP, /^10\.50\.0\.\d+$/);
+      let slices: { endpoints: { addresses: string[] }[] }[] = [];
+      for (let i = 0; i < 50 && slices.length === 0; i++) {
+        const list = await http(url, "GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices");
+        slices = (list.json as { items: typeof slices }).items;
+        if (slices.length === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(slices[0]?.endpoints[0]?.addresses, ["10.244.0.5"]);
+      p.child.kill("SIGTERM");
+      assert.equal(await p.exited, 0);
+    } finally {
+      p.child.kill("SIGKILL");
+    }
   });
 });

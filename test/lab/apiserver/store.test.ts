@@ -464,7 +464,7 @@ describe("lab apiserver: store", () => {
     assert.deepEqual(n.spec, { podCIDR: "10.0.0.0/24" });
     assert.deepEqual(n.status, {});
     assert.deepEqual(
-      code(() => store.upsert({ kind: "Service", metadata: { name: "s" } })),
+      code(() => store.upsert({ kind: "ConfigMap", metadata: { name: "s" } })),
       [400, "BadRequest"],
     );
   });
