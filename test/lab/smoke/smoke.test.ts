@@ -168,12 +168,10 @@ describe("smoke: the shared smoke test on the lab (LabSmokeDriver)", function ()
       if (home !== "") rmSync(home, { recursive: true, force: true });
     });
 
-    it("the API server receives the ingress peers under `from` (not client-node's `_from`)", async function () {
-      const kubectl = await debianKubectl(this);
-      home = mkdtempSync(join(tmpdir(), "skein-smoke-kubectl-"));
-      await lab!.ensureNamespace("kdrv");
-      // A private HOME: kubectl's discovery cache must not outlive this lab's API server.
-      const driver = new KubectlDriver({
+    /** The driver on Debian's kubectl against this lab, with a private HOME (kubectl's discovery cache). */
+    function labDriver(kubectl: string): KubectlDriver {
+      if (home === "") home = mkdtempSync(join(tmpdir(), "skein-smoke-kubectl-"));
+      return new KubectlDriver({
         image: "unused",
         kubectl: "env",
         kubeconfig: lab!.kubeconfigPath,
@@ -194,6 +192,11 @@ describe("smoke: the shared smoke test on the lab (LabSmokeDriver)", function ()
             child.stdin?.end(opts.input ?? "");
           }),
       });
+    }
+
+    it("the API server receives the ingress peers under `from` (not client-node's `_from`)", async function () {
+      const driver = labDriver(await debianKubectl(this));
+      await lab!.ensureNamespace("kdrv");
       await driver.applyPolicy(smokePolicy("kdrv"));
       const got = await lab!
         .networking()
@@ -207,6 +210,22 @@ describe("smoke: the shared smoke test on the lab (LabSmokeDriver)", function ()
       await lab!
         .networking()
         .deleteNamespacedNetworkPolicy({ name: "smoke-server-ingress", namespace: "kdrv" });
+    });
+
+    it("createService: the API server allocates a ClusterIP for the smoke Service, TCP and UDP ports", async function () {
+      const driver = labDriver(await debianKubectl(this));
+      await lab!.ensureNamespace("kdrv");
+      assert.equal(
+        await driver.createService("kdrv", "smoke-server", { app: "smoke-server" }),
+        "smoke-server.kdrv",
+      );
+      const svc = await lab!.core().readNamespacedService({ name: "smoke-server", namespace: "kdrv" });
+      assert.match(svc.spec?.clusterIP ?? "", /^10\.96\./);
+      assert.deepEqual(
+        svc.spec?.ports?.map((p) => `${p.name}:${p.protocol}/${p.port}`),
+        [`tcp:TCP/${SMOKE_PORTS.tcp}`, `udp:UDP/${SMOKE_PORTS.udp}`],
+      );
+      await lab!.core().deleteNamespacedService({ name: "smoke-server", namespace: "kdrv" });
     });
   });
 });
