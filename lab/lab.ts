@@ -36,7 +36,7 @@ import type { ProbeProtocol, ProbeResult, TransferResult } from "./workload/work
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** dist/ of this build. */
-export const DIST = resolve(here, "..", "..");
+export const DIST = resolve(here, "..");
 
 export const STATE_ROOT = "/run/skein-lab";
 export const WORLD_IP = "203.0.113.10";
@@ -241,7 +241,7 @@ export class Lab {
     return startDetached(
       [
         process.execPath,
-        join(DIST, "agent", "lab", "workload.js"),
+        join(DIST, "lab", "workload", "workload.js"),
         "--name",
         name,
         "--control",
@@ -268,7 +268,7 @@ export class Lab {
     const proc = startDetached(
       [
         process.execPath,
-        join(DIST, "agent", "lab", "apiserver", "main.js"),
+        join(DIST, "lab", "apiserver", "main.js"),
         "--listen",
         `${this.#addr(254)}:0`,
         "--port-file",

@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { DIST } from "../../lab/lab.js";
 
 function lab(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [resolve(DIST, "agent", "lab", "main.js"), ...args], {
+  const r = spawnSync(process.execPath, [resolve(DIST, "lab", "main.js"), ...args], {
     encoding: "utf8",
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -93,7 +93,7 @@ describe("smoke: the shared smoke test on the lab (LabSmokeDriver)", function ()
     after(async function () {
       if (lab !== undefined) await new LabSmokeDriver(lab).deleteNamespace("probecli");
     });
-    const cli = join(DIST, "agent", "lab", "probe-cli.js");
+    const cli = join(DIST, "lab", "workload", "probe-cli.js");
 
     it("exit 0 and the workload's answer when the target answers (cross-node TCP)", async function () {
       const a = lab!.pod("probecli/a");
