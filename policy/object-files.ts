@@ -31,7 +31,7 @@ function unwrap(value: JsonValue, source: string, out: ObjectFromFile[]): void {
   if (value === null) return;
   if (!isJsonObject(value))
     throw new Error(
-      `${source}: an object document must be an object, got ${Array.isArray(value) ? "array" : typeof value}`,
+      `${source}: expected a Kubernetes object, got ${Array.isArray(value) ? "array" : typeof value}`,
     );
   const kind = typeof value.kind === "string" ? value.kind : "";
   if (kind === "List" || (kind.endsWith("List") && Array.isArray(value.items))) {

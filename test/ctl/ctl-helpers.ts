@@ -7,7 +7,7 @@ import { COMMANDS } from "../../ctl/commands/index.js";
 import { requireRoot } from "../helpers/privileged.js";
 
 /** The built skeinctl entry point. */
-export const SKEINCTL = join(DIST, "agent", "ctl", "main.js");
+export const SKEINCTL = join(DIST, "ctl", "main.js");
 
 /** How a skeinctl run ended. */
 export interface CtlRun {

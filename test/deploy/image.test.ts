@@ -188,8 +188,8 @@ describe("deploy: the Containerfile, replayed", function () {
     assert.ok(existsSync(join(src, "dist", "bpf", "skein.bpf.o")), "BPF object");
     assert.ok(existsSync(join(src, "dist", "agent", "main.js")), "agent");
     assert.ok(
-      existsSync(join(src, "dist", "agent", "lab", "workload.js")) &&
-        existsSync(join(src, "dist", "agent", "lab", "probe-cli.js")),
+      existsSync(join(src, "dist", "lab", "workload", "workload.js")) &&
+        existsSync(join(src, "dist", "lab", "workload", "probe-cli.js")),
       "smoke pods' workload and probe CLI",
     );
     assert.ok(

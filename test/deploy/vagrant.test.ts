@@ -95,7 +95,7 @@ describe("deploy: the Vagrant lab (vagrant validate, shellcheck)", function () {
       smoke.includes(`node ${IMAGE_DIST_DIR}/lab/smoke/main.js`),
       "runs the smoke CLI from the image's dist",
     );
-    const main = readFileSync(join(REPO, "agent", "smoke", "main.ts"), "utf8");
+    const main = readFileSync(join(REPO, "lab", "smoke", "main.ts"), "utf8");
     for (const flag of [...smoke.matchAll(/--([a-z-]+) /g)]
       .map((m) => m[1]!)
       .filter((f) => ["kubeconfig", "image", "image-pull-policy"].includes(f)))

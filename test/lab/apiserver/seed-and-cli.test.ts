@@ -58,7 +58,7 @@ describe("lab apiserver: seeding", () => {
     assert.throws(() => parseSeedText("a: [", "x.yaml"), /x\.yaml document 1/);
     assert.throws(
       () => parseSeedText("- 1\n- 2\n", "y.yaml"),
-      /y\.yaml document 1: a seed document must be an object/,
+      /y\.yaml document 1: expected a Kubernetes object/,
     );
     const store = new LabStore({ builtinNamespaces: [] });
     assert.throws(
