@@ -238,6 +238,9 @@ int skn_from_pod(struct __sk_buff *skb)
 		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
 	}
 
+	if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt))
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
+
 	/* A new flow (or an ICMP error about one): identities, policy, then remember it. */
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
 	f.src_identity = src ? src->identity : SKN_ID_UNMANAGED;
@@ -373,6 +376,10 @@ static __always_inline int skn_from_overlay(struct __sk_buff *skb, __u32 l3_off,
 			                     SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, outer_src_be, 1);
+	} else if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt)) {
+		if (decap)
+			return TC_ACT_OK;
+		goto to_stack;
 	}
 deliver:
 	if (decap && skn_vxlan_decap(skb) < 0)

@@ -34,6 +34,20 @@ static __always_inline int skn_ct_via_stack(const struct skn_ct_state *st)
 	return st->entry && (st->entry->flags & SKN_CT_VIA_STACK);
 }
 
+/* An ICMP error (SKN_CT_RELATED) about a flow the stack delivered: a backend's port unreachable for
+ * a Service's UDP port, say. It goes through the stack too, which rewrites the quoted header back to
+ * the ClusterIP the client's socket knows. A second lookup, for ICMP errors only. */
+static __always_inline int skn_ct_related_via_stack(const struct skn_pkt *p)
+{
+	struct skn_ct_key inner = {};
+	const struct skn_ct_entry *e;
+
+	skn_ct_key_init(&inner, p->inner_proto, p->inner_saddr_be, p->inner_sport_be, p->inner_daddr_be,
+	                p->inner_dport_be);
+	e = bpf_map_lookup_elem(&skn_conntrack2, &inner);
+	return e && (e->flags & SKN_CT_VIA_STACK);
+}
+
 /* Records that the stack delivered the flow (after skn_ct_create, or on an entry that predates it). */
 static __always_inline void skn_ct_set_via_stack(struct skn_ct_state *st)
 {

@@ -12,7 +12,17 @@ import { Identity } from "../../maps/identities.js";
 import { PROGRAMS } from "../../maps/pins.js";
 import { vxlanMacFor } from "../../maps/config.js";
 import { PrivateDatapath } from "../../maps/datapath/private.js";
-import { IpProto, TcpFlags, ipv4Frame, probeFrame, tcpSegment, udpDatagram } from "../../maps/packet.js";
+import {
+  IcmpType,
+  IpProto,
+  TcpFlags,
+  icmpMessage,
+  ipv4Frame,
+  ipv4Packet,
+  probeFrame,
+  tcpSegment,
+  udpDatagram,
+} from "../../maps/packet.js";
 import { requireRoot } from "../helpers/privileged.js";
 import { TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, run } from "../helpers/datapath.js";
 
@@ -135,6 +145,40 @@ describe("datapath: Services translated by the node (BPF_PROG_TEST_RUN)", functi
     );
     assert.equal(reply.retval, TC_ACT_OK, "to the stack, which turns the source back into the ClusterIP");
     assert.equal(reply.decision.reason, "fwd_stack");
+  });
+
+  it("an ICMP error a backend sends about a flow the stack delivered goes to the stack, same node and from the overlay", function () {
+    const udp = (src: string, dst: string) =>
+      ipv4Frame({
+        src,
+        dst,
+        protocol: IpProto.UDP,
+        payload: udpDatagram({ src, dst, sport: 40100, dport: 5354 }),
+      });
+    // Port unreachable, quoting the translated datagram (client → backend).
+    const unreachable = (from: string) => {
+      const quoted = ipv4Packet({
+        src: CLIENT.ip,
+        dst: from,
+        protocol: IpProto.UDP,
+        payload: udpDatagram({ src: CLIENT.ip, dst: from, sport: 40100, dport: 5354 }),
+      }).subarray(0, 28);
+      return ipv4Frame({
+        src: from,
+        dst: CLIENT.ip,
+        protocol: IpProto.ICMP,
+        payload: icmpMessage(IcmpType.destUnreachable, 3, 0, quoted),
+      });
+    };
+    run(dp, PROGRAMS.toPod, udp(CLIENT.ip, BACKEND.ip), { ifindex: 1 });
+    const local = run(dp, PROGRAMS.fromPod, unreachable(BACKEND.ip), { ifindex: 1 });
+    assert.equal(local.retval, TC_ACT_OK);
+    assert.equal(local.decision.reason, "fwd_stack");
+    run(dp, PROGRAMS.toVxlan, udp(CLIENT.ip, REMOTE_POD), { ifindex: 1 });
+    const remote = run(dp, PROGRAMS.fromUplink, fromRemote(unreachable(REMOTE_POD), ID.remote), {
+      ifindex: 1,
+    });
+    assert.equal(remote.retval, TC_ACT_OK, "left for the VXLAN device, then the stack");
   });
 
   it("same node, untranslated: pod to pod keeps its redirect both ways", function () {

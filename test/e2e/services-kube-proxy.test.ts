@@ -28,7 +28,7 @@ const EXTERNAL_IP = "198.51.100.10";
 const EXTERNAL_IP_LOCAL = "198.51.100.11";
 const NS = "svc";
 
-/** One Service port per protocol: TCP 80 → 8080, UDP 53 → 5353 (the lab workload's ports). */
+/** TCP 80 → 8080 and UDP 53 → 5353 (the lab workload's ports), UDP 54 → 5354 (closed). */
 function service(
   name: string,
   clusterIP: string,
@@ -49,6 +49,8 @@ function service(
         ...(nodePort === undefined ? {} : { nodePort }),
       },
       { name: "dns", port: 53, protocol: "UDP", targetPort: 5353 },
+      // Nothing listens on 5354: the backend answers with an ICMP port unreachable.
+      { name: "closed", port: 54, protocol: "UDP", targetPort: 5354 },
     ],
     endpoints: backends.map((p) => ({ ip: p.ip, nodeName: p.node, ready: true })),
     externalTrafficPolicy: "Cluster",
@@ -194,6 +196,17 @@ describe("e2e: Services translated by kube-proxy (lab/kube-proxy.ts) through Ske
           const cu = await connectedUdp(from.netns, host, 53);
           assert.ok(cu.ok, `connected udp ${from.name} → ${host}: ${cu.error}`);
           assert.equal(cu.reply?.name, `${NS}/${backend.name}`);
+        }
+      });
+
+      it("a backend's port unreachable for a Service's UDP port reaches the client's connected socket (same node, cross node)", async function () {
+        for (const [from, host] of [
+          [a, svc.toB],
+          [a, svc.toC],
+        ] as const) {
+          const r = await connectedUdp(from.netns, host, 54, 3000);
+          assert.equal(r.error, "ECONNREFUSED", `${from.name} → ${host}:54`);
+          assert.ok(r.ms < 1000, `refused after ${r.ms} ms`);
         }
       });
 
