@@ -335,3 +335,40 @@ describe("e2e: Services translated by kube-proxy (lab/kube-proxy.ts) through Ske
     });
   });
 });
+
+describe("e2e: Services translated by kube-proxy, pods encapsulated through the VXLAN device (--encap device)", function () {
+  this.timeout(180000);
+  const fx = useLab(2, { agentArgs: [`--service-cidr=${SERVICE_CIDR}`, "--encap=device"] });
+  let a: LabPod;
+  let c: LabPod;
+
+  before(async function () {
+    const [n1, n2] = [fx.nodes[0]!, fx.nodes[1]!];
+    a = await fx.lab.addPod({ namespace: NS, name: "a", node: n1, labels: { app: "a" } });
+    c = await fx.lab.addPod({ namespace: NS, name: "c", node: n2, labels: { app: "c" } });
+    const services = [service("to-c", "10.96.0.10", [c]), service("to-a", "10.96.0.12", [a])];
+    for (const n of [n1, n2])
+      await applyKubeProxy(n.netns, "iptables", services, { nodeName: n.name, clusterCidr: CLUSTER_CIDR });
+    await eventually(
+      "pods reach each other",
+      async () => (await fx.lab.probe(a, "TCP", c.ip, 8080, 300)).ok,
+      15000,
+    );
+  });
+
+  it("ClusterIP across nodes both ways, TCP and connected UDP; the backend sees the client", async function () {
+    for (const [from, host, backend] of [
+      [a, "10.96.0.10", c],
+      [c, "10.96.0.12", a],
+    ] as const) {
+      const r = await fx.lab.probe(from, "TCP", host, 80, 1500);
+      assert.ok(r.ok, `${from.name} → ${host}: ${r.error}`);
+      assert.equal(r.reply?.name, `${NS}/${backend.name}`);
+      assert.equal(r.reply.peer, from.ip);
+      const u = await connectedUdp(from.netns, host, 53);
+      assert.ok(u.ok, `connected udp ${from.name} → ${host}: ${u.error}`);
+      const closed = await connectedUdp(from.netns, host, 54, 3000);
+      assert.equal(closed.error, "ECONNREFUSED");
+    }
+  });
+});
