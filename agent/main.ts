@@ -11,7 +11,8 @@
  *                           (default), or through the VXLAN device
  *   --cluster-cidr CIDR,..  cluster pod space (default: union of nodes' pod CIDRs)
  *   --service-cidr CIDR     the Service ClusterIP range: pod egress to it is judged on the backend
- *                           after kube-proxy's translation (default: none, judged on the ClusterIP)
+ *                           after kube-proxy's translation (default: none, judged on the ClusterIP);
+ *                           Services backed by non-pods are then not judged (docs/services.md)
  *   --health-addr H:P       /healthz /readyz /v1 (default 127.0.0.1:9879)
  *   --metrics-addr H:P      /metrics (default 0.0.0.0:9878; "" to disable)
  *   --policy-map-entries N  --verdict-events   --log-level debug|info|warn|error
