@@ -2,42 +2,34 @@
  * The node agent: adopts or loads the pinned datapath, watches the cluster, and keeps the node's
  * maps, overlay device, routes and masquerade rule equal to what the cluster says, by diff. It is
  * not in the packet path: stopping it leaves forwarding, policy and established flows running.
+ *
+ * A reconcile pass runs the steps of steps.ts through a StepRunner; they reach the kernel only
+ * through a NodeDatapath (KernelDatapath on a node, a fake in tests).
  */
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
-import { ConfigFlag, ConfigMap, type NodeConfig } from "../maps/config.js";
-import { ENDPOINTS_MAP, EndpointsMap } from "../maps/endpoints.js";
-import { IPCACHE_MAP, IpcacheMap, ipcacheCodec, ipcacheKeyString } from "../maps/ipcache.js";
-import { MetricsMap } from "../maps/metrics.js";
-import { POLICY_MAP, PolicyMap, policyCodec, policyKeyString } from "../maps/policy.js";
-import { CONNTRACK_MAP, ConntrackMap } from "../maps/conntrack.js";
+import { ENDPOINTS_MAP } from "../maps/endpoints.js";
+import { IPCACHE_MAP, ipcacheCodec, ipcacheKeyString, type IpcacheEntry } from "../maps/ipcache.js";
+import type { Prefix } from "../maps/net.js";
 import {
-  attachPinned,
-  detachPinned,
-  moveAttachmentsToReplacements,
-  UPLINK_PROGRAMS,
-  VXLAN_PROGRAMS,
-} from "../maps/datapath/attach.js";
-import { loadPinnedDatapath } from "../maps/datapath/pinned.js";
+  POLICY_MAP,
+  policyCodec,
+  policyKeyString,
+  type PolicyEntry,
+  type PolicyKey,
+} from "../maps/policy.js";
+import { CONNTRACK_MAP } from "../maps/conntrack.js";
 import type { DatapathOptions } from "../maps/datapath/spec.js";
 import { ENCAP_MODES, type AgentStatus, type EncapMode } from "../maps/agent-api.js";
-import { writeConflist } from "./cni-config.js";
+import { MapReconciler } from "../maps/reconciler.js";
+import type { PolicySource } from "../policy/source.js";
 import { ClusterWatch, type ResourceKind, type WatchEventType } from "./k8s/watch.js";
 import { nodeView, podView, type NodeView, type PodView } from "./k8s/views.js";
-import type { Logger } from "./log.js";
+import { errorFields, type Logger } from "./log.js";
 import { AgentMetrics } from "./metrics.js";
-import {
-  ensureForwardingSysctls,
-  ensureNftables,
-  ensureOverlayDevice,
-  localAddresses,
-  syncOverlayRoutes,
-  tunnelEndpointsOnLink,
-  uplinkFor,
-} from "./node/overlay.js";
-import type { OverlayDevice } from "../maps/agent-api.js";
-import type { PolicySource } from "../policy/source.js";
-import { buildIpcache } from "../policy/ipcache-builder.js";
-import { MapReconciler } from "../maps/reconciler.js";
+import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
+import { KernelDatapath } from "./node/kernel-datapath.js";
+import { StepError, StepRunner } from "./step-runner.js";
+import { nodeSteps, type NodeState, type NodeStep, type Pass } from "./steps.js";
 
 export interface AgentOptions {
   nodeName: string;
@@ -62,17 +54,21 @@ export interface AgentOptions {
   policy: PolicySource;
   log: Logger;
   metrics?: AgentMetrics;
+  /**
+   * The node's kernel side. Default: a KernelDatapath over `bpffsRoot`, `datapath` and
+   * `cniConfDir`; tests give a fake.
+   */
+  nodeDatapath?: NodeDatapath;
 }
 
 export { ENCAP_MODES, type AgentStatus, type EncapMode };
 
-interface Maps {
-  ipcache: IpcacheMap;
-  policy: PolicyMap;
-  config: ConfigMap;
-  endpoints: EndpointsMap;
-  metrics: MetricsMap;
-  conntrack: ConntrackMap;
+/** What start() opened; reconcile passes run only once it exists. */
+interface Opened {
+  maps: DatapathMaps;
+  ipcache: MapReconciler<Prefix, IpcacheEntry>;
+  policy: MapReconciler<PolicyKey, PolicyEntry>;
+  steps: StepRunner<Pass, NodeStep>;
 }
 
 function key(obj: KubernetesObject): string {
@@ -83,11 +79,8 @@ export class Agent {
   readonly options: AgentOptions;
   readonly metrics: AgentMetrics;
   readonly #log: Logger;
-  #maps: Maps | undefined;
-  #ipcache:
-    MapReconciler<import("../maps/net.js").Prefix, import("../maps/ipcache.js").IpcacheEntry> | undefined;
-  #policyRec:
-    MapReconciler<import("../maps/policy.js").PolicyKey, import("../maps/policy.js").PolicyEntry> | undefined;
+  readonly #datapath: NodeDatapath;
+  #opened: Opened | undefined;
   #watch: ClusterWatch | undefined;
   readonly #nodes = new Map<string, NodeView>();
   readonly #pods = new Map<string, PodView>();
@@ -99,16 +92,7 @@ export class Agent {
   #stopped = false;
   #ready = false;
   #notReadyReason = "starting";
-  #overlay: OverlayDevice | null = null;
-  #uplink: string | null = null;
-  /** What the agent last wrote to skn_config. */
-  #config: NodeConfig | null = null;
-  #appliedNodeKey = "";
-  #appliedRoutesKey = "";
-  #appliedOnLinkKey = "";
-  #appliedMasqKey = "";
-  #appliedConfKey = "";
-  #appliedPolicyVersion = -1;
+  readonly #node: NodeState = { overlay: null, uplink: null, config: null, configWrites: 0 };
   #lastReconcile: { at: string; durationMs: number } | null = null;
   #fullResync = true;
   #readyWaiters: (() => void)[] = [];
@@ -117,6 +101,13 @@ export class Agent {
     this.options = options;
     this.#log = options.log;
     this.metrics = options.metrics ?? new AgentMetrics();
+    this.#datapath =
+      options.nodeDatapath ??
+      new KernelDatapath({
+        bpffsRoot: options.bpffsRoot,
+        datapath: options.datapath,
+        cniConfDir: options.cniConfDir,
+      });
   }
 
   get ready(): boolean {
@@ -132,13 +123,13 @@ export class Agent {
   /** Loads or adopts the datapath, opens its maps, starts watching. Throws when the datapath cannot load. */
   async start(): Promise<void> {
     const root = this.options.bpffsRoot;
-    const report = loadPinnedDatapath(root, this.options.datapath);
+    const report = this.#datapath.load();
     this.#log.info("datapath ready", {
       root,
       programs: report.programs.map((p) => `${p.name}:${p.action}`).join(","),
       maps: report.maps.map((m) => `${m.name}:${m.action}`).join(","),
     });
-    const moved = await moveAttachmentsToReplacements(root, report);
+    const moved = await this.#datapath.moveAttachments(report);
     for (const m of moved)
       this.#log.info("program replaced in place", {
         ifname: m.ifname,
@@ -147,23 +138,30 @@ export class Agent {
         to: m.to,
       });
 
-    const maps: Maps = {
-      ipcache: IpcacheMap.openPinned(root),
-      policy: PolicyMap.openPinned(root),
-      config: ConfigMap.openPinned(root),
-      endpoints: EndpointsMap.openPinned(root),
-      metrics: MetricsMap.openPinned(root),
-      conntrack: ConntrackMap.openPinned(root),
-    };
-    this.#maps = maps;
+    const maps = this.#datapath.openMaps();
+    const ipcache = new MapReconciler(maps.ipcache, ipcacheCodec, ipcacheKeyString);
+    const policy = new MapReconciler(maps.policy, policyCodec, policyKeyString);
+    const steps = new StepRunner<Pass, NodeStep>(
+      nodeSteps({
+        datapath: this.#datapath,
+        maps,
+        ipcache,
+        policyMap: policy,
+        node: this.#node,
+        settings: this.options,
+        log: this.#log,
+        metrics: this.metrics,
+        pods: () => this.#pods.values(),
+      }),
+      (step, durationMs) => {
+        if (step.target !== undefined)
+          this.metrics.reconcileDuration.observe({ target: step.target }, durationMs / 1000);
+      },
+    );
+    this.#opened = { maps, ipcache, policy, steps };
     this.metrics.datapath = maps.metrics;
-    this.#ipcache = new MapReconciler(maps.ipcache, ipcacheCodec, ipcacheKeyString);
-    this.#policyRec = new MapReconciler(maps.policy, policyCodec, policyKeyString);
     // Adopt what the kernel holds: the first apply only writes differences.
-    this.#log.info("adopted pinned maps", {
-      ipcache: this.#ipcache.resync(),
-      policy: this.#policyRec.resync(),
-    });
+    this.#log.info("adopted pinned maps", { ipcache: ipcache.resync(), policy: policy.resync() });
     this.#fullResync = false;
 
     this.#watch = new ClusterWatch(
@@ -241,19 +239,27 @@ export class Agent {
       }
     } catch (err) {
       // A bad object must never take the agent down.
-      this.#skip(kind, name, "error", err instanceof Error ? err.message : String(err));
+      const { error, ...more } = errorFields(err);
+      this.#skip(kind, name, "error", error, false, { ...more });
     }
     this.#schedule();
   }
 
-  #skip(kind: string, name: string, reason: string, detail: string, quiet = false): void {
+  #skip(
+    kind: string,
+    name: string,
+    reason: string,
+    detail: string,
+    quiet = false,
+    more: Record<string, unknown> = {},
+  ): void {
     const k = `${kind}${kind === "Node" ? "/" : ""}${name}`;
     const prev = this.#skipped.get(k);
     this.#skipped.set(k, { kind, name, reason, detail });
     if (prev?.reason === reason) return;
     this.metrics.objectsSkipped.inc({ kind, reason });
-    if (quiet) this.#log.debug("object skipped", { kind, name, reason, detail });
-    else this.#log.warn("object skipped", { kind, name, reason, detail });
+    if (quiet) this.#log.debug("object skipped", { kind, name, reason, detail, ...more });
+    else this.#log.warn("object skipped", { kind, name, reason, detail, ...more });
   }
 
   #schedule(delayMs = this.options.debounceMs): void {
@@ -267,7 +273,10 @@ export class Agent {
       this.#timer = undefined;
       this.#running = this.#reconcile()
         .catch((err: unknown) => {
-          this.#log.error("reconcile failed", { error: err instanceof Error ? err.message : String(err) });
+          this.#log.error(
+            "reconcile failed",
+            err instanceof StepError ? { step: err.step, ...errorFields(err.cause) } : errorFields(err),
+          );
           this.#again = true;
         })
         .finally(() => {
@@ -280,20 +289,18 @@ export class Agent {
     }, delayMs);
   }
 
-  /** One pass: node plumbing when it changed, then maps by diff. */
+  /** One pass: node plumbing when it changed, then maps by diff; ready once all of it applied. */
   async #reconcile(): Promise<void> {
-    const maps = this.#maps;
-    const ipcacheRec = this.#ipcache;
-    const policyRec = this.#policyRec;
-    if (maps === undefined || ipcacheRec === undefined || policyRec === undefined) return;
+    const opened = this.#opened;
+    if (opened === undefined) return;
     const started = performance.now();
     const full = this.#fullResync;
     this.#fullResync = false;
     if (full) {
-      ipcacheRec.resync();
-      policyRec.resync();
-      // A full resync also re-reads the routes the on-link check rests on.
-      this.#appliedNodeKey = this.#appliedRoutesKey = this.#appliedMasqKey = this.#appliedOnLinkKey = "";
+      opened.ipcache.resync();
+      opened.policy.resync();
+      // Every step again, the on-link check re-reading the routes it rests on; the conflist stays.
+      opened.steps.resync();
     }
 
     const own = this.#nodes.get(this.options.nodeName);
@@ -304,169 +311,14 @@ export class Agent {
       );
       return;
     }
-
-    // Overlay device, programs on it, sysctls, config map.
-    const nodeKey = `${own.internalIp}|${own.podCidr}`;
-    if (nodeKey !== this.#appliedNodeKey) {
-      const t = performance.now();
-      const uplink = await uplinkFor(own.internalIp);
-      const overlay = await ensureOverlayDevice({
-        ifname: this.options.vxlanDevice,
-        port: this.options.vxlanPort,
-        nodeIp: own.internalIp,
-        uplinkMtu: uplink.mtu,
-      });
-      attachPinned(this.options.bpffsRoot, overlay.ifname, VXLAN_PROGRAMS);
-      ensureForwardingSysctls(overlay.ifname);
-      const direct = this.options.encap === "bpf";
-      // The uplink's program is in place before the config tells from_pod to use the uplink, and
-      // (switching back to "device") removed only after the config stopped it.
-      if (direct) attachPinned(this.options.bpffsRoot, uplink.ifname, UPLINK_PROGRAMS);
-      // The on-link flag is decided below, once the remote nodes are known.
-      this.#config = {
-        vxlanIfindex: overlay.ifindex,
-        nodeIp: own.internalIp,
-        vxlanMac: overlay.mac,
-        flags: this.options.verdictEvents ? ConfigFlag.verdictEvents : 0,
-        vxlanPort: this.options.vxlanPort,
-        uplinkIfindex: direct ? uplink.ifindex : 0,
-      };
-      maps.config.write(this.#config);
-      this.#appliedOnLinkKey = "";
-      if (!direct) detachPinned(uplink.ifname, UPLINK_PROGRAMS);
-      // The node address moved to another interface: the old uplink's filter would linger.
-      if (this.#uplink !== null && this.#uplink !== uplink.ifname)
-        detachPinned(this.#uplink, UPLINK_PROGRAMS);
-      this.#overlay = overlay;
-      this.#uplink = direct ? uplink.ifname : null;
-      this.#appliedNodeKey = nodeKey;
-      this.metrics.reconcileDuration.observe({ target: "overlay" }, (performance.now() - t) / 1000);
-      this.#log.info("overlay ready", {
-        device: overlay.ifname,
-        ifindex: overlay.ifindex,
-        mtu: overlay.mtu,
-        uplink: uplink.ifname,
-        encap: this.options.encap,
-      });
-    }
-    const overlay = this.#overlay;
-    if (overlay === null) return;
-
     const nodes = [...this.#nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
-    const remoteCidrs = nodes.filter((n) => n.name !== own.name).map((n) => n.podCidr);
-    const routesKey = remoteCidrs.join(",");
-    if (routesKey !== this.#appliedRoutesKey) {
-      const t = performance.now();
-      const r = await syncOverlayRoutes(overlay.ifname, own.internalIp, remoteCidrs);
-      this.#appliedRoutesKey = routesKey;
-      this.metrics.reconcileDuration.observe({ target: "routes" }, (performance.now() - t) / 1000);
-      if (r.added.length + r.removed.length > 0)
-        this.#log.info("overlay routes", { added: r.added.join(","), removed: r.removed.join(",") });
-    }
-    // Every remote node a neighbour on the uplink: the datapath hands bpf_redirect_neigh the node
-    // as next hop and skips the route lookup. Otherwise (a routed underlay) the kernel routes.
-    const uplinkName = this.#uplink;
-    if (uplinkName !== null && this.#config !== null) {
-      const remoteIps = nodes.filter((n) => n.name !== own.name).map((n) => n.internalIp);
-      const onLinkKey = `${uplinkName}|${remoteIps.join(",")}`;
-      if (onLinkKey !== this.#appliedOnLinkKey) {
-        let onLink = false;
-        try {
-          onLink = await tunnelEndpointsOnLink(uplinkName, remoteIps);
-        } catch (err) {
-          // The shortcut is an optimisation: without the routes, the kernel keeps routing.
-          this.#log.warn("tunnel next hop: cannot read the routes; the kernel routes every packet", {
-            error: err instanceof Error ? err.message : String(err),
-          });
-        }
-        const was = this.#config.flags;
-        const flags = onLink ? was | ConfigFlag.tunnelOnLink : was & ~ConfigFlag.tunnelOnLink;
-        if (flags !== was) {
-          this.#config = { ...this.#config, flags };
-          maps.config.write(this.#config);
-          this.#log.info("tunnel next hop", { onLink, uplink: uplinkName, remoteNodes: remoteIps.length });
-        }
-        this.#appliedOnLinkKey = onLinkKey;
-      }
-    }
-    const cluster =
-      this.options.clusterCidrs.length > 0 ? this.options.clusterCidrs : nodes.map((n) => n.podCidr);
-    const masqKey = `${own.podCidr}|${cluster.join(",")}`;
-    if (masqKey !== this.#appliedMasqKey) {
-      await ensureNftables(own.podCidr, cluster, overlay.ifname, this.options.vxlanPort);
-      this.#appliedMasqKey = masqKey;
-    }
+    await opened.steps.run({ own, nodes, remote: nodes.filter((n) => n.name !== own.name) });
+    this.metrics.identities.set(this.options.policy.identities().size);
 
-    // ipcache: every address of the cluster.
-    let t = performance.now();
-    const policy = this.options.policy;
-    const pods = [...this.#pods.values()].map((p) => ({
-      ip: p.ip,
-      nodeName: p.nodeName,
-      identity: policy.podIdentity(p.namespace, p.name) ?? 4,
-      flags: p.nodeName === own.name ? policy.localFlags(p.ip) : 0,
-    }));
-    const desiredIpcache = buildIpcache({
-      localNodeName: own.name,
-      localAddresses: await localAddresses(),
-      nodes,
-      pods,
-      cidrs: policy.cidrPrefixes(),
-    });
-    const ipr = ipcacheRec.apply(desiredIpcache);
-    this.#report(IPCACHE_MAP, ipr, maps.ipcache.maxEntries);
-    this.metrics.reconcileDuration.observe({ target: "ipcache" }, (performance.now() - t) / 1000);
-
-    // Policy: only when the compiler's output changed (or on resync).
-    if (full || policy.version !== this.#appliedPolicyVersion) {
-      t = performance.now();
-      const version = policy.version;
-      const pr = policyRec.apply(policy.desiredPolicy());
-      this.#report(POLICY_MAP, pr, maps.policy.maxEntries);
-      this.metrics.policyOverflow.set(pr.overflow);
-      if (pr.overflow > 0)
-        this.#log.error("policy map full: some allow entries are not programmed (those flows are denied)", {
-          desired: policy.desiredPolicy().size,
-          capacity: maps.policy.maxEntries,
-          missing: pr.overflow,
-          fix: "raise policyMapEntries (agent --policy-map-entries) and restart the agent on a drained node",
-        });
-      if (pr.failed === 0) this.#appliedPolicyVersion = version;
-      this.metrics.reconcileDuration.observe({ target: "policy" }, (performance.now() - t) / 1000);
-    }
-    this.metrics.identities.set(policy.identities().size);
-
-    // The node is programmed: let the runtime call the plugin.
-    const confKey = `${own.podCidr}|${overlay.mtu}`;
-    if (confKey !== this.#appliedConfKey) {
-      const path = writeConflist(this.options.cniConfDir, {
-        podCidr: own.podCidr,
-        bpffsRoot: this.options.bpffsRoot,
-        mtu: overlay.mtu,
-        ...(this.options.cniDataDir === undefined ? {} : { dataDir: this.options.cniDataDir }),
-      });
-      this.#appliedConfKey = confKey;
-      this.#log.info("CNI configuration written", { path, podCidr: own.podCidr, mtu: overlay.mtu });
-    }
     const durationMs = performance.now() - started;
     this.#lastReconcile = { at: new Date().toISOString(), durationMs };
     this.metrics.reconcileDuration.observe({ target: "all" }, durationMs / 1000);
     this.#setReady();
-  }
-
-  #report(map: string, r: import("../maps/reconciler.js").ApplyResult, capacity: number): void {
-    this.metrics.mapEntries.set({ map }, r.size);
-    this.metrics.mapCapacity.set({ map }, capacity);
-    if (r.failed > 0) {
-      this.metrics.mapWriteFailures.inc({ map }, r.failed);
-      this.#log.error("map writes failed", {
-        map,
-        failed: r.failed,
-        error: r.firstError instanceof Error ? r.firstError.message : String(r.firstError),
-      });
-    }
-    if (r.upserted + r.deleted > 0)
-      this.#log.debug("map reconciled", { map, upserted: r.upserted, deleted: r.deleted, size: r.size });
   }
 
   #setReady(): void {
@@ -486,21 +338,21 @@ export class Agent {
 
   /** Counts for metrics that are read from the kernel at scrape time. */
   refreshGauges(): void {
-    const maps = this.#maps;
-    if (maps === undefined) return;
-    const endpoints = maps.endpoints.count();
-    this.metrics.endpoints.set(endpoints);
-    this.metrics.mapEntries.set({ map: ENDPOINTS_MAP }, endpoints);
-    this.metrics.mapCapacity.set({ map: ENDPOINTS_MAP }, maps.endpoints.maxEntries);
-    this.metrics.mapEntries.set({ map: CONNTRACK_MAP }, maps.conntrack.count());
-    this.metrics.mapCapacity.set({ map: CONNTRACK_MAP }, maps.conntrack.maxEntries);
-    this.metrics.mapCapacity.set({ map: IPCACHE_MAP }, maps.ipcache.maxEntries);
-    this.metrics.mapCapacity.set({ map: POLICY_MAP }, maps.policy.maxEntries);
+    const opened = this.#opened;
+    if (opened === undefined) return;
+    const { endpoints, conntrack } = opened.maps.occupancy();
+    this.metrics.endpoints.set(endpoints.entries);
+    this.metrics.mapEntries.set({ map: ENDPOINTS_MAP }, endpoints.entries);
+    this.metrics.mapCapacity.set({ map: ENDPOINTS_MAP }, endpoints.capacity);
+    this.metrics.mapEntries.set({ map: CONNTRACK_MAP }, conntrack.entries);
+    this.metrics.mapCapacity.set({ map: CONNTRACK_MAP }, conntrack.capacity);
+    this.metrics.mapCapacity.set({ map: IPCACHE_MAP }, opened.maps.ipcache.maxEntries);
+    this.metrics.mapCapacity.set({ map: POLICY_MAP }, opened.maps.policy.maxEntries);
   }
 
   status(): AgentStatus {
     const own = this.#nodes.get(this.options.nodeName);
-    const maps = this.#maps;
+    const opened = this.#opened;
     return {
       node: this.options.nodeName,
       ready: this.#ready,
@@ -508,16 +360,16 @@ export class Agent {
       bpffsRoot: this.options.bpffsRoot,
       nodeIp: own?.internalIp ?? null,
       podCidr: own?.podCidr ?? null,
-      overlay: this.#overlay,
-      encap: { mode: this.options.encap, uplink: this.#uplink },
+      overlay: this.#node.overlay,
+      encap: { mode: this.options.encap, uplink: this.#node.uplink },
       nodes: [...this.#nodes.values()],
       skipped: [...this.#skipped.values()],
       maps:
-        maps === undefined
+        opened === undefined
           ? []
           : [
-              { name: IPCACHE_MAP, entries: this.#ipcache?.size ?? 0, capacity: maps.ipcache.maxEntries },
-              { name: POLICY_MAP, entries: this.#policyRec?.size ?? 0, capacity: maps.policy.maxEntries },
+              { name: IPCACHE_MAP, entries: opened.ipcache.size, capacity: opened.maps.ipcache.maxEntries },
+              { name: POLICY_MAP, entries: opened.policy.size, capacity: opened.maps.policy.maxEntries },
             ],
       lastReconcile: this.#lastReconcile,
       policyErrors: this.options.policy.errors(),
@@ -538,9 +390,9 @@ export class Agent {
     clearInterval(this.#resyncTimer);
     await this.#watch?.stop();
     await this.#running;
-    const maps = this.#maps;
-    this.#maps = undefined;
+    const opened = this.#opened;
+    this.#opened = undefined;
     this.metrics.datapath = undefined;
-    if (maps !== undefined) for (const m of Object.values(maps) as Maps[keyof Maps][]) m.close();
+    opened?.maps.close();
   }
 }

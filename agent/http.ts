@@ -5,7 +5,7 @@
 import { createServer, type Server } from "node:http";
 import type { Agent } from "./agent.js";
 import { isDatapathPinned } from "../maps/datapath/pinned.js";
-import type { Logger } from "./log.js";
+import { errorFields, type Logger } from "./log.js";
 
 export interface Listen {
   host: string;
@@ -108,10 +108,7 @@ export function serveAgent(
         }
         send(res, 404, { error: `no such endpoint ${url.pathname}` });
       } catch (err) {
-        log.warn("http handler failed", {
-          path: url.pathname,
-          error: err instanceof Error ? err.message : String(err),
-        });
+        log.warn("http handler failed", { path: url.pathname, ...errorFields(err) });
         if (!res.headersSent) send(res, 500, { error: err instanceof Error ? err.message : String(err) });
       }
     })();

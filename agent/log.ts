@@ -49,3 +49,39 @@ export function createLogger(
     with: (f) => createLogger(level, sink, { ...base, ...f }),
   };
 }
+
+/** A type, not an interface: a Logger's fields are a Record, which only type literals satisfy. */
+export type ErrorFields = {
+  error: string;
+  errno?: number;
+  code?: string | number;
+  cause?: string;
+};
+
+/**
+ * An error as log fields: `error` (its message), `errno` and `code` (the first found down the
+ * `cause` chain: a SysError's errno and symbolic code, Node's `ENOENT`/`ECONNREFUSED`, an HTTP
+ * status of the API client), and `cause` (the messages of the causes, outermost first). So a line
+ * keeps what an operator greps for even when the message was written for people.
+ */
+export function errorFields(err: unknown): ErrorFields {
+  const fields: ErrorFields = { error: message(err) };
+  const causes: string[] = [];
+  const seen = new Set<unknown>();
+  for (let e: unknown = err; typeof e === "object" && e !== null && !seen.has(e);) {
+    seen.add(e);
+    const { errno, code, cause } = e as { errno?: unknown; code?: unknown; cause?: unknown };
+    if (fields.errno === undefined && typeof errno === "number") fields.errno = errno;
+    if (fields.code === undefined && (typeof code === "string" || typeof code === "number"))
+      fields.code = code;
+    if (cause === undefined || cause === null) break;
+    causes.push(message(cause));
+    e = cause;
+  }
+  if (causes.length > 0) fields.cause = causes.join(" <- ");
+  return fields;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -28,7 +28,7 @@ import { DEFAULT_BPFFS_ROOT } from "../maps/pins.js";
 import { Agent, ENCAP_MODES, type EncapMode } from "./agent.js";
 import { DEFAULT_CNI_CONF_DIR } from "./cni-config.js";
 import { parseListen, serveAgent } from "./http.js";
-import { createLogger, type Level } from "./log.js";
+import { createLogger, errorFields, type Level } from "./log.js";
 import { DEFAULT_VXLAN_DEVICE, DEFAULT_VXLAN_PORT } from "./node/overlay.js";
 import { PolicyEngine } from "../policy/engine.js";
 import { DEFAULT_SETTINGS, encodeSettings } from "../maps/settings.js";
@@ -161,7 +161,7 @@ async function main(): Promise<number> {
     void agent
       .stop()
       .catch((err: unknown) => {
-        log.error("stop failed", { error: String(err) });
+        log.error("stop failed", errorFields(err));
       })
       .finally(() => {
         health.close();
@@ -176,7 +176,7 @@ async function main(): Promise<number> {
     stop("SIGINT");
   });
   process.on("unhandledRejection", (err) => {
-    log.error("unhandled rejection", { error: String(err) });
+    log.error("unhandled rejection", errorFields(err));
   });
 
   await agent.start();
@@ -184,7 +184,8 @@ async function main(): Promise<number> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`skein-agent: ${err instanceof Error ? err.message : String(err)}\n`);
+  const { error, cause } = errorFields(err);
+  process.stderr.write(`skein-agent: ${error}${cause === undefined ? "" : ` (cause: ${cause})`}\n`);
   process.exitCode = 1;
   // Watchers and servers may keep the loop alive; a failed start must end the process.
   setTimeout(() => process.exit(1), 100).unref();

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Skein's datapath: five TC programs sharing the pinned maps.
  *
- *   skn_from_pod    host veth, TC ingress   packets leaving a pod
- *   skn_to_pod      host veth, TC egress    packets the host stack delivers to a pod
- *   skn_from_vxlan  VXLAN device, TC ingress packets arriving from other nodes
- *   skn_to_vxlan    VXLAN device, TC egress  host traffic towards other nodes' pods
+ *   skn_from_pod     host veth, TC ingress     packets leaving a pod
+ *   skn_to_pod       host veth, TC egress      packets the host stack delivers to a pod
+ *   skn_from_vxlan   VXLAN device, TC ingress  packets arriving from other nodes
+ *   skn_to_vxlan     VXLAN device, TC egress   host traffic towards other nodes' pods
+ *   skn_from_uplink  uplink, TC ingress        VXLAN for local pods, decapsulated here (encap bpf)
  *
- * Every packet is counted under exactly one reason. Policy is consulted only for new flows. */
+ * Every packet a program decides on is counted under exactly one reason (skn_from_uplink leaves
+ * what is not its own uncounted; skn_to_vxlan does not count again what skn_from_pod sent).
+ * Policy is consulted only for new flows. */
 #include "lib/common.h"
 #include "lib/settings.h"
 #include "lib/drop.h"
@@ -71,6 +74,13 @@ static __always_inline int skn_drop_flow(struct __sk_buff *skb, enum skn_reason 
 	skn_emit(skb, SKN_EV_DROP, reason, dir, &f->pkt, f->src_identity, f->dst_identity, 0);
 	return skn_verdict(skb, TC_ACT_SHOT, reason, dir, 0, 0, 0, 0,
 	                   dir == SKN_DIR_EGRESS ? f->dst_identity : f->src_identity);
+}
+
+/* Drops a new flow that policy did not allow: a non-first fragment cannot be judged (no ports),
+ * anything else was denied. */
+static __always_inline int skn_drop_denied(struct __sk_buff *skb, enum skn_dir dir, const struct skn_flow *f)
+{
+	return skn_drop_flow(skb, f->pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY, dir, f);
 }
 
 static __always_inline int skn_verdict_events(void)
@@ -168,7 +178,7 @@ static __always_inline int skn_encap(struct __sk_buff *skb, const struct skn_flo
 		struct bpf_redir_neigh nh = {};
 		int action;
 
-		if (skn_vxlan_encap(skb, cfg->node_ip_be, tunnel_ip_be, cfg->vxlan_port_be ?: bpf_htons(4789),
+		if (skn_vxlan_encap(skb, cfg->node_ip_be, tunnel_ip_be, skn_config_vxlan_port_be(cfg),
 		                    identity, cfg->vxlan_mac) < 0)
 			return skn_drop_flow(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS, f);
 		if (cfg->flags & SKN_CFG_TUNNEL_ONLINK) {
@@ -255,12 +265,10 @@ int skn_from_pod(struct __sk_buff *skb)
 	if (ct == SKN_CT_NEW) {
 		/* To a Service, egress is judged on the backend once the stack translated the packet. */
 		if (!skn_service_dst(f.pkt.daddr_be) && !skn_egress_allows(skb, &f, src))
-			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-			                     SKN_DIR_EGRESS, &f);
+			return skn_drop_denied(skb, SKN_DIR_EGRESS, &f);
 		/* redirect_peer skips the destination's host veth, so its ingress is checked here. */
 		if (dst_ep && !skn_ingress_allows(skb, &f, dst))
-			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-			                     SKN_DIR_INGRESS, &f);
+			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, tunnel_ip_be, 0);
 	}
@@ -300,12 +308,10 @@ int skn_to_pod(struct __sk_buff *skb)
 		/* A local pod's flow reaches this hook only translated by the stack (a Service): its
 		 * egress policy is judged here, on the backend (lib/services.h). */
 		if (!skn_egress_allows(skb, &f, src))
-			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-			                     SKN_DIR_EGRESS, &f);
+			return skn_drop_denied(skb, SKN_DIR_EGRESS, &f);
 		/* The node's own traffic (kubelet probes) is always allowed. */
 		if (f.src_identity != SKN_ID_HOST && !skn_ingress_allows(skb, &f, dst))
-			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-			                     SKN_DIR_INGRESS, &f);
+			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error) {
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, 0, 0);
 			skn_ct_set_via_stack(&f.ct);
@@ -372,8 +378,7 @@ static __always_inline int skn_from_overlay(struct __sk_buff *skb, __u32 l3_off,
 
 	if (ct == SKN_CT_NEW) {
 		if (!skn_ingress_allows(skb, &f, dst))
-			return skn_drop_flow(skb, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-			                     SKN_DIR_INGRESS, &f);
+			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, outer_src_be, 1);
 	} else if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt)) {
@@ -422,7 +427,7 @@ int skn_from_uplink(struct __sk_buff *skb)
 	struct skn_vxlan_rx rx;
 
 	if (!cfg || !cfg->uplink_ifindex ||
-	    !skn_vxlan_rx_parse(skb, cfg->node_ip_be, cfg->vxlan_port_be ?: bpf_htons(4789), &rx))
+	    !skn_vxlan_rx_parse(skb, cfg->node_ip_be, skn_config_vxlan_port_be(cfg), &rx))
 		return TC_ACT_OK;
 	return skn_from_overlay(skb, sizeof(struct ethhdr) + sizeof(struct skn_vxlan_encap),
 	                        rx.outer_saddr_be, rx.vni, 1);
@@ -432,7 +437,7 @@ int skn_from_uplink(struct __sk_buff *skb)
  * A local pod's packet the host stack routed into the overlay, which happens only to a flow the
  * stack translated (a Service): conntrack remembers the flow so that its replies go back through
  * the stack, and a new flow is judged by the pod's egress policy on the translated destination.
- * Returns 0 when policy denies it.
+ * Returns -1 to go on, or the verdict when policy denies the flow.
  */
 static __always_inline int skn_stack_to_overlay(struct __sk_buff *skb, const struct skn_pkt *p,
                                                 const struct skn_ipcache_entry *src,
@@ -446,21 +451,18 @@ static __always_inline int skn_stack_to_overlay(struct __sk_buff *skb, const str
 	if (ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY)
 		skn_ct_set_via_stack(&f.ct);
 	if (ct != SKN_CT_NEW)
-		return 1;
+		return -1;
 	f.src_identity = src->identity;
 	f.src_cidr = src->cidr_identity;
 	f.dst_identity = dst->identity;
 	f.dst_cidr = dst->cidr_identity;
-	if (!skn_egress_allows(skb, &f, src)) {
-		skn_emit(skb, SKN_EV_DROP, f.pkt.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY,
-		         SKN_DIR_EGRESS, &f.pkt, f.src_identity, f.dst_identity, 0);
-		return 0;
-	}
+	if (!skn_egress_allows(skb, &f, src))
+		return skn_drop_denied(skb, SKN_DIR_EGRESS, &f);
 	if (!f.pkt.is_icmp_error) {
 		skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, dst->tunnel_ip_be, 0);
 		skn_ct_set_via_stack(&f.ct);
 	}
-	return 1;
+	return -1;
 }
 
 SEC("tc")
@@ -496,8 +498,12 @@ int skn_to_vxlan(struct __sk_buff *skb)
 	if (identity == SKN_ID_HOST)
 		identity = SKN_ID_REMOTE_NODE;
 	/* A local pod's packet: a flow the stack translated (a Service). */
-	if (src && skn_endpoint_lookup(p.saddr_be) && !skn_stack_to_overlay(skb, &p, src, dst))
-		return skn_drop(skb, p.frag ? SKN_R_DROP_FRAGMENT : SKN_R_DROP_POLICY, SKN_DIR_EGRESS);
+	if (src && skn_endpoint_lookup(p.saddr_be)) {
+		int verdict = skn_stack_to_overlay(skb, &p, src, dst);
+
+		if (verdict >= 0)
+			return verdict;
+	}
 	if (skn_tunnel_set(skb, dst->tunnel_ip_be, identity) < 0)
 		return skn_drop(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS);
 	if (skn_overlay_set_macs(skb, cfg->vxlan_mac, dst->tunnel_ip_be) < 0)

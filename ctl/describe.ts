@@ -37,7 +37,6 @@ export const REASON_TEXT: Readonly<Record<Reason, string>> = {
   drop_no_tunnel: "no tunnel endpoint known for a remote destination",
   drop_fragment: "non-first fragment on an enforced endpoint",
   drop_tunnel_key: "tunnel metadata missing or unusable",
-  drop_redirect: "the redirect helper failed",
 };
 
 /** The text of a reason by name; undefined for a name the datapath does not have. */

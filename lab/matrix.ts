@@ -55,43 +55,37 @@ export async function connectivityMatrix(
   opts: { timeoutMs?: number; concurrency?: number } = {},
 ): Promise<Path[]> {
   const eps = endpoints(lab);
+  const probePath = async (
+    a: Endpoint,
+    to: string,
+    ip: string,
+    kind: Path["kind"],
+    protocol: ProbeProtocol,
+  ): Promise<Path> => {
+    const r = await lab.probe(a.ref, protocol, ip, 8080, opts.timeoutMs ?? 2000);
+    return {
+      from: a.label,
+      to,
+      kind,
+      protocol,
+      ok: r.ok,
+      ms: r.ms,
+      ...(r.reply ? { seenAs: r.reply.peer } : {}),
+      ...(r.error === undefined ? {} : { error: r.error }),
+    };
+  };
   const jobs: (() => Promise<Path>)[] = [];
   for (const a of eps) {
     for (const b of eps) {
       if (a === b) continue;
       const kind = kindOf(a, b);
       if (kind === undefined) continue;
-      for (const protocol of ["TCP", "ICMP"] as const) {
-        jobs.push(async () => {
-          const r = await lab.probe(a.ref, protocol, b.ip, 8080, opts.timeoutMs ?? 2000);
-          return {
-            from: a.label,
-            to: b.label,
-            kind,
-            protocol,
-            ok: r.ok,
-            ms: r.ms,
-            ...(r.reply ? { seenAs: r.reply.peer } : {}),
-            ...(r.error === undefined ? {} : { error: r.error }),
-          };
-        });
-      }
+      for (const protocol of ["TCP", "ICMP"] as const)
+        jobs.push(() => probePath(a, b.label, b.ip, kind, protocol));
     }
     if (a.kind === "pod")
       for (const protocol of ["TCP", "ICMP"] as const)
-        jobs.push(async () => {
-          const r = await lab.probe(a.ref, protocol, WORLD_IP, 8080, opts.timeoutMs ?? 2000);
-          return {
-            from: a.label,
-            to: `world ${WORLD_IP}`,
-            kind: "pod → world",
-            protocol,
-            ok: r.ok,
-            ms: r.ms,
-            ...(r.reply ? { seenAs: r.reply.peer } : {}),
-            ...(r.error === undefined ? {} : { error: r.error }),
-          };
-        });
+        jobs.push(() => probePath(a, `world ${WORLD_IP}`, WORLD_IP, "pod → world", protocol));
   }
   return runLimited(jobs, opts.concurrency ?? 16);
 }

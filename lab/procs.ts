@@ -1,6 +1,6 @@
 /** Background processes of the lab: started detached, logged to files, stopped by PID only. */
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 
 export interface ProcRecord {
   pid: number;
@@ -69,4 +69,10 @@ export async function stop(rec: ProcRecord, graceMs = 3000): Promise<void> {
   const deadline = Date.now() + graceMs;
   while (isRunning(rec) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (signal(rec, "SIGKILL")) while (isRunning(rec)) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** The last `lines` lines of log file `path` ("" when there is none), for error messages. */
+export function tailLog(path: string | undefined, lines = 15): string {
+  if (path === undefined || !existsSync(path)) return "";
+  return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
 }

@@ -95,3 +95,101 @@ export function check(ret: number, operation: string, object?: string): number {
   if (ret < 0) throw new SysError(operation, -ret, object);
   return ret;
 }
+
+/** A property of a map's definition that must match for a pinned map to be reused. */
+export type MapProperty = "type" | "keySize" | "valueSize" | "maxEntries" | "flags";
+
+/** One property of a pinned map that differs from the object's definition. */
+export interface MapDifference {
+  property: MapProperty;
+  /** What the object declares (after any change made before load, such as setMaxEntries). */
+  expected: number;
+  /** What the map pinned in bpffs has. */
+  found: number;
+}
+
+const propertyLabels: Record<MapProperty, string> = {
+  type: "type",
+  keySize: "key size",
+  valueSize: "value size",
+  maxEntries: "max entries",
+  flags: "flags",
+};
+
+/** enum bpf_map_type, lower case without the prefix, for messages. */
+const mapTypeNames = [
+  "unspec",
+  "hash",
+  "array",
+  "prog_array",
+  "perf_event_array",
+  "percpu_hash",
+  "percpu_array",
+  "stack_trace",
+  "cgroup_array",
+  "lru_hash",
+  "lru_percpu_hash",
+  "lpm_trie",
+  "array_of_maps",
+  "hash_of_maps",
+  "devmap",
+  "sockmap",
+  "cpumap",
+  "xskmap",
+  "sockhash",
+  "cgroup_storage",
+  "reuseport_sockarray",
+  "percpu_cgroup_storage",
+  "queue",
+  "stack",
+  "sk_storage",
+  "devmap_hash",
+  "struct_ops",
+  "ringbuf",
+  "inode_storage",
+  "task_storage",
+  "bloom_filter",
+  "user_ringbuf",
+  "cgrp_storage",
+];
+
+function propertyValue(property: MapProperty, value: number): string {
+  if (property === "flags") return `0x${value.toString(16)}`;
+  if (property === "type") return `${mapTypeNames[value] ?? "unknown"} (${value})`;
+  return String(value);
+}
+
+/**
+ * A map pinned where the object would reuse it differs from the object's definition (libbpf would
+ * refuse to reuse it). Thrown before anything is loaded. `hint`, from a caller that knows the
+ * remedy, ends the message.
+ */
+export class PinnedMapMismatchError extends Error {
+  override readonly name: string = "PinnedMapMismatchError";
+  readonly mapName: string;
+  readonly pinPath: string;
+  readonly differences: readonly MapDifference[];
+
+  constructor(
+    mapName: string,
+    pinPath: string,
+    differences: readonly MapDifference[],
+    options?: { hint?: string; cause?: unknown },
+  ) {
+    const what = differences
+      .map(
+        (d) =>
+          `${propertyLabels[d.property]} ${propertyValue(d.property, d.expected)} expected, ` +
+          `${propertyValue(d.property, d.found)} pinned`,
+      )
+      .join("; ");
+    const hint = options?.hint === undefined ? "" : `: ${options.hint}`;
+    super(
+      `pinned map ${mapName} at ${pinPath} does not match the object (${what})${hint}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.mapName = mapName;
+    this.pinPath = pinPath;
+    this.differences = differences;
+  }
+}

@@ -122,6 +122,7 @@ function bindLibbpf() {
     bpf_map__key_size: lib.func("uint32_t bpf_map__key_size(skn_bpf_map *map)"),
     bpf_map__value_size: lib.func("uint32_t bpf_map__value_size(skn_bpf_map *map)"),
     bpf_map__max_entries: lib.func("uint32_t bpf_map__max_entries(skn_bpf_map *map)"),
+    bpf_map__map_flags: lib.func("uint32_t bpf_map__map_flags(skn_bpf_map *map)"),
     bpf_map__set_max_entries: lib.func("int bpf_map__set_max_entries(skn_bpf_map *map, uint32_t n)"),
     bpf_map__is_internal: lib.func("bool bpf_map__is_internal(skn_bpf_map *map)"),
     bpf_map__initial_value: lib.func("void *bpf_map__initial_value(skn_bpf_map *map, _Out_ size_t *size)"),

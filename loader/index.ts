@@ -2,10 +2,20 @@
  * libbpf-ts: Skein's binding of libbpf.so.1 (through koffi) and of the few system calls around it.
  * The only place in the repository that touches FFI.
  */
-export { SysError, NotSupportedError, VerifierError, errnoName, check } from "./errors.js";
+export {
+  SysError,
+  NotSupportedError,
+  VerifierError,
+  PinnedMapMismatchError,
+  errnoName,
+  check,
+  type MapDifference,
+  type MapProperty,
+} from "./errors.js";
 export { Owned, DisposalStack, takeLeakedResources } from "./resource.js";
 export { Fd } from "./fd.js";
 export { ObjectSpec, LoadedObject, type ObjectOptions, type MapSpec } from "./object.js";
+export { checkPinnedMap, mapDifferences, type MapDefinition } from "./pinned-map.js";
 export { RawMap, MapType, mapInfoFromFd, numPossibleCpus, type MapInfo, type UpdateFlag } from "./map.js";
 export {
   Program,

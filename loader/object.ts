@@ -15,6 +15,7 @@ import {
 } from "./ffi.js";
 import { withLibbpfLog } from "./log.js";
 import { RawMap } from "./map.js";
+import { checkPinnedMap } from "./pinned-map.js";
 import { Program } from "./program.js";
 import { Owned } from "./resource.js";
 import { existsSync } from "node:fs";
@@ -33,6 +34,8 @@ export interface MapSpec {
   keySize: number;
   valueSize: number;
   maxEntries: number;
+  /** BPF_F_* map flags. */
+  flags: number;
   /** .rodata, .bss and friends, which libbpf makes from global variables. */
   internal: boolean;
 }
@@ -129,6 +132,7 @@ export class ObjectSpec extends Owned {
       keySize: lib.bpf_map__key_size(m) as number,
       valueSize: lib.bpf_map__value_size(m) as number,
       maxEntries: lib.bpf_map__max_entries(m) as number,
+      flags: lib.bpf_map__map_flags(m) as number,
       internal: lib.bpf_map__is_internal(m) as boolean,
     }));
   }
@@ -171,11 +175,38 @@ export class ObjectSpec extends Owned {
   }
 
   /**
-   * Creates maps (or reuses pinned ones) and loads every program. Consumes the spec.
-   * Throws VerifierError with the full log when the kernel refuses a program or map.
+   * The maps this object pins (LIBBPF_PIN_BY_NAME under `pinRoot`), each compared with what is
+   * pinned at its path already: `pinned` when a load will reuse it, false when a load will create
+   * it. Reads bpffs, changes nothing. Throws PinnedMapMismatchError for the first map whose pin
+   * differs from its definition here (after setMaxEntries), SysError when a pin cannot be read.
+   */
+  checkPinnedMaps(): { name: string; pinPath: string; pinned: boolean }[] {
+    const lib = libbpf();
+    const out: { name: string; pinPath: string; pinned: boolean }[] = [];
+    for (const [name, m] of this.#live().maps) {
+      const pinPath = lib.bpf_map__pin_path(m) as string | null;
+      if (pinPath === null) continue;
+      const expected = {
+        type: lib.bpf_map__type(m) as number,
+        keySize: lib.bpf_map__key_size(m) as number,
+        valueSize: lib.bpf_map__value_size(m) as number,
+        maxEntries: lib.bpf_map__max_entries(m) as number,
+        flags: lib.bpf_map__map_flags(m) as number,
+      };
+      out.push({ name, pinPath, pinned: checkPinnedMap(name, pinPath, expected) });
+    }
+    return out;
+  }
+
+  /**
+   * Creates maps (or reuses pinned ones) and loads every program. Consumes the spec on success;
+   * on failure the caller still closes it. Throws PinnedMapMismatchError before loading anything
+   * when a pinned map it would reuse differs from its definition (see checkPinnedMaps), and
+   * VerifierError with the full log when the kernel refuses a program or map.
    */
   load(): LoadedObject {
     const handles = this.#live();
+    this.checkPinnedMaps();
     const out = withLibbpfLog(() => libbpf().bpf_object__load(handles.obj) as number);
     if ("error" in out) throw out.error;
     if (out.result < 0) throw new VerifierError("load object", -out.result, this.path, out.log);

@@ -29,7 +29,6 @@ export const REASONS = [
   "drop_no_tunnel",
   "drop_fragment",
   "drop_tunnel_key",
-  "drop_redirect",
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

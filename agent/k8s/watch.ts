@@ -11,7 +11,7 @@ import {
   type KubeConfig,
   type KubernetesObject,
 } from "@kubernetes/client-node";
-import type { Logger } from "../log.js";
+import { errorFields, type Logger } from "../log.js";
 
 export type ResourceKind = "Node" | "Namespace" | "Pod" | "NetworkPolicy";
 export type WatchEventType = "add" | "update" | "delete";
@@ -134,7 +134,7 @@ export class ClusterWatch {
       resource: item.kind,
       attempt: item.failures,
       backoffMs: delay,
-      error: err instanceof Error ? err.message : String(err),
+      ...errorFields(err),
     });
     clearTimeout(item.timer);
     item.timer = setTimeout(() => {

@@ -191,7 +191,7 @@ export async function syncOverlayRoutes(
 function nft(script: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = execFile("nft", ["-f", "-"], (err, _out, stderr) => {
-      if (err !== null) reject(new Error(`nft: ${stderr.trim() || err.message}`));
+      if (err !== null) reject(new Error(`nft: ${stderr.trim() || err.message}`, { cause: err }));
       else resolve();
     });
     child.stdin?.end(script);

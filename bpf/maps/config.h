@@ -5,6 +5,9 @@
 
 #include "../lib/common.h"
 
+/* The IANA VXLAN port, used when the agent leaves skn_config's port at 0. */
+#define SKN_VXLAN_PORT 4789
+
 enum skn_config_flag {
 	SKN_CFG_VERDICT_EVENTS = 1 << 0, /* emit an event for every policy verdict, not only drops */
 	/* Every tunnel endpoint is a direct neighbour on the uplink (the agent checked the routes):
@@ -16,7 +19,7 @@ struct skn_config {
 	__u32 vxlan_ifindex; /* 0 until the agent set up the overlay */
 	__u32 node_ip_be; /* this node's underlay address */
 	__u8 vxlan_mac[6]; /* this node's VXLAN device MAC (inner source MAC) */
-	__be16 vxlan_port_be; /* the VXLAN UDP port, network order; 0 = 4789 */
+	__be16 vxlan_port_be; /* the VXLAN UDP port, network order; 0 = SKN_VXLAN_PORT */
 	__u32 flags; /* enum skn_config_flag */
 	__u32 uplink_ifindex; /* non-zero: encapsulate in BPF and send straight out of this device */
 };
@@ -35,6 +38,12 @@ static __always_inline const struct skn_config *skn_config_get(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&skn_config, &zero);
+}
+
+/* The UDP port VXLAN travels on, network order. */
+static __always_inline __be16 skn_config_vxlan_port_be(const struct skn_config *cfg)
+{
+	return cfg->vxlan_port_be ?: bpf_htons(SKN_VXLAN_PORT);
 }
 
 #endif

@@ -303,10 +303,38 @@ export class KubectlDriver implements SmokeDriver {
     await this.#kubectlOk(["apply", "-f", "-"], { input: JSON.stringify(wireNetworkPolicy(policy)) });
   }
 
+  /** kubectl apply of a ClusterIP Service on the smoke ports; pods resolve it as `name.namespace`. */
+  async createService(namespace: string, name: string, selector: Record<string, string>): Promise<string> {
+    await this.#kubectlOk(["apply", "-f", "-"], {
+      input: JSON.stringify(smokeService(namespace, name, selector)),
+    });
+    return `${name}.${namespace}`;
+  }
+
   async deleteNamespace(namespace: string): Promise<void> {
     await this.#kubectlOk(
       ["delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=180s"],
       { timeoutMs: 210_000 },
     );
   }
+}
+
+/**
+ * The smoke test's Service as the API server reads it: ClusterIP, TCP and UDP on SMOKE_PORTS. Its
+ * short DNS name `name.namespace` resolves through the pod's search path on any cluster domain.
+ */
+export function smokeService(namespace: string, name: string, selector: Record<string, string>): object {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name, namespace },
+    spec: {
+      type: "ClusterIP",
+      selector,
+      ports: [
+        { name: "tcp", protocol: "TCP", port: SMOKE_PORTS.tcp, targetPort: SMOKE_PORTS.tcp },
+        { name: "udp", protocol: "UDP", port: SMOKE_PORTS.udp, targetPort: SMOKE_PORTS.udp },
+      ],
+    },
+  };
 }

@@ -1,7 +1,9 @@
 /**
  * The smoke test every Skein environment runs, the one-machine lab and a real cluster alike: pods
- * on two nodes reach each other across nodes; a NetworkPolicy then denies one flow and allows
- * another; everything it made is deleted. It talks to the environment only through a
+ * on two nodes reach each other across nodes (and, where the environment has Services and cluster
+ * DNS, through a Service resolved by name, TCP and UDP over a connected socket, as resolvers use);
+ * a NetworkPolicy then denies one flow and allows another, also through the Service, where it is
+ * judged on the backend pod; everything it made is deleted. It talks to the environment only through a
  * `SmokeDriver`, so the lab (lab/smoke-driver.ts) and kubectl (kubectl-driver.ts) run the very
  * same checks.
  */
@@ -50,7 +52,17 @@ export interface SmokeDriver {
   applyPolicy(policy: V1NetworkPolicy): Promise<void>;
   /** Deletes the namespace with everything in it; resolves when it is gone. */
   deleteNamespace(namespace: string): Promise<void>;
+  /**
+   * Optional, for environments with Services and cluster DNS (a real cluster): creates a ClusterIP
+   * Service `name` in `namespace` selecting `selector` on SMOKE_PORTS (TCP and UDP, same target
+   * ports) and resolves with the host name pods reach it by through cluster DNS. Without it the
+   * Service checks are left out (the lab has no cluster DNS; its Service tests probe ClusterIPs).
+   */
+  createService?(namespace: string, name: string, selector: Record<string, string>): Promise<string>;
 }
+
+/** The Service the smoke test puts in front of its server pod. */
+export const SMOKE_SERVICE = "smoke-server";
 
 /** The ports every smoke pod serves (the lab's workload serves these among others). */
 export const SMOKE_PORTS = { tcp: 8080, udp: 5353 } as const;
@@ -169,6 +181,16 @@ export async function runSmoke(
     );
     return check;
   };
+  /** Records a check that began at `t` (performance.now()). Returns whether it passed. */
+  const settle = (t: number, c: Omit<SmokeCheck, "ms">): boolean =>
+    record({
+      name: c.name,
+      phase: c.phase,
+      ok: c.ok,
+      ms: Math.round(performance.now() - t),
+      attempts: c.attempts,
+      detail: c.detail,
+    }).ok;
   const step = async (
     name: string,
     phase: SmokeCheck["phase"],
@@ -177,16 +199,9 @@ export async function runSmoke(
     const t = performance.now();
     try {
       const detail = await fn();
-      return record({ name, phase, ok: true, ms: Math.round(performance.now() - t), attempts: 0, detail }).ok;
+      return settle(t, { name, phase, ok: true, attempts: 0, detail });
     } catch (err) {
-      return record({
-        name,
-        phase,
-        ok: false,
-        ms: Math.round(performance.now() - t),
-        attempts: 0,
-        detail: errorText(err),
-      }).ok;
+      return settle(t, { name, phase, ok: false, attempts: 0, detail: errorText(err) });
     }
   };
   /** Probes until the flow does what is expected: reaches once, or is refused `deniedAfter` times in a row. */
@@ -196,6 +211,7 @@ export async function runSmoke(
     phase: SmokeCheck["phase"],
   ): Promise<boolean> => {
     const t = performance.now();
+    const name = flow.name;
     const from = `${namespace}/${flow.from.name}`;
     const what = `${flow.from.name} (${flow.from.node}) → ${flow.to.name} ${flow.to.ip}:${flow.port}/${flow.protocol} (${flow.to.node})`;
     let attempts = 0;
@@ -208,44 +224,22 @@ export async function runSmoke(
         reached = await driver.probe(from, flow.to.ip, flow.port, flow.protocol, probeMs);
       } catch (err) {
         // The environment failed, not the network: never count that as "denied".
-        return record({
-          name: flow.name,
-          phase,
-          ok: false,
-          ms: Math.round(performance.now() - t),
-          attempts,
-          detail: `probe failed: ${errorText(err)}`,
-        }).ok;
+        return settle(t, { name, phase, ok: false, attempts, detail: `probe failed: ${errorText(err)}` });
       }
       if (expectation === "reach" && reached)
-        return record({
-          name: flow.name,
-          phase,
-          ok: true,
-          ms: Math.round(performance.now() - t),
-          attempts,
-          detail: what,
-        }).ok;
+        return settle(t, { name, phase, ok: true, attempts, detail: what });
       misses = reached ? 0 : misses + 1;
       if (expectation === "denied" && misses >= deniedAfter)
-        return record({
-          name: flow.name,
-          phase,
-          ok: true,
-          ms: Math.round(performance.now() - t),
-          attempts,
-          detail: `${what} refused`,
-        }).ok;
+        return settle(t, { name, phase, ok: true, attempts, detail: `${what} refused` });
       last = reached ? "still reaches" : "no answer";
       if (performance.now() - t > convergeMs)
-        return record({
-          name: flow.name,
+        return settle(t, {
+          name,
           phase,
           ok: false,
-          ms: Math.round(performance.now() - t),
           attempts,
           detail: `${what}: ${last} after ${convergeMs} ms (expected: ${expectation === "reach" ? "reaches" : "denied"})`,
-        }).ok;
+        });
       await sleep(retryMs);
     }
   };
@@ -290,32 +284,43 @@ export async function runSmoke(
 
     const tcp = SMOKE_PORTS.tcp;
     const udp = SMOKE_PORTS.udp;
-    await expect(
-      { name: "cross-node TCP client → server", from: client, to: server, port: tcp, protocol: "TCP" },
-      "reach",
-      "connectivity",
-    );
-    await expect(
-      { name: "cross-node UDP client → server", from: client, to: server, port: udp, protocol: "UDP" },
-      "reach",
-      "connectivity",
-    );
-    await expect(
-      { name: "cross-node TCP server → client", from: server, to: client, port: tcp, protocol: "TCP" },
-      "reach",
-      "connectivity",
-    );
-    await expect(
-      {
-        name: "cross-node TCP other → server (no policy yet)",
-        from: other,
-        to: server,
-        port: tcp,
-        protocol: "TCP",
-      },
-      "reach",
-      "connectivity",
-    );
+    const flow = (name: string, from: SmokePod, to: SmokePod, protocol: SmokeProtocol): Flow => ({
+      name,
+      from,
+      to,
+      port: protocol === "TCP" ? tcp : udp,
+      protocol,
+    });
+    const connectivity = [
+      flow("cross-node TCP client → server", client, server, "TCP"),
+      flow("cross-node UDP client → server", client, server, "UDP"),
+      flow("cross-node TCP server → client", server, client, "TCP"),
+      flow("cross-node TCP other → server (no policy yet)", other, server, "TCP"),
+    ];
+    for (const f of connectivity) await expect(f, "reach", "connectivity");
+
+    // Through a Service, by its cluster DNS name: the path every pod's DNS and most traffic takes.
+    let service: SmokePod | undefined;
+    if (driver.createService === undefined) log("Service checks left out: no Services and cluster DNS here");
+    else {
+      const createService = driver.createService.bind(driver);
+      await step(`Service ${SMOKE_SERVICE} in front of the server`, "setup", async () => {
+        const host = await createService(namespace, SMOKE_SERVICE, { app: SMOKE_APPS.server });
+        service = { name: `Service ${SMOKE_SERVICE}`, ip: host, node: "any node" };
+        return `${host}: TCP ${tcp}, UDP ${udp}`;
+      });
+      if (service !== undefined)
+        for (const f of [
+          flow(`TCP client → Service ${SMOKE_SERVICE} by DNS name`, client, service, "TCP"),
+          flow(
+            `UDP client → Service ${SMOKE_SERVICE} by DNS name (connected socket)`,
+            client,
+            service,
+            "UDP",
+          ),
+        ])
+          await expect(f, "reach", "connectivity");
+    }
 
     const applied = await step("NetworkPolicy smoke-server-ingress applied", "policy", async () => {
       await driver.applyPolicy(smokePolicy(namespace));
@@ -323,38 +328,26 @@ export async function runSmoke(
     });
     if (applied) {
       // Denials first: once they hold, the policy is in force, and the allowed flow must still pass.
-      await expect(
-        { name: "policy denies TCP other → server", from: other, to: server, port: tcp, protocol: "TCP" },
-        "denied",
-        "policy",
-      );
-      await expect(
-        {
-          name: "policy denies UDP client → server (port not allowed)",
-          from: client,
-          to: server,
-          port: udp,
-          protocol: "UDP",
-        },
-        "denied",
-        "policy",
-      );
-      await expect(
-        { name: "policy allows TCP client → server", from: client, to: server, port: tcp, protocol: "TCP" },
-        "reach",
-        "policy",
-      );
-      await expect(
-        {
-          name: "unselected pod still reachable: TCP server → client",
-          from: server,
-          to: client,
-          port: tcp,
-          protocol: "TCP",
-        },
-        "reach",
-        "policy",
-      );
+      const policy: [Flow, Expectation][] = [
+        [flow("policy denies TCP other → server", other, server, "TCP"), "denied"],
+        [flow("policy denies UDP client → server (port not allowed)", client, server, "UDP"), "denied"],
+        [flow("policy allows TCP client → server", client, server, "TCP"), "reach"],
+        [flow("unselected pod still reachable: TCP server → client", server, client, "TCP"), "reach"],
+      ];
+      if (service !== undefined)
+        policy.push(
+          [
+            flow(
+              `policy denies TCP other → Service ${SMOKE_SERVICE} (judged on the backend)`,
+              other,
+              service,
+              "TCP",
+            ),
+            "denied",
+          ],
+          [flow(`policy allows TCP client → Service ${SMOKE_SERVICE}`, client, service, "TCP"), "reach"],
+        );
+      for (const [f, expectation] of policy) await expect(f, expectation, "policy");
     }
     return report;
   } catch (err) {

@@ -104,22 +104,42 @@ function serveUdp(name: string, port: number): void {
   sock.bind(port, "0.0.0.0");
 }
 
+/**
+ * The completion of one client operation: the first outcome wins, stops the timeout, runs `close`
+ * and resolves with the milliseconds since `start`; with no outcome within `timeoutMs` it resolves
+ * as a timeout.
+ */
+function settleOnce<R extends { ok: boolean; error?: string; ms: number }>(opts: {
+  start: number;
+  timeoutMs: number;
+  close: () => void;
+  resolve: (r: R) => void;
+}): (r: Omit<R, "ms">) => void {
+  let done = false;
+  const finish = (r: Omit<R, "ms">) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    opts.close();
+    opts.resolve({ ...r, ms: Math.round(performance.now() - opts.start) } as R);
+  };
+  const timer = setTimeout(() => {
+    finish({ ok: false, error: "timeout" } as Omit<R, "ms">);
+  }, opts.timeoutMs);
+  return finish;
+}
+
 function probeTcp(req: ProbeRequest): Promise<ProbeResult> {
   const start = performance.now();
   return new Promise((resolve) => {
     let data = "";
-    let done = false;
-    const finish = (r: Omit<ProbeResult, "ms">) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.destroy();
-      resolve({ ...r, ms: Math.round(performance.now() - start) });
-    };
     const sock: Socket = createConnection({ host: req.host, port: req.port });
-    const timer = setTimeout(() => {
-      finish({ ok: false, error: "timeout" });
-    }, req.timeoutMs);
+    const finish = settleOnce<ProbeResult>({
+      start,
+      timeoutMs: req.timeoutMs,
+      close: () => sock.destroy(),
+      resolve,
+    });
     sock.on("connect", () => sock.write("hello\n"));
     sock.on("data", (d: Buffer) => {
       data += d.toString();
@@ -140,22 +160,25 @@ function probeTcp(req: ProbeRequest): Promise<ProbeResult> {
   });
 }
 
+/**
+ * A connected UDP socket, as resolvers use for DNS: the kernel hands it only datagrams from the
+ * address it connected to (a Service's reply must come back from the ClusterIP, not the backend),
+ * and an ICMP unreachable surfaces as ECONNREFUSED at once instead of a timeout.
+ */
 function probeUdp(req: ProbeRequest): Promise<ProbeResult> {
   const start = performance.now();
   return new Promise((resolve) => {
     const sock = createSocket("udp4");
-    let done = false;
-    const finish = (r: Omit<ProbeResult, "ms">) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      clearInterval(resend);
-      sock.close();
-      resolve({ ...r, ms: Math.round(performance.now() - start) });
-    };
-    const timer = setTimeout(() => {
-      finish({ ok: false, error: "timeout" });
-    }, req.timeoutMs);
+    let resend: NodeJS.Timeout | undefined;
+    const finish = settleOnce<ProbeResult>({
+      start,
+      timeoutMs: req.timeoutMs,
+      close: () => {
+        clearInterval(resend);
+        sock.close();
+      },
+      resolve,
+    });
     sock.on("message", (msg) => {
       try {
         finish({ ok: true, reply: JSON.parse(msg.toString()) as { name: string; peer: string } });
@@ -168,10 +191,16 @@ function probeUdp(req: ProbeRequest): Promise<ProbeResult> {
     });
     // UDP may lose the first datagram while a neighbour resolves; resend a few times.
     const send = () => {
-      sock.send("hello", req.port, req.host);
+      try {
+        sock.send("hello");
+      } catch {
+        // Closed by a timeout while the name was still resolving.
+      }
     };
-    send();
-    const resend = setInterval(send, Math.max(50, Math.floor(req.timeoutMs / 4)));
+    sock.connect(req.port, req.host, () => {
+      send();
+      resend = setInterval(send, Math.max(50, Math.floor(req.timeoutMs / 4)));
+    });
   });
 }
 
@@ -196,18 +225,13 @@ function transfer(req: TransferRequest): Promise<TransferResult> {
       new Promise<TransferResult>((resolve) => {
         const sent = createHash("sha256");
         let reply = "";
-        let done = false;
-        const finish = (r: Omit<TransferResult, "ms">) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          sock.destroy();
-          resolve({ ...r, ms: Math.round(performance.now() - start) });
-        };
         const sock = createConnection({ host: req.host, port: req.port });
-        const timer = setTimeout(() => {
-          finish({ ok: false, error: "timeout" });
-        }, req.timeoutMs);
+        const finish = settleOnce<TransferResult>({
+          start,
+          timeoutMs: req.timeoutMs,
+          close: () => sock.destroy(),
+          resolve,
+        });
         sock.on("error", (err: NodeJS.ErrnoException) => {
           finish({ ok: false, error: err.code ?? err.message });
         });

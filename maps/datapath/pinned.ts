@@ -5,10 +5,10 @@
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import {
+  PinnedMapMismatchError,
   Program,
   RawMap,
   SysError,
-  VerifierError,
   ensurePinRoot,
   movePin,
   removeEmptyDir,
@@ -64,27 +64,28 @@ function identical(a: Program, b: Program): boolean {
  * Mounts bpffs if needed, loads the object with its maps pinned under `root` (reusing compatible
  * pinned maps), and pins each program, keeping an identical pinned one. A replaced pin is swapped
  * atomically (rename), so CNI ADDs never see it missing; re-attaching interfaces to the new
- * programs is the caller's job (see attach.ts). Throws VerifierError, SysError, or Error when a
- * pinned map is incompatible with this build.
+ * programs is the caller's job (see attach.ts). Throws PinnedMapMismatchError, before loading
+ * anything, when a pinned map differs from this build's (layout or size changed: the message says
+ * what to do), VerifierError, SysError.
  */
 export function loadPinnedDatapath(root: string, options: DatapathOptions = {}): PinnedLoadReport {
   ensurePinRoot(root);
   const hadMap = new Map(PINNED_MAPS.map((m) => [m, existsSync(pinPath(root, m))] as const));
   let loaded;
-  try {
-    loaded = openDatapathSpec(options, root).load();
-  } catch (err) {
-    if (err instanceof VerifierError && /couldn't reuse pinned map|incompatible/i.test(err.log)) {
-      const which = /map '([^']+)'/.exec(
-        err.log.split("\n").find((l) => /reuse|incompatible/i.test(l)) ?? "",
-      )?.[1];
-      throw new Error(
-        `pinned map ${which ?? "(unknown)"} under ${root} does not match this build (layout or size changed): ` +
-          `run 'skeinctl datapath unload --bpffs-root ${root}' on a drained node, or keep the old settings`,
-        { cause: err },
-      );
+  {
+    using spec = openDatapathSpec(options, root);
+    try {
+      loaded = spec.load();
+    } catch (err) {
+      if (err instanceof PinnedMapMismatchError)
+        throw new PinnedMapMismatchError(err.mapName, err.pinPath, err.differences, {
+          hint:
+            `its layout or size changed (a new build or new settings); run 'skeinctl datapath unload ` +
+            `--bpffs-root ${root}' on a drained node, or keep the old settings`,
+          cause: err,
+        });
+      throw err;
     }
-    throw err;
   }
   const report: PinnedLoadReport = {
     root,

@@ -46,7 +46,9 @@ export class PrivateDatapath implements Disposable {
   static load(options: DatapathOptions = {}): PrivateDatapath {
     const stack = new DisposalStack();
     try {
-      const loaded = stack.use(openDatapathSpec(options).load());
+      // A failed load leaves the spec to us.
+      using spec = openDatapathSpec(options);
+      const loaded = stack.use(spec.load());
       const program = (name: ProgramName) => stack.use(loaded.program(name));
       const programs = Object.fromEntries(PROGRAM_NAMES.map((n) => [n, program(n)])) as Record<
         ProgramName,

@@ -14,6 +14,7 @@ import { parseIPv4 } from "../../maps/net.js";
 import { uniqueName } from "../helpers/names.js";
 import { requireRoot } from "../helpers/privileged.js";
 import { hooksIn } from "../helpers/hooks.js";
+import { hookKind } from "../helpers/tcx.js";
 import {
   builtForm,
   cniEnv,
@@ -225,16 +226,17 @@ function pluginSuite(formName: "built" | "installed"): void {
         new RegExp(`${ip1.replaceAll(".", "\\.")} lladdr ${ifs[1]!.mac} PERMANENT`),
       );
 
-      // Our programs on both host veths, in both directions (tcx on this kernel).
+      // Our programs on both host veths, in both directions (tcx where the kernel has it).
       const hooks = hooksIn(nodeNs);
+      const kind = hookKind();
       for (const h of [h1, h2]) {
         assert.deepEqual(
           [hooks.get(`${h} ingress`)?.program, hooks.get(`${h} ingress`)?.kind],
-          ["skn_from_pod", "tcx"],
+          ["skn_from_pod", kind],
         );
         assert.deepEqual(
           [hooks.get(`${h} egress`)?.program, hooks.get(`${h} egress`)?.kind],
-          ["skn_to_pod", "tcx"],
+          ["skn_to_pod", kind],
         );
       }
 

@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import type { LabPod } from "../../lab/lab.js";
 import { PINNED_MAPS, PROGRAM_NAMES, pinPath } from "../../maps/pins.js";
 import { eventually, useLab } from "../helpers/lab.js";
+import { hookKind } from "../helpers/tcx.js";
 
 const exec = promisify(execFile);
 
@@ -250,18 +251,19 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
     }
   });
 
-  it("our programs sit on the pod veth, the overlay and the uplink, on tcx hooks (which bpftool 7.1's net show does not list)", function () {
+  it("our programs sit on the pod veth, the overlay and the uplink, on tcx hooks where the kernel has them (which bpftool 7.1's net show does not list)", function () {
     const hooks = hooksIn(n1().netns);
     const tc = [...hooks].map(([slot, h]) => `${slot} ${h.kind} ${h.program}`).sort();
     const veth = [...hooks].find(([, h]) => h.program === "skn_from_pod")![0].split(" ")[0];
+    const kind = hookKind();
     assert.deepEqual(
       tc,
       [
-        `${veth} egress tcx skn_to_pod`,
-        `${veth} ingress tcx skn_from_pod`,
-        "skn_vxlan egress tcx skn_to_vxlan",
-        "skn_vxlan ingress tcx skn_from_vxlan",
-        "eth0 ingress tcx skn_from_uplink",
+        `${veth} egress ${kind} skn_to_pod`,
+        `${veth} ingress ${kind} skn_from_pod`,
+        `skn_vxlan egress ${kind} skn_to_vxlan`,
+        `skn_vxlan ingress ${kind} skn_from_vxlan`,
+        `eth0 ingress ${kind} skn_from_uplink`,
       ].sort(),
     );
   });

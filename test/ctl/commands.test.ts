@@ -14,6 +14,7 @@ import { PINNED_MAPS } from "../../maps/pins.js";
 import type { LabNode } from "../../lab/lab.js";
 import { eventually } from "../helpers/lab.js";
 import { uniqueName } from "../helpers/names.js";
+import { hookKind } from "../helpers/tcx.js";
 import {
   ctl,
   ctlInProcess,
@@ -107,16 +108,19 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       assert.match(r.stdout, /Datapath: +loaded under .* \(5\/5 programs, 7\/7 maps pinned\)/);
       for (const p of ["skn_from_pod", "skn_to_pod", "skn_from_vxlan", "skn_to_vxlan", "skn_from_uplink"])
         assert.match(r.stdout, new RegExp(`${p} +\\d+ +[0-9a-f]{16}`));
+      const kind = hookKind();
       assert.match(
         r.stdout,
-        new RegExp(`ingress +tcx +skn_from_pod +\\d+ +endpoint ${pod("client").ip.replaceAll(".", "\\.")}`),
+        new RegExp(
+          `ingress +${kind} +skn_from_pod +\\d+ +endpoint ${pod("client").ip.replaceAll(".", "\\.")}`,
+        ),
       );
       assert.match(
         r.stdout,
-        new RegExp(`egress +tcx +skn_to_pod +\\d+ +endpoint ${pod("api").ip.replaceAll(".", "\\.")}`),
+        new RegExp(`egress +${kind} +skn_to_pod +\\d+ +endpoint ${pod("api").ip.replaceAll(".", "\\.")}`),
       );
-      assert.match(r.stdout, /skn_vxlan +ingress +tcx +skn_from_vxlan +\d+ +overlay/);
-      assert.match(r.stdout, /eth0 +ingress +tcx +skn_from_uplink +\d+ +uplink/);
+      assert.match(r.stdout, new RegExp(`skn_vxlan +ingress +${kind} +skn_from_vxlan +\\d+ +overlay`));
+      assert.match(r.stdout, new RegExp(`eth0 +ingress +${kind} +skn_from_uplink +\\d+ +uplink`));
       assert.match(
         r.stdout,
         new RegExp(
@@ -492,7 +496,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       const all = json<unknown[]>(
         (await ctl(n1(), ["map", "dump", "skn_metrics", "--all", "-o", "json", ...nodeFlags(n1())])).stdout,
       );
-      assert.equal(all.length, 15 * 2 + 2 + 1, "every reason × direction, two policy slots, events lost");
+      assert.equal(all.length, 14 * 2 + 2 + 1, "every reason × direction, two policy slots, events lost");
       const t = await ctl(n1(), ["map", "dump", "metrics", ...nodeFlags(n1())]);
       assert.match(t.stdout, /^fwd_overlay +egress +forward +\d+ +\d+$/m);
       assert.match(t.stdout, /summed over CPUs/);

@@ -178,6 +178,42 @@ describe("datapath: encapsulation in BPF (skn_from_pod → uplink → skn_from_u
     assert.equal(b.conntrack.count(), 1, "the flow is tracked on the receiver");
   });
 
+  it("the VXLAN port: 0 in skn_config means 4789; a configured port is the one written and the only one taken", function () {
+    const saved = [a.config.read(), b.config.read()] as const;
+    const setPort = (port: number) => {
+      a.config.write({ ...saved[0], vxlanPort: port });
+      b.config.write({ ...saved[1], vxlanPort: port });
+    };
+    const received = (wire: Buffer) => run(b, PROGRAMS.fromUplink, wire, { ifindex: 1 }).retval;
+    const inner = (sport: number) =>
+      probeFrame({ protocol: "TCP", src: POD_A.ip, dst: POD_B.ip, sport, dport: 80 });
+    try {
+      setPort(0);
+      const sent = encapsulate(inner(40020));
+      assert.equal(sent.readUInt16BE(36), 4789, "UDP destination port");
+      assert.equal(
+        received(vxlanFrame({ outerSrc: NODE_A, outerDst: NODE_B, vni: ID_A, inner: inner(40021) })),
+        TC_ACT_REDIRECT,
+      );
+      setPort(8472);
+      assert.equal(encapsulate(inner(40022)).readUInt16BE(36), 8472);
+      assert.equal(
+        received(
+          vxlanFrame({ outerSrc: NODE_A, outerDst: NODE_B, vni: ID_A, inner: inner(40023), port: 8472 }),
+        ),
+        TC_ACT_REDIRECT,
+      );
+      assert.equal(
+        received(vxlanFrame({ outerSrc: NODE_A, outerDst: NODE_B, vni: ID_A, inner: inner(40024) })),
+        TC_ACT_OK,
+        "4789 is left to the stack when another port is configured",
+      );
+    } finally {
+      a.config.write(saved[0]);
+      b.config.write(saved[1]);
+    }
+  });
+
   it("enforces ingress policy for the pod before decapsulating", function () {
     b.ipcache.set(
       { ip: POD_B.ip, length: 32 },

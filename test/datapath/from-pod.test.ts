@@ -306,6 +306,42 @@ describe("datapath: skn_from_pod (BPF_PROG_TEST_RUN on the real object)", functi
     }
   });
 
+  it("counts a non-first fragment of a new flow on an enforced pod as drop_fragment (it has no ports to judge), a whole packet as drop_policy", function () {
+    const fragment = (src: string, dst: string) =>
+      ipv4Frame({ src, dst, protocol: IpProto.UDP, fragmentOffset: 185, payload: Buffer.alloc(64) });
+    const whole = (src: string, dst: string) =>
+      probeFrame({ protocol: "UDP", src, dst, sport: 5353, dport: 53 });
+    dp.ipcache.set(
+      { ip: POD_A.ip, length: 32 },
+      {
+        identity: 300,
+        tunnelIp: null,
+        cidrIdentity: 0,
+        flags: IpcacheFlag.enforceEgress | IpcacheFlag.enforceIngress,
+      },
+    );
+    try {
+      for (const [program, frame, direction, reason] of [
+        [PROGRAMS.fromPod, fragment(POD_A.ip, WORLD), "egress", "drop_fragment"],
+        [PROGRAMS.fromPod, whole(POD_A.ip, WORLD), "egress", "drop_policy"],
+        [PROGRAMS.toPod, fragment(WORLD, POD_A.ip), "ingress", "drop_fragment"],
+        [PROGRAMS.toPod, whole(WORLD, POD_A.ip), "ingress", "drop_policy"],
+      ] as const) {
+        const before = count(reason, direction);
+        const r = run(dp, program, frame);
+        assert.equal(r.retval, TC_ACT_SHOT, `${program} ${reason}`);
+        assert.equal(r.decision.reason, reason);
+        assert.equal(r.decision.direction, direction);
+        assert.equal(count(reason, direction), before + 1n);
+      }
+    } finally {
+      dp.ipcache.set(
+        { ip: POD_A.ip, length: 32 },
+        { identity: 300, tunnelIp: null, cidrIdentity: 0, flags: 0 },
+      );
+    }
+  });
+
   it("enforces egress default-deny on a selected pod and still lets replies in via conntrack", function () {
     const src = { ...POD_A };
     dp.ipcache.set(

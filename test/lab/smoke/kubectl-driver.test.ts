@@ -266,6 +266,27 @@ describe("smoke: KubectlDriver command construction (fake exec)", function () {
     });
   });
 
+  it("createService(): kubectl apply of a ClusterIP Service on the smoke ports; pods reach it as name.namespace", async function () {
+    const { exec, calls } = fakeExec([[/^apply -f -$/, ok()]]);
+    const host = await new KubectlDriver({ image: "i", exec }).createService("smk", "smoke-server", {
+      app: "smoke-server",
+    });
+    assert.equal(host, "smoke-server.smk");
+    assert.deepEqual(JSON.parse(calls[0]?.input ?? ""), {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "smoke-server", namespace: "smk" },
+      spec: {
+        type: "ClusterIP",
+        selector: { app: "smoke-server" },
+        ports: [
+          { name: "tcp", protocol: "TCP", port: SMOKE_PORTS.tcp, targetPort: SMOKE_PORTS.tcp },
+          { name: "udp", protocol: "UDP", port: SMOKE_PORTS.udp, targetPort: SMOKE_PORTS.udp },
+        ],
+      },
+    });
+  });
+
   it("deleteNamespace(): waits for the namespace to be gone, tolerates it being gone already", async function () {
     const { exec, calls } = fakeExec([[/^delete namespace/, ok()]]);
     await new KubectlDriver({ image: "i", exec }).deleteNamespace("smk");

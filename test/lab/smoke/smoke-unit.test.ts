@@ -65,6 +65,37 @@ class FakeCluster implements SmokeDriver {
   }
 }
 
+/** The same, with Services resolved by name: `name.namespace` reaches the pods its selector picks. */
+class FakeServiceCluster extends FakeCluster {
+  services: string[] = [];
+  /** A broken datapath: traffic through the Service skips the backend's policy. */
+  serviceBypassesPolicy = false;
+  #hosts = new Map<string, Record<string, string>>();
+  createService(namespace: string, name: string, selector: Record<string, string>): Promise<string> {
+    this.services.push(
+      `${namespace}/${name} ${Object.entries(selector)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",")}`,
+    );
+    this.#hosts.set(`${name}.${namespace}`, selector);
+    return Promise.resolve(`${name}.${namespace}`);
+  }
+  override probe(from: string, toIp: string, port: number, protocol: SmokeProtocol): Promise<boolean> {
+    const selector = this.#hosts.get(toIp);
+    if (selector === undefined) return super.probe(from, toIp, port, protocol);
+    const backend = this.pods.find((p) => Object.entries(selector).every(([k, v]) => p.labels[k] === v));
+    if (backend === undefined) return Promise.resolve(false);
+    if (this.serviceBypassesPolicy) {
+      this.probes.push(`${from}>${toIp}:${port}/${protocol}`);
+      return Promise.resolve(true);
+    }
+    return super.probe(from, backend.ip, port, protocol).then((r) => {
+      this.probes.push(`${from}>${toIp}:${port}/${protocol}`);
+      return r;
+    });
+  }
+}
+
 const fast = { convergeTimeoutMs: 2000, retryIntervalMs: 1, probeTimeoutMs: 10 };
 
 describe("smoke: runSmoke logic with a scripted driver", function () {
@@ -97,8 +128,42 @@ describe("smoke: runSmoke logic with a scripted driver", function () {
       ["server@n1", "client@n2", "other@n2"],
     );
     assert.deepEqual(cluster.deleted, ["smk"]);
-    assert.equal(lines.length, report.checks.length);
+    assert.deepEqual(
+      lines.filter((l) => !/^(ok|FAIL) /.test(l)),
+      ["Service checks left out: no Services and cluster DNS here"],
+    );
+    assert.equal(lines.length, report.checks.length + 1);
     assert.match(renderSmokeReport(report), /smoke passed: 12\/12 checks/);
+  });
+
+  it("with Services and cluster DNS: the Service by name, TCP and UDP, and the policy judged on its backend", async function () {
+    const cluster = new FakeServiceCluster();
+    const report = await runSmoke(cluster, () => undefined, { ...fast, namespace: "smk" });
+    assert.equal(report.ok, true, renderSmokeReport(report));
+    assert.deepEqual(cluster.services, ["smk/smoke-server app=smoke-server"]);
+    assert.deepEqual(
+      report.checks.map((c) => `${c.phase}: ${c.name}`).filter((n) => n.includes("Service")),
+      [
+        "setup: Service smoke-server in front of the server",
+        "connectivity: TCP client → Service smoke-server by DNS name",
+        "connectivity: UDP client → Service smoke-server by DNS name (connected socket)",
+        "policy: policy denies TCP other → Service smoke-server (judged on the backend)",
+        "policy: policy allows TCP client → Service smoke-server",
+      ],
+    );
+    assert.ok(cluster.probes.includes("smk/client>smoke-server.smk:5353/UDP"));
+    assert.match(renderSmokeReport(report), /smoke passed: 17\/17 checks/);
+  });
+
+  it("fails the Service checks when the Service is not judged on its backend", async function () {
+    const cluster = new FakeServiceCluster();
+    cluster.serviceBypassesPolicy = true;
+    const report = await runSmoke(cluster, () => undefined, { ...fast, namespace: "smk" });
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      report.checks.filter((c) => !c.ok).map((c) => c.name),
+      ["policy denies TCP other → Service smoke-server (judged on the backend)"],
+    );
   });
 
   it("the policy it applies selects the server and allows only TCP 8080 from the client", function () {

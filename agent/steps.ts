@@ -1,0 +1,291 @@
+/**
+ * The agent's reconcile steps, in the order a pass runs them: the overlay device with its programs
+ * and skn_config, routes to other nodes' pod CIDRs, the tunnel next-hop flag, masquerade, the
+ * ipcache, the policy map, and last the CNI conflist (a runtime may call the plugin only once the
+ * node is programmed). Each says what it depends on (StepRunner skips it while that is unchanged)
+ * and acts only through the NodeDatapath.
+ */
+import type { EncapMode, OverlayDevice } from "../maps/agent-api.js";
+import { ConfigFlag, type NodeConfig } from "../maps/config.js";
+import { IPCACHE_MAP, type IpcacheEntry } from "../maps/ipcache.js";
+import type { Prefix } from "../maps/net.js";
+import { POLICY_MAP, type PolicyEntry, type PolicyKey } from "../maps/policy.js";
+import type { ApplyResult, MapReconciler } from "../maps/reconciler.js";
+import { buildIpcache } from "../policy/ipcache-builder.js";
+import type { PolicySource } from "../policy/source.js";
+import type { NodeView, PodView } from "./k8s/views.js";
+import { errorFields, type Logger } from "./log.js";
+import type { AgentMetrics } from "./metrics.js";
+import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
+import type { Step } from "./step-runner.js";
+
+/** What one pass works from: the cluster's nodes as the watch last saw them. */
+export interface Pass {
+  own: NodeView;
+  /** Every node, sorted by name. */
+  nodes: readonly NodeView[];
+  /** Every node but this one, sorted by name. */
+  remote: readonly NodeView[];
+}
+
+/** What the steps learned about the node: later steps and the agent's status read it. */
+export interface NodeState {
+  overlay: OverlayDevice | null;
+  /** The uplink with Skein's program on it (encap "bpf"), else null. */
+  uplink: string | null;
+  /** What the agent last wrote to skn_config. */
+  config: NodeConfig | null;
+  /** Counts the overlay step's writes of skn_config: the on-link flag is decided anew after each. */
+  configWrites: number;
+}
+
+export interface StepSettings {
+  vxlanDevice: string;
+  vxlanPort: number;
+  encap: EncapMode;
+  clusterCidrs: readonly string[];
+  verdictEvents: boolean;
+  bpffsRoot: string;
+  cniDataDir?: string | undefined;
+  policy: PolicySource;
+}
+
+export interface StepEnv {
+  datapath: NodeDatapath;
+  maps: DatapathMaps;
+  ipcache: MapReconciler<Prefix, IpcacheEntry>;
+  policyMap: MapReconciler<PolicyKey, PolicyEntry>;
+  node: NodeState;
+  settings: StepSettings;
+  log: Logger;
+  metrics: AgentMetrics;
+  /** The pods the agent knows now (the watch keeps changing them while a pass awaits). */
+  pods: () => Iterable<PodView>;
+}
+
+/** A step with the reconcile_duration_seconds target that times it, if any. */
+export type NodeStep = Step<Pass> & { readonly target?: string };
+
+/** The steps, in order. */
+export function nodeSteps(env: StepEnv): NodeStep[] {
+  return [
+    overlayStep(env),
+    routesStep(env),
+    onLinkStep(env),
+    masqueradeStep(env),
+    ipcacheStep(env),
+    policyStep(env),
+    conflistStep(env),
+  ];
+}
+
+/** The overlay device exists by the time any later step runs (the overlay step threw otherwise). */
+function overlayOf(node: NodeState): OverlayDevice {
+  if (node.overlay === null) throw new Error("no overlay device yet");
+  return node.overlay;
+}
+
+/** Overlay device, programs on it (and on the uplink), sysctls, skn_config. */
+export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): NodeStep {
+  return {
+    name: "overlay",
+    target: "overlay",
+    key: ({ own }) => `${own.internalIp}|${own.podCidr}`,
+    async apply({ own }) {
+      const uplink = await datapath.uplinkFor(own.internalIp);
+      const overlay = await datapath.ensureOverlayDevice({
+        ifname: settings.vxlanDevice,
+        port: settings.vxlanPort,
+        nodeIp: own.internalIp,
+        uplinkMtu: uplink.mtu,
+      });
+      datapath.attachOverlayPrograms(overlay.ifname);
+      datapath.ensureForwardingSysctls(overlay.ifname);
+      const direct = settings.encap === "bpf";
+      // The uplink's program is in place before the config tells from_pod to use the uplink, and
+      // (switching back to "device") removed only after the config stopped it.
+      if (direct) datapath.attachUplinkPrograms(uplink.ifname);
+      // The on-link flag is decided by its own step, once the remote nodes are known.
+      node.config = {
+        vxlanIfindex: overlay.ifindex,
+        nodeIp: own.internalIp,
+        vxlanMac: overlay.mac,
+        flags: settings.verdictEvents ? ConfigFlag.verdictEvents : 0,
+        vxlanPort: settings.vxlanPort,
+        uplinkIfindex: direct ? uplink.ifindex : 0,
+      };
+      maps.writeConfig(node.config);
+      node.configWrites++;
+      if (!direct) datapath.detachUplinkPrograms(uplink.ifname);
+      // The node address moved to another interface: the old uplink's filter would linger.
+      if (node.uplink !== null && node.uplink !== uplink.ifname) datapath.detachUplinkPrograms(node.uplink);
+      node.overlay = overlay;
+      node.uplink = direct ? uplink.ifname : null;
+      log.info("overlay ready", {
+        device: overlay.ifname,
+        ifindex: overlay.ifindex,
+        mtu: overlay.mtu,
+        uplink: uplink.ifname,
+        encap: settings.encap,
+      });
+      return true;
+    },
+  };
+}
+
+/** Routes to the other nodes' pod CIDRs through the VXLAN device. */
+export function routesStep({ datapath, node, log }: StepEnv): NodeStep {
+  return {
+    name: "routes",
+    target: "routes",
+    // The node's own address is the routes' `src`: a moved InternalIP rewrites them at once.
+    key: ({ own, remote }) => `${own.internalIp}|${remote.map((n) => n.podCidr).join(",")}`,
+    async apply({ own, remote }) {
+      const r = await datapath.syncOverlayRoutes(
+        overlayOf(node).ifname,
+        own.internalIp,
+        remote.map((n) => n.podCidr),
+      );
+      if (r.added.length + r.removed.length > 0)
+        log.info("overlay routes", { added: r.added.join(","), removed: r.removed.join(",") });
+      return true;
+    },
+  };
+}
+
+/**
+ * Every remote node a neighbour on the uplink: the datapath hands bpf_redirect_neigh the node as
+ * next hop and skips the route lookup (ConfigFlag.tunnelOnLink). Otherwise (a routed underlay)
+ * the kernel routes. Only with encap "bpf".
+ */
+export function onLinkStep({ datapath, maps, node, log }: StepEnv): NodeStep {
+  return {
+    name: "on-link",
+    key: ({ remote }) =>
+      node.uplink === null || node.config === null
+        ? null
+        : `${node.configWrites}|${node.uplink}|${remote.map((n) => n.internalIp).join(",")}`,
+    async apply({ remote }) {
+      const uplink = node.uplink;
+      const config = node.config;
+      if (uplink === null || config === null) return true;
+      const remoteIps = remote.map((n) => n.internalIp);
+      let onLink = false;
+      try {
+        onLink = await datapath.tunnelEndpointsOnLink(uplink, remoteIps);
+      } catch (err) {
+        // The shortcut is an optimisation: without the routes, the kernel keeps routing.
+        log.warn("tunnel next hop: cannot read the routes; the kernel routes every packet", errorFields(err));
+      }
+      const was = config.flags;
+      const flags = onLink ? was | ConfigFlag.tunnelOnLink : was & ~ConfigFlag.tunnelOnLink;
+      if (flags !== was) {
+        node.config = { ...config, flags };
+        maps.writeConfig(node.config);
+        log.info("tunnel next hop", { onLink, uplink, remoteNodes: remoteIps.length });
+      }
+      return true;
+    },
+  };
+}
+
+/** Masquerade for pod traffic leaving the cluster; notrack for the overlay's UDP. */
+export function masqueradeStep({ datapath, node, settings }: StepEnv): NodeStep {
+  const cluster = (nodes: readonly NodeView[]): readonly string[] =>
+    settings.clusterCidrs.length > 0 ? settings.clusterCidrs : nodes.map((n) => n.podCidr);
+  return {
+    name: "masquerade",
+    key: ({ own, nodes }) => `${own.podCidr}|${cluster(nodes).join(",")}`,
+    async apply({ own, nodes }) {
+      await datapath.ensureMasquerade(
+        own.podCidr,
+        cluster(nodes),
+        overlayOf(node).ifname,
+        settings.vxlanPort,
+      );
+      return true;
+    },
+  };
+}
+
+/** ipcache: every address of the cluster. Runs every pass (the diff is cheap; pods change often). */
+export function ipcacheStep(env: StepEnv): NodeStep {
+  const { datapath, maps, settings, ipcache } = env;
+  return {
+    name: "ipcache",
+    target: "ipcache",
+    async apply({ own, nodes }) {
+      const policy = settings.policy;
+      const pods = [...env.pods()].map((p) => ({
+        ip: p.ip,
+        nodeName: p.nodeName,
+        identity: policy.podIdentity(p.namespace, p.name) ?? 4,
+        flags: p.nodeName === own.name ? policy.localFlags(p.ip) : 0,
+      }));
+      const desired = buildIpcache({
+        localNodeName: own.name,
+        localAddresses: await datapath.localAddresses(),
+        nodes,
+        pods,
+        cidrs: policy.cidrPrefixes(),
+      });
+      report(env, IPCACHE_MAP, ipcache.apply(desired), maps.ipcache.maxEntries);
+      return true;
+    },
+  };
+}
+
+/** Policy: only when the compiler's output changed (or on resync); again while writes fail. */
+export function policyStep(env: StepEnv): NodeStep {
+  const { maps, settings, policyMap, log, metrics } = env;
+  return {
+    name: "policy",
+    target: "policy",
+    key: () => String(settings.policy.version),
+    apply() {
+      const desired = settings.policy.desiredPolicy();
+      const r = policyMap.apply(desired);
+      report(env, POLICY_MAP, r, maps.policy.maxEntries);
+      metrics.policyOverflow.set(r.overflow);
+      if (r.overflow > 0)
+        log.error("policy map full: some allow entries are not programmed (those flows are denied)", {
+          desired: desired.size,
+          capacity: maps.policy.maxEntries,
+          missing: r.overflow,
+          fix: "raise policyMapEntries (agent --policy-map-entries) and restart the agent on a drained node",
+        });
+      return r.failed === 0;
+    },
+  };
+}
+
+/** The node is programmed: let the runtime call the plugin. Written again only when it changes. */
+export function conflistStep({ datapath, node, settings, log }: StepEnv): NodeStep {
+  return {
+    name: "cni-config",
+    keepOnResync: true,
+    key: ({ own }) => `${own.podCidr}|${overlayOf(node).mtu}`,
+    apply({ own }) {
+      const mtu = overlayOf(node).mtu;
+      const path = datapath.writeConflist({
+        podCidr: own.podCidr,
+        bpffsRoot: settings.bpffsRoot,
+        mtu,
+        ...(settings.cniDataDir === undefined ? {} : { dataDir: settings.cniDataDir }),
+      });
+      log.info("CNI configuration written", { path, podCidr: own.podCidr, mtu });
+      return true;
+    },
+  };
+}
+
+function report({ log, metrics }: StepEnv, map: string, r: ApplyResult, capacity: number): void {
+  metrics.mapEntries.set({ map }, r.size);
+  metrics.mapCapacity.set({ map }, capacity);
+  if (r.failed > 0) {
+    metrics.mapWriteFailures.inc({ map }, r.failed);
+    log.error("map writes failed", { map, failed: r.failed, ...errorFields(r.firstError) });
+  }
+  if (r.upserted + r.deleted > 0)
+    log.debug("map reconciled", { map, upserted: r.upserted, deleted: r.deleted, size: r.size });
+}

@@ -1,0 +1,121 @@
+/**
+ * A lab node: where it lives (namespace, underlay address, pod CIDR, its own bpffs root and CNI
+ * directories under the lab's) and its skein-agent, a process inside the node's namespace.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { removeEmptyDir } from "../loader/index.js";
+import { unloadPinnedDatapath } from "../maps/datapath/pinned.js";
+import { DIST } from "./dist.js";
+import { isRunning, signal, startDetached, tailLog, type ProcRecord } from "./procs.js";
+import type { LabNode, LabRecord } from "./state.js";
+import { netnsName, netnsPath, nodeAddr } from "./topology.js";
+
+/** The agent's health port (/readyz, the agent API) in every lab node. */
+const HEALTH_PORT = 9879;
+
+/** Where lab `id` keeps its nodes' bpffs roots. */
+export function labBpffsRoot(id: string): string {
+  return `/sys/fs/bpf/skein-lab-${id}`;
+}
+
+/**
+ * The next node of the lab, not made yet: index one past the highest, name lab-n<index> unless
+ * given, pod CIDR 10.244.<index-1>.0/24 unless given. Makes its directory under the lab's.
+ */
+export function planNode(record: LabRecord, opts: { name?: string; podCidr?: string } = {}): LabNode {
+  const { state } = record;
+  const index = state.nodes.reduce((m, n) => Math.max(m, n.index), 0) + 1;
+  const ndir = join(record.dir, `n${index}`);
+  mkdirSync(ndir, { recursive: true });
+  return {
+    name: opts.name ?? `lab-n${index}`,
+    index,
+    netns: netnsName(state.id, `n${index}`),
+    ip: nodeAddr(state.subnet, index),
+    podCidr: opts.podCidr ?? `10.244.${index - 1}.0/24`,
+    bpffsRoot: `${labBpffsRoot(state.id)}/n${index}`,
+    confDir: join(ndir, "net.d"),
+    ipamDir: join(ndir, "ipam"),
+    agent: null,
+    workload: null,
+    control: join(ndir, "node.sock"),
+  };
+}
+
+/** Starts (or restarts) `node`'s agent against `kubeconfig` and records it. The record stops it. */
+export function startAgent(
+  record: LabRecord,
+  node: LabNode,
+  kubeconfig: string,
+  extraArgs: string[] = [],
+): ProcRecord {
+  const marker = `--bpffs-root=${node.bpffsRoot}`;
+  node.agent = startDetached(
+    [
+      process.execPath,
+      join(DIST, "agent", "main.js"),
+      `--node-name=${node.name}`,
+      `--kubeconfig=${kubeconfig}`,
+      marker,
+      `--cni-conf-dir=${node.confDir}`,
+      `--cni-data-dir=${node.ipamDir}`,
+      `--health-addr=0.0.0.0:${HEALTH_PORT}`,
+      "--metrics-addr=0.0.0.0:9878",
+      ...extraArgs,
+    ],
+    {
+      netns: netnsPath(node.netns),
+      log: join(record.dir, `n${node.index}`, "agent.log"),
+      role: `agent ${node.name}`,
+      marker,
+    },
+  );
+  record.save();
+  return node.agent;
+}
+
+/** Sends `sig` to the node's agent; with SIGKILL/SIGTERM waits (up to 10 s) for it to be gone. */
+export async function signalAgent(node: LabNode, sig: NodeJS.Signals): Promise<void> {
+  if (node.agent === null) return;
+  signal(node.agent, sig);
+  if (sig === "SIGKILL" || sig === "SIGTERM") {
+    const deadline = Date.now() + 10000;
+    while (isRunning(node.agent) && Date.now() < deadline) await sleep(20);
+  }
+}
+
+export function agentUrl(node: LabNode, path: string, port = HEALTH_PORT): string {
+  return `http://${node.ip}:${port}${path}`;
+}
+
+/** Resolves when the agent answers /readyz. Throws, with its log's tail, when it exits or times out. */
+export async function waitAgentReady(node: LabNode, timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(agentUrl(node, "/readyz"));
+      if (res.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    if (node.agent !== null && !isRunning(node.agent))
+      throw new Error(`agent of ${node.name} exited: see ${node.agent.log}\n${tailLog(node.agent.log)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `agent of ${node.name} not ready within ${timeoutMs} ms: see ${node.agent?.log}\n${tailLog(node.agent?.log)}`,
+      );
+    await sleep(100);
+  }
+}
+
+/** Unloads what the node's datapath pinned under its bpffs root (nothing when the root is gone). */
+export function unloadNodeBpffs(node: LabNode): void {
+  if (existsSync(node.bpffsRoot)) unloadPinnedDatapath(node.bpffsRoot);
+}
+
+/** Removes lab `id`'s bpffs directory once its nodes' roots are gone. */
+export function removeLabBpffs(id: string): void {
+  removeEmptyDir(labBpffsRoot(id));
+}

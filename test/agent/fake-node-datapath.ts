@@ -1,0 +1,246 @@
+/**
+ * A NodeDatapath without a kernel: records every call in order (with whether the agent was ready
+ * at that moment), keeps skn_config, the conflist and the ipcache/policy maps in memory, and throws
+ * injected errors on demand.
+ */
+import type { OverlayDevice } from "../../maps/agent-api.js";
+import type { ConflistInput } from "../../maps/cni-conflist.js";
+import { vxlanMacFor, type NodeConfig } from "../../maps/config.js";
+import type { PinnedLoadReport } from "../../maps/datapath/pinned.js";
+import { ipcacheKeyString, type IpcacheEntry } from "../../maps/ipcache.js";
+import type { Prefix } from "../../maps/net.js";
+import { policyKeyString, type PolicyEntry, type PolicyKey } from "../../maps/policy.js";
+import { FakeMapPort } from "../../maps/reconciler.js";
+import type { DatapathMaps, MovedAttachment, NodeDatapath, Uplink } from "../../agent/node-datapath.js";
+
+export interface Call {
+  /** Method and its main arguments, e.g. `ensureMasquerade 10.244.0.0/24`. */
+  what: string;
+  /** What `ready()` said when the call was made. */
+  ready: boolean;
+}
+
+/** A FakeMapPort that records its writes among the datapath's calls and throws injected errors. */
+export class RecordingPort<K, V> extends FakeMapPort<K, V> {
+  readonly #name: string;
+  readonly #record: (what: string) => void;
+  readonly #keyOf: (k: K) => string;
+  /** While set, every write throws it. */
+  failing: Error | undefined;
+
+  constructor(name: string, keyString: (k: K) => string, record: (what: string) => void) {
+    super(keyString);
+    this.#name = name;
+    this.#keyOf = keyString;
+    this.#record = record;
+  }
+
+  #fail(): void {
+    if (this.failing !== undefined) throw this.failing;
+  }
+
+  override set(key: K, value: V): void {
+    this.#fail();
+    this.#record(`${this.#name} set ${this.#keyOf(key)}`);
+    super.set(key, value);
+  }
+
+  override delete(key: K): boolean {
+    this.#fail();
+    this.#record(`${this.#name} delete ${this.#keyOf(key)}`);
+    return super.delete(key);
+  }
+
+  get(key: string): V | undefined {
+    return this.entriesByKey.get(key)?.[1];
+  }
+}
+
+/** What a test may make fail: the datapath's methods and the maps' own. */
+export type Method = keyof NodeDatapath | "writeConfig" | "closeMaps";
+
+export interface FakeOptions {
+  /** The node's addresses; the uplink is the interface holding them. */
+  addresses: string[];
+  uplink?: Uplink;
+  /** What tunnelEndpointsOnLink answers. */
+  onLink?: boolean;
+}
+
+export class FakeNodeDatapath implements NodeDatapath {
+  readonly calls: Call[] = [];
+  readonly ipcache: RecordingPort<Prefix, IpcacheEntry>;
+  readonly policy: RecordingPort<PolicyKey, PolicyEntry>;
+  /** skn_config as last written. */
+  config: NodeConfig | undefined;
+  /** Every conflist written. */
+  readonly conflists: ConflistInput[] = [];
+  addresses: string[];
+  uplink: Uplink;
+  onLink: boolean;
+  /** Set by the test: the agent's readiness, recorded with each call. */
+  ready: () => boolean = () => false;
+  mapsOpen = false;
+  readonly #failures = new Map<string, Error[]>();
+
+  constructor(options: FakeOptions) {
+    this.addresses = options.addresses;
+    this.uplink = options.uplink ?? { ifname: "eth0", ifindex: 2, mtu: 1500 };
+    this.onLink = options.onLink ?? true;
+    const record = (what: string) => {
+      this.calls.push({ what, ready: this.ready() });
+    };
+    this.ipcache = new RecordingPort("ipcache", ipcacheKeyString, record);
+    this.policy = new RecordingPort("policy", policyKeyString, record);
+  }
+
+  /** The next `times` calls of `method` throw `err` (after being recorded). */
+  failNext(method: Method, err: Error, times = 1): void {
+    const list = this.#failures.get(method) ?? [];
+    for (let i = 0; i < times; i++) list.push(err);
+    this.#failures.set(method, list);
+  }
+
+  /** Calls whose description starts with `prefix`. */
+  named(prefix: string): Call[] {
+    return this.calls.filter((c) => c.what.startsWith(prefix));
+  }
+
+  /** Index of the first call starting with `prefix` (-1: none). */
+  first(prefix: string): number {
+    return this.calls.findIndex((c) => c.what.startsWith(prefix));
+  }
+
+  /** Index of the last call starting with `prefix` (-1: none). */
+  last(prefix: string): number {
+    return this.calls.findLastIndex((c) => c.what.startsWith(prefix));
+  }
+
+  #call(method: Method, ...args: (string | number)[]): void {
+    this.calls.push({ what: [method, ...args].join(" "), ready: this.ready() });
+    const err = this.#failures.get(method)?.shift();
+    if (err !== undefined) throw err;
+  }
+
+  load(): PinnedLoadReport {
+    this.#call("load");
+    return { root: "/fake", programs: [], maps: [] };
+  }
+
+  moveAttachments(_report: PinnedLoadReport): Promise<MovedAttachment[]> {
+    this.#call("moveAttachments");
+    return Promise.resolve([]);
+  }
+
+  openMaps(): DatapathMaps {
+    this.#call("openMaps");
+    this.mapsOpen = true;
+    return {
+      ipcache: this.ipcache,
+      policy: this.policy,
+      writeConfig: (config) => {
+        this.#call(
+          "writeConfig",
+          `flags=${config.flags}`,
+          `uplink=${config.uplinkIfindex}`,
+          `vxlan=${config.vxlanIfindex}`,
+        );
+        this.config = config;
+      },
+      metrics: undefined,
+      occupancy: () => ({
+        endpoints: { entries: 0, capacity: 1024 },
+        conntrack: { entries: 0, capacity: 65536 },
+      }),
+      close: () => {
+        this.#call("closeMaps");
+        this.mapsOpen = false;
+      },
+    };
+  }
+
+  uplinkFor(nodeIp: string): Promise<Uplink> {
+    return this.#async(() => {
+      this.#call("uplinkFor", nodeIp);
+      if (!this.addresses.includes(nodeIp))
+        throw new Error(`no interface in this network namespace has the node address ${nodeIp}`);
+      return this.uplink;
+    });
+  }
+
+  ensureOverlayDevice(opts: {
+    ifname: string;
+    port: number;
+    nodeIp: string;
+    uplinkMtu: number;
+  }): Promise<OverlayDevice> {
+    return this.#async(() => {
+      this.#call("ensureOverlayDevice", opts.ifname, opts.nodeIp, opts.port);
+      return { ifname: opts.ifname, ifindex: 7, mac: vxlanMacFor(opts.nodeIp), mtu: opts.uplinkMtu - 50 };
+    });
+  }
+
+  ensureForwardingSysctls(overlayIfname: string): void {
+    this.#call("ensureForwardingSysctls", overlayIfname);
+  }
+
+  attachOverlayPrograms(ifname: string): void {
+    this.#call("attachOverlayPrograms", ifname);
+  }
+
+  attachUplinkPrograms(ifname: string): void {
+    this.#call("attachUplinkPrograms", ifname);
+  }
+
+  detachUplinkPrograms(ifname: string): void {
+    this.#call("detachUplinkPrograms", ifname);
+  }
+
+  syncOverlayRoutes(
+    ifname: string,
+    nodeIp: string,
+    podCidrs: readonly string[],
+  ): Promise<{ added: string[]; removed: string[] }> {
+    return this.#async(() => {
+      this.#call("syncOverlayRoutes", ifname, nodeIp, podCidrs.join(","));
+      return { added: [...podCidrs], removed: [] };
+    });
+  }
+
+  tunnelEndpointsOnLink(uplink: string, ips: readonly string[]): Promise<boolean> {
+    return this.#async(() => {
+      this.#call("tunnelEndpointsOnLink", uplink, ips.join(","));
+      return this.onLink;
+    });
+  }
+
+  ensureMasquerade(
+    localPodCidr: string,
+    clusterCidrs: readonly string[],
+    overlayIfname: string,
+    vxlanPort: number,
+  ): Promise<void> {
+    return this.#async(() => {
+      this.#call("ensureMasquerade", localPodCidr, clusterCidrs.join(","), overlayIfname, vxlanPort);
+    });
+  }
+
+  localAddresses(): Promise<string[]> {
+    return this.#async(() => {
+      this.#call("localAddresses");
+      return [...this.addresses];
+    });
+  }
+
+  writeConflist(input: ConflistInput): string {
+    this.#call("writeConflist", input.podCidr, input.mtu);
+    this.conflists.push(input);
+    return "/fake/10-skein.conflist";
+  }
+
+  /** Like the kernel's: resolves on a later turn, so watch events may arrive in between. */
+  async #async<T>(f: () => T): Promise<T> {
+    await new Promise((r) => setImmediate(r));
+    return f();
+  }
+}
