@@ -10,6 +10,9 @@
  *   --encap bpf|device      pod traffic encapsulated by the datapath straight onto the uplink
  *                           (default), or through the VXLAN device
  *   --cluster-cidr CIDR,..  cluster pod space (default: union of nodes' pod CIDRs)
+ *   --service-cidr CIDR     the Service ClusterIP range: pod egress to it is judged on the backend
+ *                           after kube-proxy's translation (default: none, judged on the ClusterIP);
+ *                           Services backed by non-pods are then not judged (docs/services.md)
  *   --health-addr H:P       /healthz /readyz /v1 (default 127.0.0.1:9879)
  *   --metrics-addr H:P      /metrics (default 0.0.0.0:9878; "" to disable)
  *   --policy-map-entries N  --verdict-events   --log-level debug|info|warn|error
@@ -28,6 +31,7 @@ import { parseListen, serveAgent } from "./http.js";
 import { createLogger, errorFields, type Level } from "./log.js";
 import { DEFAULT_VXLAN_DEVICE, DEFAULT_VXLAN_PORT } from "./node/overlay.js";
 import { PolicyEngine } from "../policy/engine.js";
+import { DEFAULT_SETTINGS, encodeSettings } from "../maps/settings.js";
 
 const flags = {
   config: { type: "string" },
@@ -40,6 +44,7 @@ const flags = {
   "vxlan-port": { type: "string" },
   encap: { type: "string" },
   "cluster-cidr": { type: "string" },
+  "service-cidr": { type: "string" },
   "health-addr": { type: "string" },
   "metrics-addr": { type: "string" },
   "policy-map-entries": { type: "string" },
@@ -103,6 +108,8 @@ async function main(): Promise<number> {
   else kc.loadFromDefault();
 
   const policyMapEntries = int("policy-map-entries", undefined);
+  const serviceCidr = str("service-cidr", "");
+  if (serviceCidr !== "") encodeSettings({ ...DEFAULT_SETTINGS, serviceCidr }); // throws on a bad CIDR
   const cniDataDir = get("cni-data-dir");
   const bpfObject = get("bpf-object");
   const agent = new Agent({
@@ -120,6 +127,7 @@ async function main(): Promise<number> {
     datapath: {
       ...(policyMapEntries === undefined ? {} : { policyMapEntries }),
       ...(typeof bpfObject === "string" ? { objectPath: bpfObject } : {}),
+      ...(serviceCidr === "" ? {} : { settings: { serviceCidr } }),
     },
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,

@@ -20,6 +20,7 @@
 #include "lib/policy.h"
 #include "lib/events.h"
 #include "lib/overlay.h"
+#include "lib/services.h"
 #include "maps/config.h"
 #include "maps/decision.h"
 #include "maps/endpoints.h"
@@ -229,6 +230,9 @@ int skn_from_pod(struct __sk_buff *skb)
 
 	ct = skn_ct_lookup(&f.pkt, &f.ct);
 	if (ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY) {
+		/* A flow the stack translated (a Service): back through it, to reverse the translation. */
+		if (skn_ct_via_stack(&f.ct))
+			return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
 		/* Established: the conntrack entry knows where the other side lives. */
 		tunnel_ip_be = skn_ct_dst_tunnel(&f.ct);
 		if (tunnel_ip_be) {
@@ -244,6 +248,9 @@ int skn_from_pod(struct __sk_buff *skb)
 		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
 	}
 
+	if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt))
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
+
 	/* A new flow (or an ICMP error about one): identities, policy, then remember it. */
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
 	f.src_identity = src ? src->identity : SKN_ID_UNMANAGED;
@@ -256,7 +263,8 @@ int skn_from_pod(struct __sk_buff *skb)
 		tunnel_ip_be = dst->tunnel_ip_be;
 
 	if (ct == SKN_CT_NEW) {
-		if (!skn_egress_allows(skb, &f, src))
+		/* To a Service, egress is judged on the backend once the stack translated the packet. */
+		if (!skn_service_dst(f.pkt.daddr_be) && !skn_egress_allows(skb, &f, src))
 			return skn_drop_denied(skb, SKN_DIR_EGRESS, &f);
 		/* redirect_peer skips the destination's host veth, so its ingress is checked here. */
 		if (dst_ep && !skn_ingress_allows(skb, &f, dst))
@@ -296,11 +304,18 @@ int skn_to_pod(struct __sk_buff *skb)
 		f.src_cidr = src ? src->cidr_identity : 0;
 		dst = skn_ipcache_lookup(f.pkt.daddr_be);
 		f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
+		f.dst_cidr = dst ? dst->cidr_identity : 0;
+		/* A local pod's flow reaches this hook only translated by the stack (a Service): its
+		 * egress policy is judged here, on the backend (lib/services.h). */
+		if (!skn_egress_allows(skb, &f, src))
+			return skn_drop_denied(skb, SKN_DIR_EGRESS, &f);
 		/* The node's own traffic (kubelet probes) is always allowed. */
 		if (f.src_identity != SKN_ID_HOST && !skn_ingress_allows(skb, &f, dst))
 			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
-		if (!f.pkt.is_icmp_error)
+		if (!f.pkt.is_icmp_error) {
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, 0, 0);
+			skn_ct_set_via_stack(&f.ct);
+		}
 	}
 	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_DELIVER, SKN_DIR_INGRESS, 0, 0, 0, f.rule_id,
 	                   f.src_identity);
@@ -336,6 +351,13 @@ static __always_inline int skn_from_overlay(struct __sk_buff *skb, __u32 l3_off,
 	if ((ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY) && skn_ct_src_tunnel(&f.ct) == outer_src_be) {
 		if (!dst_ep)
 			goto to_stack;
+		/* The reply of a flow the stack translated here (a Service): through the stack, which
+		 * reverses the translation; from the uplink, through the VXLAN device first. */
+		if (skn_ct_via_stack(&f.ct)) {
+			if (decap)
+				return TC_ACT_OK;
+			goto to_stack;
+		}
 		goto deliver;
 	}
 
@@ -359,6 +381,10 @@ static __always_inline int skn_from_overlay(struct __sk_buff *skb, __u32 l3_off,
 			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, outer_src_be, 1);
+	} else if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt)) {
+		if (decap)
+			return TC_ACT_OK;
+		goto to_stack;
 	}
 deliver:
 	if (decap && skn_vxlan_decap(skb) < 0)
@@ -407,6 +433,38 @@ int skn_from_uplink(struct __sk_buff *skb)
 	                        rx.outer_saddr_be, rx.vni, 1);
 }
 
+/*
+ * A local pod's packet the host stack routed into the overlay, which happens only to a flow the
+ * stack translated (a Service): conntrack remembers the flow so that its replies go back through
+ * the stack, and a new flow is judged by the pod's egress policy on the translated destination.
+ * Returns -1 to go on, or the verdict when policy denies the flow.
+ */
+static __always_inline int skn_stack_to_overlay(struct __sk_buff *skb, const struct skn_pkt *p,
+                                                const struct skn_ipcache_entry *src,
+                                                const struct skn_ipcache_entry *dst)
+{
+	struct skn_flow f = {};
+	enum skn_ct_status ct;
+
+	f.pkt = *p;
+	ct = skn_ct_lookup(&f.pkt, &f.ct);
+	if (ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY)
+		skn_ct_set_via_stack(&f.ct);
+	if (ct != SKN_CT_NEW)
+		return -1;
+	f.src_identity = src->identity;
+	f.src_cidr = src->cidr_identity;
+	f.dst_identity = dst->identity;
+	f.dst_cidr = dst->cidr_identity;
+	if (!skn_egress_allows(skb, &f, src))
+		return skn_drop_denied(skb, SKN_DIR_EGRESS, &f);
+	if (!f.pkt.is_icmp_error) {
+		skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, dst->tunnel_ip_be, 0);
+		skn_ct_set_via_stack(&f.ct);
+	}
+	return -1;
+}
+
 SEC("tc")
 int skn_to_vxlan(struct __sk_buff *skb)
 {
@@ -439,6 +497,13 @@ int skn_to_vxlan(struct __sk_buff *skb)
 	identity = src ? src->identity : SKN_ID_WORLD;
 	if (identity == SKN_ID_HOST)
 		identity = SKN_ID_REMOTE_NODE;
+	/* A local pod's packet: a flow the stack translated (a Service). */
+	if (src && skn_endpoint_lookup(p.saddr_be)) {
+		int verdict = skn_stack_to_overlay(skb, &p, src, dst);
+
+		if (verdict >= 0)
+			return verdict;
+	}
 	if (skn_tunnel_set(skb, dst->tunnel_ip_be, identity) < 0)
 		return skn_drop(skb, SKN_R_DROP_TUNNEL_KEY, SKN_DIR_EGRESS);
 	if (skn_overlay_set_macs(skb, cfg->vxlan_mac, dst->tunnel_ip_be) < 0)

@@ -1,10 +1,12 @@
 /**
  * npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
+ *   [--service-proxy kube-proxy [--proxy-mode iptables|nftables]]   a demo Service through kube-proxy's rules
  * npm run lab -- teardown [--id ID | --all]              remove a kept lab
  * npm run lab -- status [--id ID]                         what a kept lab holds
  */
 import { parseArgs } from "node:util";
-import { Lab } from "./lab.js";
+import { WORLD_IP, Lab, type LabNode, type LabPod } from "./lab.js";
+import { PROXY_MODES, applyKubeProxy, type ProxiedService, type ProxyMode } from "./kube-proxy.js";
 import { connectivityMatrix, renderMatrix, summarize } from "./matrix.js";
 import { LabSmokeDriver } from "./smoke-driver.js";
 import { renderSmokeReport, runSmoke } from "./smoke/smoke.js";
@@ -18,6 +20,8 @@ async function up(values: {
   "pods-per-node"?: string;
   keep?: boolean;
   id?: string;
+  "service-proxy"?: string;
+  "proxy-mode"?: string;
 }): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces, BPF, bpffs)");
   const nodes = Number(values.nodes ?? 2);
@@ -26,6 +30,14 @@ async function up(values: {
     throw new Error(`--nodes must be 1..16, not ${values.nodes}`);
   if (!Number.isInteger(perNode) || perNode < 1 || perNode > 20)
     throw new Error(`--pods-per-node must be 1..20, not ${values["pods-per-node"]}`);
+  const serviceProxy = values["service-proxy"];
+  if (serviceProxy !== undefined && serviceProxy !== "kube-proxy")
+    throw new Error(`--service-proxy must be kube-proxy, not ${serviceProxy}`);
+  const proxyMode = values["proxy-mode"] ?? "iptables";
+  if (!(PROXY_MODES as readonly string[]).includes(proxyMode))
+    throw new Error(`--proxy-mode must be one of ${PROXY_MODES.join(", ")}, not ${proxyMode}`);
+  // The agents need the Service CIDR to judge egress into it after kube-proxy's translation.
+  const agentArgs = serviceProxy === undefined ? [] : [`--service-cidr=${DEMO_SERVICE_CIDR}`];
   const started = performance.now();
   const lab = await Lab.create({
     ...(values.id === undefined ? {} : { id: values.id }),
@@ -38,7 +50,7 @@ async function up(values: {
     say(`lab ${lab.id}: underlay ${lab.state.subnet}, API server ${lab.state.api?.url}`);
     const labNodes = [];
     for (let i = 0; i < nodes; i++) {
-      const n = await lab.addNode({ waitReady: false });
+      const n = await lab.addNode({ waitReady: false, agentArgs });
       labNodes.push(n);
     }
     await Promise.all(labNodes.map((n) => lab.waitAgentReady(n)));
@@ -67,10 +79,12 @@ async function up(values: {
       say(
         `pod → world seen from the world as: ${[...new Set(masq.map((p) => p.seenAs ?? "?"))].join(", ")} (node addresses: masqueraded)`,
       );
-    const failed = paths.filter((p) => !p.ok);
-    for (const f of failed) say(`FAILED ${f.kind}: ${f.from} → ${f.to} ${f.protocol}: ${f.error}`);
+    let failed = paths.filter((p) => !p.ok).length;
+    for (const f of paths.filter((p) => !p.ok))
+      say(`FAILED ${f.kind}: ${f.from} → ${f.to} ${f.protocol}: ${f.error}`);
+    if (serviceProxy !== undefined) failed += await demoService(lab, labNodes, proxyMode as ProxyMode);
     say(
-      `\nlab ${lab.id}: ${paths.length - failed.length}/${paths.length} paths ok in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      `\nlab ${lab.id}: ${paths.length - paths.filter((p) => !p.ok).length}/${paths.length} paths ok in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
     // The smoke test the Vagrant cluster runs too (lab/smoke), here through the lab driver.
     say(
@@ -78,7 +92,7 @@ async function up(values: {
     );
     const smoke = await runSmoke(new LabSmokeDriver(lab), undefined, { convergeTimeoutMs: 20000 });
     say(renderSmokeReport(smoke));
-    ok = failed.length === 0 && smoke.ok;
+    ok = failed === 0 && smoke.ok;
     if (values.keep === true) {
       say(`\nlab ${lab.id} kept running. Try:`);
       say(`  kubectl --kubeconfig ${lab.kubeconfigPath} get nodes,pods -A -o wide`);
@@ -99,6 +113,56 @@ async function up(values: {
       );
     }
   }
+}
+
+const DEMO_SERVICE_CIDR = "10.96.0.0/12";
+const DEMO_CLUSTER_IP = "10.96.0.10";
+const DEMO_NODE_PORT = 30080;
+
+/**
+ * A demo Service (demo/web: ClusterIP 10.96.0.10:80 and NodePort 30080 → every
+ * "web" pod's 8080) through kube-proxy's rules (lab/kube-proxy.ts) in every node, probed from every
+ * pod, every node and the world. Returns the number of failed probes.
+ */
+async function demoService(lab: Lab, nodes: LabNode[], mode: ProxyMode): Promise<number> {
+  const web = lab.state.pods.filter((p) => p.labels.app === "web");
+  const svc: ProxiedService = {
+    name: "web",
+    namespace: "demo",
+    clusterIP: DEMO_CLUSTER_IP,
+    ports: [{ name: "http", port: 80, protocol: "TCP", targetPort: 8080, nodePort: DEMO_NODE_PORT }],
+    endpoints: web.map((p) => ({ ip: p.ip, nodeName: p.node, ready: true })),
+    externalTrafficPolicy: "Cluster",
+  };
+  for (const n of nodes)
+    await applyKubeProxy(n.netns, mode, [svc], { nodeName: n.name, clusterCidr: "10.244.0.0/16" });
+  say(
+    `\nService demo/web through kube-proxy's ${mode} rules (lab/kube-proxy.ts): ClusterIP ${DEMO_CLUSTER_IP}:80, NodePort ${DEMO_NODE_PORT} → ${web.map((p) => `${p.name}:8080`).join(", ")}`,
+  );
+  let failed = 0;
+  const probes: [LabPod | LabNode | "world", string, string, number][] = [
+    ...lab.state.pods.map((p): [LabPod, string, string, number] => [
+      p,
+      `demo/${p.name}`,
+      DEMO_CLUSTER_IP,
+      80,
+    ]),
+    ...nodes.map((n): [LabNode, string, string, number] => [n, n.name, DEMO_CLUSTER_IP, 80]),
+    ...nodes.map((n): ["world", string, string, number] => [
+      "world",
+      `world ${WORLD_IP}`,
+      n.ip,
+      DEMO_NODE_PORT,
+    ]),
+  ];
+  for (const [from, label, host, port] of probes) {
+    const r = await lab.probe(from, "TCP", host, port, 2000);
+    if (!r.ok) failed++;
+    say(
+      `  ${label.padEnd(18)} → ${`${host}:${port}`.padEnd(20)} ${r.ok ? `✓ ${r.reply?.name ?? "?"} saw ${r.reply?.peer ?? "?"}` : `✗ ${r.error ?? ""}`}`,
+    );
+  }
+  return failed;
 }
 
 async function waitPropagation(lab: Lab): Promise<void> {
@@ -149,6 +213,8 @@ function status(values: { id?: string }): number {
 
 const USAGE = `usage:
   npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
+      [--service-proxy kube-proxy [--proxy-mode iptables|nftables]]
+                                                        and a demo Service through kube-proxy's rules
   npm run lab -- teardown [--id ID | --all]              remove a kept lab
   npm run lab -- status [--id ID]                         what a kept lab holds
 `;
@@ -172,6 +238,8 @@ function parseLabArgs() {
       keep: { type: "boolean" },
       id: { type: "string" },
       all: { type: "boolean" },
+      "service-proxy": { type: "string" },
+      "proxy-mode": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,

@@ -6,7 +6,8 @@ import { pinPath } from "./pins.js";
 
 export const CONNTRACK_MAP = "skn_conntrack2";
 
-export const CtFlag = { initiatorB: 1, seenReply: 2, closing: 4, tunnelB: 8 } as const;
+/** viaStack: the host stack delivered the flow's opening packet (a Service kube-proxy translated). */
+export const CtFlag = { initiatorB: 1, seenReply: 2, closing: 4, tunnelB: 8, viaStack: 16 } as const;
 
 export interface CtKey {
   addrA: string;

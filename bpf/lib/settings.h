@@ -12,9 +12,13 @@ struct skn_settings {
 	__u32 ct_tcp_closing_s; /* ... after FIN or RST */
 	__u32 ct_other_s; /* ... of UDP, SCTP, ICMP and other flows */
 	__u32 record_decisions; /* 1: write every verdict to skn_decision (tests, simulate) */
+	/* The cluster's Service CIDR (network, prefix length; 0: none): new flows from pods to it are
+	 * translated by the node (kube-proxy), so their egress policy is judged after translation. */
+	__u32 service_net_be;
+	__u32 service_prefix_len;
 	__u32 _pad;
 };
-SKN_STATIC_ASSERT(sizeof(struct skn_settings) == 24, "settings layout");
+SKN_STATIC_ASSERT(sizeof(struct skn_settings) == 32, "settings layout");
 
 /* The only variable in .rodata, so it sits at offset 0 (checked against BTF in the tests). */
 const volatile struct skn_settings skn_settings = {
@@ -23,6 +27,8 @@ const volatile struct skn_settings skn_settings = {
 	.ct_tcp_closing_s = 10,
 	.ct_other_s = 60,
 	.record_decisions = 0,
+	.service_net_be = 0,
+	.service_prefix_len = 0,
 };
 
 #endif

@@ -22,6 +22,9 @@ enum skn_ct_flag {
 	SKN_CT_SEEN_REPLY = 1 << 1, /* the other side has answered */
 	SKN_CT_CLOSING = 1 << 2, /* TCP FIN or RST seen */
 	SKN_CT_TUNNEL_B = 1 << 3, /* tunnel_ip_be is the node of side b (else of side a) */
+	/* The host stack delivered the opening packet (translated by kube-proxy's DNAT, say): every
+	 * packet of the flow goes back through the stack, whose conntrack reverses the translation. */
+	SKN_CT_VIA_STACK = 1 << 4,
 };
 
 struct skn_ct_entry {

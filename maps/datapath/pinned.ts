@@ -15,6 +15,7 @@ import {
   unpin,
 } from "../../loader/index.js";
 import { PINNED_MAPS, PROGRAM_NAMES, RETIRED_PINS, pinPath, type ProgramName } from "../pins.js";
+import { SETTINGS_SIZE } from "../settings.js";
 import { openDatapathSpec, type DatapathOptions } from "./spec.js";
 
 export interface PinnedProgramReport {
@@ -44,7 +45,7 @@ function programSettings(program: Program): Buffer | undefined {
     try {
       if (!map.info.name.endsWith(".rodata")) continue;
       const value = map.lookup(Buffer.alloc(4));
-      return value?.subarray(0, 24);
+      return value?.subarray(0, SETTINGS_SIZE);
     } finally {
       map.close();
     }

@@ -6,6 +6,7 @@ import { policyCodec, portRangePrefixes, policyKeyString, type PolicyKey } from 
 import { conntrackCodec } from "../../maps/conntrack.js";
 import { vxlanMacFor } from "../../maps/config.js";
 import { formatIPv4, parsePrefix, prefixContains } from "../../maps/net.js";
+import { DEFAULT_SETTINGS, SETTINGS_SIZE, decodeSettings, encodeSettings } from "../../maps/settings.js";
 
 const ipArb = fc.integer({ min: 0, max: 0xffffffff }).map(formatIPv4);
 const macArb = fc
@@ -151,5 +152,19 @@ describe("maps: codecs (golden bytes and round trips)", function () {
       assert.throws(() => parsePrefix(bad), RangeError, bad);
     assert.ok(prefixContains(parsePrefix("10.0.0.0/8"), parsePrefix("10.1.0.0/16")));
     assert.ok(!prefixContains(parsePrefix("10.1.0.0/16"), parsePrefix("10.0.0.0/8")));
+  });
+});
+
+describe("skn_settings codec", function () {
+  it("carries the Service CIDR as network (network order) and prefix length; none is all zeros", function () {
+    const b = encodeSettings({ ...DEFAULT_SETTINGS, serviceCidr: "10.96.7.1/12" });
+    assert.equal(b.length, SETTINGS_SIZE);
+    assert.deepEqual([...b.subarray(20, 28)], [10, 96, 0, 0, 12, 0, 0, 0]);
+    assert.equal(decodeSettings(b).serviceCidr, "10.96.0.0/12");
+    const none = encodeSettings(DEFAULT_SETTINGS);
+    assert.deepEqual([...none.subarray(20, 32)], new Array<number>(12).fill(0));
+    assert.deepEqual(decodeSettings(none), DEFAULT_SETTINGS);
+    assert.throws(() => encodeSettings({ ...DEFAULT_SETTINGS, serviceCidr: "10.96.0.0/40" }), RangeError);
+    assert.throws(() => encodeSettings({ ...DEFAULT_SETTINGS, serviceCidr: "0.0.0.0/0" }), RangeError);
   });
 });
