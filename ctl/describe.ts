@@ -73,6 +73,7 @@ export function conntrackFlagNames(flags: number): string[] {
     "seen-reply": CtFlag.seenReply,
     closing: CtFlag.closing,
     "tunnel-b": CtFlag.tunnelB,
+    "via-stack": CtFlag.viaStack,
   });
 }
 

@@ -152,6 +152,7 @@ describe("deploy: skein.yaml", function () {
       "cniConfDir",
       "vxlanPort",
       "clusterCidr",
+      "serviceCidr",
       "policyMapEntries",
       "verdictEvents",
       "logLevel",

@@ -89,7 +89,14 @@ describe("deploy: the Vagrant lab (vagrant validate, shellcheck)", function () {
     for (const p of ["libvirt", "virtualbox"]) assert.match(vf, new RegExp(`config\\.vm\\.provider :${p}`));
     const cp = readFileSync(join(VAGRANT, "provision", "control-plane.sh"), "utf8");
     assert.match(cp, /--pod-network-cidr "\$POD_CIDR"/);
-    assert.match(cp, /kubectl apply -f "\$SRC\/deploy\/skein\.yaml"/);
+    assert.match(vf, /^SERVICE_CIDR = "10\.96\.0\.0\/12"/m);
+    assert.match(cp, /--service-cidr "\$SERVICE_CIDR"/);
+    // deploy/skein.yaml, applied with serviceCidr set to the cluster's Service range.
+    const applied =
+      /^sed "([^"\n]*(?:\\"[^"\n]*)*)" "\$SRC\/deploy\/skein\.yaml" \| kubectl apply -f -$/m.exec(cp);
+    assert.ok(applied !== null, "control-plane.sh applies deploy/skein.yaml through sed");
+    const manifest = readFileSync(join(REPO, "deploy", "skein.yaml"), "utf8");
+    assert.match(manifest, /^ {4}serviceCidr: ""$/m, "the line control-plane.sh rewrites");
     const smoke = readFileSync(join(VAGRANT, "provision", "smoke.sh"), "utf8");
     assert.ok(
       smoke.includes(`node ${IMAGE_DIST_DIR}/lab/smoke/main.js`),
