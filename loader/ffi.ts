@@ -196,6 +196,7 @@ function bindLibc() {
       "intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)",
     ),
     recv: lib.func("intptr_t recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)"),
+    send: lib.func("intptr_t send(int fd, const void *buf, size_t len, int flags)"),
   };
 }
 

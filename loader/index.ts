@@ -69,3 +69,14 @@ export {
   type AddrInfo,
 } from "./iproute.js";
 export { RawSocket } from "./raw-socket.js";
+export { Netns, inNetns } from "./netns.js";
+export {
+  Rtnetlink,
+  NetlinkError,
+  type NlAddress,
+  type NlLink,
+  type NlNeighbour,
+  type NlRoute,
+  type RouteSpec,
+  type VethEnd,
+} from "./netlink.js";
