@@ -18,7 +18,7 @@ export interface PodWiring {
   podIp: string;
 }
 
-/** A link as iproute2 reports it. */
+/** A link as the kernel reports it. */
 export interface LinkState {
   ifindex: number;
   mac: string;
@@ -27,7 +27,7 @@ export interface LinkState {
   up: boolean;
 }
 
-/** A route as iproute2 reports it. */
+/** A route as the kernel reports it, written the way `ip -j route` prints it. */
 export interface RouteState {
   /** "default" or an address/prefix as iproute2 prints it (host routes without "/32"). */
   dst: string;
@@ -36,7 +36,7 @@ export interface RouteState {
   scope?: string;
 }
 
-/** A neighbour entry as iproute2 reports it. */
+/** A neighbour entry as the kernel reports it. */
 export interface NeighbourState {
   ip: string;
   mac?: string;
