@@ -192,7 +192,9 @@ const main = async (): Promise<void> => {
       }),
     };
     const plugins = [skein, reference];
-    const samples = new Map(plugins.map((p) => [p, emptySamples()]));
+    const skeinSamples = emptySamples();
+    const referenceSamples = emptySamples();
+    const samplesOf = (p: Plugin): Samples => (p === skein ? skeinSamples : referenceSamples);
     const newPod = (): string => {
       const name = createNetns("skncbp");
       pods.add(name);
@@ -214,14 +216,14 @@ const main = async (): Promise<void> => {
     say(`skein-cni: installed form (${installed.binDir}); reference: ${REFERENCE_DIR}/ptp + host-local`);
 
     for (let i = 0; i < 5; i++)
-      samples
-        .get(skein)
-        ?.version.push(invokeSync(node, skein, { CNI_COMMAND: "VERSION" }, { cniVersion: "1.0.0" }).ms);
+      skeinSamples.version.push(
+        invokeSync(node, skein, { CNI_COMMAND: "VERSION" }, { cniVersion: "1.0.0" }).ms,
+      );
 
     // Sequential lifecycles, the two plugins alternating so both meet the same machine.
     for (let i = 0; i < runs; i++) {
       for (const plugin of i % 2 === 0 ? plugins : [...plugins].reverse()) {
-        const s = samples.get(plugin)!;
+        const s = samplesOf(plugin);
         const pod = newPod();
         const config = plugin.config(pod);
         const added = invokeSync(node, plugin, cniEnv("ADD", pod, pod), config);
@@ -248,7 +250,7 @@ const main = async (): Promise<void> => {
         const added = await Promise.all(
           many.map((p) => invokeAsync(node, plugin, cniEnv("ADD", p, p), config)),
         );
-        samples.get(plugin)?.parallel.push(performance.now() - started);
+        samplesOf(plugin).parallel.push(performance.now() - started);
         const results = added.map((a, i) => mustSucceed(a, `${plugin.name} parallel ADD ${i}`));
         const deleted = await Promise.all(
           many.map((p, i) =>
@@ -260,8 +262,8 @@ const main = async (): Promise<void> => {
       }
     }
 
-    const s = samples.get(skein)!;
-    const r = samples.get(reference)!;
+    const s = skeinSamples;
+    const r = referenceSamples;
     const ms = (x: number): string => `${x.toFixed(1)} ms`;
     const ratio = (a: number, b: number): string => `${(a / b).toFixed(1)}×`;
     const rows: [string, number, number][] = [
