@@ -250,6 +250,11 @@ export function setLinkRequest(index: number, change: { up?: boolean; mtu?: numb
   );
 }
 
+/** RTM_NEWLINK on an existing link: move it into another network namespace (`ip link set X netns`). */
+export function moveLinkRequest(index: number, netnsFd: number, seq = 0): Buffer {
+  return nlmsg(RTM_NEWLINK, ACKED, seq, ifinfomsg({ index }), [u32Attr(IFLA_NET_NS_FD, netnsFd)]);
+}
+
 /** RTM_GETLINK for one link by name. */
 export function getLinkRequest(name: string, seq = 0): Buffer {
   return nlmsg(RTM_GETLINK, NLM_F_REQUEST, seq, ifinfomsg(), [stringAttr(IFLA_IFNAME, name)]);
@@ -393,7 +398,8 @@ export interface NlError {
 }
 
 export function decodeError(m: NlMessage): NlError {
-  const errno = -m.payload.readInt32LE(0);
+  const raw = m.payload.readInt32LE(0);
+  const errno = raw === 0 ? 0 : -raw; // not -0 for an ack
   const out: NlError = { errno };
   if ((m.flags & NLM_F_ACK_TLVS) !== 0) {
     // The echoed request: only its header when capped.

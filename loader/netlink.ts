@@ -27,6 +27,7 @@ import {
   deleteLinkRequest,
   dumpRequest,
   getLinkRequest,
+  moveLinkRequest,
   newVethRequest,
   parseMessages,
   replaceNeighbourRequest,
@@ -134,7 +135,16 @@ export class Rtnetlink extends Owned {
 
   /** Sets a link up or down, and/or its MTU. */
   setLink(index: number, name: string, change: { up?: boolean; mtu?: number }): void {
-    this.#ack(setLinkRequest(index, change), change.up === false ? "set link down" : "set link up", name);
+    const what = [
+      ...(change.up === undefined ? [] : [change.up ? "up" : "down"]),
+      ...(change.mtu === undefined ? [] : [`mtu ${change.mtu}`]),
+    ];
+    this.#ack(setLinkRequest(index, change), `set link ${what.join(" ")}`, name);
+  }
+
+  /** Moves a link into the namespace `netnsFd` refers to; it keeps its name and ifindex if free there. */
+  moveLink(index: number, name: string, netnsFd: number): void {
+    this.#ack(moveLinkRequest(index, netnsFd), "move link to another netns", name);
   }
 
   /** Deletes a link (a veth takes its peer, routes and neighbours). False when there was none. */
