@@ -7,7 +7,8 @@
  * root) and for the reference plugins `ptp` + `host-local` (Debian's containernetworking-plugins)
  * in the same run, interleaved so both see the same machine. Both are started the same way: forked
  * straight from this process while its thread sits in the node's network namespace (no nsenter,
- * no shell). Prints p50/p99 side by side with ratios, and the issue's targets.
+ * no shell). Prints p50/p99 side by side with ratios, the CPU time each invocation used (user +
+ * system, from getrusage: what a busy machine distorts least), and the issue's targets.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -15,7 +16,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadPinnedDatapath, unloadPinnedDatapath } from "../agent/datapath/pinned.js";
-import { Netns, inNetns } from "../loader/index.js";
+import { Netns, childrenCpuMs, inNetns } from "../loader/index.js";
 import { uniqueName } from "../test/helpers/names.js";
 import {
   SYSTEM_PATH,
@@ -40,6 +41,8 @@ interface Plugin {
 
 interface Timed {
   ms: number;
+  /** CPU time (user + system) of the plugin and its children; sequential runs only. */
+  cpuMs?: number;
   status: number;
   stdout: string;
   stderr: string;
@@ -65,6 +68,7 @@ function median(values: readonly number[]): number {
 /** Runs the plugin to completion from inside `node`, timing process start to exit. */
 function invokeSync(node: Netns, plugin: Plugin, env: Record<string, string>, config: unknown): Timed {
   return inNetns(node, () => {
+    const cpuBefore = childrenCpuMs();
     const started = performance.now();
     const r = spawnSync(plugin.file, [], {
       input: JSON.stringify(config),
@@ -73,8 +77,9 @@ function invokeSync(node: Netns, plugin: Plugin, env: Record<string, string>, co
       timeout: 60000,
     });
     const ms = performance.now() - started;
+    const cpuMs = childrenCpuMs() - cpuBefore;
     if (r.error !== undefined) throw r.error;
-    return { ms, status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    return { ms, cpuMs, status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   });
 }
 
@@ -112,6 +117,8 @@ function mustSucceed(t: Timed, what: string): Record<string, unknown> | undefine
 }
 
 interface Samples {
+  /** CPU time per invocation, by verb. */
+  cpu: { add: number[]; check: number[]; del: number[] };
   add: number[];
   check: number[];
   del: number[];
@@ -120,7 +127,7 @@ interface Samples {
 }
 
 function emptySamples(): Samples {
-  return { add: [], check: [], del: [], parallel: [], version: [] };
+  return { cpu: { add: [], check: [], del: [] }, add: [], check: [], del: [], parallel: [], version: [] };
 }
 
 const main = async (): Promise<void> => {
@@ -229,13 +236,16 @@ const main = async (): Promise<void> => {
         const added = invokeSync(node, plugin, cniEnv("ADD", pod, pod), config);
         const result = mustSucceed(added, `${plugin.name} ADD`);
         s.add.push(added.ms);
+        s.cpu.add.push(added.cpuMs ?? Number.NaN);
         const withPrev = { ...config, prevResult: result };
         const checked = invokeSync(node, plugin, cniEnv("CHECK", pod, pod), withPrev);
         mustSucceed(checked, `${plugin.name} CHECK`);
         s.check.push(checked.ms);
+        s.cpu.check.push(checked.cpuMs ?? Number.NaN);
         const deleted = invokeSync(node, plugin, cniEnv("DEL", pod, pod), withPrev);
         mustSucceed(deleted, `${plugin.name} DEL`);
         s.del.push(deleted.ms);
+        s.cpu.del.push(deleted.cpuMs ?? Number.NaN);
         dropPod(pod);
       }
       if ((i + 1) % 25 === 0) say(`  ${i + 1}/${runs} lifecycles`);
@@ -274,6 +284,9 @@ const main = async (): Promise<void> => {
       ["DEL p50", median(s.del), median(r.del)],
       ["DEL p99", percentile(s.del, 0.99), percentile(r.del, 0.99)],
       [`${parallel} parallel ADDs (wall, median of ${rounds})`, median(s.parallel), median(r.parallel)],
+      ["ADD CPU time p50", median(s.cpu.add), median(r.cpu.add)],
+      ["CHECK CPU time p50", median(s.cpu.check), median(r.cpu.check)],
+      ["DEL CPU time p50", median(s.cpu.del), median(r.cpu.del)],
     ];
     say("");
     say(`| | skein-cni | ptp + host-local | ratio |`);

@@ -61,9 +61,11 @@ void dispatch(
   { env: process.env, readStdin, stdout: fdWriter(1), stderr: fdWriter(2) },
   { kernel: async () => new (await import("./linux.js")).LinuxKernel() },
 ).then((code) => {
-  process.exitCode = code;
   trace(
     () =>
       `${process.env.CNI_COMMAND ?? "?"} done (node bootstrap took ${performance.nodeTiming.bootstrapComplete.toFixed(1)} ms)`,
   );
+  // Everything is written (synchronously) and every owner closed: exiting now skips tearing down
+  // the environment piece by piece, measurably quicker than letting the event loop run dry.
+  process.exit(code);
 });

@@ -48,7 +48,7 @@ export {
   removeEmptyDir,
 } from "./bpffs.js";
 export { RingBuffer } from "./ringbuf.js";
-export { lockExclusive, unlock, interfaceIndex, filesystemType } from "./sys.js";
+export { lockExclusive, unlock, interfaceIndex, filesystemType, childrenCpuMs } from "./sys.js";
 export {
   ip,
   ipJson,
