@@ -26,10 +26,18 @@ const WRAPPER = `#!/bin/sh
 self=$0
 if [ -L "$self" ]; then self=$(readlink -f -- "$self") || exit 1; fi
 case $self in
-*/*) dir=\${self%/*} ;;
+*/*)
+  dir=\${self%/*}
+  dir=\${dir:-/}
+  ;;
 *) dir=$(command -v -- "$self") && dir=\${dir%/*} || dir=. ;;
 esac
-dir=$(cd -P -- "\${dir:-/}" && pwd) || exit 1
+# Absolute without a subshell: runtimes start the plugin by full path, and every fork here costs
+# a few milliseconds of each pod's start.
+case $dir in
+/*) ;;
+*) dir=$PWD/$dir ;;
+esac
 unset NODE_OPTIONS NODE_PATH NODE_EXTRA_CA_CERTS
 exec "$dir/skein-cni.d/node" "$dir/skein-cni.d/skein-cni.cjs" "$@"
 `;
