@@ -138,7 +138,7 @@ export async function dispatch(io: DispatchIo, options: DispatchOptions): Promis
       }
       case "DEL": {
         const { del } = await import("./del.js");
-        del(ctx);
+        await del(ctx);
         return 0;
       }
       case "CHECK": {

@@ -99,6 +99,11 @@ export interface Kernel {
   configurePodSide(wiring: PodWiring): void;
   /** Deletes a link in this netns (its veth peer, routes and neighbours go with it). False when absent. */
   deleteLink(name: string): boolean;
+  /**
+   * deleteLink, settling later: the kernel's part (a veth's removal waits for RCU, tens of ms) runs
+   * off the JavaScript thread, so the caller can do other work meanwhile. Rejects with CniError 102.
+   */
+  deleteLinkAsync(name: string): Promise<boolean>;
   /** Pins under `root` the CNI needs that are missing (empty when the datapath is loaded). */
   missingPins(root: string): string[];
   /** Opens the pinned programs and endpoints map. Throws CniError 11 when not pinned, 100 otherwise. */

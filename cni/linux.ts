@@ -292,6 +292,18 @@ export class LinuxKernel implements Kernel {
     }
   }
 
+  async deleteLinkAsync(name: string): Promise<boolean> {
+    // A socket of its own: the other one may be busy on this thread meanwhile.
+    const nl = Rtnetlink.open();
+    try {
+      return await nl.deleteLinkOnWorker(name);
+    } catch (err) {
+      throw new CniError(ErrorCode.interfaceFailure, `cannot delete ${name}`, describe(err), { cause: err });
+    } finally {
+      nl.close();
+    }
+  }
+
   missingPins(root: string): string[] {
     return REQUIRED_PINS.filter((name) => !existsSync(pinPath(root, name)));
   }

@@ -6,7 +6,7 @@
  * `Rtnetlink.openIn` opens one inside another namespace.
  */
 import { SysError } from "./errors.js";
-import { lastErrno, libc } from "./ffi.js";
+import { lastErrno, libc, sendOnWorker } from "./ffi.js";
 import {
   NLMSG_DONE,
   NLMSG_ERROR,
@@ -55,6 +55,7 @@ const NETLINK_EXT_ACK = 11;
 const MSG_PEEK = 2;
 const MSG_TRUNC = 0x20;
 const EINTR = 4;
+const EIO = 5;
 const ENODEV = 19;
 
 /** A netlink request the kernel refused: the errno, plus the kernel's own words when it gave any. */
@@ -158,6 +159,20 @@ export class Rtnetlink extends Owned {
     }
   }
 
+  /**
+   * deleteLink with the kernel's work on a worker thread: removing a veth waits for RCU (tens of
+   * milliseconds), time the caller can use. Use no other method of this socket until it settles.
+   */
+  async deleteLinkOnWorker(name: string): Promise<boolean> {
+    try {
+      await this.#exchangeOnWorker(deleteLinkRequest(name), "delete link", name);
+      return true;
+    } catch (err) {
+      if (err instanceof SysError && err.errno === ENODEV) return false;
+      throw err;
+    }
+  }
+
   // -- addresses, routes, neighbours
 
   addAddress(index: number, name: string, ip: string, prefixlen: number): void {
@@ -216,15 +231,32 @@ export class Rtnetlink extends Owned {
    * NLMSG_DONE for a dump, or the first reply for a plain get. Throws NetlinkError.
    */
   #exchange(request: Buffer, operation: string, object: string, acked: boolean): NlMessage[] {
-    this.assertOpen(operation);
-    const seq = (this.#seq = (this.#seq + 1) >>> 0);
-    request.writeUInt32LE(seq, 8);
+    const seq = this.#stamp(request, operation);
     for (;;) {
       const n = Number(libc().send(this.#fd, request, request.length, 0));
       if (n >= 0) break;
       const errno = lastErrno();
       if (errno !== EINTR) throw new NetlinkError(`${operation}: send`, errno, object);
     }
+    return this.#collect(request, seq, operation, object, acked);
+  }
+
+  /** The same for an acknowledged request, with the kernel's work done on a worker thread. */
+  async #exchangeOnWorker(request: Buffer, operation: string, object: string): Promise<void> {
+    const seq = this.#stamp(request, operation);
+    if ((await sendOnWorker(this.#fd, request)) < 0)
+      throw new NetlinkError(`${operation}: send (on a worker thread: errno unknown)`, EIO, object);
+    this.#collect(request, seq, operation, object, true);
+  }
+
+  #stamp(request: Buffer, operation: string): number {
+    this.assertOpen(operation);
+    const seq = (this.#seq = (this.#seq + 1) >>> 0);
+    request.writeUInt32LE(seq, 8);
+    return seq;
+  }
+
+  #collect(request: Buffer, seq: number, operation: string, object: string, acked: boolean): NlMessage[] {
     const dump = (request.readUInt16LE(6) & 0x300) === 0x300;
     const out: NlMessage[] = [];
     for (;;) {

@@ -167,6 +167,22 @@ describe("loader: rtnetlink and setns (real kernel)", function () {
     assert.deepEqual(h.routes(), []);
   });
 
+  it("deletes a link on a worker thread while the caller goes on", async function () {
+    const h = hnl!;
+    h.createVeth({ name: "skntst2" }, { name: "skntst2p", netnsFd: pod!.fd });
+    const other = Rtnetlink.openIn(host!);
+    try {
+      const deleting = other.deleteLinkOnWorker("skntst2");
+      assert.ok(h.links().length >= 1, "the caller's own socket works meanwhile");
+      assert.equal(await deleting, true);
+      assert.equal(await other.deleteLinkOnWorker("skntst2"), false);
+    } finally {
+      other.close();
+    }
+    assert.equal(h.link("skntst2"), undefined);
+    assert.equal(pnl!.link("skntst2p"), undefined);
+  });
+
   it("inNetns returns the thread to its namespace, also when the function throws", function () {
     const home = threadNetns();
     const inside = inNetns(pod!, threadNetns);
