@@ -1,5 +1,5 @@
 /**
- * npm run bench:cni [-- --runs N --parallel P --rounds R]
+ * npm run bench:cni [-- --runs N --parallel P --rounds R] [--baseline PATH]
  *
  * Pod start-up cost as a container runtime sees it (process start to exit, env + stdin): ADD,
  * CHECK and DEL latency over N sequential pod lifecycles, and the wall time of P ADDs started at
@@ -9,6 +9,8 @@
  * straight from this process while its thread sits in the node's network namespace (no nsenter,
  * no shell). Prints p50/p99 side by side with ratios, the CPU time each invocation used (user +
  * system, from getrusage: what a busy machine distorts least), and the issue's targets.
+ * `--baseline PATH` adds another skein-cni build (its installed `skein-cni`, e.g. a release's
+ * dist/cni-install/skein-cni) to the same run, for before/after comparisons.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -116,6 +118,12 @@ function mustSucceed(t: Timed, what: string): Record<string, unknown> | undefine
   return t.stdout.trim() === "" ? undefined : (JSON.parse(t.stdout) as Record<string, unknown>);
 }
 
+/** `list` rotated by `n`, so each plugin takes every position in turn. */
+function rotated<T>(list: readonly T[], n: number): T[] {
+  const k = n % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
+}
+
 interface Samples {
   /** CPU time per invocation, by verb. */
   cpu: { add: number[]; check: number[]; del: number[] };
@@ -132,7 +140,12 @@ function emptySamples(): Samples {
 
 const main = async (): Promise<void> => {
   const { values } = parseArgs({
-    options: { runs: { type: "string" }, parallel: { type: "string" }, rounds: { type: "string" } },
+    options: {
+      runs: { type: "string" },
+      parallel: { type: "string" },
+      rounds: { type: "string" },
+      baseline: { type: "string" },
+    },
   });
   const runs = positiveInteger("runs", values.runs, 100);
   const parallel = positiveInteger("parallel", values.parallel, 32);
@@ -198,10 +211,27 @@ const main = async (): Promise<void> => {
         },
       }),
     };
-    const plugins = [skein, reference];
-    const skeinSamples = emptySamples();
-    const referenceSamples = emptySamples();
-    const samplesOf = (p: Plugin): Samples => (p === skein ? skeinSamples : referenceSamples);
+    const baseline: Plugin | undefined =
+      values.baseline === undefined
+        ? undefined
+        : {
+            name: "skein-cni baseline",
+            file: values.baseline,
+            dataDir: join(tmp, "baseline"),
+            config: () => ({
+              ...skein.config(""),
+              podCIDR: "10.124.0.0/22",
+              dataDir: join(tmp, "baseline"),
+            }),
+          };
+    const plugins = baseline === undefined ? [skein, reference] : [skein, baseline, reference];
+    const samples = new Map(plugins.map((p) => [p, emptySamples()]));
+    const samplesOf = (p: Plugin): Samples => {
+      const found = samples.get(p);
+      if (found === undefined) throw new Error(`no samples for ${p.name}`);
+      return found;
+    };
+    const skeinSamples = samplesOf(skein);
     const newPod = (): string => {
       const name = createNetns("skncbp");
       pods.add(name);
@@ -223,13 +253,14 @@ const main = async (): Promise<void> => {
     say(`skein-cni: installed form (${installed.binDir}); reference: ${REFERENCE_DIR}/ptp + host-local`);
 
     for (let i = 0; i < 5; i++)
-      skeinSamples.version.push(
-        invokeSync(node, skein, { CNI_COMMAND: "VERSION" }, { cniVersion: "1.0.0" }).ms,
-      );
+      for (const p of plugins.filter((x) => x !== reference))
+        samplesOf(p).version.push(
+          invokeSync(node, p, { CNI_COMMAND: "VERSION" }, { cniVersion: "1.0.0" }).ms,
+        );
 
     // Sequential lifecycles, the two plugins alternating so both meet the same machine.
     for (let i = 0; i < runs; i++) {
-      for (const plugin of i % 2 === 0 ? plugins : [...plugins].reverse()) {
+      for (const plugin of rotated(plugins, i)) {
         const s = samplesOf(plugin);
         const pod = newPod();
         const config = plugin.config(pod);
@@ -253,7 +284,7 @@ const main = async (): Promise<void> => {
 
     // P ADDs at once, as a node starting many pods; then their DELs (not timed).
     for (let round = 0; round < rounds; round++) {
-      for (const plugin of round % 2 === 0 ? plugins : [...plugins].reverse()) {
+      for (const plugin of rotated(plugins, round)) {
         const many = Array.from({ length: parallel }, newPod);
         const config = plugin.config("");
         const started = performance.now();
@@ -273,30 +304,49 @@ const main = async (): Promise<void> => {
     }
 
     const s = skeinSamples;
-    const r = referenceSamples;
+    const columns = plugins.filter((p) => p !== skein);
     const ms = (x: number): string => `${x.toFixed(1)} ms`;
-    const ratio = (a: number, b: number): string => `${(a / b).toFixed(1)}×`;
-    const rows: [string, number, number][] = [
-      ["ADD p50", median(s.add), median(r.add)],
-      ["ADD p99", percentile(s.add, 0.99), percentile(r.add, 0.99)],
-      ["CHECK p50", median(s.check), median(r.check)],
-      ["CHECK p99", percentile(s.check, 0.99), percentile(r.check, 0.99)],
-      ["DEL p50", median(s.del), median(r.del)],
-      ["DEL p99", percentile(s.del, 0.99), percentile(r.del, 0.99)],
-      [`${parallel} parallel ADDs (wall, median of ${rounds})`, median(s.parallel), median(r.parallel)],
-      ["ADD CPU time p50", median(s.cpu.add), median(r.cpu.add)],
-      ["CHECK CPU time p50", median(s.cpu.check), median(r.cpu.check)],
-      ["DEL CPU time p50", median(s.cpu.del), median(r.cpu.del)],
+    const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
+    const metrics: [string, (x: Samples) => number][] = [
+      ["ADD p50", (x) => median(x.add)],
+      ["ADD p99", (x) => percentile(x.add, 0.99)],
+      ["CHECK p50", (x) => median(x.check)],
+      ["CHECK p99", (x) => percentile(x.check, 0.99)],
+      ["DEL p50", (x) => median(x.del)],
+      ["DEL p99", (x) => percentile(x.del, 0.99)],
+      [`${parallel} parallel ADDs (wall, median of ${rounds})`, (x) => median(x.parallel)],
+      ["ADD CPU time p50", (x) => median(x.cpu.add)],
+      ["CHECK CPU time p50", (x) => median(x.cpu.check)],
+      ["DEL CPU time p50", (x) => median(x.cpu.del)],
     ];
     say("");
-    say(`| | skein-cni | ptp + host-local | ratio |`);
-    say(`|---|---|---|---|`);
-    for (const [what, a, b] of rows) say(`| ${what} | ${ms(a)} | ${ms(b)} | ${ratio(a, b)} |`);
-    say(`| VERSION p50 (start-up only) | ${ms(median(s.version))} | | |`);
+    say(`| | skein-cni | ${columns.map((p) => `${p.name} | ratio`).join(" | ")} |`);
+    say(`|---|---|${columns.map(() => "---|---").join("|")}|`);
+    for (const [what, f] of metrics) {
+      const mine = f(s);
+      say(
+        `| ${what} | ${ms(mine)} | ${columns.map((p) => `${ms(f(samplesOf(p)))} | ${ratio(mine, f(samplesOf(p)))}`).join(" | ")} |`,
+      );
+    }
+    say(
+      `| VERSION p50 (start-up only) | ${ms(median(s.version))} | ${columns
+        .map((p) =>
+          p === reference
+            ? " | "
+            : `${ms(median(samplesOf(p).version))} | ${ratio(median(s.version), median(samplesOf(p).version))}`,
+        )
+        .join(" | ")} |`,
+    );
     say("");
     say(
-      `parallel rounds: skein-cni ${s.parallel.map((x) => x.toFixed(0)).join(", ")} ms; ` +
-        `reference ${r.parallel.map((x) => x.toFixed(0)).join(", ")} ms; load average ${loadavg()[0]?.toFixed(2) ?? "?"} at end`,
+      `parallel rounds: ${plugins
+        .map(
+          (p) =>
+            `${p.name} ${samplesOf(p)
+              .parallel.map((x) => x.toFixed(0))
+              .join(", ")} ms`,
+        )
+        .join("; ")}; ` + `load average ${loadavg()[0]?.toFixed(2) ?? "?"} at end`,
     );
     const targets: [string, number, number][] = [
       ["ADD p50 ≤ 45 ms", median(s.add), 45],
