@@ -10,6 +10,7 @@ import { IpRange, IpamStore } from "./ipam.js";
 import type { PodWiring } from "./kernel.js";
 import { GATEWAY_IP, hostVethName, randomMac } from "./names.js";
 import { SCOPE_LINK, mergeResults, type CniResult } from "./spec.js";
+import { trace } from "./trace.js";
 
 /** Uplink MTU assumed when the node has no default route and the configuration sets no `mtu`. */
 export const FALLBACK_UPLINK_MTU = 1500;
@@ -105,9 +106,12 @@ export function add(ctx: VerbContext): CniResult {
   const mtu = config.mtu ?? (kernel.uplinkMtu() ?? FALLBACK_UPLINK_MTU) - OVERLAY_OVERHEAD;
   const podMac = requestedMac(ctx) ?? randomMac();
 
+  trace("ADD checks done");
   using datapath = kernel.openDatapath(config.bpffsRoot);
+  trace("datapath opened");
   const undo: { step: AddStep; run: () => void }[] = [];
   const done = (step: AddStep): void => {
+    trace(`step ${step} done`);
     if (ctx.failAfter === step)
       throw new CniError(
         ErrorCode.internal,

@@ -9,6 +9,7 @@ import type { VerbContext } from "./context.js";
 import { IpamStore, type Owner } from "./ipam.js";
 import type { Kernel, PodDatapath } from "./kernel.js";
 import { hostVethName } from "./names.js";
+import { trace } from "./trace.js";
 
 /** Opens the datapath when it is pinned; undefined (nothing to clean in it) when not. Throws CniError. */
 export function openDatapathIfLoaded(kernel: Kernel, root: string): PodDatapath | undefined {
@@ -16,8 +17,13 @@ export function openDatapathIfLoaded(kernel: Kernel, root: string): PodDatapath 
   return kernel.openDatapath(root);
 }
 
-/** Runs DEL. Throws CniError 104 listing what could not be removed (everything else is gone). */
-export function del(ctx: VerbContext): void {
+/**
+ * Runs DEL. Rejects with CniError 104 listing what could not be removed (everything else is gone).
+ * The host veth's removal, which the kernel makes wait for RCU, runs while the endpoint entries are
+ * removed; the addresses are released only once it is done (a new pod given one must not meet the
+ * old host route).
+ */
+export async function del(ctx: VerbContext): Promise<void> {
   const { kernel, invocation, config } = ctx;
   const owner: Owner = { containerId: invocation.containerId, ifname: invocation.ifname };
   const hostIfname = hostVethName(owner.containerId, owner.ifname);
@@ -40,6 +46,17 @@ export function del(ctx: VerbContext): void {
     .map((ip) => ip.address.split("/")[0] ?? "")
     .filter((ip) => isIPv4(ip) && prefixContainsIp(config.podCidr, ip));
   const ifindex = kernel.linkIndex(hostIfname);
+  const deleting =
+    ifindex === undefined
+      ? Promise.resolve()
+      : kernel.deleteLinkAsync(hostIfname).then(
+          () => {
+            trace(`${hostIfname} deleted`);
+          },
+          (err: unknown) => {
+            problems.push(`delete ${hostIfname}: ${describe(err)}`);
+          },
+        );
 
   // Endpoint entries go before the address is released, so a new pod given the address never
   // has its fresh entry deleted by this DEL.
@@ -60,9 +77,8 @@ export function del(ctx: VerbContext): void {
     }
   });
 
-  attempt(`delete ${hostIfname}`, () => {
-    kernel.deleteLink(hostIfname);
-  });
+  trace("endpoint entries removed");
+  await deleting;
 
   const current = store;
   if (current !== undefined && held.length > 0)

@@ -8,6 +8,7 @@ import { configVersion, decodeConfig, field, parseNetworkConfig } from "./config
 import { parseEnvironment, type Command, type Invocation } from "./env.js";
 import { CniError, ErrorCode, describe, toErrorResult } from "./errors.js";
 import type { Kernel } from "./kernel.js";
+import { trace } from "./trace.js";
 import {
   CURRENT_VERSION,
   SUPPORTED_VERSIONS,
@@ -117,6 +118,7 @@ export async function dispatch(io: DispatchIo, options: DispatchOptions): Promis
       );
     const config = parseNetworkConfig(decoded);
     const kernel = typeof options.kernel === "function" ? await options.kernel() : options.kernel;
+    trace("kernel loaded");
     const ctx: VerbContext = { kernel, invocation, config, log };
     const failAfter = io.env.SKEIN_CNI_TEST_FAIL_AFTER;
     if (failAfter !== undefined && failAfter !== "") {
@@ -136,7 +138,7 @@ export async function dispatch(io: DispatchIo, options: DispatchOptions): Promis
       }
       case "DEL": {
         const { del } = await import("./del.js");
-        del(ctx);
+        await del(ctx);
         return 0;
       }
       case "CHECK": {

@@ -18,7 +18,7 @@ export interface PodWiring {
   podIp: string;
 }
 
-/** A link as iproute2 reports it. */
+/** A link as the kernel reports it. */
 export interface LinkState {
   ifindex: number;
   mac: string;
@@ -27,7 +27,7 @@ export interface LinkState {
   up: boolean;
 }
 
-/** A route as iproute2 reports it. */
+/** A route as the kernel reports it, written the way `ip -j route` prints it. */
 export interface RouteState {
   /** "default" or an address/prefix as iproute2 prints it (host routes without "/32"). */
   dst: string;
@@ -36,7 +36,7 @@ export interface RouteState {
   scope?: string;
 }
 
-/** A neighbour entry as iproute2 reports it. */
+/** A neighbour entry as the kernel reports it. */
 export interface NeighbourState {
   ip: string;
   mac?: string;
@@ -99,6 +99,11 @@ export interface Kernel {
   configurePodSide(wiring: PodWiring): void;
   /** Deletes a link in this netns (its veth peer, routes and neighbours go with it). False when absent. */
   deleteLink(name: string): boolean;
+  /**
+   * deleteLink, settling later: the kernel's part (a veth's removal waits for RCU, tens of ms) runs
+   * off the JavaScript thread, so the caller can do other work meanwhile. Rejects with CniError 102.
+   */
+  deleteLinkAsync(name: string): Promise<boolean>;
   /** Pins under `root` the CNI needs that are missing (empty when the datapath is loaded). */
   missingPins(root: string): string[];
   /** Opens the pinned programs and endpoints map. Throws CniError 11 when not pinned, 100 otherwise. */

@@ -1,12 +1,16 @@
 /**
- * The real node: iproute2 for links, addresses, routes and neighbours (one process per namespace
- * and step), libbpf through loader/ for TC filters and the endpoints map (in-process, in the
- * plugin's own network namespace: the one the runtime runs it in).
+ * The real node: rtnetlink in-process (loader/netlink.ts) for links, addresses, routes and
+ * neighbours, with the pod side reached through a socket opened inside CNI_NETNS (setns on this
+ * thread, then straight back); libbpf through loader/ for TC hooks and the endpoints map. No child
+ * process on any verb: each one costs milliseconds, a netlink round trip microseconds. Acts in the
+ * plugin's own network namespace: the one the runtime runs it in.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import {
   DisposalStack,
+  Netns,
   Program,
+  Rtnetlink,
   SysError,
   destroyClsact,
   filesystemType,
@@ -14,9 +18,9 @@ import {
   hookDetach,
   hookQuery,
   interfaceIndex,
-  batchArg as q,
-  ipBatchSync,
-  ipComplaint,
+  type NlLink,
+  type NlNeighbour,
+  type NlRoute,
   type TcDirection,
 } from "../loader/index.js";
 import { EndpointsMap, ENDPOINTS_MAP, type Endpoint } from "../maps/endpoints.js";
@@ -37,70 +41,61 @@ import type {
 import { GATEWAY_IP } from "./names.js";
 
 const NSFS_MAGIC = 0x6e736673;
+const RT_SCOPE_LINK = 253;
+const RT_SCOPE_UNIVERSE = 0;
+const NUD_PERMANENT = 0x80;
+const SCOPE_NAMES: Record<number, string> = { 200: "site", 253: "link", 254: "host", 255: "nowhere" };
 
 /** Pins the CNI opens: both pod programs and the endpoints map. */
 export const REQUIRED_PINS = [PROGRAMS.fromPod, PROGRAMS.toPod, ENDPOINTS_MAP] as const;
 
-type Json = Record<string, unknown>;
-
-function parseJsonLines(stdout: string): unknown[][] {
-  return stdout
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => {
-      const v: unknown = JSON.parse(l);
-      return Array.isArray(v) ? (v as unknown[]) : [];
-    });
+function toLink(l: NlLink): LinkState {
+  return { ifindex: l.ifindex, mac: l.mac, mtu: l.mtu, up: l.up };
 }
 
-function records(list: unknown[] | undefined): Json[] {
-  return (list ?? []).filter((x): x is Json => typeof x === "object" && x !== null);
-}
-
-function str(o: Json, key: string): string | undefined {
-  const v = o[key];
-  return typeof v === "string" ? v : undefined;
-}
-
-function toLink(o: Json | undefined): LinkState | undefined {
-  if (o === undefined) return undefined;
-  const flags = Array.isArray(o.flags) ? (o.flags as unknown[]) : [];
-  return {
-    ifindex: typeof o.ifindex === "number" ? o.ifindex : 0,
-    mac: str(o, "address") ?? "",
-    mtu: typeof o.mtu === "number" ? o.mtu : 0,
-    up: flags.includes("UP"),
+/** A route the way `ip -j route` prints it: "default", host routes without "/32", scope by name. */
+function toRoute(r: NlRoute, names: ReadonlyMap<number, string>): RouteState {
+  const route: RouteState = {
+    dst: r.dstLen === 0 ? "default" : r.dstLen === 32 ? r.dst : `${r.dst}/${r.dstLen}`,
   };
+  if (r.gateway !== undefined) route.gateway = r.gateway;
+  if (r.oif !== undefined) route.dev = names.get(r.oif) ?? `if${r.oif}`;
+  const scope = SCOPE_NAMES[r.scope];
+  if (scope !== undefined) route.scope = scope;
+  return route;
 }
 
-function toAddresses(o: Json | undefined): string[] {
-  const info = records(Array.isArray(o?.addr_info) ? (o.addr_info as unknown[]) : []);
-  return info
-    .filter((a) => a.family === "inet")
-    .map((a) => `${str(a, "local") ?? ""}/${String(a.prefixlen)}`);
+function toNeighbour(n: NlNeighbour): NeighbourState {
+  const out: NeighbourState = { ip: n.ip, permanent: (n.state & NUD_PERMANENT) !== 0 };
+  if (n.mac !== undefined) out.mac = n.mac;
+  return out;
 }
 
-function toRoutes(list: unknown[] | undefined): RouteState[] {
-  return records(list).map((r) => {
-    const route: RouteState = { dst: str(r, "dst") ?? "" };
-    const gateway = str(r, "gateway");
-    const dev = str(r, "dev");
-    const scope = str(r, "scope");
-    if (gateway !== undefined) route.gateway = gateway;
-    if (dev !== undefined) route.dev = dev;
-    if (scope !== undefined) route.scope = scope;
-    return route;
-  });
+/** Opens CNI_NETNS. Throws CniError 102 naming it. */
+function openPodNetns(path: string): Netns {
+  try {
+    return Netns.open(path);
+  } catch (err) {
+    throw new CniError(ErrorCode.interfaceFailure, `cannot open network namespace ${path}`, describe(err), {
+      cause: err,
+    });
+  }
 }
 
-function toNeighbours(list: unknown[] | undefined): NeighbourState[] {
-  return records(list).map((n) => {
-    const state = Array.isArray(n.state) ? (n.state as unknown[]) : [];
-    const neighbour: NeighbourState = { ip: str(n, "dst") ?? "", permanent: state.includes("PERMANENT") };
-    const mac = str(n, "lladdr");
-    if (mac !== undefined) neighbour.mac = mac;
-    return neighbour;
-  });
+/** Opens an rtnetlink socket inside the pod's namespace. Throws CniError 102. */
+function podNetlink(ns: Netns): Rtnetlink {
+  try {
+    return Rtnetlink.openIn(ns);
+  } catch (err) {
+    throw new CniError(
+      ErrorCode.interfaceFailure,
+      `cannot enter network namespace ${ns.path}`,
+      describe(err),
+      {
+        cause: err,
+      },
+    );
+  }
 }
 
 class PinnedPodDatapath implements PodDatapath {
@@ -171,23 +166,20 @@ class PinnedPodDatapath implements PodDatapath {
   }
 }
 
-/** The Kernel of the node the plugin runs on. Holds nothing open; stateless. */
+/** The Kernel of the node the plugin runs on. Holds nothing open between calls; stateless. */
 export class LinuxKernel implements Kernel {
   uplinkMtu(): number | undefined {
-    const out = ipBatchSync(["route show default", "link show"], { json: true });
-    if (!out.ok)
-      throw new CniError(
-        ErrorCode.interfaceFailure,
-        "cannot read the default route",
-        ipComplaint(out.stderr),
-      );
-    const [routes, links] = parseJsonLines(out.stdout);
-    const dev = records(routes)
-      .map((r) => str(r, "dev"))
-      .find((d) => d !== undefined);
-    if (dev === undefined) return undefined;
-    const link = records(links).find((l) => l.ifname === dev);
-    return typeof link?.mtu === "number" ? link.mtu : undefined;
+    try {
+      using nl = Rtnetlink.open();
+      const oif = nl.routes().find((r) => r.dstLen === 0 && r.oif !== undefined)?.oif;
+      if (oif === undefined) return undefined;
+      const mtu = nl.links().find((l) => l.ifindex === oif)?.mtu;
+      return mtu === undefined || mtu === 0 ? undefined : mtu;
+    } catch (err) {
+      throw new CniError(ErrorCode.interfaceFailure, "cannot read the default route", describe(err), {
+        cause: err,
+      });
+    }
   }
 
   netnsState(path: string): NetnsState {
@@ -220,68 +212,96 @@ export class LinuxKernel implements Kernel {
   }
 
   createHostSide(w: PodWiring): void {
-    const host = q(w.hostIfname);
-    const out = ipBatchSync([
-      `link add ${host} address ${w.hostMac} mtu ${w.mtu} type veth peer name ${q(w.podIfname)} address ${w.podMac} mtu ${w.mtu} netns ${q(w.netns)}`,
-      `link set ${host} up`,
-      `route add ${w.podIp}/32 dev ${host} scope link`,
-      `neigh replace ${w.podIp} lladdr ${w.podMac} dev ${host} nud permanent`,
-    ]);
-    if (out.ok) return;
-    const complaint = ipComplaint(out.stderr);
-    if (out.failedLine === undefined || out.failedLine > 1 || this.linkIndex(w.hostIfname) !== undefined) {
+    using podNs = openPodNetns(w.netns);
+    using nl = Rtnetlink.open();
+    try {
+      nl.createVeth(
+        { name: w.hostIfname, mac: w.hostMac, mtu: w.mtu },
+        { name: w.podIfname, mac: w.podMac, mtu: w.mtu, netnsFd: podNs.fd },
+      );
+    } catch (err) {
+      // The host name was free a moment ago (ADD checked): EEXIST is the pod's interface name.
+      if (err instanceof SysError && err.code === "EEXIST" && nl.link(w.hostIfname) === undefined)
+        throw new CniError(
+          ErrorCode.interfaceFailure,
+          `interface ${w.podIfname} already exists in ${w.netns}`,
+          describe(err),
+          { cause: err },
+        );
+      throw new CniError(
+        ErrorCode.interfaceFailure,
+        `cannot create veth pair ${w.hostIfname}/${w.podIfname}`,
+        describe(err),
+        { cause: err },
+      );
+    }
+    try {
+      const host = nl.link(w.hostIfname);
+      if (host === undefined) throw new Error(`${w.hostIfname} vanished right after it was created`);
+      nl.setLink(host.ifindex, w.hostIfname, { up: true });
+      nl.addRoute({ dst: w.podIp, dstLen: 32, oif: host.ifindex, scope: RT_SCOPE_LINK }, w.hostIfname);
+      nl.replaceNeighbour(host.ifindex, w.hostIfname, w.podIp, w.podMac);
+    } catch (err) {
       // The pair exists: take it away again so this step is all or nothing.
       let cleanup = "";
       try {
-        this.deleteLink(w.hostIfname);
-      } catch (err) {
-        cleanup = `; removing ${w.hostIfname} failed too: ${describe(err)}`;
+        nl.deleteLink(w.hostIfname);
+      } catch (undoErr) {
+        cleanup = `; removing ${w.hostIfname} failed too: ${describe(undoErr)}`;
       }
       throw new CniError(
         ErrorCode.interfaceFailure,
         `cannot set up host side ${w.hostIfname}`,
-        complaint + cleanup,
+        describe(err) + cleanup,
+        { cause: err },
       );
     }
-    if (/File exists/i.test(complaint))
-      throw new CniError(
-        ErrorCode.interfaceFailure,
-        `interface ${w.podIfname} already exists in ${w.netns}`,
-        complaint,
-      );
-    throw new CniError(
-      ErrorCode.interfaceFailure,
-      `cannot create veth pair ${w.hostIfname}/${w.podIfname}`,
-      complaint,
-    );
   }
 
   configurePodSide(w: PodWiring): void {
-    const dev = q(w.podIfname);
-    const out = ipBatchSync(
-      [
-        `link set ${dev} up`,
-        `addr add ${w.podIp}/32 dev ${dev}`,
-        `route add ${GATEWAY_IP} dev ${dev} scope link`,
-        `route add default via ${GATEWAY_IP} dev ${dev}`,
-        `neigh replace ${GATEWAY_IP} lladdr ${w.hostMac} dev ${dev} nud permanent`,
-      ],
-      { netns: w.netns },
-    );
-    if (!out.ok)
+    using podNs = openPodNetns(w.netns);
+    using nl = podNetlink(podNs);
+    try {
+      const pod = nl.link(w.podIfname);
+      if (pod === undefined) throw new Error(`${w.podIfname} is missing`);
+      const dev = w.podIfname;
+      nl.setLink(pod.ifindex, dev, { up: true });
+      nl.addAddress(pod.ifindex, dev, w.podIp, 32);
+      nl.addRoute({ dst: GATEWAY_IP, dstLen: 32, oif: pod.ifindex, scope: RT_SCOPE_LINK }, dev);
+      nl.addRoute(
+        { dst: "0.0.0.0", dstLen: 0, gateway: GATEWAY_IP, oif: pod.ifindex, scope: RT_SCOPE_UNIVERSE },
+        dev,
+      );
+      nl.replaceNeighbour(pod.ifindex, dev, GATEWAY_IP, w.hostMac);
+    } catch (err) {
       throw new CniError(
         ErrorCode.interfaceFailure,
         `cannot configure ${w.podIfname} in ${w.netns}`,
-        ipComplaint(out.stderr),
+        describe(err),
+        { cause: err },
       );
+    }
   }
 
   deleteLink(name: string): boolean {
-    if (this.linkIndex(name) === undefined) return false;
-    const out = ipBatchSync([`link del ${q(name)}`]);
-    if (out.ok) return true;
-    if (/Cannot find device|No such device/i.test(out.stderr)) return false;
-    throw new CniError(ErrorCode.interfaceFailure, `cannot delete ${name}`, ipComplaint(out.stderr));
+    try {
+      using nl = Rtnetlink.open();
+      return nl.deleteLink(name);
+    } catch (err) {
+      throw new CniError(ErrorCode.interfaceFailure, `cannot delete ${name}`, describe(err), { cause: err });
+    }
+  }
+
+  async deleteLinkAsync(name: string): Promise<boolean> {
+    // A socket of its own: the other one may be busy on this thread meanwhile.
+    const nl = Rtnetlink.open();
+    try {
+      return await nl.deleteLinkOnWorker(name);
+    } catch (err) {
+      throw new CniError(ErrorCode.interfaceFailure, `cannot delete ${name}`, describe(err), { cause: err });
+    } finally {
+      nl.close();
+    }
   }
 
   missingPins(root: string): string[] {
@@ -314,52 +334,44 @@ export class LinuxKernel implements Kernel {
   }
 
   inspectHost(hostIfname: string, podIp: string): SideView {
-    if (this.linkIndex(hostIfname) === undefined) return { addresses: [], routes: [], neighbours: [] };
-    const dev = q(hostIfname);
-    const out = ipBatchSync(
-      [`addr show dev ${dev}`, `route show exact ${podIp}/32`, `neigh show dev ${dev}`],
-      {
-        json: true,
-      },
-    );
-    if (!out.ok)
-      throw new CniError(ErrorCode.interfaceFailure, `cannot inspect ${hostIfname}`, ipComplaint(out.stderr));
-    const [links, routes, neighbours] = parseJsonLines(out.stdout);
-    const link = records(links)[0];
-    const view: SideView = {
-      addresses: toAddresses(link),
-      routes: toRoutes(routes),
-      neighbours: toNeighbours(neighbours),
-    };
-    const state = toLink(link);
-    if (state !== undefined) view.link = state;
-    return view;
+    try {
+      using nl = Rtnetlink.open();
+      return inspect(nl, hostIfname, (r) => r.dstLen === 32 && r.dst === podIp);
+    } catch (err) {
+      throw new CniError(ErrorCode.interfaceFailure, `cannot inspect ${hostIfname}`, describe(err), {
+        cause: err,
+      });
+    }
   }
 
   inspectPod(netns: string, podIfname: string): SideView {
-    const dev = q(podIfname);
-    const out = ipBatchSync([`addr show dev ${dev}`, `route show`, `neigh show dev ${dev}`], {
-      json: true,
-      netns,
-    });
-    if (!out.ok) {
-      if (/does not exist|Cannot find device/i.test(out.stderr))
-        return { addresses: [], routes: [], neighbours: [] };
+    using podNs = openPodNetns(netns);
+    using nl = podNetlink(podNs);
+    try {
+      return inspect(nl, podIfname, () => true);
+    } catch (err) {
       throw new CniError(
         ErrorCode.interfaceFailure,
         `cannot inspect ${podIfname} in ${netns}`,
-        ipComplaint(out.stderr),
+        describe(err),
+        { cause: err },
       );
     }
-    const [links, routes, neighbours] = parseJsonLines(out.stdout);
-    const link = records(links)[0];
-    const view: SideView = {
-      addresses: toAddresses(link),
-      routes: toRoutes(routes),
-      neighbours: toNeighbours(neighbours),
-    };
-    const state = toLink(link);
-    if (state !== undefined) view.link = state;
-    return view;
   }
+}
+
+/** A link with its addresses, the routes `wanted` picks and its neighbours; empty when the link is gone. */
+function inspect(nl: Rtnetlink, ifname: string, wanted: (r: NlRoute) => boolean): SideView {
+  const link = nl.link(ifname);
+  if (link === undefined) return { addresses: [], routes: [], neighbours: [] };
+  const names = new Map(nl.links().map((l) => [l.ifindex, l.name]));
+  return {
+    link: toLink(link),
+    addresses: nl.addresses(link.ifindex).map((a) => `${a.address}/${a.prefixlen}`),
+    routes: nl
+      .routes()
+      .filter(wanted)
+      .map((r) => toRoute(r, names)),
+    neighbours: nl.neighbours(link.ifindex).map(toNeighbour),
+  };
 }

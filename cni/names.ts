@@ -1,5 +1,6 @@
 /** Names and addresses skein-cni derives: host veth names and MACs. */
-import { createHash, randomBytes } from "node:crypto";
+import { closeSync, openSync, readSync } from "node:fs";
+import { sha256Hex } from "./sha256.js";
 
 /** Prefix of every host-side veth skein-cni creates. */
 export const HOST_VETH_PREFIX = "skn";
@@ -14,8 +15,19 @@ export const GATEWAY_IP = "169.254.1.1";
  * GC find it without state. 14 characters, within IFNAMSIZ.
  */
 export function hostVethName(containerId: string, ifname: string): string {
-  const digest = createHash("sha256").update(`${containerId}\0${ifname}`).digest("hex");
-  return `${HOST_VETH_PREFIX}${digest.slice(0, 11)}`;
+  return `${HOST_VETH_PREFIX}${sha256Hex(`${containerId}\0${ifname}`).slice(0, 11)}`;
+}
+
+/** `n` bytes from the kernel's CSPRNG (node:crypto would cost its load time on every invocation). */
+function randomBytes(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  const fd = openSync("/dev/urandom", "r");
+  try {
+    for (let got = 0; got < n;) got += readSync(fd, b, got, n - got, null);
+  } finally {
+    closeSync(fd);
+  }
+  return b;
 }
 
 /** A random locally administered unicast MAC. */

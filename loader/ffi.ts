@@ -92,112 +92,121 @@ function loadLibrary(soname: string, hint: string): koffi.LibraryHandle {
   }
 }
 
+type KoffiFunction = ReturnType<koffi.LibraryHandle["func"]>;
+
+/**
+ * Functions of `lib` by name, each bound (its prototype parsed by koffi) on first use: a short-lived
+ * process such as the CNI plugin calls a handful of the ~50 it may need, and binding costs time.
+ */
+function lazily<T extends Record<string, string>>(
+  lib: koffi.LibraryHandle,
+  prototypes: T,
+): { readonly [K in keyof T]: KoffiFunction } {
+  const out: Record<string, KoffiFunction> = {};
+  for (const [name, prototype] of Object.entries(prototypes))
+    Object.defineProperty(out, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const fn = lib.func(prototype);
+        Object.defineProperty(out, name, { value: fn, enumerable: true });
+        return fn;
+      },
+    });
+  return out as { readonly [K in keyof T]: KoffiFunction };
+}
+
 function bindLibbpf() {
   const lib = loadLibrary("libbpf.so.1", "install libbpf 1.x (Debian: apt-get install libbpf1)");
   koffi.opaque("skn_bpf_object");
   koffi.opaque("skn_bpf_program");
   koffi.opaque("skn_bpf_map");
   koffi.opaque("skn_ring_buffer");
-  return {
-    libbpf_set_print: lib.func("void *libbpf_set_print(skn_libbpf_print_fn *fn)"),
-    libbpf_num_possible_cpus: lib.func("int libbpf_num_possible_cpus(void)"),
-    bpf_object__open_file: lib.func(
+  return lazily(lib, {
+    libbpf_set_print: "void *libbpf_set_print(skn_libbpf_print_fn *fn)",
+    libbpf_num_possible_cpus: "int libbpf_num_possible_cpus(void)",
+    bpf_object__open_file:
       "skn_bpf_object *bpf_object__open_file(const char *path, const skn_bpf_object_open_opts *opts)",
-    ),
-    bpf_object__load: lib.func("int bpf_object__load(skn_bpf_object *obj)"),
-    bpf_object__close: lib.func("void bpf_object__close(skn_bpf_object *obj)"),
-    bpf_object__next_program: lib.func(
+    bpf_object__load: "int bpf_object__load(skn_bpf_object *obj)",
+    bpf_object__close: "void bpf_object__close(skn_bpf_object *obj)",
+    bpf_object__next_program:
       "skn_bpf_program *bpf_object__next_program(skn_bpf_object *obj, skn_bpf_program *prev)",
-    ),
-    bpf_object__next_map: lib.func(
-      "skn_bpf_map *bpf_object__next_map(skn_bpf_object *obj, skn_bpf_map *prev)",
-    ),
-    bpf_program__name: lib.func("const char *bpf_program__name(skn_bpf_program *prog)"),
-    bpf_program__fd: lib.func("int bpf_program__fd(skn_bpf_program *prog)"),
-    bpf_program__set_type: lib.func("int bpf_program__set_type(skn_bpf_program *prog, int type)"),
-    bpf_program__type: lib.func("int bpf_program__type(skn_bpf_program *prog)"),
-    bpf_map__name: lib.func("const char *bpf_map__name(skn_bpf_map *map)"),
-    bpf_map__fd: lib.func("int bpf_map__fd(skn_bpf_map *map)"),
-    bpf_map__type: lib.func("int bpf_map__type(skn_bpf_map *map)"),
-    bpf_map__key_size: lib.func("uint32_t bpf_map__key_size(skn_bpf_map *map)"),
-    bpf_map__value_size: lib.func("uint32_t bpf_map__value_size(skn_bpf_map *map)"),
-    bpf_map__max_entries: lib.func("uint32_t bpf_map__max_entries(skn_bpf_map *map)"),
-    bpf_map__map_flags: lib.func("uint32_t bpf_map__map_flags(skn_bpf_map *map)"),
-    bpf_map__set_max_entries: lib.func("int bpf_map__set_max_entries(skn_bpf_map *map, uint32_t n)"),
-    bpf_map__is_internal: lib.func("bool bpf_map__is_internal(skn_bpf_map *map)"),
-    bpf_map__initial_value: lib.func("void *bpf_map__initial_value(skn_bpf_map *map, _Out_ size_t *size)"),
-    bpf_map__set_initial_value: lib.func(
+    bpf_object__next_map: "skn_bpf_map *bpf_object__next_map(skn_bpf_object *obj, skn_bpf_map *prev)",
+    bpf_program__name: "const char *bpf_program__name(skn_bpf_program *prog)",
+    bpf_program__fd: "int bpf_program__fd(skn_bpf_program *prog)",
+    bpf_program__set_type: "int bpf_program__set_type(skn_bpf_program *prog, int type)",
+    bpf_program__type: "int bpf_program__type(skn_bpf_program *prog)",
+    bpf_map__name: "const char *bpf_map__name(skn_bpf_map *map)",
+    bpf_map__fd: "int bpf_map__fd(skn_bpf_map *map)",
+    bpf_map__type: "int bpf_map__type(skn_bpf_map *map)",
+    bpf_map__key_size: "uint32_t bpf_map__key_size(skn_bpf_map *map)",
+    bpf_map__value_size: "uint32_t bpf_map__value_size(skn_bpf_map *map)",
+    bpf_map__max_entries: "uint32_t bpf_map__max_entries(skn_bpf_map *map)",
+    bpf_map__map_flags: "uint32_t bpf_map__map_flags(skn_bpf_map *map)",
+    bpf_map__set_max_entries: "int bpf_map__set_max_entries(skn_bpf_map *map, uint32_t n)",
+    bpf_map__is_internal: "bool bpf_map__is_internal(skn_bpf_map *map)",
+    bpf_map__initial_value: "void *bpf_map__initial_value(skn_bpf_map *map, _Out_ size_t *size)",
+    bpf_map__set_initial_value:
       "int bpf_map__set_initial_value(skn_bpf_map *map, const void *data, size_t size)",
-    ),
-    bpf_map__set_pin_path: lib.func("int bpf_map__set_pin_path(skn_bpf_map *map, const char *path)"),
-    bpf_map__pin_path: lib.func("const char *bpf_map__pin_path(skn_bpf_map *map)"),
-    bpf_map_create: lib.func(
+    bpf_map__set_pin_path: "int bpf_map__set_pin_path(skn_bpf_map *map, const char *path)",
+    bpf_map__pin_path: "const char *bpf_map__pin_path(skn_bpf_map *map)",
+    bpf_map_create:
       "int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const skn_bpf_map_create_opts *opts)",
-    ),
-    bpf_map_lookup_elem: lib.func("int bpf_map_lookup_elem(int fd, const void *key, void *value)"),
-    bpf_map_update_elem: lib.func(
+    bpf_map_lookup_elem: "int bpf_map_lookup_elem(int fd, const void *key, void *value)",
+    bpf_map_update_elem:
       "int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)",
-    ),
-    bpf_map_delete_elem: lib.func("int bpf_map_delete_elem(int fd, const void *key)"),
-    bpf_map_get_next_key: lib.func("int bpf_map_get_next_key(int fd, const void *key, void *next_key)"),
-    bpf_map_lookup_batch: lib.func(
+    bpf_map_delete_elem: "int bpf_map_delete_elem(int fd, const void *key)",
+    bpf_map_get_next_key: "int bpf_map_get_next_key(int fd, const void *key, void *next_key)",
+    bpf_map_lookup_batch:
       "int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, _Inout_ uint32_t *count, const skn_bpf_map_batch_opts *opts)",
-    ),
-    bpf_map_update_batch: lib.func(
+    bpf_map_update_batch:
       "int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const skn_bpf_map_batch_opts *opts)",
-    ),
-    bpf_map_delete_batch: lib.func(
+    bpf_map_delete_batch:
       "int bpf_map_delete_batch(int fd, const void *keys, _Inout_ uint32_t *count, const skn_bpf_map_batch_opts *opts)",
-    ),
-    bpf_obj_pin: lib.func("int bpf_obj_pin(int fd, const char *path)"),
-    bpf_obj_get: lib.func("int bpf_obj_get(const char *path)"),
-    bpf_obj_get_info_by_fd: lib.func("int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)"),
-    bpf_prog_get_fd_by_id: lib.func("int bpf_prog_get_fd_by_id(uint32_t id)"),
-    bpf_map_get_fd_by_id: lib.func("int bpf_map_get_fd_by_id(uint32_t id)"),
-    bpf_prog_test_run_opts: lib.func(
-      "int bpf_prog_test_run_opts(int fd, _Inout_ skn_bpf_test_run_opts *opts)",
-    ),
-    bpf_tc_hook_create: lib.func("int bpf_tc_hook_create(skn_bpf_tc_hook *hook)"),
-    bpf_tc_hook_destroy: lib.func("int bpf_tc_hook_destroy(skn_bpf_tc_hook *hook)"),
-    bpf_tc_attach: lib.func("int bpf_tc_attach(const skn_bpf_tc_hook *hook, _Inout_ skn_bpf_tc_opts *opts)"),
-    bpf_tc_detach: lib.func("int bpf_tc_detach(const skn_bpf_tc_hook *hook, const skn_bpf_tc_opts *opts)"),
-    bpf_tc_query: lib.func("int bpf_tc_query(const skn_bpf_tc_hook *hook, _Inout_ skn_bpf_tc_opts *opts)"),
-    bpf_prog_attach_opts: lib.func(
+    bpf_obj_pin: "int bpf_obj_pin(int fd, const char *path)",
+    bpf_obj_get: "int bpf_obj_get(const char *path)",
+    bpf_obj_get_info_by_fd: "int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)",
+    bpf_prog_get_fd_by_id: "int bpf_prog_get_fd_by_id(uint32_t id)",
+    bpf_map_get_fd_by_id: "int bpf_map_get_fd_by_id(uint32_t id)",
+    bpf_prog_test_run_opts: "int bpf_prog_test_run_opts(int fd, _Inout_ skn_bpf_test_run_opts *opts)",
+    bpf_tc_hook_create: "int bpf_tc_hook_create(skn_bpf_tc_hook *hook)",
+    bpf_tc_hook_destroy: "int bpf_tc_hook_destroy(skn_bpf_tc_hook *hook)",
+    bpf_tc_attach: "int bpf_tc_attach(const skn_bpf_tc_hook *hook, _Inout_ skn_bpf_tc_opts *opts)",
+    bpf_tc_detach: "int bpf_tc_detach(const skn_bpf_tc_hook *hook, const skn_bpf_tc_opts *opts)",
+    bpf_tc_query: "int bpf_tc_query(const skn_bpf_tc_hook *hook, _Inout_ skn_bpf_tc_opts *opts)",
+    bpf_prog_attach_opts:
       "int bpf_prog_attach_opts(int prog_fd, int target, int type, const skn_bpf_prog_attach_opts *opts)",
-    ),
-    bpf_prog_detach2: lib.func("int bpf_prog_detach2(int prog_fd, int target, int type)"),
-    bpf_prog_query: lib.func(
+    bpf_prog_detach2: "int bpf_prog_detach2(int prog_fd, int target, int type)",
+    bpf_prog_query:
       "int bpf_prog_query(int target, int type, uint32_t query_flags, _Out_ uint32_t *attach_flags, _Out_ uint8_t *prog_ids, _Inout_ uint32_t *prog_cnt)",
-    ),
-    ring_buffer__new: lib.func(
+    ring_buffer__new:
       "skn_ring_buffer *ring_buffer__new(int map_fd, skn_ring_buffer_sample_fn *cb, void *ctx, void *opts)",
-    ),
-    ring_buffer__consume: lib.func("int ring_buffer__consume(skn_ring_buffer *rb)"),
-    ring_buffer__poll: lib.func("int ring_buffer__poll(skn_ring_buffer *rb, int timeout_ms)"),
-    ring_buffer__free: lib.func("void ring_buffer__free(skn_ring_buffer *rb)"),
-  };
+    ring_buffer__consume: "int ring_buffer__consume(skn_ring_buffer *rb)",
+    ring_buffer__poll: "int ring_buffer__poll(skn_ring_buffer *rb, int timeout_ms)",
+    ring_buffer__free: "void ring_buffer__free(skn_ring_buffer *rb)",
+  });
 }
 
 function bindLibc() {
   const lib = loadLibrary("libc.so.6", "glibc is required");
-  return {
-    close: lib.func("int close(int fd)"),
-    fcntl: lib.func("int fcntl(int fd, int cmd, int arg)"),
-    flock: lib.func("int flock(int fd, int op)"),
-    vsnprintf: lib.func("int vsnprintf(_Out_ uint8_t *buf, size_t size, void *fmt, void *ap)"),
-    statfs: lib.func("int statfs(const char *path, _Out_ uint8_t *buf)"),
-    mount: lib.func(
+  return lazily(lib, {
+    close: "int close(int fd)",
+    fcntl: "int fcntl(int fd, int cmd, int arg)",
+    flock: "int flock(int fd, int op)",
+    vsnprintf: "int vsnprintf(_Out_ uint8_t *buf, size_t size, void *fmt, void *ap)",
+    statfs: "int statfs(const char *path, _Out_ uint8_t *buf)",
+    mount:
       "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)",
-    ),
-    setns: lib.func("int setns(int fd, int nstype)"),
-    if_nametoindex: lib.func("unsigned int if_nametoindex(const char *name)"),
-    socket: lib.func("int socket(int domain, int type, int protocol)"),
-    setsockopt: lib.func("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
-    sendto: lib.func(
+    setns: "int setns(int fd, int nstype)",
+    if_nametoindex: "unsigned int if_nametoindex(const char *name)",
+    socket: "int socket(int domain, int type, int protocol)",
+    setsockopt: "int setsockopt(int fd, int level, int name, const void *value, uint32_t len)",
+    sendto:
       "intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)",
-    ),
-    recv: lib.func("intptr_t recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)"),
-  };
+    recv: "intptr_t recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)",
+    send: "intptr_t send(int fd, const void *buf, size_t len, int flags)",
+    getrusage: "int getrusage(int who, _Out_ uint8_t *usage)",
+  });
 }
 
 let libbpfBinding: ReturnType<typeof bindLibbpf> | undefined;
@@ -250,4 +259,28 @@ export function allocU32(count: number): { ptr: Pointer; address: bigint } {
 
 export function freeMemory(ptr: Pointer): void {
   koffi.free(ptr);
+}
+
+/**
+ * send(2) run on one of koffi's worker threads, so the calling thread goes on meanwhile (an
+ * rtnetlink request is carried out inside send: deleting a veth waits there for RCU). Resolves to
+ * send's result; on failure errno stays on the worker thread, so only the failure is known.
+ */
+export function sendOnWorker(fd: number, data: Buffer): Promise<number> {
+  const send = libc().send as unknown as {
+    async: (
+      fd: number,
+      buf: Buffer,
+      len: number,
+      flags: number,
+      cb: (err: unknown, n: number | bigint) => void,
+    ) => void;
+  };
+  return new Promise((resolve, reject) => {
+    send.async(fd, data, data.length, 0, (err, n) => {
+      if (err !== null && err !== undefined)
+        reject(err instanceof Error ? err : new Error(`send failed: ${JSON.stringify(err)}`));
+      else resolve(Number(n));
+    });
+  });
 }

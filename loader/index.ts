@@ -58,7 +58,7 @@ export {
   removeEmptyDir,
 } from "./bpffs.js";
 export { RingBuffer } from "./ringbuf.js";
-export { lockExclusive, unlock, interfaceIndex, filesystemType } from "./sys.js";
+export { lockExclusive, unlock, interfaceIndex, filesystemType, childrenCpuMs } from "./sys.js";
 export {
   ip,
   ipJson,
@@ -79,3 +79,14 @@ export {
   type AddrInfo,
 } from "./iproute.js";
 export { RawSocket } from "./raw-socket.js";
+export { Netns, inNetns } from "./netns.js";
+export {
+  Rtnetlink,
+  NetlinkError,
+  type NlAddress,
+  type NlLink,
+  type NlNeighbour,
+  type NlRoute,
+  type RouteSpec,
+  type VethEnd,
+} from "./netlink.js";

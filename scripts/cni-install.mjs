@@ -1,10 +1,11 @@
 // Builds dist/cni-install/: skein-cni as it is installed on a node, runnable without the
 // repository's node_modules and without a system Node.js.
 //
-//   skein-cni               POSIX sh wrapper: execs skein-cni.d/node on skein-cni.d/skein-cni.mjs,
+//   skein-cni               POSIX sh wrapper: execs skein-cni.d/node on skein-cni.d/skein-cni.cjs,
 //                           with absolute paths computed from its own location
 //   skein-cni.d/node        a copy of the Node runtime that ran this build (process.execPath)
-//   skein-cni.d/skein-cni.mjs  cni/main.ts and everything it imports, bundled by esbuild
+//   skein-cni.d/skein-cni.cjs  cni/main.ts and everything it imports, bundled by esbuild as
+//                           CommonJS (an ES module entry costs Node's ESM loader: ~10 ms a run)
 //   skein-cni.d/koffi.node  koffi's native module, which the bundle loads from its own directory
 //   skein-cni.d/BUILD       what went in (Node version, koffi version, source commit)
 import { execFileSync } from "node:child_process";
@@ -25,31 +26,24 @@ const WRAPPER = `#!/bin/sh
 self=$0
 if [ -L "$self" ]; then self=$(readlink -f -- "$self") || exit 1; fi
 case $self in
-*/*) dir=\${self%/*} ;;
+*/*)
+  dir=\${self%/*}
+  dir=\${dir:-/}
+  ;;
 *) dir=$(command -v -- "$self") && dir=\${dir%/*} || dir=. ;;
 esac
-dir=$(cd -P -- "\${dir:-/}" && pwd) || exit 1
+# Absolute without a subshell: runtimes start the plugin by full path, and every fork here costs
+# a few milliseconds of each pod's start.
+case $dir in
+/*) ;;
+*) dir=$PWD/$dir ;;
+esac
 unset NODE_OPTIONS NODE_PATH NODE_EXTRA_CA_CERTS
-exec "$dir/skein-cni.d/node" "$dir/skein-cni.d/skein-cni.mjs" "$@"
+exec "$dir/skein-cni.d/node" "$dir/skein-cni.d/skein-cni.cjs" "$@"
 `;
 
-/**
- * ESM stand-in for the koffi package: loads koffi.node from the bundle's directory.
- * @param {string[]} exportNames
- * @returns {string}
- */
-function koffiShim(exportNames) {
-  const lines = [
-    'import { createRequire } from "node:module";',
-    'import { fileURLToPath } from "node:url";',
-    'const native = createRequire(import.meta.url)(fileURLToPath(new URL("./koffi.node", import.meta.url)));',
-    "export default native;",
-  ];
-  exportNames.forEach((name, i) => {
-    lines.push(`const k${i} = native[${JSON.stringify(name)}];`, `export { k${i} as ${name} };`);
-  });
-  return lines.join("\n");
-}
+/** Stand-in for the koffi package: koffi.node from the bundle's own directory. */
+const KOFFI_SHIM = 'module.exports = require(require("node:path").join(__dirname, "koffi.node"));';
 
 /**
  * @param {string} root
@@ -78,11 +72,8 @@ export async function buildCniInstall(root) {
   const koffiNative = require.resolve(nativeRel);
   // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- a dynamic import is untyped in plain JS
   const koffiModule = /** @type {Record<string, unknown>} */ (await import(require.resolve("koffi")));
-  // The CommonJS entry exposes the native module as `default`; its own keys are the API.
+  // The CommonJS entry exposes the native module as `default`.
   const koffi = /** @type {Record<string, unknown>} */ (koffiModule.default ?? koffiModule);
-  const exportNames = [...new Set([...Object.keys(koffi), ...Object.keys(koffiModule)])].filter(
-    (k) => k !== "default" && /^[A-Za-z_$][\w$]*$/.test(k),
-  );
   const koffiVersion = String(koffi.version);
 
   // Built beside the final place and swapped in, so a concurrent install never copies half a build.
@@ -95,22 +86,26 @@ export async function buildCniInstall(root) {
   try {
     await build({
       entryPoints: [join(root, "cni", "main.ts")],
-      outfile: join(payload, "skein-cni.mjs"),
+      outfile: join(payload, "skein-cni.cjs"),
       bundle: true,
       platform: "node",
-      format: "esm",
+      format: "cjs",
       target: `node${process.versions.node.split(".")[0]}`,
       sourcemap: false,
       legalComments: "inline",
       logLevel: "warning",
-      banner: { js: "// skein-cni, bundled: see BUILD beside this file." },
+      banner: {
+        js: '// skein-cni, bundled: see BUILD beside this file.\nconst __skeinModuleUrl = require("node:url").pathToFileURL(__filename).href;',
+      },
+      // Modules that find files beside themselves (maps/pins.ts) see the bundle's own URL.
+      define: { "import.meta.url": "__skeinModuleUrl" },
       plugins: [
         {
           name: "koffi-from-install-dir",
           setup(b) {
             b.onResolve({ filter: /^koffi$/ }, () => ({ path: "koffi", namespace: "skein-koffi" }));
             b.onLoad({ filter: /.*/, namespace: "skein-koffi" }, () => ({
-              contents: koffiShim(exportNames),
+              contents: KOFFI_SHIM,
               loader: "js",
             }));
           },

@@ -16,7 +16,7 @@ fi
 dest=$1
 here=$(cd -P -- "$(dirname -- "$0")" && pwd)
 src=${SKEIN_CNI_INSTALL_SRC:-$here/../dist/cni-install}
-if [ ! -x "$src/skein-cni" ] || [ ! -x "$src/skein-cni.d/node" ] || [ ! -f "$src/skein-cni.d/skein-cni.mjs" ] || [ ! -f "$src/skein-cni.d/koffi.node" ]; then
+if [ ! -x "$src/skein-cni" ] || [ ! -x "$src/skein-cni.d/node" ] || [ ! -f "$src/skein-cni.d/skein-cni.cjs" ] || [ ! -f "$src/skein-cni.d/koffi.node" ]; then
 	echo "$0: $src does not hold a built skein-cni (run: npm run build)" >&2
 	exit 1
 fi

@@ -12,8 +12,9 @@ need_root() {
 }
 
 # Debian packages: compiler and BPF tooling, iproute2/nftables for the node, podman+runc and
-# busybox for the runtime interop test, shellcheck/vagrant for the Vagrant lab checks.
-PACKAGES="clang-16 llvm-16 clang-format-16 libbpf-dev libbpf1 bpftool iproute2 iputils-ping iperf3 nftables iptables tcpdump podman runc busybox-static shellcheck vagrant vagrant-libvirt netcat-openbsd util-linux"
+# busybox for the runtime interop test, shellcheck/vagrant for the Vagrant lab checks, the
+# reference CNI plugins (ptp, host-local) that bench:cni measures skein-cni against.
+PACKAGES="clang-16 llvm-16 clang-format-16 libbpf-dev libbpf1 bpftool iproute2 iputils-ping iperf3 nftables iptables tcpdump podman runc busybox-static shellcheck vagrant vagrant-libvirt netcat-openbsd util-linux containernetworking-plugins"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -94,6 +94,12 @@ export class FakeKernel implements Kernel {
     return this.links.delete(name);
   }
 
+  /** Runs deleteLink once the caller yields, as the real one finishes while the caller works on. */
+  async deleteLinkAsync(name: string): Promise<boolean> {
+    await Promise.resolve();
+    return this.deleteLink(name);
+  }
+
   missingPins(root: string): string[] {
     return this.loadedRoots.has(root) ? [] : [PROGRAMS.fromPod, PROGRAMS.toPod, "skn_endpoints"];
   }
