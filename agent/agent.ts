@@ -23,7 +23,7 @@ import { ENCAP_MODES, type AgentStatus, type EncapMode } from "../maps/agent-api
 import { MapReconciler } from "../maps/reconciler.js";
 import type { PolicySource } from "../policy/source.js";
 import { ClusterWatch, type ResourceKind, type WatchEventType } from "./k8s/watch.js";
-import { nodeView, podView, type NodeView, type PodView } from "./k8s/views.js";
+import { nodeView, podView, trimObject, type NodeView, type PodView } from "./k8s/views.js";
 import { errorFields, type Logger } from "./log.js";
 import { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
@@ -187,6 +187,8 @@ export class Agent {
         },
       },
       this.#log,
+      // The informers' caches keep only what the agent reads, not whole objects.
+      { transform: trimObject },
     );
     await this.#watch.start();
     this.#log.info("cluster state synced", { nodes: this.#nodes.size, pods: this.#pods.size });
