@@ -96,6 +96,7 @@ export class Agent {
   #again = false;
   /** The last pass left a step unapplied: try again after a pause even without events. */
   #retry = false;
+  #lastPassAt = -Infinity;
   #stopped = false;
   #ready = false;
   #notReadyReason = "starting";
@@ -270,7 +271,10 @@ export class Agent {
   #addPod(key: string, v: PodView): void {
     this.#pods.set(key, v);
     let at = this.#podsByIp.get(v.ip);
-    if (at === undefined) this.#podsByIp.set(v.ip, (at = new Map()));
+    if (at === undefined) {
+      at = new Map<string, PodView>();
+      this.#podsByIp.set(v.ip, at);
+    }
     at.set(key, v);
     this.#changes.addresses.add(v.ip);
   }
@@ -310,8 +314,14 @@ export class Agent {
     else this.#log.warn("object skipped", { kind, name, reason, detail, ...more });
   }
 
-  #schedule(delayMs = this.options.debounceMs): void {
+  /**
+   * Runs a pass after `delayMs`; by default (an event) at once when no pass started within the
+   * last debounceMs, else when that much has passed since: the first event after a quiet spell is
+   * programmed without waiting, a burst is batched into one pass per debounceMs.
+   */
+  #schedule(delayMs?: number): void {
     if (this.#stopped || !this.#synced) return;
+    delayMs ??= Math.max(0, this.#lastPassAt + this.options.debounceMs - performance.now());
     if (this.#running !== undefined) {
       this.#again = true;
       return;
@@ -319,6 +329,7 @@ export class Agent {
     if (this.#timer !== undefined) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      this.#lastPassAt = performance.now();
       this.#running = this.#reconcile()
         .catch((err: unknown) => {
           this.#log.error(
@@ -332,7 +343,7 @@ export class Agent {
           if (this.#again) {
             this.#again = false;
             this.#retry = false;
-            this.#schedule(this.options.debounceMs);
+            this.#schedule();
           } else if (this.#retry) {
             this.#retry = false;
             this.#schedule(Math.max(this.options.debounceMs, 1000));

@@ -123,7 +123,7 @@ async function main(): Promise<number> {
     },
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,
-    debounceMs: 20,
+    debounceMs: 10,
     policy: new PolicyEngine({ nodeName }),
     log,
   });
@@ -167,6 +167,12 @@ async function main(): Promise<number> {
   process.on("SIGINT", () => {
     stop("SIGINT");
   });
+  // Started with --expose-gc (bench:scale does): SIGUSR2 collects garbage, for RSS measurements.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc !== undefined)
+    process.on("SIGUSR2", () => {
+      gc();
+    });
   process.on("unhandledRejection", (err) => {
     log.error("unhandled rejection", errorFields(err));
   });

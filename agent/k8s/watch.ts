@@ -58,7 +58,7 @@ class TransformingWatch extends Watch {
     return super.watch(
       path,
       queryParams,
-      (phase, apiObj, watchObj) => {
+      (phase: string, apiObj: unknown, watchObj?: unknown) => {
         // ERROR and BOOKMARK objects are not resources: only their metadata/code is read.
         const obj =
           (phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED") &&

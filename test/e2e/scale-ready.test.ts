@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KubeConfig, type V1Namespace, type V1NetworkPolicy, type V1Pod } from "@kubernetes/client-node";
+import { KubeConfig } from "@kubernetes/client-node";
 import { Agent } from "../../agent/agent.js";
 import { nodeView, podView } from "../../agent/k8s/views.js";
 import { createLogger } from "../../agent/log.js";
@@ -97,8 +97,8 @@ describe("e2e: ready only when programmed, at 10,000 pods and 1,000 policies", f
     const nodes = [];
     const pods = [];
     for (const o of seed) {
-      if (o.kind === "Namespace") engine.upsertNamespace(o as V1Namespace);
-      if (o.kind === "NetworkPolicy") engine.upsertPolicy(o as V1NetworkPolicy);
+      if (o.kind === "Namespace") engine.upsertNamespace(o);
+      if (o.kind === "NetworkPolicy") engine.upsertPolicy(o);
     }
     for (const o of seed) {
       if (o.kind === "Node") {
@@ -106,8 +106,8 @@ describe("e2e: ready only when programmed, at 10,000 pods and 1,000 policies", f
         if (v.ok) nodes.push(v.value);
       }
       if (o.kind === "Pod") {
-        engine.upsertPod(o as V1Pod);
-        const v = podView(o as V1Pod);
+        engine.upsertPod(o);
+        const v = podView(o);
         if (v.ok) pods.push(v.value);
       }
     }
