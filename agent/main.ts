@@ -15,7 +15,7 @@
  *   --policy-map-entries N  --verdict-events   --log-level debug|info|warn|error
  *   --bpf-object PATH       the datapath object (default: the one shipped with this build)
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -25,7 +25,7 @@ import { DEFAULT_BPFFS_ROOT } from "../maps/pins.js";
 import { Agent, ENCAP_MODES, type EncapMode } from "./agent.js";
 import { DEFAULT_CNI_CONF_DIR } from "./cni-config.js";
 import { parseListen, serveAgent } from "./http.js";
-import { createLogger, errorFields, type Level } from "./log.js";
+import { createLogger, errorFields, type Level, type Logger } from "./log.js";
 import { DEFAULT_VXLAN_DEVICE, DEFAULT_VXLAN_PORT } from "./node/overlay.js";
 import { PolicyEngine } from "../policy/engine.js";
 
@@ -178,7 +178,29 @@ async function main(): Promise<number> {
   });
 
   await agent.start();
+  await startProfileIfAsked(agent, log);
   return 0;
+}
+
+/**
+ * SKEIN_AGENT_CPU_PROF=FILE: a CPU profile of the running agent from ready until SIGTERM, written
+ * to FILE (`node --cpu-prof` cannot be used: its signals interrupt the verifier at load, EAGAIN).
+ */
+async function startProfileIfAsked(agent: Agent, log: Logger): Promise<void> {
+  const file = process.env.SKEIN_AGENT_CPU_PROF;
+  if (file === undefined || file === "") return;
+  const { Session } = await import("node:inspector/promises");
+  await agent.whenReady();
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  log.info("CPU profile started", { file });
+  process.once("SIGTERM", () => {
+    void session.post("Profiler.stop").then(({ profile }) => {
+      writeFileSync(file, JSON.stringify(profile));
+    });
+  });
 }
 
 main().catch((err: unknown) => {

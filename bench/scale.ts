@@ -11,6 +11,10 @@
  *   - a churn of --churn events at --churn-rate events/s (add, relabel, delete; 1 in 5 on this
  *     node), its latency, and RSS before and after it (each after a GC in the agent);
  *   - sustained churn: --rates events/s for --rate-seconds each; the highest whose p99 ≤ 100 ms.
+ *
+ * SKEIN_BENCH_KEEP=1 keeps the agent's and API server's logs; SKEIN_BENCH_LOG=LEVEL sets the
+ * agent's log level; SKEIN_AGENT_CPU_PROF=FILE profiles the agent from ready to its end;
+ * SKEIN_BENCH_API_PROF=DIR profiles the API server (node --cpu-prof).
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, existsSync, openSync, closeSync } from "node:fs";
@@ -22,6 +26,7 @@ import { randomBytes } from "node:crypto";
 import { writeKubeconfig } from "../lab/apiserver/kubeconfig.js";
 import { DIST } from "../lab/dist.js";
 import { unloadPinnedDatapath } from "../maps/datapath/pinned.js";
+import { Identity } from "../maps/identities.js";
 import { IpcacheMap } from "../maps/ipcache.js";
 import { parsePrefix } from "../maps/net.js";
 import { PolicyMap } from "../maps/policy.js";
@@ -158,6 +163,9 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
     api = spawn(
       process.execPath,
       [
+        ...(process.env.SKEIN_BENCH_API_PROF === undefined
+          ? []
+          : ["--cpu-prof", `--cpu-prof-dir=${process.env.SKEIN_BENCH_API_PROF}`]),
         join(DIST, "bench", "scale-apiserver.js"),
         `--listen=${ROOT_IP}`,
         `--port-file=${portFile}`,
@@ -224,11 +232,57 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
     const rssReady = rssMiB(agentPid());
 
     const podsUrl = (ns: string) => `${url}/api/v1/namespaces/${ns}/pods`;
-    const check = async (r: Response, what: string) => {
-      if (!r.ok) throw new Error(`${what}: ${r.status} ${await r.text()}`);
-      await r.arrayBuffer();
+    /**
+     * One API call. A kept-alive connection the server closed meanwhile fails the request: tried
+     * again, and then an AlreadyExists/NotFound means the first attempt got through.
+     */
+    const call = async (what: string, target: string, init: RequestInit) => {
+      for (let attempt = 1; ; attempt++) {
+        let r: Response;
+        try {
+          r = await fetch(target, init);
+        } catch (err) {
+          if (attempt >= 3) throw err;
+          continue;
+        }
+        if (r.ok || (attempt > 1 && (r.status === 409 || r.status === 404))) {
+          await r.arrayBuffer();
+          return;
+        }
+        throw new Error(`${what}: ${r.status} ${await r.text()}`);
+      }
     };
-    const identityAt = (ip: string): number | undefined => ipcache.getExact(parsePrefix(ip))?.identity;
+    // A longest-prefix lookup (one syscall; getExact walks every key): a pod's own /32 when
+    // present, else its node's pod CIDR, whose identity is "unmanaged".
+    const identityAt = (ip: string): number | undefined => {
+      const id = ipcache.get(parsePrefix(ip))?.identity;
+      return id === Identity.unmanaged ? undefined : id;
+    };
+
+    // One poller for every event in flight: each millisecond, one map lookup per event.
+    const watching = new Set<{
+      seen: () => boolean;
+      since: number;
+      name: string;
+      resolve: (ms: number) => void;
+      reject: (err: Error) => void;
+    }>();
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const now = performance.now();
+        for (const w of watching) {
+          if (w.seen()) {
+            watching.delete(w);
+            w.resolve(now - w.since);
+          } else if (now - w.since > 30_000) {
+            watching.delete(w);
+            w.reject(new Error(`${w.name}: not in the kernel after 30 s`));
+          }
+        }
+        await sleep(1);
+      }
+    })();
 
     // One event on a slot; resolves with the latency from the API's answer to the kernel.
     const apiMs: number[] = [];
@@ -238,41 +292,34 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       try {
         let seen: () => boolean;
         if (s.state === "absent") {
-          await check(
-            await fetch(podsUrl(s.namespace), {
-              method: "POST",
-              headers: { "content-type": "application/json" },
-              body: JSON.stringify(scalePod(s.name, s.n, s.node, s.ip, s.app)),
-            }),
-            "create",
-          );
+          await call("create", podsUrl(s.namespace), {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(scalePod(s.name, s.n, s.node, s.ip, s.app)),
+          });
           s.state = "present";
           seen = () => identityAt(s.ip) !== undefined;
         } else if (Math.random() < 0.5) {
           const before = identityAt(s.ip);
           // Another app label in the same namespace: another identity, other policies.
           s.app = (s.app + NAMESPACES) % APPS;
-          await check(
-            await fetch(`${podsUrl(s.namespace)}/${s.name}`, {
-              method: "PATCH",
-              headers: { "content-type": "application/merge-patch+json" },
-              body: JSON.stringify({ metadata: { labels: { app: `app-${s.app}` } } }),
-            }),
-            "relabel",
-          );
+          await call("relabel", `${podsUrl(s.namespace)}/${s.name}`, {
+            method: "PATCH",
+            headers: { "content-type": "application/merge-patch+json" },
+            body: JSON.stringify({ metadata: { labels: { app: `app-${s.app}` } } }),
+          });
           seen = () => identityAt(s.ip) !== before;
         } else {
-          await check(await fetch(`${podsUrl(s.namespace)}/${s.name}`, { method: "DELETE" }), "delete");
+          await call("delete", `${podsUrl(s.namespace)}/${s.name}`, { method: "DELETE" });
           s.state = "absent";
           seen = () => identityAt(s.ip) === undefined;
         }
         const t = performance.now();
         apiMs.push(t - asked);
-        while (!seen()) {
-          if (performance.now() - t > 30_000) throw new Error(`${s.name}: not in the kernel after 30 s`);
-          await sleep(1);
-        }
-        return performance.now() - t;
+        if (seen()) return 0;
+        return await new Promise<number>((resolve, reject) => {
+          watching.add({ seen, since: t, name: s.name, resolve, reject });
+        });
       } finally {
         s.busy = false;
       }
@@ -336,6 +383,10 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
     const rssAfterChurn = await gcRss();
 
     const sustained: Size["sustained"] = [];
+    const stopPoller = async () => {
+      polling = false;
+      await poller;
+    };
     for (const rate of list(opts.rates)) {
       const r = await paced(rate, Math.round(rate * Number(opts["rate-seconds"])));
       sustained.push({
@@ -353,6 +404,7 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       );
       await sleep(1000);
     }
+    await stopPoller();
     return {
       pods,
       readyMs,

@@ -64,7 +64,7 @@ class TransformingWatch extends Watch {
           (phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED") &&
           apiObj !== null &&
           typeof apiObj === "object"
-            ? this.#transform(apiObj as KubernetesObject)
+            ? this.#transform(apiObj)
             : apiObj;
         callback(phase, obj, watchObj);
       },
