@@ -172,6 +172,12 @@ async function main(): Promise<number> {
   if (gc !== undefined)
     process.on("SIGUSR2", () => {
       gc();
+      const m = process.memoryUsage();
+      log.info("garbage collected", {
+        heapUsedMiB: Math.round(m.heapUsed / 2 ** 17) / 8,
+        externalMiB: Math.round(m.external / 2 ** 17) / 8,
+        rssMiB: Math.round(m.rss / 2 ** 17) / 8,
+      });
     });
   process.on("unhandledRejection", (err) => {
     log.error("unhandled rejection", errorFields(err));

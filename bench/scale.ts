@@ -159,6 +159,9 @@ interface Size {
   churn: { events: number; rate: number; p50: number; p99: number };
   rssBeforeChurn: number;
   rssAfterChurn: number;
+  /** The agent's live heap after a GC, MiB. */
+  heapBeforeChurn: number;
+  heapAfterChurn: number;
   sustained: { rate: number; achieved: number; dropped: number; p50: number; p99: number }[];
 }
 
@@ -214,7 +217,7 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
         `--health-addr=${NODE0_IP}:${HEALTH_PORT}`,
         "--metrics-addr=",
         "--policy-map-entries=262144",
-        `--log-level=${process.env.SKEIN_BENCH_LOG ?? "warn"}`,
+        `--log-level=${process.env.SKEIN_BENCH_LOG ?? "info"}`,
       ],
       { stdio: ["ignore", agentLog, agentLog] },
     );
@@ -394,9 +397,16 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       await sleep(5);
     }
 
+    // RSS after a GC in the agent, and the live heap it logs then.
+    const heapAfterGc: number[] = [];
     const gcRss = async (): Promise<number> => {
       process.kill(agentPid(), "SIGUSR2");
       await sleep(1000);
+      const logged = [
+        ...readFileSync(join(dir, "agent.log"), "utf8").matchAll(/garbage collected .*heapUsedMiB=([\d.]+)/g),
+      ];
+      const last = logged.at(-1)?.[1];
+      if (last !== undefined) heapAfterGc.push(Number(last));
       return rssMiB(agentPid());
     };
     const rssBeforeChurn = await gcRss();
@@ -445,6 +455,8 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       },
       rssBeforeChurn,
       rssAfterChurn,
+      heapBeforeChurn: heapAfterGc[0] ?? Number.NaN,
+      heapAfterChurn: heapAfterGc[1] ?? Number.NaN,
       sustained,
     };
   } finally {
@@ -475,7 +487,7 @@ async function main(): Promise<void> {
       say(
         `  ready ${(r.readyMs / 1000).toFixed(2)} s (ipcache ${r.ipcacheAtReady}, policy ${r.policyAtReady} entries), RSS ${r.rssReady.toFixed(0)} MiB; ` +
           `event→kernel p50 ${r.latency.p50.toFixed(1)} ms p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}); ` +
-          `churn ${r.churn.events} at ${r.churn.rate.toFixed(0)}/s p99 ${r.churn.p99.toFixed(1)} ms; RSS after GC ${r.rssBeforeChurn.toFixed(0)} → ${r.rssAfterChurn.toFixed(0)} MiB`,
+          `churn ${r.churn.events} at ${r.churn.rate.toFixed(0)}/s p99 ${r.churn.p99.toFixed(1)} ms; RSS after GC ${r.rssBeforeChurn.toFixed(0)} → ${r.rssAfterChurn.toFixed(0)} MiB (heap ${r.heapBeforeChurn.toFixed(1)} → ${r.heapAfterChurn.toFixed(1)} MiB)`,
       );
     }
   } finally {
