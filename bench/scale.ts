@@ -282,9 +282,9 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       resolve: (ms: number) => void;
       reject: (err: Error) => void;
     }>();
-    let polling = true;
+    const polling = { on: true };
     const poller = (async () => {
-      while (polling) {
+      while (polling.on) {
         const now = performance.now();
         for (const w of watching) {
           if (w.seen()) {
@@ -418,7 +418,7 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
 
     const sustained: Size["sustained"] = [];
     const stopPoller = async () => {
-      polling = false;
+      polling.on = false;
       await poller;
     };
     for (const rate of list(opts.rates)) {
