@@ -23,13 +23,13 @@ import { ENCAP_MODES, type AgentStatus, type EncapMode } from "../maps/agent-api
 import { MapReconciler } from "../maps/reconciler.js";
 import type { PolicySource } from "../policy/source.js";
 import { ClusterWatch, type ResourceKind, type WatchEventType } from "./k8s/watch.js";
-import { nodeView, podView, type NodeView, type PodView } from "./k8s/views.js";
+import { nodeView, podView, trimObject, type NodeView, type PodView } from "./k8s/views.js";
 import { errorFields, type Logger } from "./log.js";
 import { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
 import { KernelDatapath } from "./node/kernel-datapath.js";
 import { StepError, StepRunner } from "./step-runner.js";
-import { nodeSteps, type NodeState, type NodeStep, type Pass } from "./steps.js";
+import { MapChanges, nodeSteps, type NodeState, type NodeStep, type Pass } from "./steps.js";
 
 export interface AgentOptions {
   nodeName: string;
@@ -84,11 +84,19 @@ export class Agent {
   #watch: ClusterWatch | undefined;
   readonly #nodes = new Map<string, NodeView>();
   readonly #pods = new Map<string, PodView>();
+  /** Pods by address, each address's pods by namespace/name (stale objects may share one). */
+  readonly #podsByIp = new Map<string, Map<string, PodView>>();
+  readonly #changes = new MapChanges();
+  /** Every informer has listed once: passes before that would program a partial cluster. */
+  #synced = false;
   readonly #skipped = new Map<string, { kind: string; name: string; reason: string; detail: string }>();
   #timer: NodeJS.Timeout | undefined;
   #resyncTimer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #again = false;
+  /** The last pass left a step unapplied: try again after a pause even without events. */
+  #retry = false;
+  #lastPassAt = -Infinity;
   #stopped = false;
   #ready = false;
   #notReadyReason = "starting";
@@ -152,6 +160,8 @@ export class Agent {
         log: this.#log,
         metrics: this.metrics,
         pods: () => this.#pods.values(),
+        podAt: (ip) => this.#podAt(ip),
+        changes: this.#changes,
       }),
       (step, durationMs) => {
         if (step.target !== undefined)
@@ -178,9 +188,13 @@ export class Agent {
         },
       },
       this.#log,
+      // The informers' caches keep only what the agent reads, not whole objects.
+      { transform: trimObject },
     );
     await this.#watch.start();
     this.#log.info("cluster state synced", { nodes: this.#nodes.size, pods: this.#pods.size });
+    this.#synced = true;
+    this.#changes.all();
     this.#schedule(0);
     this.#resyncTimer = setInterval(() => {
       this.#fullResync = true;
@@ -206,13 +220,13 @@ export class Agent {
           break;
         }
         case "Pod": {
-          this.#pods.delete(name);
+          this.#removePod(name);
           this.#skipped.delete(`Pod${name}`);
           if (type === "delete") policy.deletePod(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
           else {
             policy.upsertPod(obj);
             const v = podView(obj);
-            if (v.ok) this.#pods.set(name, v.value);
+            if (v.ok) this.#addPod(name, v.value);
             // A pod without an IP is normal while it starts; count it, log it at debug level.
             else
               this.#skip(
@@ -237,12 +251,50 @@ export class Agent {
           else policy.upsertPolicy(obj);
           break;
       }
+      if (kind !== "Node") this.#noteEngineChange();
     } catch (err) {
       // A bad object must never take the agent down.
       const { error, ...more } = errorFields(err);
       this.#skip(kind, name, "error", error, false, { ...more });
+      this.#changes.all();
     }
     this.#schedule();
+  }
+
+  /** What the engine's last event changed goes into the next pass's writes. */
+  #noteEngineChange(): void {
+    const c = this.options.policy.lastChange();
+    for (const k of c.policyKeys) this.#changes.policyKeys.add(k);
+    for (const a of c.addresses) this.#changes.addresses.add(a);
+  }
+
+  #addPod(key: string, v: PodView): void {
+    this.#pods.set(key, v);
+    let at = this.#podsByIp.get(v.ip);
+    if (at === undefined) {
+      at = new Map<string, PodView>();
+      this.#podsByIp.set(v.ip, at);
+    }
+    at.set(key, v);
+    this.#changes.addresses.add(v.ip);
+  }
+
+  #removePod(key: string): void {
+    const v = this.#pods.get(key);
+    if (v === undefined) return;
+    this.#pods.delete(key);
+    const at = this.#podsByIp.get(v.ip);
+    at?.delete(key);
+    if (at?.size === 0) this.#podsByIp.delete(v.ip);
+    this.#changes.addresses.add(v.ip);
+  }
+
+  #podAt(ip: string): PodView | undefined {
+    const at = this.#podsByIp.get(ip);
+    if (at === undefined) return undefined;
+    let best: [string, PodView] | undefined;
+    for (const e of at) if (best === undefined || e[0] < best[0]) best = e;
+    return best?.[1];
   }
 
   #skip(
@@ -262,8 +314,14 @@ export class Agent {
     else this.#log.warn("object skipped", { kind, name, reason, detail, ...more });
   }
 
-  #schedule(delayMs = this.options.debounceMs): void {
-    if (this.#stopped) return;
+  /**
+   * Runs a pass after `delayMs`; by default (an event) at once when no pass started within the
+   * last debounceMs, else when that much has passed since: the first event after a quiet spell is
+   * programmed without waiting, a burst is batched into one pass per debounceMs.
+   */
+  #schedule(delayMs?: number): void {
+    if (this.#stopped || !this.#synced) return;
+    delayMs ??= Math.max(0, this.#lastPassAt + this.options.debounceMs - performance.now());
     if (this.#running !== undefined) {
       this.#again = true;
       return;
@@ -271,6 +329,7 @@ export class Agent {
     if (this.#timer !== undefined) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      this.#lastPassAt = performance.now();
       this.#running = this.#reconcile()
         .catch((err: unknown) => {
           this.#log.error(
@@ -283,7 +342,11 @@ export class Agent {
           this.#running = undefined;
           if (this.#again) {
             this.#again = false;
-            this.#schedule(this.options.debounceMs);
+            this.#retry = false;
+            this.#schedule();
+          } else if (this.#retry) {
+            this.#retry = false;
+            this.#schedule(Math.max(this.options.debounceMs, 1000));
           }
         });
     }, delayMs);
@@ -297,6 +360,7 @@ export class Agent {
     const full = this.#fullResync;
     this.#fullResync = false;
     if (full) {
+      this.#changes.all();
       opened.ipcache.resync();
       opened.policy.resync();
       // Every step again, the on-link check re-reading the routes it rests on; the conflist stays.
@@ -312,13 +376,18 @@ export class Agent {
       return;
     }
     const nodes = [...this.#nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
-    await opened.steps.run({ own, nodes, remote: nodes.filter((n) => n.name !== own.name) });
+    const applied = await opened.steps.run({ own, nodes, remote: nodes.filter((n) => n.name !== own.name) });
     this.metrics.identities.set(this.options.policy.identities().size);
 
     const durationMs = performance.now() - started;
     this.#lastReconcile = { at: new Date().toISOString(), durationMs };
     this.metrics.reconcileDuration.observe({ target: "all" }, durationMs / 1000);
-    this.#setReady();
+    // Ready means programmed: every step of a pass that started after the first lists applied.
+    if (applied) this.#setReady();
+    else {
+      this.#setNotReady("some map entries could not be written; retrying");
+      this.#retry = true;
+    }
   }
 
   #setReady(): void {
@@ -378,9 +447,12 @@ export class Agent {
 
   /** Pods the agent knows, by IP (skeinctl monitor names addresses with it). */
   podsByIp(): Map<string, { namespace: string; name: string; node: string }> {
-    return new Map(
-      [...this.#pods.values()].map((p) => [p.ip, { namespace: p.namespace, name: p.name, node: p.nodeName }]),
-    );
+    const out = new Map<string, { namespace: string; name: string; node: string }>();
+    for (const ip of this.#podsByIp.keys()) {
+      const p = this.#podAt(ip);
+      if (p !== undefined) out.set(ip, { namespace: p.namespace, name: p.name, node: p.nodeName });
+    }
+    return out;
   }
 
   /** Stops watching and closes the maps. The datapath stays as it is. */

@@ -18,7 +18,7 @@
  *   --policy-map-entries N  --verdict-events   --log-level debug|info|warn|error
  *   --bpf-object PATH       the datapath object (default: the one shipped with this build)
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -28,7 +28,7 @@ import { DEFAULT_BPFFS_ROOT } from "../maps/pins.js";
 import { Agent, ENCAP_MODES, type EncapMode } from "./agent.js";
 import { DEFAULT_CNI_CONF_DIR } from "./cni-config.js";
 import { parseListen, serveAgent } from "./http.js";
-import { createLogger, errorFields, type Level } from "./log.js";
+import { createLogger, errorFields, type Level, type Logger } from "./log.js";
 import { DEFAULT_VXLAN_DEVICE, DEFAULT_VXLAN_PORT } from "./node/overlay.js";
 import { PolicyEngine } from "../policy/engine.js";
 import { DEFAULT_SETTINGS, encodeSettings } from "../maps/settings.js";
@@ -131,7 +131,7 @@ async function main(): Promise<number> {
     },
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,
-    debounceMs: 20,
+    debounceMs: 10,
     policy: new PolicyEngine({ nodeName }),
     log,
   });
@@ -175,12 +175,46 @@ async function main(): Promise<number> {
   process.on("SIGINT", () => {
     stop("SIGINT");
   });
+  // Started with --expose-gc (bench:scale does): SIGUSR2 collects garbage, for RSS measurements.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc !== undefined)
+    process.on("SIGUSR2", () => {
+      gc();
+      const m = process.memoryUsage();
+      log.info("garbage collected", {
+        heapUsedMiB: Math.round(m.heapUsed / 2 ** 17) / 8,
+        externalMiB: Math.round(m.external / 2 ** 17) / 8,
+        rssMiB: Math.round(m.rss / 2 ** 17) / 8,
+      });
+    });
   process.on("unhandledRejection", (err) => {
     log.error("unhandled rejection", errorFields(err));
   });
 
   await agent.start();
+  await startProfileIfAsked(agent, log);
   return 0;
+}
+
+/**
+ * SKEIN_AGENT_CPU_PROF=FILE: a CPU profile of the running agent from ready until SIGTERM, written
+ * to FILE (`node --cpu-prof` cannot be used: its signals interrupt the verifier at load, EAGAIN).
+ */
+async function startProfileIfAsked(agent: Agent, log: Logger): Promise<void> {
+  const file = process.env.SKEIN_AGENT_CPU_PROF;
+  if (file === undefined || file === "") return;
+  const { Session } = await import("node:inspector/promises");
+  await agent.whenReady();
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  log.info("CPU profile started", { file });
+  process.once("SIGTERM", () => {
+    void session.post("Profiler.stop").then(({ profile }) => {
+      writeFileSync(file, JSON.stringify(profile));
+    });
+  });
 }
 
 main().catch((err: unknown) => {

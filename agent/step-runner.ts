@@ -19,6 +19,8 @@ export interface Step<P> {
   apply(pass: P): Promise<boolean | undefined> | boolean | undefined;
   /** The result cannot drift: a full resync keeps this step's key. */
   readonly keepOnResync?: boolean;
+  /** Applied only when every step before it is applied (up to date or done in this pass). */
+  readonly afterAll?: boolean;
 }
 
 /** A step threw; `cause` is what it threw. */
@@ -57,10 +59,13 @@ export class StepRunner<P, S extends Step<P> = Step<P>> {
 
   /**
    * Runs the steps in order, each when its key changed. Throws StepError for the first step that
-   * throws; the steps before it stay applied, it and those after run again next time.
+   * throws; the steps before it stay applied, it and those after run again next time. Returns
+   * true when every step is applied: none returned false or was held back by one that did.
    */
-  async run(pass: P): Promise<void> {
+  async run(pass: P): Promise<boolean> {
+    let all = true;
     for (const step of this.steps) {
+      if (step.afterAll === true && !all) continue;
       const started = performance.now();
       let key: string | null | undefined;
       let done: boolean | undefined;
@@ -73,7 +78,9 @@ export class StepRunner<P, S extends Step<P> = Step<P>> {
         throw new StepError(step.name, err);
       }
       this.#onApplied(step, performance.now() - started);
-      if (key !== undefined && done !== false) this.#applied.set(step.name, key);
+      if (done === false) all = false;
+      else if (key !== undefined) this.#applied.set(step.name, key);
     }
+    return all;
   }
 }

@@ -11,7 +11,7 @@ import { IPCACHE_MAP, type IpcacheEntry } from "../maps/ipcache.js";
 import type { Prefix } from "../maps/net.js";
 import { POLICY_MAP, type PolicyEntry, type PolicyKey } from "../maps/policy.js";
 import type { ApplyResult, MapReconciler } from "../maps/reconciler.js";
-import { buildIpcache } from "../policy/ipcache-builder.js";
+import { IpcacheIndex, type IpcacheSlot, type PodInput } from "../policy/ipcache-builder.js";
 import type { PolicySource } from "../policy/source.js";
 import type { NodeView, PodView } from "./k8s/views.js";
 import { errorFields, type Logger } from "./log.js";
@@ -50,6 +50,27 @@ export interface StepSettings {
   policy: PolicySource;
 }
 
+/**
+ * What events changed since the maps were last written: the ipcache and policy steps write only
+ * these entries. `ipcacheAll`/`policyAll` ask for a whole diff instead (at start, on a full
+ * resync, after a failed write, when the engine cannot say what changed).
+ */
+export class MapChanges {
+  ipcacheAll = true;
+  /** Pod addresses whose entry may have changed (added, removed, moved, re-identified). */
+  readonly addresses = new Set<string>();
+  policyAll = true;
+  /** policyKeyStrings the engine added, removed or changed. */
+  readonly policyKeys = new Set<string>();
+
+  all(): void {
+    this.ipcacheAll = true;
+    this.policyAll = true;
+    this.addresses.clear();
+    this.policyKeys.clear();
+  }
+}
+
 export interface StepEnv {
   datapath: NodeDatapath;
   maps: DatapathMaps;
@@ -61,6 +82,9 @@ export interface StepEnv {
   metrics: AgentMetrics;
   /** The pods the agent knows now (the watch keeps changing them while a pass awaits). */
   pods: () => Iterable<PodView>;
+  /** The pod an address belongs to (of several, the smallest namespace/name). */
+  podAt: (ip: string) => PodView | undefined;
+  changes: MapChanges;
 }
 
 /** A step with the reconcile_duration_seconds target that times it, if any. */
@@ -208,29 +232,61 @@ export function masqueradeStep({ datapath, node, settings }: StepEnv): NodeStep 
   };
 }
 
-/** ipcache: every address of the cluster. Runs every pass (the diff is cheap; pods change often). */
+/**
+ * ipcache: every address of the cluster. Runs every pass. The whole map is diffed only when the
+ * base changed (nodes, ipBlocks; local addresses are read then and on a full resync) or was asked
+ * for; otherwise only the entries of the addresses events touched are written.
+ */
 export function ipcacheStep(env: StepEnv): NodeStep {
-  const { datapath, maps, settings, ipcache } = env;
+  const { datapath, maps, settings, ipcache, changes } = env;
+  let index: IpcacheIndex | undefined;
+  let baseKey = "";
+  let desired = new Map<string, IpcacheSlot>();
   return {
     name: "ipcache",
     target: "ipcache",
     async apply({ own, nodes }) {
       const policy = settings.policy;
-      const pods = [...env.pods()].map((p) => ({
+      const input = (p: PodView): PodInput => ({
         ip: p.ip,
         nodeName: p.nodeName,
         identity: policy.podIdentity(p.namespace, p.name) ?? 4,
         flags: p.nodeName === own.name ? policy.localFlags(p.ip) : 0,
-      }));
-      const desired = buildIpcache({
-        localNodeName: own.name,
-        localAddresses: await datapath.localAddresses(),
-        nodes,
-        pods,
-        cidrs: policy.cidrPrefixes(),
       });
-      report(env, IPCACHE_MAP, ipcache.apply(desired), maps.ipcache.maxEntries);
-      return true;
+      const cidrs = policy.cidrPrefixes();
+      const key = `${own.name}|${nodes.map((n) => `${n.name},${n.internalIp},${n.podCidr}`).join(";")}|${[...cidrs].join(";")}`;
+      let r: ApplyResult;
+      if (changes.ipcacheAll || index === undefined || key !== baseKey) {
+        const localAddresses = await datapath.localAddresses();
+        // From here on synchronous: what events changed during the await is in what we read now.
+        changes.ipcacheAll = false;
+        changes.addresses.clear();
+        index = new IpcacheIndex({ localNodeName: own.name, localAddresses, nodes, cidrs });
+        desired = index.baseEntries();
+        for (const p of env.pods()) {
+          const ks = `${p.ip}/32`;
+          if (env.podAt(p.ip) !== p) continue;
+          const e = index.podEntry(p.ip, input(p));
+          if (e !== undefined) desired.set(ks, e);
+        }
+        baseKey = key;
+        r = ipcache.apply(desired);
+      } else {
+        const keys: string[] = [];
+        for (const ip of changes.addresses) {
+          const ks = `${ip}/32`;
+          const pod = env.podAt(ip);
+          const e = index.podEntry(ip, pod === undefined ? undefined : input(pod));
+          if (e === undefined) desired.delete(ks);
+          else desired.set(ks, e);
+          keys.push(ks);
+        }
+        changes.addresses.clear();
+        r = ipcache.applyChanged(desired, keys);
+      }
+      if (r.failed > 0) changes.ipcacheAll = true;
+      report(env, IPCACHE_MAP, r, maps.ipcache.maxEntries);
+      return r.failed === 0;
     },
   };
 }
@@ -244,7 +300,18 @@ export function policyStep(env: StepEnv): NodeStep {
     key: () => String(settings.policy.version),
     apply() {
       const desired = settings.policy.desiredPolicy();
-      const r = policyMap.apply(desired);
+      const { changes } = env;
+      let r: ApplyResult;
+      if (changes.policyAll) {
+        changes.policyAll = false;
+        changes.policyKeys.clear();
+        r = policyMap.apply(desired);
+      } else {
+        r = policyMap.applyChanged(desired, changes.policyKeys);
+        changes.policyKeys.clear();
+      }
+      // A failed write is retried by a whole diff (which also makes room first when near full).
+      if (r.failed > 0) changes.policyAll = true;
       report(env, POLICY_MAP, r, maps.policy.maxEntries);
       metrics.policyOverflow.set(r.overflow);
       if (r.overflow > 0)
@@ -264,6 +331,8 @@ export function conflistStep({ datapath, node, settings, log }: StepEnv): NodeSt
   return {
     name: "cni-config",
     keepOnResync: true,
+    // Only once every map holds what the cluster says.
+    afterAll: true,
     key: ({ own }) => `${own.podCidr}|${overlayOf(node).mtu}`,
     apply({ own }) {
       const mtu = overlayOf(node).mtu;

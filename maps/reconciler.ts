@@ -104,6 +104,47 @@ export class MapReconciler<K, V> {
     result.overflow = Math.max(0, desired.size - capacity);
     return result;
   }
+  /**
+   * Writes the difference between `desired` and the shadow for `keys` only: a key in `desired` is
+   * upserted when its value differs, a key absent from it is deleted if the shadow holds it. The
+   * cost is proportional to `keys`, not to the map; for events that know what they changed.
+   * `size` and `overflow` are as after a whole apply when `desired` holds every desired entry.
+   */
+  applyChanged(desired: ReadonlyMap<string, { key: K; entry: V }>, keys: Iterable<string>): ApplyResult {
+    const result: ApplyResult = { upserted: 0, deleted: 0, failed: 0, size: 0, overflow: 0 };
+    const deletes: [string, K][] = [];
+    for (const ks of keys) {
+      const want = desired.get(ks);
+      const have = this.#shadow.get(ks);
+      if (want === undefined) {
+        if (have !== undefined) deletes.push([ks, have.key]);
+        continue;
+      }
+      const enc = this.#encode(want.entry);
+      if (have?.value === enc) continue;
+      try {
+        this.#port.set(want.key, want.entry);
+        this.#shadow.set(ks, { key: want.key, value: enc });
+        result.upserted++;
+      } catch (err) {
+        result.failed++;
+        result.firstError ??= err;
+      }
+    }
+    for (const [ks, key] of deletes) {
+      try {
+        this.#port.delete(key);
+        this.#shadow.delete(ks);
+        result.deleted++;
+      } catch (err) {
+        result.failed++;
+        result.firstError ??= err;
+      }
+    }
+    result.size = this.#shadow.size;
+    result.overflow = Math.max(0, desired.size - this.#port.maxEntries);
+    return result;
+  }
 }
 
 /** An in-memory MapPort, for reconciler tests and the fake datapath. */

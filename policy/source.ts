@@ -30,4 +30,6 @@ export interface PolicySource {
   rule(ruleId: number): RuleInfo | undefined;
   errors(): readonly { object: string; message: string }[];
   readonly version: number;
+  /** What the last upsert/delete changed: the agent writes only those entries. */
+  lastChange(): { policyKeys: ReadonlySet<string>; addresses: ReadonlySet<string> };
 }

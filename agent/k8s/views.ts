@@ -72,3 +72,52 @@ export function podView(pod: V1Pod): Checked<PodView> {
     return { ok: false, reason: "unscheduled", detail: `pod ${id} has no node` };
   return { ok: true, value: { namespace, name, nodeName, ip } };
 }
+
+/** Keeps only the fields listed: `keep[field]` true keeps it whole, an object keeps its listed sub-fields. */
+type Shape = { readonly [field: string]: true | Shape | readonly [Shape] };
+
+function pick(value: unknown, shape: Shape | true | readonly [Shape]): unknown {
+  if (shape === true || value === null || typeof value !== "object") return value;
+  if (Array.isArray(shape)) {
+    const inner = shape[0] as Shape;
+    return Array.isArray(value) ? value.map((v) => pick(v, inner)) : undefined;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, sub] of Object.entries(shape as Shape)) {
+    const v = (value as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = pick(v, sub);
+  }
+  return out;
+}
+
+const METADATA: Shape = { name: true, namespace: true, resourceVersion: true, uid: true };
+const CONTAINER_PORTS: readonly [Shape] = [{ name: true, restartPolicy: true, ports: true }];
+
+/**
+ * What the agent reads of each kind (views.ts, the policy engine); the informers' caches keep only
+ * this, not whole objects (a Pod's spec and status are mostly what nobody here reads).
+ */
+const KEPT: Record<string, Shape> = {
+  Pod: {
+    apiVersion: true,
+    kind: true,
+    metadata: { ...METADATA, labels: true },
+    spec: { nodeName: true, hostNetwork: true, containers: CONTAINER_PORTS, initContainers: CONTAINER_PORTS },
+    status: { phase: true, podIP: true, podIPs: true },
+  },
+  Node: {
+    apiVersion: true,
+    kind: true,
+    metadata: METADATA,
+    spec: { podCIDR: true, podCIDRs: true },
+    status: { addresses: true },
+  },
+  Namespace: { apiVersion: true, kind: true, metadata: { ...METADATA, labels: true } },
+  NetworkPolicy: { apiVersion: true, kind: true, metadata: { ...METADATA, labels: true }, spec: true },
+};
+
+/** `obj` reduced to the fields the agent reads of a `kind` (unknown kinds pass unchanged). */
+export function trimObject<T>(kind: string, obj: T): T {
+  const shape = KEPT[kind];
+  return shape === undefined ? obj : (pick(obj, shape) as T);
+}

@@ -33,6 +33,44 @@ interface Supervised {
 export interface WatchOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * Applied to every listed and watched object before the informer caches it and hooks see it:
+   * the cache then holds only what the agent reads. Default: objects as received.
+   */
+  transform?: (kind: ResourceKind, obj: KubernetesObject) => KubernetesObject;
+}
+
+/** A Watch whose objects pass through `transform` (ListWatch caches what the callback gets). */
+class TransformingWatch extends Watch {
+  readonly #transform: (obj: KubernetesObject) => KubernetesObject;
+
+  constructor(kc: KubeConfig, transform: (obj: KubernetesObject) => KubernetesObject) {
+    super(kc);
+    this.#transform = transform;
+  }
+
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    return super.watch(
+      path,
+      queryParams,
+      (phase: string, apiObj: unknown, watchObj?: unknown) => {
+        // ERROR and BOOKMARK objects are not resources: only their metadata/code is read.
+        const obj =
+          (phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED") &&
+          apiObj !== null &&
+          typeof apiObj === "object"
+            ? this.#transform(apiObj)
+            : apiObj;
+        callback(phase, obj, watchObj);
+      },
+      done,
+    );
+  }
 }
 
 export class ClusterWatch {
@@ -42,6 +80,7 @@ export class ClusterWatch {
   readonly #items: Supervised[] = [];
   readonly #minBackoffMs: number;
   readonly #maxBackoffMs: number;
+  readonly #transform: ((kind: ResourceKind, obj: KubernetesObject) => KubernetesObject) | undefined;
   #stopped = false;
   #syncWaiters: (() => void)[] = [];
 
@@ -51,6 +90,7 @@ export class ClusterWatch {
     this.#log = log;
     this.#minBackoffMs = options.minBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.#transform = options.transform;
   }
 
   /** Starts every informer. Resolves once each has listed successfully at least once. */
@@ -73,7 +113,19 @@ export class ClusterWatch {
     ];
     for (const [kind, path, list] of defs) {
       // What makeInformer builds, kept as a ListWatch for its resource version.
-      const informer = new ListWatch<KubernetesObject>(path, new Watch(this.#kc), list, false);
+      const transform = this.#transform;
+      const informer =
+        transform === undefined
+          ? new ListWatch<KubernetesObject>(path, new Watch(this.#kc), list, false)
+          : new ListWatch<KubernetesObject>(
+              path,
+              new TransformingWatch(this.#kc, (o) => transform(kind, o)),
+              async () => {
+                const r = await list();
+                return { ...r, items: r.items.map((o) => transform(kind, o)) };
+              },
+              false,
+            );
       const item: Supervised = { kind, informer, failures: 0, timer: undefined, synced: false };
       informer.on("add", (o) => {
         this.#hooks.onEvent(kind, "add", o);

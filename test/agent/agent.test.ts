@@ -214,6 +214,46 @@ describe("agent: the reconcile loop against a fake datapath and the lab API serv
     assert.equal(fake.named("ipcache delete 10.244.0.3/32").length, 1, "one delete, no flush-and-refill");
   });
 
+  it("writes only the entries an event changed: a pod's add, relabel and delete touch its own address", async function () {
+    const agent = makeAgent();
+    await agent.start();
+    await agent.whenReady();
+    await net.createNamespacedNetworkPolicy({ namespace: "demo", body: allowBToA });
+    await waitFor(
+      () =>
+        fake.policy.entriesByKey.size === engine.desiredPolicy().size && fake.policy.entriesByKey.size > 0,
+      "policy",
+    );
+    const before = fake.calls.length;
+    const localAddressReads = fake.named("localAddresses").length;
+
+    await core.createNamespacedPod({ namespace: "demo", body: pod("d", "n2", "10.244.1.9", "d") });
+    await waitFor(() => fake.ipcache.get("10.244.1.9/32") !== undefined, "pod d in the ipcache");
+    const d = await core.readNamespacedPod({ namespace: "demo", name: "d" });
+    (d.metadata ??= {}).labels = { app: "b" }; // now a peer of a's policy
+    await core.replaceNamespacedPod({ namespace: "demo", name: "d", body: d });
+    await waitFor(
+      () => fake.ipcache.get("10.244.1.9/32")?.identity === engine.podIdentity("demo", "b"),
+      "d relabelled",
+    );
+    await core.deleteNamespacedPod({ namespace: "demo", name: "d" });
+    await waitFor(() => fake.ipcache.get("10.244.1.9/32") === undefined, "d gone");
+
+    const writes = fake.calls.slice(before).map((c) => c.what);
+    assert.deepEqual(
+      writes.filter((w) => w.startsWith("ipcache ")),
+      ["ipcache set 10.244.1.9/32", "ipcache set 10.244.1.9/32", "ipcache delete 10.244.1.9/32"],
+      "the ipcache writes are d's own, nothing else rewritten",
+    );
+    // d as b is one more identity allowed into a: the policy writes are those keys, then their removal.
+    assert.equal(
+      writes.filter((w) => w.startsWith("policy set")).length,
+      writes.filter((w) => w.startsWith("policy delete")).length,
+    );
+    assert.equal(fake.policy.entriesByKey.size, engine.desiredPolicy().size);
+    assert.equal(fake.named("localAddresses").length, localAddressReads, "no address read per pod event");
+  });
+
   it("logs a failing step with its errno, code and cause, keeps it unapplied and retries it; ready only after", async function () {
     const cause = new SysError("netlink send", 1, "nft");
     fake.failNext("ensureMasquerade", new Error("nft: cannot apply the table", { cause }), 3);

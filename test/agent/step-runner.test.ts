@@ -82,6 +82,21 @@ describe("agent: StepRunner", function () {
     assert.deepEqual(ran, ["partial", "after", "partial"]);
   });
 
+  it("holds back an afterAll step while a step before it is unapplied, and says whether all applied", async function () {
+    let ok = false;
+    const ran: string[] = [];
+    const runner = new StepRunner<Pass>([
+      { name: "maps", apply: () => (ran.push("maps"), ok) },
+      { name: "conflist", key: () => "c", afterAll: true, apply: () => (ran.push("conflist"), true) },
+    ]);
+    assert.equal(await runner.run({ a: "1", b: "" }), false);
+    assert.deepEqual(ran, ["maps"], "the conflist waits for the maps");
+    ok = true;
+    assert.equal(await runner.run({ a: "1", b: "" }), true);
+    assert.deepEqual(ran, ["maps", "maps", "conflist"]);
+    assert.equal(await runner.run({ a: "1", b: "" }), true, "an up-to-date step counts as applied");
+  });
+
   it("skips a step whose key is null, keeping what it applied last", async function () {
     const { ran, step } = recorder();
     const runner = new StepRunner([step("maybe", (p) => (p.b === "" ? null : p.a))]);

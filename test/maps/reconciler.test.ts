@@ -67,4 +67,33 @@ describe("agent: map reconciler (diff, then apply)", function () {
     assert.equal(r.failed, 0);
     assert.equal(r.size, 10);
   });
+
+  it("applyChanged writes only the named keys: upserts what differs, deletes what is no longer desired", function () {
+    const port = new FakeMapPort<Prefix, IpcacheEntry>(ipcacheKeyString);
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    rec.apply(desired(100));
+    const writes = port.writes;
+    const next = desired(100);
+    next.delete("10.0.0.1/32");
+    next.get("10.0.0.2/32")!.entry.identity = 999;
+    next.get("10.0.0.3/32")!.entry.identity = 999; // changed but not named: left alone
+    const r = rec.applyChanged(next, ["10.0.0.1/32", "10.0.0.2/32", "10.0.0.4/32", "10.0.9.9/32"]);
+    assert.deepEqual([r.upserted, r.deleted, r.failed, r.size], [1, 1, 0, 99]);
+    assert.equal(port.writes, writes + 2, "one write per changed key, none for the unchanged or absent");
+    assert.equal(port.entriesByKey.get("10.0.0.2/32")?.[1].identity, 999);
+    assert.equal(port.entriesByKey.get("10.0.0.3/32")?.[1].identity, 300);
+    assert.equal(port.entriesByKey.has("10.0.0.1/32"), false);
+    // A whole apply afterwards finds only what was left out.
+    assert.equal(rec.apply(next).upserted, 1);
+  });
+
+  it("applyChanged counts failed writes and keeps the shadow true to the map", function () {
+    const port = new FakeMapPort<Prefix, IpcacheEntry>(ipcacheKeyString, 10);
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    rec.apply(desired(10));
+    const next = desired(11);
+    const r = rec.applyChanged(next, ["10.0.0.10/32"]);
+    assert.deepEqual([r.upserted, r.failed, r.size, r.overflow], [0, 1, 10, 1]);
+    assert.ok(r.firstError instanceof Error);
+  });
 });
