@@ -75,7 +75,7 @@ export function proxiedServices(
     );
     const ports: ServicePortSpec[] = [];
     for (const p of spec.ports ?? []) {
-      const protocol = (p.protocol ?? "TCP");
+      const protocol = p.protocol ?? "TCP";
       if (protocol !== "TCP" && protocol !== "UDP") continue;
       const fromSlice = own
         .flatMap((s) => s.ports ?? [])
@@ -246,7 +246,7 @@ export class ServiceProxy {
 
   async #syncOnce(): Promise<void> {
     const [services, slices] = this.#informers.map((i) => i.list());
-    const desired = proxiedServices((services ?? []), (slices ?? []) as V1EndpointSlice[]);
+    const desired = proxiedServices(services ?? [], (slices ?? []) as V1EndpointSlice[]);
     for (const node of this.#opts.nodes())
       await this.#apply(node, this.#opts.mode, desired, this.#opts.clusterCidr);
     this.#applied = desired;
