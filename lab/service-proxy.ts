@@ -172,7 +172,10 @@ export class ServiceProxy {
     this.#apply = apply;
   }
 
-  /** Starts watching through `kc`. Throws when the first list fails; call `stop` in any case. */
+  /**
+   * Starts watching through `kc`; the caller stops the proxy it gets. Throws, after ending what it
+   * started, when the first list or the first rules fail.
+   */
   static async start(
     kc: KubeConfig,
     opts: ServiceProxyOptions,
@@ -199,8 +202,14 @@ export class ServiceProxy {
       });
       proxy.#informers.push(informer);
     }
-    await Promise.all(proxy.#informers.map((i) => i.start()));
-    await proxy.sync();
+    try {
+      await Promise.all(proxy.#informers.map((i) => i.start()));
+      await proxy.sync();
+    } catch (err) {
+      // No proxy to hand out: end the watches here, or they keep the process alive.
+      await proxy.stop();
+      throw err;
+    }
     return proxy;
   }
 
@@ -221,9 +230,13 @@ export class ServiceProxy {
   ): Promise<void> {
     if (pred(this.#applied)) return;
     let timer: NodeJS.Timeout | undefined;
+    const waiter: { pred: typeof pred; resolve: () => void } = { pred, resolve: () => undefined };
     try {
       await Promise.race([
-        new Promise<void>((resolve) => this.#waiters.push({ pred, resolve })),
+        new Promise<void>((resolve) => {
+          waiter.resolve = resolve;
+          this.#waiters.push(waiter);
+        }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             reject(new Error(`service proxy: ${what} not programmed within ${timeoutMs} ms`));
@@ -232,6 +245,7 @@ export class ServiceProxy {
       ]);
     } finally {
       clearTimeout(timer);
+      this.#waiters = this.#waiters.filter((w) => w !== waiter);
     }
   }
 

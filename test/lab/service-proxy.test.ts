@@ -219,4 +219,19 @@ describe("lab service proxy: watching the lab API server", function () {
     await core.deleteNamespacedService({ name: "web", namespace: "team" });
     await proxy.waitFor("web gone", (s) => s.length === 0);
   });
+  it("fails to start when the first rules cannot be written, leaving no watch behind; waitFor times out", async () => {
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfigYaml(server.url));
+    await assert.rejects(
+      ServiceProxy.start(kc, { mode: "nftables", nodes: () => nodes }, () =>
+        Promise.reject(new Error("nft: no such netns")),
+      ),
+      /no such netns/,
+    );
+    proxy = await ServiceProxy.start(kc, { mode: "nftables", nodes: () => [] }, () => Promise.resolve());
+    await assert.rejects(
+      proxy.waitFor("never", () => false, 100),
+      /never not programmed within 100 ms/,
+    );
+  });
 });
