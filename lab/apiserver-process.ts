@@ -17,11 +17,12 @@ export function kubeconfigPath(dir: string): string {
 }
 
 /**
- * Starts the API server on the root namespace's underlay address (an ephemeral port), records it,
+ * Starts the API server on the root namespace's underlay address (an ephemeral port; ClusterIPs
+ * from `serviceCidr`, the server's default when absent), records it,
  * waits for its port, records the URL and writes the kubeconfig. Throws when it exits or is not
  * listening within 15 s; the process stays recorded for teardown.
  */
-export async function startApiServer(record: LabRecord): Promise<void> {
+export async function startApiServer(record: LabRecord, opts: { serviceCidr?: string } = {}): Promise<void> {
   const portFile = join(record.dir, "api.port");
   const log = join(record.dir, "apiserver.log");
   const host = rootAddr(record.state.subnet);
@@ -34,6 +35,7 @@ export async function startApiServer(record: LabRecord): Promise<void> {
       `${host}:0`,
       "--port-file",
       portFile,
+      ...(opts.serviceCidr === undefined ? [] : ["--service-cidr", opts.serviceCidr]),
     ],
     { log, role: "apiserver", marker: portFile },
   );

@@ -88,7 +88,7 @@ export class LabCluster {
 
   /**
    * The Pod object of `pod`, bound to `node`, serving `containerPorts` (the workload's TCP and UDP
-   * ports when not given), then its status as the kubelet reports it: Running with its IP.
+   * ports when not given), then its status as the kubelet reports it: Running and Ready with its IP.
    */
   async createPod(pod: LabPod, node: LabNode, containerPorts?: ContainerPorts): Promise<void> {
     const { namespace, name } = pod;
@@ -108,7 +108,20 @@ export class LabCluster {
       {
         name,
         namespace,
-        body: { status: { phase: "Running", podIP: pod.ip, podIPs: [{ ip: pod.ip }], hostIP: node.ip } },
+        body: {
+          status: {
+            phase: "Running",
+            podIP: pod.ip,
+            podIPs: [{ ip: pod.ip }],
+            hostIP: node.ip,
+            // Ready, as the kubelet reports once the containers run: the EndpointSlice controller
+            // publishes only ready pods as ready endpoints.
+            conditions: [
+              { type: "Ready", status: "True" },
+              { type: "ContainersReady", status: "True" },
+            ],
+          },
+        },
       },
       mergePatch(),
     );

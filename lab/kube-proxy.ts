@@ -406,6 +406,9 @@ function run(netns: string, argv: string[], input?: string): Promise<string> {
         else reject(new Error(`${argv.join(" ")} in ${netns}: ${stderr.trim() || err.message}`));
       },
     );
+    // A command that exits before reading its input (nsenter without the namespace) breaks the
+    // pipe: its exit status is the error to report, not an uncaught EPIPE.
+    child.stdin?.on("error", () => undefined);
     if (input !== undefined) child.stdin?.end(input);
   });
 }

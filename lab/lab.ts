@@ -39,6 +39,8 @@ export interface LabOptions {
   id?: string;
   /** Where skein-cni is (a CNI bin dir layout: the executable itself). */
   cniBin?: string;
+  /** The API server's --service-cidr (ClusterIPs); its default 10.96.0.0/16 when absent. */
+  serviceCidr?: string;
   log?: (line: string) => void;
 }
 
@@ -88,7 +90,10 @@ export class Lab {
       const world = await buildUnderlay(record);
       world.workload = startWorkload(record.dir, "world", netnsPath(world.netns), world.control);
       record.save();
-      await startApiServer(record);
+      await startApiServer(
+        record,
+        options.serviceCidr === undefined ? {} : { serviceCidr: options.serviceCidr },
+      );
       await lab.#cluster.createDefaultNamespace();
       return lab;
     } catch (err) {

@@ -6,8 +6,9 @@
  */
 import { parseArgs } from "node:util";
 import { WORLD_IP, Lab, type LabNode, type LabPod } from "./lab.js";
-import { PROXY_MODES, applyKubeProxy, type ProxiedService, type ProxyMode } from "./kube-proxy.js";
-import { connectivityMatrix, renderMatrix, summarize } from "./matrix.js";
+import { PROXY_MODES, type ProxyMode } from "./kube-proxy.js";
+import { connectivityMatrix, renderMatrix, runLimited, summarize, type Path } from "./matrix.js";
+import { ServiceProxy } from "./service-proxy.js";
 import { LabSmokeDriver } from "./smoke-driver.js";
 import { renderSmokeReport, runSmoke } from "./smoke/smoke.js";
 
@@ -41,14 +42,16 @@ async function up(values: {
   const started = performance.now();
   const lab = await Lab.create({
     ...(values.id === undefined ? {} : { id: values.id }),
+    ...(serviceProxy === undefined ? {} : { serviceCidr: DEMO_SERVICE_CIDR }),
     log: (l) => {
       say(l);
     },
   });
   let ok = false;
+  let proxy: ServiceProxy | undefined;
   try {
     say(`lab ${lab.id}: underlay ${lab.state.subnet}, API server ${lab.state.api?.url}`);
-    const labNodes = [];
+    const labNodes: LabNode[] = [];
     for (let i = 0; i < nodes; i++) {
       const n = await lab.addNode({ waitReady: false, agentArgs });
       labNodes.push(n);
@@ -70,19 +73,31 @@ async function up(values: {
       }
     // Give every agent a moment to learn the pods before probing; probes retry anyway.
     await waitPropagation(lab);
-    const paths = await connectivityMatrix(lab);
+    const base = await connectivityMatrix(lab);
     say("\nconnectivity (TCP 8080 and ICMP):");
-    say(renderMatrix(paths));
+    say(renderMatrix(base));
+    let paths = base;
+    if (serviceProxy !== undefined) {
+      proxy = await ServiceProxy.start(lab.kubeConfig(), {
+        mode: proxyMode as ProxyMode,
+        nodes: () => labNodes,
+        clusterCidr: CLUSTER_CIDR,
+        log: (l) => {
+          say(l);
+        },
+      });
+      paths = [...base, ...(await demoServices(lab, labNodes, proxy))];
+      say("");
+    }
     say(summarize(paths));
     const masq = paths.filter((p) => p.kind === "pod → world" && p.protocol === "TCP");
     if (masq.length > 0)
       say(
         `pod → world seen from the world as: ${[...new Set(masq.map((p) => p.seenAs ?? "?"))].join(", ")} (node addresses: masqueraded)`,
       );
-    let failed = paths.filter((p) => !p.ok).length;
+    const failed = paths.filter((p) => !p.ok).length;
     for (const f of paths.filter((p) => !p.ok))
       say(`FAILED ${f.kind}: ${f.from} → ${f.to} ${f.protocol}: ${f.error}`);
-    if (serviceProxy !== undefined) failed += await demoService(lab, labNodes, proxyMode as ProxyMode);
     say(
       `\nlab ${lab.id}: ${paths.length - paths.filter((p) => !p.ok).length}/${paths.length} paths ok in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
@@ -104,6 +119,8 @@ async function up(values: {
     }
     return ok ? 0 : 1;
   } finally {
+    // The rules stay in the nodes' namespaces (with --keep too); only the watches end.
+    await proxy?.stop();
     if (values.keep !== true) {
       const problems = await lab.teardown();
       say(
@@ -115,54 +132,108 @@ async function up(values: {
   }
 }
 
-const DEMO_SERVICE_CIDR = "10.96.0.0/12";
-const DEMO_CLUSTER_IP = "10.96.0.10";
+const DEMO_SERVICE_CIDR = "10.96.0.0/16";
 const DEMO_NODE_PORT = 30080;
+const CLUSTER_CIDR = "10.244.0.0/16";
 
 /**
- * A demo Service (demo/web: ClusterIP 10.96.0.10:80 and NodePort 30080 → every
- * "web" pod's 8080) through kube-proxy's rules (lab/kube-proxy.ts) in every node, probed from every
- * pod, every node and the world. Returns the number of failed probes.
+ * The demo Services, created in the API server: demo/web (NodePort 30080, port 80 → every "web"
+ * pod's 8080) and demo/web-<i> (port 80 → the web pod on node i). lab/service-proxy.ts turns them
+ * and the EndpointSlice controller's slices into kube-proxy's rules in every node; this waits until
+ * they are there, then probes pod → ClusterIP (same node and cross node), node → ClusterIP and
+ * world → NodePort. Returns the probes as connectivity paths; the caller stops `proxy`.
  */
-async function demoService(lab: Lab, nodes: LabNode[], mode: ProxyMode): Promise<number> {
-  const web = lab.state.pods.filter((p) => p.labels.app === "web");
-  const svc: ProxiedService = {
-    name: "web",
-    namespace: "demo",
-    clusterIP: DEMO_CLUSTER_IP,
-    ports: [{ name: "http", port: 80, protocol: "TCP", targetPort: 8080, nodePort: DEMO_NODE_PORT }],
-    endpoints: web.map((p) => ({ ip: p.ip, nodeName: p.node, ready: true })),
-    externalTrafficPolicy: "Cluster",
+async function demoServices(lab: Lab, nodes: LabNode[], proxy: ServiceProxy): Promise<Path[]> {
+  const core = lab.core();
+  const create = async (name: string, selector: Record<string, string>, nodePort?: number) => {
+    const svc = await core.createNamespacedService({
+      namespace: "demo",
+      body: {
+        metadata: { name },
+        spec: {
+          ...(nodePort === undefined ? {} : { type: "NodePort" }),
+          selector,
+          ports: [
+            {
+              name: "http",
+              port: 80,
+              targetPort: 8080,
+              protocol: "TCP",
+              ...(nodePort === undefined ? {} : { nodePort }),
+            },
+          ],
+        },
+      },
+    });
+    return svc.spec?.clusterIP ?? "";
   };
-  for (const n of nodes)
-    await applyKubeProxy(n.netns, mode, [svc], { nodeName: n.name, clusterCidr: "10.244.0.0/16" });
-  say(
-    `\nService demo/web through kube-proxy's ${mode} rules (lab/kube-proxy.ts): ClusterIP ${DEMO_CLUSTER_IP}:80, NodePort ${DEMO_NODE_PORT} → ${web.map((p) => `${p.name}:8080`).join(", ")}`,
+  const webIp = await create("web", { app: "web" }, DEMO_NODE_PORT);
+  const perNode = new Map<string, string>();
+  for (const n of nodes) perNode.set(n.name, await create(`web-${n.index}`, { app: "web", node: n.name }));
+  const webPods = lab.state.pods.filter((p) => p.labels.app === "web");
+  await proxy.waitFor("the demo Services' endpoints", (services) =>
+    ["web", ...nodes.map((n) => `web-${n.index}`)].every((name) => {
+      const s = services.find((x) => x.namespace === "demo" && x.name === name);
+      return s !== undefined && s.endpoints.length === (name === "web" ? webPods.length : 1);
+    }),
   );
-  let failed = 0;
-  const probes: [LabPod | LabNode | "world", string, string, number][] = [
-    ...lab.state.pods.map((p): [LabPod, string, string, number] => [
-      p,
-      `demo/${p.name}`,
-      DEMO_CLUSTER_IP,
-      80,
-    ]),
-    ...nodes.map((n): [LabNode, string, string, number] => [n, n.name, DEMO_CLUSTER_IP, 80]),
-    ...nodes.map((n): ["world", string, string, number] => [
+  say(
+    `\nServices through kube-proxy's ${proxy.mode} rules (lab/service-proxy.ts from the API's Services and EndpointSlices):`,
+  );
+  for (const s of proxy.services.filter((x) => x.namespace === "demo"))
+    say(
+      `  demo/${s.name}: ClusterIP ${s.clusterIP}:80${s.ports[0]?.nodePort === undefined ? "" : `, NodePort ${s.ports[0].nodePort}`} → ${s.endpoints.map((e) => `${e.ip}:8080`).join(", ")}`,
+    );
+  const jobs: (() => Promise<Path>)[] = [];
+  const probe = (
+    from: LabPod | LabNode | "world",
+    label: string,
+    to: string,
+    host: string,
+    port: number,
+    kind: Path["kind"],
+  ) =>
+    jobs.push(async () => {
+      const r = await lab.probe(from, "TCP", host, port, 2000);
+      return {
+        from: label,
+        to,
+        kind,
+        protocol: "TCP",
+        ok: r.ok,
+        ms: r.ms,
+        ...(r.reply ? { seenAs: `${r.reply.name} saw ${r.reply.peer}` } : {}),
+        ...(r.error === undefined ? {} : { error: r.error }),
+      };
+    });
+  for (const p of lab.state.pods)
+    for (const n of nodes) {
+      const ip = perNode.get(n.name) ?? "";
+      probe(
+        p,
+        `demo/${p.name}`,
+        `demo/web-${n.index} ${ip}:80`,
+        ip,
+        80,
+        p.node === n.name ? "pod → ClusterIP (same node)" : "pod → ClusterIP (cross node)",
+      );
+    }
+  for (const n of nodes) probe(n, n.name, `demo/web ${webIp}:80`, webIp, 80, "node → ClusterIP");
+  for (const n of nodes)
+    probe(
       "world",
       `world ${WORLD_IP}`,
+      `${n.ip}:${DEMO_NODE_PORT}`,
       n.ip,
       DEMO_NODE_PORT,
-    ]),
-  ];
-  for (const [from, label, host, port] of probes) {
-    const r = await lab.probe(from, "TCP", host, port, 2000);
-    if (!r.ok) failed++;
-    say(
-      `  ${label.padEnd(18)} → ${`${host}:${port}`.padEnd(20)} ${r.ok ? `✓ ${r.reply?.name ?? "?"} saw ${r.reply?.peer ?? "?"}` : `✗ ${r.error ?? ""}`}`,
+      "world → NodePort",
     );
-  }
-  return failed;
+  const paths = await runLimited(jobs, 16);
+  for (const p of paths)
+    say(
+      `  ${p.from.padEnd(18)} → ${p.to.padEnd(28)} ${p.ok ? `✓ ${p.seenAs ?? "?"}` : `✗ ${p.error ?? ""}`}`,
+    );
+  return paths;
 }
 
 async function waitPropagation(lab: Lab): Promise<void> {

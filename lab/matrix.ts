@@ -6,7 +6,16 @@ import type { ProbeProtocol } from "./workload/workload.js";
 export interface Path {
   from: string;
   to: string;
-  kind: "same node" | "cross node" | "node → pod" | "pod → node" | "pod → world";
+  kind:
+    | "same node"
+    | "cross node"
+    | "node → pod"
+    | "pod → node"
+    | "pod → world"
+    | "pod → ClusterIP (same node)"
+    | "pod → ClusterIP (cross node)"
+    | "node → ClusterIP"
+    | "world → NodePort";
   protocol: ProbeProtocol;
   ok: boolean;
   ms: number;
@@ -131,13 +140,14 @@ export function renderMatrix(paths: readonly Path[]): string {
 
 export function summarize(paths: readonly Path[]): string {
   const kinds = [...new Set(paths.map((p) => p.kind))];
+  const width = Math.max(12, ...kinds.map((k) => Array.from(k).length));
   return kinds
     .map((k) => {
       const ps = paths.filter((p) => p.kind === k);
       const ok = ps.filter((p) => p.ok).length;
       const ms = ps.filter((p) => p.ok).map((p) => p.ms);
       const median = ms.sort((a, b) => a - b)[Math.floor(ms.length / 2)] ?? 0;
-      return `${k.padEnd(12)} ${ok}/${ps.length} ok${ok > 0 ? `, median ${median} ms` : ""}`;
+      return `${k.padEnd(width)} ${ok}/${ps.length} ok${ok > 0 ? `, median ${median} ms` : ""}`;
     })
     .join("\n");
 }

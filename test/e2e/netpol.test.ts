@@ -3,12 +3,18 @@
  * over two nodes, each policy applied through the API server the agents watch, every 9×9 matrix
  * probed in parallel with short timeouts. SCTP probes use crafted packets on raw sockets (this
  * kernel has no SCTP sockets).
+ *
+ * As upstream, every pod also has a Service `s-<namespace>-<pod>` selecting just that pod on the
+ * probed ports, and kube-proxy's rules for them (lab/kube-proxy.ts, iptables mode, kept equal to the
+ * API by lab/service-proxy.ts) are in both nodes: every TCP and UDP matrix is probed a second time,
+ * in the same pass, through the ClusterIPs (same node and cross node), with the same expectation.
  */
 import assert from "node:assert/strict";
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { LabPod } from "../../lab/lab.js";
-import { ALL_PODS, MODEL, modelObjects } from "../netpol/model.js";
+import { ServiceProxy } from "../../lab/service-proxy.js";
+import { ALL_PODS, MODEL, modelObjects, servePortName, type Protocol } from "../netpol/model.js";
 import type { Matrix } from "../netpol/reachability.js";
 import { describeMismatches, playScenario, type ScenarioCluster } from "../netpol/player.js";
 import { scenarios } from "../netpol/scenarios.js";
@@ -16,9 +22,21 @@ import type { Probe } from "../netpol/scenario-types.js";
 import { useLab } from "../helpers/lab.js";
 
 const PROBE_TIMEOUT_MS = 800;
+/** The lab API server's default --service-cidr, told to the agents. */
+const SERVICE_CIDR = "10.96.0.0/16";
+const CLUSTER_CIDR = "10.244.0.0/16";
+/** The protocols kube-proxy (and its model) proxies here; SCTP probes go to pod IPs only. */
+const SERVICE_PROTOCOLS: readonly Protocol[] = ["TCP", "UDP"];
+
+/** Upstream's Service name for a model pod (model.go: `s-<namespace>-<pod>`). */
+function serviceName(namespace: string, pod: string): string {
+  return `s-${namespace}-${pod}`;
+}
 
 class LabCluster implements ScenarioCluster {
   readonly pods = new Map<string, LabPod>();
+  /** "ns/pod" → its Service's ClusterIP. */
+  readonly clusterIPs = new Map<string, string>();
   constructor(readonly fx: ReturnType<typeof useLab>) {}
 
   async applyPolicy(policy: V1NetworkPolicy): Promise<void> {
@@ -51,16 +69,24 @@ class LabCluster implements ScenarioCluster {
     );
   }
 
-  async probeMatrix(probe: Probe): Promise<Matrix> {
+  probeMatrix(probe: Probe): Promise<Matrix> {
+    return this.#matrix(probe, (to) => this.pods.get(to)!.ip);
+  }
+
+  async probeServiceMatrix(probe: Probe): Promise<Matrix | undefined> {
+    if (!SERVICE_PROTOCOLS.includes(probe.protocol)) return undefined;
+    return this.#matrix(probe, (to) => this.clusterIPs.get(to)!);
+  }
+
+  async #matrix(probe: Probe, address: (to: string) => string): Promise<Matrix> {
     const m: Matrix = {};
     const jobs: Promise<void>[] = [];
     for (const from of ALL_PODS) {
       m[from] = {};
       for (const to of ALL_PODS) {
         const src = this.pods.get(from)!;
-        const dst = this.pods.get(to)!;
         jobs.push(
-          this.fx.lab.probe(src, probe.protocol, dst.ip, probe.port, PROBE_TIMEOUT_MS).then((r) => {
+          this.fx.lab.probe(src, probe.protocol, address(to), probe.port, PROBE_TIMEOUT_MS).then((r) => {
             m[from]![to] = r.ok;
           }),
         );
@@ -73,7 +99,12 @@ class LabCluster implements ScenarioCluster {
 
 describe("e2e: netpol conformance on the lab (real packets, two nodes)", function () {
   this.timeout(600000);
-  const fx = useLab(2);
+  let proxy: ServiceProxy | undefined;
+  // Registered before useLab's: after hooks run in order, so the watches end before the lab does.
+  after(async () => {
+    await proxy?.stop();
+  });
+  const fx = useLab(2, { agentArgs: [`--service-cidr=${SERVICE_CIDR}`] });
   const cluster = new LabCluster(fx);
 
   before(async function () {
@@ -99,11 +130,50 @@ describe("e2e: netpol conformance on the lab (real packets, two nodes)", functio
       });
       cluster.pods.set(`${pod.namespace}/${pod.name}`, pod);
     }
-    // Everything reaches everything before any policy.
+    proxy = await ServiceProxy.start(fx.lab.kubeConfig(), {
+      mode: "iptables",
+      nodes: () => fx.nodes,
+      clusterCidr: CLUSTER_CIDR,
+    });
+    const core = fx.lab.core();
+    for (const key of ALL_PODS) {
+      const { namespace, name } = cluster.pods.get(key)!;
+      const svc = await core.createNamespacedService({
+        namespace,
+        body: {
+          metadata: { name: serviceName(namespace, name) },
+          spec: {
+            selector: { pod: name },
+            ports: SERVICE_PROTOCOLS.flatMap((protocol) =>
+              MODEL.ports.map((port) => ({
+                name: servePortName(port, protocol),
+                port,
+                targetPort: port,
+                protocol,
+              })),
+            ),
+          },
+        },
+      });
+      cluster.clusterIPs.set(key, svc.spec?.clusterIP ?? "");
+    }
+    await proxy.waitFor("one endpoint for each pod's Service", (services) =>
+      ALL_PODS.every((key) => {
+        const { namespace, name } = cluster.pods.get(key)!;
+        const s = services.find((x) => x.namespace === namespace && x.name === serviceName(namespace, name));
+        return s?.endpoints.length === 1 && s.endpoints[0]?.ip === cluster.pods.get(key)!.ip;
+      }),
+    );
+    // Everything reaches everything before any policy, by pod IP and through the Services.
     const deadline = Date.now() + 20000;
+    const connected = (m: Matrix) => ALL_PODS.every((f) => ALL_PODS.every((t) => m[f]![t]));
     for (;;) {
-      const m = await cluster.probeMatrix({ port: 80, protocol: "TCP" });
-      if (ALL_PODS.every((f) => ALL_PODS.every((t) => m[f]![t]))) break;
+      const probe = { port: 80, protocol: "TCP" } as const;
+      const [byIp, byService] = await Promise.all([
+        cluster.probeMatrix(probe),
+        cluster.probeServiceMatrix(probe),
+      ]);
+      if (connected(byIp) && byService !== undefined && connected(byService)) break;
       if (Date.now() > deadline) throw new Error("the model is not fully connected before any policy");
     }
   });

@@ -2,7 +2,8 @@
  * Plays conformance scenarios against a cluster: the simulator (BPF_PROG_TEST_RUN) or the lab (real
  * packets). Both sides implement ScenarioCluster; the player applies each step, probes the 9×9
  * matrix, compares with upstream's expectation (retrying while the dataplane converges) and restores
- * the model afterwards.
+ * the model afterwards. A cluster that also probes through each pod's Service (upstream's
+ * `s-<namespace>-<pod>`) gets the same expectation checked for that matrix too, in the same pass.
  */
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
 import { ALL_PODS, namespaceLabels, podLabels, splitPodKey, MODEL } from "./model.js";
@@ -18,7 +19,15 @@ export interface ScenarioCluster {
   setPodLabels(namespace: string, name: string, labels: Record<string, string>): Promise<void>;
   /** Every pod to every pod (ALL_PODS × ALL_PODS) for one probe. */
   probeMatrix(probe: Probe): Promise<Matrix>;
+  /**
+   * Every pod to every pod's Service ClusterIP (`s-<namespace>-<pod>`, selecting just that pod) for
+   * one probe; undefined when the cluster does not probe Services for it (e.g. SCTP).
+   */
+  probeServiceMatrix?(probe: Probe): Promise<Matrix | undefined>;
 }
+
+/** How the destination was addressed: its pod IP, or its Service's ClusterIP. */
+export type ProbeVia = "pod IP" | "Service";
 
 export interface Mismatch {
   step: string;
@@ -28,6 +37,7 @@ export interface Mismatch {
   expected: boolean;
   actual: boolean;
   loopback: boolean;
+  via: ProbeVia;
 }
 
 export interface PlayOptions {
@@ -37,13 +47,13 @@ export interface PlayOptions {
   ignoreLoopback?: boolean;
 }
 
-function diff(expected: Matrix, actual: Matrix, step: string, probe: Probe): Mismatch[] {
+function diff(expected: Matrix, actual: Matrix, step: string, probe: Probe, via: ProbeVia): Mismatch[] {
   const out: Mismatch[] = [];
   for (const from of ALL_PODS)
     for (const to of ALL_PODS) {
       const e = expected[from]?.[to] ?? false;
       const a = actual[from]?.[to] ?? false;
-      if (e !== a) out.push({ step, probe, from, to, expected: e, actual: a, loopback: from === to });
+      if (e !== a) out.push({ step, probe, from, to, expected: e, actual: a, loopback: from === to, via });
     }
   return out;
 }
@@ -88,7 +98,13 @@ export async function playScenario(
         const deadline = Date.now() + options.convergeMs;
         let found: Mismatch[];
         for (;;) {
-          found = diff(expected, await cluster.probeMatrix(probe), step.description, probe);
+          const [byIp, byService] = await Promise.all([
+            cluster.probeMatrix(probe),
+            cluster.probeServiceMatrix?.(probe),
+          ]);
+          found = diff(expected, byIp, step.description, probe, "pod IP");
+          if (byService !== undefined)
+            found.push(...diff(expected, byService, step.description, probe, "Service"));
           const real = found.filter(
             (m) => !(m.loopback && (scenario.ignoreLoopback === true || options.ignoreLoopback === true)),
           );
@@ -115,7 +131,7 @@ export function describeMismatches(scenario: Scenario, ms: readonly Mismatch[]):
       .slice(0, 20)
       .map(
         (m) =>
-          `  [${m.step}] ${m.probe.protocol}/${m.probe.port} ${m.from} → ${m.to}: expected ${m.expected ? "allowed" : "denied"}, got ${m.actual ? "allowed" : "denied"}${m.loopback ? " (loopback)" : ""}`,
+          `  [${m.step}] ${m.probe.protocol}/${m.probe.port} ${m.from} → ${m.to}${m.via === "Service" ? " (Service)" : ""}: expected ${m.expected ? "allowed" : "denied"}, got ${m.actual ? "allowed" : "denied"}${m.loopback ? " (loopback)" : ""}`,
       )
       .join("\n") +
     (ms.length > 20 ? `\n  … ${ms.length - 20} more` : "") +
