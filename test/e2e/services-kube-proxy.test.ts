@@ -211,13 +211,16 @@ describe("e2e: Services translated by kube-proxy (lab/kube-proxy.ts) through Ske
       });
 
       it("a Service without endpoints is rejected at once (TCP refused, connected UDP refused)", async function () {
+        // ECONNREFUSED is the reject itself (a black hole would end in the 3 s timeout). Within 2.5 s,
+        // not 1 s: the kernel rate-limits ICMP errors per peer (icmp_ratelimit, 1 s), so when an
+        // earlier probe took the token, the reject answers the client's retransmission after ~1 s.
         const r = await tcp(a, svc.none, 80, 3000);
         assert.equal(r.ok, false);
         assert.equal(r.error, "ECONNREFUSED");
-        assert.ok(r.ms < 1000, `refused after ${r.ms} ms`);
+        assert.ok(r.ms < 2500, `refused after ${r.ms} ms`);
         const u = await connectedUdp(a.netns, svc.none, 53, 3000);
         assert.equal(u.error, "ECONNREFUSED");
-        assert.ok(u.ms < 1000, `refused after ${u.ms} ms`);
+        assert.ok(u.ms < 2500, `refused after ${u.ms} ms`);
         const fromNode = await tcp(n1, svc.none, 80, 3000);
         assert.equal(fromNode.error, "ECONNREFUSED");
       });
