@@ -261,21 +261,24 @@ export function freeMemory(ptr: Pointer): void {
   koffi.free(ptr);
 }
 
+/** send(2) or recv(2) as koffi's `.async` form: the call runs on a worker thread, `cb` gets its result. */
+export interface AsyncSocketCall {
+  async: (
+    fd: number,
+    buf: Buffer,
+    len: number,
+    flags: number,
+    cb: (err: unknown, n: number | bigint) => void,
+  ) => void;
+}
+
 /**
  * send(2) run on one of koffi's worker threads, so the calling thread goes on meanwhile (an
  * rtnetlink request is carried out inside send: deleting a veth waits there for RCU). Resolves to
  * send's result; on failure errno stays on the worker thread, so only the failure is known.
  */
 export function sendOnWorker(fd: number, data: Buffer): Promise<number> {
-  const send = libc().send as unknown as {
-    async: (
-      fd: number,
-      buf: Buffer,
-      len: number,
-      flags: number,
-      cb: (err: unknown, n: number | bigint) => void,
-    ) => void;
-  };
+  const send = libc().send as unknown as AsyncSocketCall;
   return new Promise((resolve, reject) => {
     send.async(fd, data, data.length, 0, (err, n) => {
       if (err !== null && err !== undefined)

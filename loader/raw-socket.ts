@@ -4,7 +4,7 @@
  * koffi's worker threads, so waiting never blocks the event loop.
  */
 import { SysError } from "./errors.js";
-import { lastErrno, libc } from "./ffi.js";
+import { lastErrno, libc, type AsyncSocketCall } from "./ffi.js";
 import { Fd } from "./fd.js";
 import { Owned } from "./resource.js";
 
@@ -54,15 +54,7 @@ export class RawSocket extends Owned {
   /** The next packet (IP header included), or undefined when none arrives within `timeoutMs`. */
   async receive(timeoutMs: number): Promise<Buffer | undefined> {
     const deadline = Date.now() + timeoutMs;
-    const recv = libc().recv as unknown as {
-      async: (
-        fd: number,
-        buf: Buffer,
-        len: number,
-        flags: number,
-        cb: (err: unknown, n: number | bigint) => void,
-      ) => void;
-    };
+    const recv = libc().recv as unknown as AsyncSocketCall;
     while (!this.closed && Date.now() < deadline) {
       const buf = Buffer.alloc(65536);
       const n = await new Promise<number>((resolve, reject) => {

@@ -77,33 +77,39 @@ export class MapReconciler<K, V> {
     const newKeys = upserts.filter(([ks]) => !this.#shadow.has(ks)).length;
     const deleteFirst = this.#shadow.size + newKeys > capacity;
     const runDeletes = () => {
-      for (const [ks, key] of deletes) {
-        try {
-          this.#port.delete(key);
-          this.#shadow.delete(ks);
-          result.deleted++;
-        } catch (err) {
-          result.failed++;
-          result.firstError ??= err;
-        }
-      }
+      for (const [ks, key] of deletes) this.#remove(result, ks, key);
     };
     if (deleteFirst) runDeletes();
-    for (const [ks, key, value, enc] of upserts) {
-      try {
-        this.#port.set(key, value);
-        this.#shadow.set(ks, { key, value: enc });
-        result.upserted++;
-      } catch (err) {
-        result.failed++;
-        result.firstError ??= err;
-      }
-    }
+    for (const [ks, key, value, enc] of upserts) this.#write(result, ks, key, value, enc);
     if (!deleteFirst) runDeletes();
     result.size = this.#shadow.size;
     result.overflow = Math.max(0, desired.size - capacity);
     return result;
   }
+  /** One upsert into the map and the shadow, counted in `result` (a failure too, not thrown). */
+  #write(result: ApplyResult, ks: string, key: K, value: V, enc: string): void {
+    try {
+      this.#port.set(key, value);
+      this.#shadow.set(ks, { key, value: enc });
+      result.upserted++;
+    } catch (err) {
+      result.failed++;
+      result.firstError ??= err;
+    }
+  }
+
+  /** One delete from the map and the shadow, counted in `result` (a failure too, not thrown). */
+  #remove(result: ApplyResult, ks: string, key: K): void {
+    try {
+      this.#port.delete(key);
+      this.#shadow.delete(ks);
+      result.deleted++;
+    } catch (err) {
+      result.failed++;
+      result.firstError ??= err;
+    }
+  }
+
   /**
    * Writes the difference between `desired` and the shadow for `keys` only: a key in `desired` is
    * upserted when its value differs, a key absent from it is deleted if the shadow holds it. The
@@ -122,25 +128,9 @@ export class MapReconciler<K, V> {
       }
       const enc = this.#encode(want.entry);
       if (have?.value === enc) continue;
-      try {
-        this.#port.set(want.key, want.entry);
-        this.#shadow.set(ks, { key: want.key, value: enc });
-        result.upserted++;
-      } catch (err) {
-        result.failed++;
-        result.firstError ??= err;
-      }
+      this.#write(result, ks, want.key, want.entry, enc);
     }
-    for (const [ks, key] of deletes) {
-      try {
-        this.#port.delete(key);
-        this.#shadow.delete(ks);
-        result.deleted++;
-      } catch (err) {
-        result.failed++;
-        result.firstError ??= err;
-      }
-    }
+    for (const [ks, key] of deletes) this.#remove(result, ks, key);
     result.size = this.#shadow.size;
     result.overflow = Math.max(0, desired.size - this.#port.maxEntries);
     return result;
