@@ -21,7 +21,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig } from "./k8s/client.js";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_AGENT_ADDR } from "../maps/agent-api.js";
 import { DEFAULT_BPFFS_ROOT } from "../maps/pins.js";

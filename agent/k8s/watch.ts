@@ -2,16 +2,16 @@
  * Supervised informers (the real @kubernetes/client-node watch code) for the four resources the
  * agent needs. client-node relists on 410 by itself but stops on any other error; the supervisor
  * restarts it with capped, jittered backoff. No promise rejection goes unhandled.
+ *
+ * The first lists are paged (`limit`/`continue`, as client-go's reflector does) and read as plain
+ * JSON, each object reduced by `transform` as its page arrives: a 100,000-pod list neither holds
+ * the API server on one 70 MiB answer nor passes through client-node's model classes.
  */
-import {
-  CoreV1Api,
-  ListWatch,
-  NetworkingV1Api,
-  Watch,
-  type KubeConfig,
-  type KubernetesObject,
-} from "@kubernetes/client-node";
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { errorFields, type Logger } from "../log.js";
+import { ListWatch, Watch } from "./client.js";
 
 export type ResourceKind = "Node" | "Namespace" | "Pod" | "NetworkPolicy";
 export type WatchEventType = "add" | "update" | "delete";
@@ -33,11 +33,76 @@ interface Supervised {
 export interface WatchOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Objects per list request (default 5,000). */
+  pageSize?: number;
   /**
    * Applied to every listed and watched object before the informer caches it and hooks see it:
    * the cache then holds only what the agent reads. Default: objects as received.
    */
   transform?: (kind: ResourceKind, obj: KubernetesObject) => KubernetesObject;
+}
+
+interface ListPage {
+  items?: KubernetesObject[];
+  metadata?: { resourceVersion?: string; continue?: string };
+}
+
+/**
+ * A whole list, `pageSize` objects per request, each passed through `transform` as its page
+ * arrives. The resource version is the first page's: later pages are served from that snapshot
+ * by a real API server, and a watch from it replays whatever changed while paging.
+ */
+async function listPaged(
+  kc: KubeConfig,
+  path: string,
+  pageSize: number,
+  transform: ((o: KubernetesObject) => KubernetesObject) | undefined,
+): Promise<{ items: KubernetesObject[]; metadata: { resourceVersion: string } }> {
+  const items: KubernetesObject[] = [];
+  let resourceVersion: string | undefined;
+  let next: string | undefined;
+  do {
+    const query = new URLSearchParams({ limit: String(pageSize) });
+    if (next !== undefined) query.set("continue", next);
+    const page = (await getJson(kc, `${path}?${query.toString()}`)) as ListPage;
+    resourceVersion ??= page.metadata?.resourceVersion ?? "";
+    for (const o of page.items ?? []) items.push(transform === undefined ? o : transform(o));
+    const c = page.metadata?.continue;
+    next = c === undefined || c === "" ? undefined : c;
+  } while (next !== undefined);
+  return { items, metadata: { resourceVersion } };
+}
+
+/** One GET against the kubeconfig's current cluster, with its credentials; the answer parsed. */
+async function getJson(kc: KubeConfig, path: string): Promise<unknown> {
+  const server = kc.getCurrentCluster()?.server;
+  if (server === undefined) throw new Error("kubeconfig: no current cluster");
+  const url = new URL(server.replace(/\/$/, "") + path);
+  const opts: RequestOptions & { headers: Record<string, string> } = { method: "GET", headers: {} };
+  await kc.applyToHTTPSOptions(opts);
+  opts.headers.Accept = "application/json";
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, opts, resolve);
+    req.setTimeout(60_000, () => req.destroy(new Error(`GET ${path}: no answer for 60 s`)));
+    req.on("error", reject);
+    req.end();
+  });
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (res.statusCode !== 200) {
+    let message = text.slice(0, 300);
+    try {
+      const m = (JSON.parse(text) as { message?: unknown }).message;
+      if (typeof m === "string") message = m;
+    } catch {
+      // Not a Status object: the raw text.
+    }
+    throw Object.assign(new Error(`GET ${path}: ${res.statusCode ?? "no status"} ${message}`), {
+      statusCode: res.statusCode,
+    });
+  }
+  return JSON.parse(text);
 }
 
 /** A Watch whose objects pass through `transform` (ListWatch caches what the callback gets). */
@@ -80,6 +145,7 @@ export class ClusterWatch {
   readonly #items: Supervised[] = [];
   readonly #minBackoffMs: number;
   readonly #maxBackoffMs: number;
+  readonly #pageSize: number;
   readonly #transform: ((kind: ResourceKind, obj: KubernetesObject) => KubernetesObject) | undefined;
   #stopped = false;
   #syncWaiters: (() => void)[] = [];
@@ -91,41 +157,27 @@ export class ClusterWatch {
     this.#minBackoffMs = options.minBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.#transform = options.transform;
+    this.#pageSize = options.pageSize ?? 5000;
   }
 
   /** Starts every informer. Resolves once each has listed successfully at least once. */
   async start(): Promise<void> {
-    const core = this.#kc.makeApiClient(CoreV1Api);
-    const net = this.#kc.makeApiClient(NetworkingV1Api);
-    const defs: [
-      ResourceKind,
-      string,
-      () => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>,
-    ][] = [
-      ["Node", "/api/v1/nodes", () => core.listNode()],
-      ["Namespace", "/api/v1/namespaces", () => core.listNamespace()],
-      ["Pod", "/api/v1/pods", () => core.listPodForAllNamespaces()],
-      [
-        "NetworkPolicy",
-        "/apis/networking.k8s.io/v1/networkpolicies",
-        () => net.listNetworkPolicyForAllNamespaces(),
-      ],
+    const defs: [ResourceKind, string][] = [
+      ["Node", "/api/v1/nodes"],
+      ["Namespace", "/api/v1/namespaces"],
+      ["Pod", "/api/v1/pods"],
+      ["NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies"],
     ];
-    for (const [kind, path, list] of defs) {
+    const transform = this.#transform;
+    for (const [kind, path] of defs) {
       // What makeInformer builds, kept as a ListWatch for its resource version.
-      const transform = this.#transform;
-      const informer =
-        transform === undefined
-          ? new ListWatch<KubernetesObject>(path, new Watch(this.#kc), list, false)
-          : new ListWatch<KubernetesObject>(
-              path,
-              new TransformingWatch(this.#kc, (o) => transform(kind, o)),
-              async () => {
-                const r = await list();
-                return { ...r, items: r.items.map((o) => transform(kind, o)) };
-              },
-              false,
-            );
+      const t = transform === undefined ? undefined : (o: KubernetesObject) => transform(kind, o);
+      const informer = new ListWatch<KubernetesObject>(
+        path,
+        t === undefined ? new Watch(this.#kc) : new TransformingWatch(this.#kc, t),
+        () => listPaged(this.#kc, path, this.#pageSize, t),
+        false,
+      );
       const item: Supervised = { kind, informer, failures: 0, timer: undefined, synced: false };
       informer.on("add", (o) => {
         this.#hooks.onEvent(kind, "add", o);
