@@ -100,6 +100,8 @@ export interface LabStoreOptions {
 interface Table {
   readonly info: ResourceInfo;
   readonly objects: Map<string, JsonObject>;
+  /** The keys in order, kept until a key is added or removed (a 100,000-pod list is paged). */
+  sortedKeys?: string[] | undefined;
 }
 
 function keyOf(namespace: string | undefined, name: string): string {
@@ -226,8 +228,13 @@ export class LabStore {
     return obj;
   }
 
+  #sortedKeys(table: Table): string[] {
+    table.sortedKeys ??= [...table.objects.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return table.sortedKeys;
+  }
+
   #sorted(table: Table): [string, JsonObject][] {
-    return [...table.objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.#sortedKeys(table).map((k) => [k, table.objects.get(k) as JsonObject]);
   }
 
   /**
@@ -243,24 +250,43 @@ export class LabStore {
     const limit = options?.limit;
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 0))
       throw badRequest(`limit must be a non-negative integer, got ${limit}`);
-    const matching = this.#sorted(table).filter(
-      ([k, o]) => (after === undefined || k > after) && matchesFilter(info, f, o),
-    );
-    const page =
-      limit !== undefined && limit > 0 && matching.length > limit ? matching.slice(0, limit) : matching;
+    // From the first key after the continue token; a page costs its own objects, not the table's.
+    const keys = this.#sortedKeys(table);
+    let lo = 0;
+    if (after !== undefined) {
+      let hi = keys.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if ((keys[mid] as string) <= after) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    const max = limit !== undefined && limit > 0 ? limit : Infinity;
+    const page: [string, JsonObject][] = [];
+    let i = lo;
+    for (; i < keys.length && page.length < max; i++) {
+      const k = keys[i] as string;
+      const o = table.objects.get(k) as JsonObject;
+      if (matchesFilter(info, f, o)) page.push([k, o]);
+    }
+    let remaining = 0;
+    if (f.namespace === undefined && f.labels.requirements.length === 0 && f.fields.requirements.length === 0)
+      remaining = keys.length - i;
+    else
+      for (; i < keys.length; i++)
+        if (matchesFilter(info, f, table.objects.get(keys[i] as string) as JsonObject)) remaining++;
     const result: ListResult = {
+      // Stored objects are deep-frozen: a shallow copy without kind and apiVersion is enough.
       items: page.map(([, o]) => {
-        const item = cloneJson(o);
-        delete item.kind;
-        delete item.apiVersion;
+        const { kind: _kind, apiVersion: _apiVersion, ...item } = o;
         return item;
       }),
       resourceVersion: this.resourceVersion,
     };
-    if (page.length < matching.length) {
+    if (remaining > 0) {
       const last = page[page.length - 1];
       if (last !== undefined) result.continue = encodeContinue(last[0], this.#watch.resourceVersionNumber);
-      result.remainingItemCount = matching.length - page.length;
+      result.remainingItemCount = remaining;
     }
     return result;
   }
@@ -305,6 +331,7 @@ export class LabStore {
     m.resourceVersion = this.#watch.next();
     const stored = deepFreeze(canonical(info, obj));
     table.objects.set(key, stored);
+    table.sortedKeys = undefined;
     this.#watch.record(info, "ADDED", stored, undefined);
     return cloneJson(stored);
   }
@@ -383,6 +410,7 @@ export class LabStore {
     }
     m.resourceVersion = this.#watch.next();
     const stored = deepFreeze(canonical(info, next));
+    if (!table.objects.has(key)) table.sortedKeys = undefined;
     table.objects.set(key, stored);
     this.#watch.record(info, "MODIFIED", stored, old);
     return cloneJson(stored);
@@ -479,6 +507,7 @@ export class LabStore {
 
   #remove(table: Table, key: string, old: JsonObject): JsonObject {
     table.objects.delete(key);
+    table.sortedKeys = undefined;
     this.#admission.released(table.info, old);
     const gone = cloneJson(old);
     (gone.metadata as JsonObject).resourceVersion = this.#watch.next();
