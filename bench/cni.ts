@@ -9,6 +9,8 @@
  * straight from this process while its thread sits in the node's network namespace (no nsenter,
  * no shell). Prints p50/p99 side by side with ratios, the CPU time each invocation used (user +
  * system, from getrusage: what a busy machine distorts least), and the issue's targets.
+ * `--trace` runs skein-cni's sequential ADDs and DELs with SKEIN_CNI_TRACE=1 and prints, per
+ * step, the median time since the process started: how much of a verb is Node's start-up.
  * `--baseline PATH` adds another skein-cni build (its installed `skein-cni`, e.g. a release's
  * dist/cni-install/skein-cni) to the same run, for before/after comparisons.
  */
@@ -145,8 +147,27 @@ const main = async (): Promise<void> => {
       parallel: { type: "string" },
       rounds: { type: "string" },
       baseline: { type: "string" },
+      trace: { type: "boolean" },
     },
   });
+  const traceOn = values.trace === true;
+  /** Step label → ms since process start, one sample per traced invocation, by verb. */
+  const traces = { ADD: new Map<string, number[]>(), DEL: new Map<string, number[]>() };
+  const noteTrace = (verb: "ADD" | "DEL", stderr: string): void => {
+    for (const m of stderr.matchAll(
+      /^skein-cni: ([\d.]+) ms (.*?)(?: \(node bootstrap took ([\d.]+) ms\))?$/gm,
+    )) {
+      const label = (m[2] ?? "").replace(/^(ADD|DEL) /, "").replace(/skn[0-9a-f]+/g, "<veth>");
+      const at = traces[verb].get(label) ?? [];
+      at.push(Number(m[1]));
+      traces[verb].set(label, at);
+      if (m[3] !== undefined) {
+        const boot = traces[verb].get("node bootstrap complete") ?? [];
+        boot.push(Number(m[3]));
+        traces[verb].set("node bootstrap complete", boot);
+      }
+    }
+  };
   const runs = positiveInteger("runs", values.runs, 100);
   const parallel = positiveInteger("parallel", values.parallel, 32);
   const rounds = positiveInteger("rounds", values.rounds, 3);
@@ -264,8 +285,10 @@ const main = async (): Promise<void> => {
         const s = samplesOf(plugin);
         const pod = newPod();
         const config = plugin.config(pod);
-        const added = invokeSync(node, plugin, cniEnv("ADD", pod, pod), config);
+        const traced = traceOn && plugin === skein ? { SKEIN_CNI_TRACE: "1" } : undefined;
+        const added = invokeSync(node, plugin, cniEnv("ADD", pod, pod, traced), config);
         const result = mustSucceed(added, `${plugin.name} ADD`);
+        if (traced !== undefined) noteTrace("ADD", added.stderr);
         s.add.push(added.ms);
         s.cpu.add.push(added.cpuMs ?? Number.NaN);
         const withPrev = { ...config, prevResult: result };
@@ -273,8 +296,9 @@ const main = async (): Promise<void> => {
         mustSucceed(checked, `${plugin.name} CHECK`);
         s.check.push(checked.ms);
         s.cpu.check.push(checked.cpuMs ?? Number.NaN);
-        const deleted = invokeSync(node, plugin, cniEnv("DEL", pod, pod), withPrev);
+        const deleted = invokeSync(node, plugin, cniEnv("DEL", pod, pod, traced), withPrev);
         mustSucceed(deleted, `${plugin.name} DEL`);
+        if (traced !== undefined) noteTrace("DEL", deleted.stderr);
         s.del.push(deleted.ms);
         s.cpu.del.push(deleted.cpuMs ?? Number.NaN);
         dropPod(pod);
@@ -358,6 +382,12 @@ const main = async (): Promise<void> => {
       "targets: " +
         targets.map(([what, v, max]) => `${what}: ${v.toFixed(1)} ${v <= max ? "met" : "MISSED"}`).join("; "),
     );
+    for (const [verb, steps] of Object.entries(traces)) {
+      if (steps.size === 0) continue;
+      say(`\nskein-cni ${verb}, median ms since process start at each traced step (${runs} runs):`);
+      const rows = [...steps].map(([label, at]) => [label, median(at)] as const).sort((a, b) => a[1] - b[1]);
+      for (const [label, ms] of rows) say(`  ${ms.toFixed(1).padStart(7)}  ${label}`);
+    }
   } finally {
     for (const fn of cleanups.reverse()) {
       try {
