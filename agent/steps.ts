@@ -5,7 +5,7 @@
  * node is programmed). Each says what it depends on (StepRunner skips it while that is unchanged)
  * and acts only through the NodeDatapath.
  */
-import type { EncapMode, OverlayDevice } from "../maps/agent-api.js";
+import type { EncapMode, OverlayDevice, RoutingMode } from "../maps/agent-api.js";
 import { ConfigFlag, type NodeConfig } from "../maps/config.js";
 import { IPCACHE_MAP, type IpcacheEntry } from "../maps/ipcache.js";
 import type { Prefix } from "../maps/net.js";
@@ -43,6 +43,7 @@ export interface StepSettings {
   vxlanDevice: string;
   vxlanPort: number;
   encap: EncapMode;
+  routing: RoutingMode;
   clusterCidrs: readonly string[];
   verdictEvents: boolean;
   bpffsRoot: string;

@@ -11,6 +11,25 @@ export const DEFAULT_AGENT_ADDR = "127.0.0.1:9879";
 export type EncapMode = "bpf" | "device";
 export const ENCAP_MODES: readonly EncapMode[] = ["bpf", "device"];
 
+/**
+ * How pod traffic crosses between nodes (`skein-agent --routing`, ConfigMap key `routing`):
+ * "vxlan" encapsulates it (the source identity travels in the VNI); "native" routes it
+ * unencapsulated by the kernel's routes (direct routes to nodes on the uplink's L2 segment, BGP for
+ * the others) and the receiver takes the source identity from its ipcache. docs/architecture.md.
+ */
+export type RoutingMode = "vxlan" | "native";
+export const ROUTING_MODES: readonly RoutingMode[] = ["vxlan", "native"];
+export const DEFAULT_ROUTING_MODE: RoutingMode = "vxlan";
+
+/** `value` as a RoutingMode. Throws a RangeError naming the accepted values for anything else. */
+export function parseRoutingMode(value: unknown, what = "routing"): RoutingMode {
+  if (typeof value === "string" && (ROUTING_MODES as readonly string[]).includes(value))
+    return value as RoutingMode;
+  throw new RangeError(
+    `${what}: unknown routing mode ${JSON.stringify(value)}; expected one of ${ROUTING_MODES.join(", ")}`,
+  );
+}
+
 /** The node's VXLAN device as the agent set it up. */
 export interface OverlayDevice {
   ifname: string;
@@ -30,6 +49,8 @@ export interface AgentStatus {
   overlay: OverlayDevice | null;
   /** How pod traffic is encapsulated, and the uplink the datapath uses in "bpf" mode. */
   encap: { mode: EncapMode; uplink: string | null };
+  /** How pod traffic crosses between nodes (`--routing`). */
+  routing: RoutingMode;
   nodes: { name: string; internalIp: string; podCidr: string }[];
   skipped: { kind: string; name: string; reason: string; detail: string }[];
   maps: { name: string; entries: number; capacity: number }[];

@@ -100,6 +100,7 @@ describe("agent: the reconcile loop against a fake datapath and the lab API serv
       vxlanDevice: "skn_vxlan",
       vxlanPort: 4789,
       encap: "bpf",
+      routing: "vxlan",
       clusterCidrs: [],
       datapath: {},
       verdictEvents: false,
