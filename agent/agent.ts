@@ -29,7 +29,7 @@ import { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
 import { KernelDatapath } from "./node/kernel-datapath.js";
 import { StepError, StepRunner } from "./step-runner.js";
-import { MapChanges, nodeSteps, type NodeState, type NodeStep, type Pass } from "./steps.js";
+import { MapChanges, initialNodeState, nodeSteps, type NodeState, type NodeStep, type Pass } from "./steps.js";
 
 export interface AgentOptions {
   nodeName: string;
@@ -106,7 +106,7 @@ export class Agent {
   #stopped = false;
   #ready = false;
   #notReadyReason = "starting";
-  readonly #node: NodeState = { overlay: null, uplink: null, config: null, configWrites: 0 };
+  readonly #node: NodeState = initialNodeState();
   #lastReconcile: { at: string; durationMs: number } | null = null;
   #fullResync = true;
   #readyWaiters: (() => void)[] = [];
@@ -438,6 +438,7 @@ export class Agent {
       overlay: this.#node.overlay,
       encap: { mode: this.options.encap, uplink: this.#node.uplink },
       routing: this.options.routing,
+      nodeRoutes: [...this.#node.nodeRoutes],
       nodes: [...this.#nodes.values()],
       skipped: [...this.#skipped.values()],
       maps:

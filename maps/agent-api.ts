@@ -30,6 +30,26 @@ export function parseRoutingMode(value: unknown, what = "routing"): RoutingMode 
   );
 }
 
+/**
+ * Where a node's pod CIDR route came from: "direct" (the agent's, native mode, same L2 segment),
+ * "bgp" (BIRD), "vxlan" (through the VXLAN device), "other" (someone else's), "none" (no route).
+ */
+export type NodeRouteSource = "direct" | "bgp" | "vxlan" | "other" | "none";
+
+/** One node's pod CIDR route in this node's main table (GET /v1/status `nodeRoutes`). */
+export interface NodeRoute {
+  node: string;
+  podCidr: string;
+  /** The gateway, null for a device route or none. */
+  via: string | null;
+  dev: string | null;
+  /** The route's protocol as `ip route` names it ("94" is Skein's, "bird" BIRD's). */
+  protocol: string | null;
+  source: NodeRouteSource;
+  /** For "bgp": the peer the route was learned from, when known. */
+  peer?: string;
+}
+
 /** The node's VXLAN device as the agent set it up. */
 export interface OverlayDevice {
   ifname: string;
@@ -51,6 +71,8 @@ export interface AgentStatus {
   encap: { mode: EncapMode; uplink: string | null };
   /** How pod traffic crosses between nodes (`--routing`). */
   routing: RoutingMode;
+  /** Every other node's pod CIDR route as the last pass saw it, sorted by node name. */
+  nodeRoutes: NodeRoute[];
   nodes: { name: string; internalIp: string; podCidr: string }[];
   skipped: { kind: string; name: string; reason: string; detail: string }[];
   maps: { name: string; entries: number; capacity: number }[];
