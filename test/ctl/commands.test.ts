@@ -288,10 +288,13 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
         body.nodes.map(({ route: _route, ...n }) => n),
         [n1(), n2()].map((n) => ({ name: n.name, internalIp: n.ip, podCidr: n.podCidr, self: n === n2() })),
       );
-      assert.deepEqual(body.nodes[0]?.route && { source: body.nodes[0].route.source, dev: body.nodes[0].route.dev }, {
-        source: "vxlan",
-        dev: "skn_vxlan",
-      });
+      assert.deepEqual(
+        body.nodes[0]?.route && { source: body.nodes[0].route.source, dev: body.nodes[0].route.dev },
+        {
+          source: "vxlan",
+          dev: "skn_vxlan",
+        },
+      );
       assert.deepEqual(body.skipped, []);
     });
 
