@@ -105,7 +105,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
     it("table: datapath loaded, our programs on the pod veths, the overlay and the uplink, agent ready, map pressure", async function () {
       const r = await ctl(n1(), ["status", ...nodeFlags(n1())]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, /Datapath: +loaded under .* \(5\/5 programs, 7\/7 maps pinned\)/);
+      assert.match(r.stdout, /Datapath: +loaded under .* \(6\/6 programs, 7\/7 maps pinned\)/);
       for (const p of ["skn_from_pod", "skn_to_pod", "skn_from_vxlan", "skn_to_vxlan", "skn_from_uplink"])
         assert.match(r.stdout, new RegExp(`${p} +\\d+ +[0-9a-f]{16}`));
       const kind = hookKind();
@@ -161,13 +161,15 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
         "skn_from_uplink",
         "skn_from_vxlan",
         "skn_to_pod",
+        "skn_to_uplink",
         "skn_to_vxlan",
       ]);
       for (const p of s.datapath.programs) {
         assert.ok(p.id > 0 && /^[0-9a-f]{16}$/.test(p.tag), JSON.stringify(p));
         assert.equal(
           p.attachedTo,
-          p.name.includes("vxlan") || p.name.includes("uplink") ? 1 : 2,
+          // skn_to_uplink runs only with --routing native.
+          p.name === "skn_to_uplink" ? 0 : p.name.includes("vxlan") || p.name.includes("uplink") ? 1 : 2,
           `${p.name} on the overlay or the uplink once, on each of 2 pod veths`,
         );
       }
