@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { listLinks } from "../../loader/index.js";
-import { MetricsMap } from "../../maps/metrics.js";
+import { MetricsMap, REASONS } from "../../maps/metrics.js";
 import { PINNED_MAPS } from "../../maps/pins.js";
 import type { LabNode } from "../../lab/lab.js";
 import { eventually } from "../helpers/lab.js";
@@ -511,7 +511,11 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       const all = json<unknown[]>(
         (await ctl(n1(), ["map", "dump", "skn_metrics", "--all", "-o", "json", ...nodeFlags(n1())])).stdout,
       );
-      assert.equal(all.length, 14 * 2 + 2 + 1, "every reason × direction, two policy slots, events lost");
+      assert.equal(
+        all.length,
+        REASONS.length * 2 + 2 + 1,
+        "every reason × direction, two policy slots, events lost",
+      );
       const t = await ctl(n1(), ["map", "dump", "metrics", ...nodeFlags(n1())]);
       assert.match(t.stdout, /^fwd_overlay +egress +forward +\d+ +\d+$/m);
       assert.match(t.stdout, /summed over CPUs/);
