@@ -19,7 +19,7 @@ import {
 } from "../maps/policy.js";
 import { CONNTRACK_MAP } from "../maps/conntrack.js";
 import type { DatapathOptions } from "../maps/datapath/spec.js";
-import { ENCAP_MODES, type AgentStatus, type EncapMode } from "../maps/agent-api.js";
+import { ENCAP_MODES, type AgentStatus, type EncapMode, type RoutingMode } from "../maps/agent-api.js";
 import { MapReconciler } from "../maps/reconciler.js";
 import type { PolicySource } from "../policy/source.js";
 import { ClusterWatch, type ResourceKind, type WatchEventType } from "./k8s/watch.js";
@@ -29,7 +29,14 @@ import { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
 import { KernelDatapath } from "./node/kernel-datapath.js";
 import { StepError, StepRunner } from "./step-runner.js";
-import { MapChanges, nodeSteps, type NodeState, type NodeStep, type Pass } from "./steps.js";
+import {
+  MapChanges,
+  initialNodeState,
+  nodeSteps,
+  type NodeState,
+  type NodeStep,
+  type Pass,
+} from "./steps.js";
 
 export interface AgentOptions {
   nodeName: string;
@@ -45,6 +52,12 @@ export interface AgentOptions {
    * both ways). "device": pod traffic goes through the VXLAN device. Node traffic always does.
    */
   encap: EncapMode;
+  /**
+   * "vxlan": pod traffic to other nodes is encapsulated (by `encap`). "native": it is routed
+   * unencapsulated by the kernel's routes; the datapath's load-time setting `routingNative` must
+   * agree (agent/main.ts sets both).
+   */
+  routing: RoutingMode;
   /** Pod address space of the whole cluster; the union of nodes' pod CIDRs when empty. */
   clusterCidrs: string[];
   datapath: DatapathOptions;
@@ -100,7 +113,7 @@ export class Agent {
   #stopped = false;
   #ready = false;
   #notReadyReason = "starting";
-  readonly #node: NodeState = { overlay: null, uplink: null, config: null, configWrites: 0 };
+  readonly #node: NodeState = initialNodeState();
   #lastReconcile: { at: string; durationMs: number } | null = null;
   #fullResync = true;
   #readyWaiters: (() => void)[] = [];
@@ -431,6 +444,8 @@ export class Agent {
       podCidr: own?.podCidr ?? null,
       overlay: this.#node.overlay,
       encap: { mode: this.options.encap, uplink: this.#node.uplink },
+      routing: this.options.routing,
+      nodeRoutes: [...this.#node.nodeRoutes],
       nodes: [...this.#nodes.values()],
       skipped: [...this.#skipped.values()],
       maps:

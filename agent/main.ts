@@ -9,6 +9,9 @@
  *   --vxlan-device NAME     (default skn_vxlan)      --vxlan-port N (default 4789)
  *   --encap bpf|device      pod traffic encapsulated by the datapath straight onto the uplink
  *                           (default), or through the VXLAN device
+ *   --routing vxlan|native  how pod traffic crosses between nodes: VXLAN (default), or native
+ *                           routing without encapsulation (routes to nodes on the uplink's L2
+ *                           segment, BGP for the others; docs/architecture.md)
  *   --cluster-cidr CIDR,..  cluster pod space (default: union of nodes' pod CIDRs)
  *   --service-cidr CIDR     the Service ClusterIP range: pod egress to it is judged on the backend
  *                           after kube-proxy's translation (default: none, judged on the ClusterIP);
@@ -23,7 +26,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "./k8s/client.js";
 import { parse as parseYaml } from "yaml";
-import { DEFAULT_AGENT_ADDR } from "../maps/agent-api.js";
+import { DEFAULT_AGENT_ADDR, DEFAULT_ROUTING_MODE, parseRoutingMode } from "../maps/agent-api.js";
 import { DEFAULT_BPFFS_ROOT } from "../maps/pins.js";
 import { Agent, ENCAP_MODES, type EncapMode } from "./agent.js";
 import { DEFAULT_CNI_CONF_DIR } from "./cni-config.js";
@@ -43,6 +46,7 @@ const flags = {
   "vxlan-device": { type: "string" },
   "vxlan-port": { type: "string" },
   encap: { type: "string" },
+  routing: { type: "string" },
   "cluster-cidr": { type: "string" },
   "service-cidr": { type: "string" },
   "health-addr": { type: "string" },
@@ -100,6 +104,8 @@ async function main(): Promise<number> {
   const encap = str("encap", "bpf");
   if (!(ENCAP_MODES as readonly string[]).includes(encap))
     throw new Error(`--encap: expected one of ${ENCAP_MODES.join(", ")}, got ${encap}`);
+  // Checked before anything touches the node: a bad value leaves the running datapath as it is.
+  const routing = parseRoutingMode(get("routing") ?? DEFAULT_ROUTING_MODE, "--routing (config key routing)");
   const log = createLogger(str("log-level", "info") as Level).with({ component: "agent" });
   const nodeName = str("node-name", process.env.NODE_NAME ?? hostname());
   const kc = new KubeConfig();
@@ -121,13 +127,14 @@ async function main(): Promise<number> {
     vxlanDevice: str("vxlan-device", DEFAULT_VXLAN_DEVICE),
     vxlanPort: int("vxlan-port", DEFAULT_VXLAN_PORT) ?? DEFAULT_VXLAN_PORT,
     encap: encap as EncapMode,
+    routing,
     clusterCidrs: str("cluster-cidr", "")
       .split(",")
       .filter((c) => c !== ""),
     datapath: {
       ...(policyMapEntries === undefined ? {} : { policyMapEntries }),
       ...(typeof bpfObject === "string" ? { objectPath: bpfObject } : {}),
-      ...(serviceCidr === "" ? {} : { settings: { serviceCidr } }),
+      settings: { ...(serviceCidr === "" ? {} : { serviceCidr }), routingNative: routing === "native" },
     },
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,

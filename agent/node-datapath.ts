@@ -4,7 +4,7 @@
  * the CNI conflist. agent/node/kernel-datapath.ts implements it over this network namespace and
  * bpffs; the fake in test/agent/ records calls, so the loop is testable without privileges.
  */
-import type { OverlayDevice } from "../maps/agent-api.js";
+import type { NodeRoute, OverlayDevice } from "../maps/agent-api.js";
 import type { ConflistInput } from "../maps/cni-conflist.js";
 import type { NodeConfig } from "../maps/config.js";
 import type { PinnedLoadReport } from "../maps/datapath/pinned.js";
@@ -15,6 +15,7 @@ import type { PolicyEntry, PolicyKey } from "../maps/policy.js";
 import type { MapPort } from "../maps/reconciler.js";
 import type { TcDirection } from "../loader/index.js";
 import type { Uplink } from "./node/overlay.js";
+import type { RoutedNode } from "./node/native-routes.js";
 
 export type { Uplink };
 
@@ -67,10 +68,29 @@ export interface NodeDatapath {
   ensureForwardingSysctls(overlayIfname: string): void;
   /** from_vxlan/to_vxlan on the VXLAN device. Throws SysError. */
   attachOverlayPrograms(ifname: string): void;
-  /** from_uplink on the uplink (encap "bpf"). Throws SysError. */
-  attachUplinkPrograms(ifname: string): void;
-  /** Removes Skein's uplink program from `ifname`, if there. Throws SysError. */
+  /**
+   * from_uplink on the uplink's ingress (encap "bpf", native routing); with `native`, to_uplink on
+   * its egress too, else Skein's egress program removed. Throws SysError.
+   */
+  attachUplinkPrograms(ifname: string, native?: boolean): void;
+  /** Removes Skein's uplink programs (both directions) from `ifname`, if there. Throws SysError. */
   detachUplinkPrograms(ifname: string): void;
+  /** The uplink's connected IPv4 prefixes (native routing's on-link test). Throws IpCommandError. */
+  connectedPrefixes(ifname: string): Promise<Prefix[]>;
+  /**
+   * Native routing: routes with Skein's protocol exactly `podCidr via internalIp dev uplink` for
+   * `direct`, their neighbours managed; `previousNeighbours` the last call's. Throws IpCommandError.
+   */
+  syncNativeRoutes(
+    uplink: string,
+    nodeIp: string,
+    direct: readonly RoutedNode[],
+    previousNeighbours: readonly string[],
+  ): Promise<{ added: string[]; removed: string[]; neighbours: string[] }>;
+  /** Removes every route with Skein's protocol (leaving native mode). Throws IpCommandError. */
+  removeNativeRoutes(): Promise<string[]>;
+  /** Each node's pod CIDR route in the main table and its source. Throws IpCommandError. */
+  nodeRoutes(nodes: readonly RoutedNode[], overlayIfname: string): Promise<NodeRoute[]>;
   /** Makes the routes through `ifname` exactly `podCidrs`. Throws IpCommandError. */
   syncOverlayRoutes(
     ifname: string,

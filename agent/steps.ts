@@ -5,7 +5,7 @@
  * node is programmed). Each says what it depends on (StepRunner skips it while that is unchanged)
  * and acts only through the NodeDatapath.
  */
-import type { EncapMode, OverlayDevice } from "../maps/agent-api.js";
+import type { EncapMode, NodeRoute, OverlayDevice, RoutingMode } from "../maps/agent-api.js";
 import { ConfigFlag, type NodeConfig } from "../maps/config.js";
 import { IPCACHE_MAP, type IpcacheEntry } from "../maps/ipcache.js";
 import type { Prefix } from "../maps/net.js";
@@ -17,6 +17,7 @@ import type { NodeView, PodView } from "./k8s/views.js";
 import { errorFields, type Logger } from "./log.js";
 import type { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
+import { classifyNodes } from "./node/native-routes.js";
 import type { Step } from "./step-runner.js";
 
 /** What one pass works from: the cluster's nodes as the watch last saw them. */
@@ -37,12 +38,35 @@ export interface NodeState {
   config: NodeConfig | null;
   /** Counts the overlay step's writes of skn_config: the on-link flag is decided anew after each. */
   configWrites: number;
+  /** The uplink's MTU: the pods' in native routing. */
+  uplinkMtu: number | null;
+  /** Native routing: the remote nodes not on the uplink's L2 segment, whose routes are BGP's. */
+  routedNodes: readonly NodeView[];
+  /** Native routing: the neighbour entries the routes step keeps managed (direct nodes). */
+  nativeNeighbours: readonly string[];
+  /** Every remote node's pod CIDR route, as the routes step last read it. */
+  nodeRoutes: readonly NodeRoute[];
+}
+
+/** A NodeState before the first pass. */
+export function initialNodeState(): NodeState {
+  return {
+    overlay: null,
+    uplink: null,
+    config: null,
+    configWrites: 0,
+    uplinkMtu: null,
+    routedNodes: [],
+    nativeNeighbours: [],
+    nodeRoutes: [],
+  };
 }
 
 export interface StepSettings {
   vxlanDevice: string;
   vxlanPort: number;
   encap: EncapMode;
+  routing: RoutingMode;
   clusterCidrs: readonly string[];
   verdictEvents: boolean;
   bpffsRoot: string;
@@ -125,10 +149,14 @@ export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): N
       });
       datapath.attachOverlayPrograms(overlay.ifname);
       datapath.ensureForwardingSysctls(overlay.ifname);
-      const direct = settings.encap === "bpf";
+      // Native routing keeps the VXLAN device: nodes still in vxlan mode send to it (a mixed cluster
+      // while nodes switch), and from_uplink decapsulates their packets for local pods.
+      const native = settings.routing === "native";
+      const direct = settings.encap === "bpf" || native;
       // The uplink's program is in place before the config tells from_pod to use the uplink, and
       // (switching back to "device") removed only after the config stopped it.
-      if (direct) datapath.attachUplinkPrograms(uplink.ifname);
+      if (direct) datapath.attachUplinkPrograms(uplink.ifname, native);
+      node.uplinkMtu = uplink.mtu;
       // The on-link flag is decided by its own step, once the remote nodes are known.
       node.config = {
         vxlanIfindex: overlay.ifindex,
@@ -151,27 +179,71 @@ export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): N
         mtu: overlay.mtu,
         uplink: uplink.ifname,
         encap: settings.encap,
+        routing: settings.routing,
       });
       return true;
     },
   };
 }
 
-/** Routes to the other nodes' pod CIDRs through the VXLAN device. */
-export function routesStep({ datapath, node, log }: StepEnv): NodeStep {
+/**
+ * Routes to the other nodes' pod CIDRs. vxlan: through the VXLAN device. native: `podCidr via
+ * nodeIp dev uplink` (protocol 94) for the nodes on the uplink's L2 segment; the others are BGP's
+ * (node.routedNodes). Either way the other mode's routes are removed, and the resulting route of
+ * every node is read back for the status (node.nodeRoutes).
+ */
+export function routesStep({ datapath, node, settings, log }: StepEnv): NodeStep {
   return {
     name: "routes",
     target: "routes",
     // The node's own address is the routes' `src`: a moved InternalIP rewrites them at once.
-    key: ({ own, remote }) => `${own.internalIp}|${remote.map((n) => n.podCidr).join(",")}`,
+    key: ({ own, remote }) =>
+      `${own.internalIp}|${node.uplink ?? ""}|${remote.map((n) => `${n.name},${n.internalIp},${n.podCidr}`).join(";")}`,
     async apply({ own, remote }) {
-      const r = await datapath.syncOverlayRoutes(
-        overlayOf(node).ifname,
-        own.internalIp,
-        remote.map((n) => n.podCidr),
-      );
-      if (r.added.length + r.removed.length > 0)
-        log.info("overlay routes", { added: r.added.join(","), removed: r.removed.join(",") });
+      const overlay = overlayOf(node).ifname;
+      if (settings.routing === "native") {
+        const uplink = node.uplink;
+        if (uplink === null) throw new Error("native routing without an uplink");
+        const classes = classifyNodes(await datapath.connectedPrefixes(uplink), remote);
+        const r = await datapath.syncNativeRoutes(
+          uplink,
+          own.internalIp,
+          classes.direct,
+          node.nativeNeighbours,
+        );
+        node.nativeNeighbours = r.neighbours;
+        node.routedNodes = classes.routed;
+        const vx = await datapath.syncOverlayRoutes(overlay, own.internalIp, []);
+        if (r.added.length + r.removed.length + vx.removed.length > 0)
+          log.info("native routes", {
+            added: r.added.join(","),
+            removed: r.removed.join(","),
+            vxlanRemoved: vx.removed.join(","),
+          });
+        if (classes.routed.length > 0)
+          log.info("nodes off the uplink's segment: their routes come from BGP", {
+            nodes: classes.routed.map((n) => `${n.name}=${n.internalIp}`).join(","),
+          });
+      } else {
+        const r = await datapath.syncOverlayRoutes(
+          overlay,
+          own.internalIp,
+          remote.map((n) => n.podCidr),
+        );
+        const native = await datapath.removeNativeRoutes();
+        node.routedNodes = [];
+        if (r.added.length + r.removed.length + native.length > 0)
+          log.info("overlay routes", {
+            added: r.added.join(","),
+            removed: r.removed.join(","),
+            nativeRemoved: native.join(","),
+          });
+      }
+      try {
+        node.nodeRoutes = await datapath.nodeRoutes(remote, overlay);
+      } catch (err) {
+        log.warn("cannot read the node routes back for the status", errorFields(err));
+      }
       return true;
     },
   };
@@ -333,9 +405,9 @@ export function conflistStep({ datapath, node, settings, log }: StepEnv): NodeSt
     keepOnResync: true,
     // Only once every map holds what the cluster says.
     afterAll: true,
-    key: ({ own }) => `${own.podCidr}|${overlayOf(node).mtu}`,
+    key: ({ own }) => `${own.podCidr}|${podMtu(node, settings)}`,
     apply({ own }) {
-      const mtu = overlayOf(node).mtu;
+      const mtu = podMtu(node, settings);
       const path = datapath.writeConflist({
         podCidr: own.podCidr,
         bpffsRoot: settings.bpffsRoot,
@@ -346,6 +418,15 @@ export function conflistStep({ datapath, node, settings, log }: StepEnv): NodeSt
       return true;
     },
   };
+}
+
+/** Pods' MTU: the uplink's with native routing (no encapsulation), the VXLAN device's otherwise. */
+function podMtu(node: NodeState, settings: StepSettings): number {
+  if (settings.routing === "native") {
+    if (node.uplinkMtu === null) throw new Error("no uplink MTU yet");
+    return node.uplinkMtu;
+  }
+  return overlayOf(node).mtu;
 }
 
 function report({ log, metrics }: StepEnv, map: string, r: ApplyResult, capacity: number): void {

@@ -5,7 +5,9 @@
  *   skn_to_pod       host veth, TC egress      packets the host stack delivers to a pod
  *   skn_from_vxlan   VXLAN device, TC ingress  packets arriving from other nodes
  *   skn_to_vxlan     VXLAN device, TC egress   host traffic towards other nodes' pods
- *   skn_from_uplink  uplink, TC ingress        VXLAN for local pods, decapsulated here (encap bpf)
+ *   skn_from_uplink  uplink, TC ingress        VXLAN for local pods, decapsulated here (encap bpf);
+ *                                              native routing: unencapsulated packets for local pods
+ *   skn_to_uplink    uplink, TC egress         native routing: local pods' flows the stack routed
  *
  * Every packet a program decides on is counted under exactly one reason (skn_from_uplink leaves
  * what is not its own uncounted; skn_to_vxlan does not count again what skn_from_pod sent).
@@ -21,6 +23,7 @@
 #include "lib/events.h"
 #include "lib/overlay.h"
 #include "lib/services.h"
+#include "lib/native.h"
 #include "maps/config.h"
 #include "maps/decision.h"
 #include "maps/endpoints.h"
@@ -166,11 +169,36 @@ static __always_inline int skn_deliver_local(struct __sk_buff *skb, const struct
 	                   rule_id, peer);
 }
 
-/* To another node: tunnel key (the VNI carries the source identity), inner MACs, the VXLAN device. */
+/* To another node without encapsulation (native routing): by the kernel's FIB, towards `node_ip_be`'s
+ * pods; what the FIB cannot send directly goes to the stack. */
+static __always_inline int skn_route_native(struct __sk_buff *skb, const struct skn_flow *f, __u32 node_ip_be,
+                                            const struct skn_config *cfg)
+{
+	__u32 ifindex = 0;
+	int action;
+
+	/* skn_to_uplink must not take this packet for one the stack routed. */
+	skb->mark = SKN_MARK_ENCAPPED;
+	action = skn_native_route(skb, &f->pkt, cfg ? cfg->vxlan_ifindex : 0, &ifindex);
+	if (action == SKN_NATIVE_TO_STACK) {
+		skb->mark = 0;
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, node_ip_be, 0,
+		                   f->rule_id, f->dst_identity);
+	}
+	return skn_verdict(skb, action, SKN_R_FWD_NATIVE, SKN_DIR_EGRESS, ifindex, node_ip_be, 0, f->rule_id,
+	                   f->dst_identity);
+}
+
+/* To another node: tunnel key (the VNI carries the source identity), inner MACs, the VXLAN device.
+ * With native routing, unencapsulated instead. */
 static __always_inline int skn_encap(struct __sk_buff *skb, const struct skn_flow *f, __u32 tunnel_ip_be,
                                      __u32 identity)
 {
 	const struct skn_config *cfg = skn_config_get();
+
+	/* A load-time constant: the verifier keeps one of the two paths. */
+	if (skn_settings.routing_native)
+		return skn_route_native(skb, f, tunnel_ip_be, cfg);
 
 	if (!cfg || !cfg->vxlan_ifindex)
 		return skn_drop_flow(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS, f);
@@ -416,6 +444,63 @@ int skn_from_vxlan(struct __sk_buff *skb)
 }
 
 /*
+ * Native routing, TC ingress of the uplink: an unencapsulated packet for a pod here. There is no VNI:
+ * the source identity comes from the ipcache, by the source address, and the address must live
+ * behind the node the frame came from (its previous hop, lib/native.h): a remote pod's address from
+ * its own node, never this node's addresses or pods from outside. Then conntrack, ingress policy for
+ * new flows, delivery. Packets of flows the stack translated here (Services), and everything not
+ * for a local pod, go on to the stack.
+ */
+static __always_inline int skn_from_native(struct __sk_buff *skb)
+{
+	const struct skn_ipcache_entry *src, *dst;
+	const struct skn_endpoint *dst_ep;
+	struct skn_flow f = {};
+	enum skn_ct_status ct;
+	int ok;
+	__u16 proto = skn_eth_proto(skb, &ok);
+
+	if (!ok || proto != bpf_htons(ETH_P_IP) ||
+	    skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
+		return TC_ACT_OK;
+	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
+	if (!dst_ep)
+		return TC_ACT_OK;
+	src = skn_ipcache_lookup(f.pkt.saddr_be);
+	f.src_identity = src ? src->identity : SKN_ID_WORLD;
+	f.src_cidr = src ? src->cidr_identity : 0;
+	if (src && src->tunnel_ip_be) {
+		if (!skn_native_from_node(skb, src->tunnel_ip_be))
+			return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_INGRESS, &f);
+	} else if (src && src->identity != SKN_ID_WORLD) {
+		/* This node, its pods or its pod CIDR, from outside. */
+		return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_INGRESS, &f);
+	}
+
+	ct = skn_ct_lookup(&f.pkt, &f.ct);
+	if (ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY) {
+		/* The reply of a flow the stack translated here (a Service): through the stack. */
+		if (skn_ct_via_stack(&f.ct))
+			return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0,
+			                   f.src_identity);
+		return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, 0, f.src_identity);
+	}
+	if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt))
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0,
+		                   f.src_identity);
+	dst = skn_ipcache_lookup(f.pkt.daddr_be);
+	f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
+	if (ct == SKN_CT_NEW) {
+		if (!skn_ingress_allows(skb, &f, dst))
+			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
+		if (!f.pkt.is_icmp_error)
+			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id,
+			              src ? src->tunnel_ip_be : 0, 1);
+	}
+	return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, f.rule_id, f.src_identity);
+}
+
+/*
  * TC ingress of the uplink, when the datapath encapsulates itself: VXLAN for a pod on this node is
  * decapsulated here and handed to the pod, skipping the UDP socket and the VXLAN device. Everything
  * else (other traffic, VXLAN for the node itself) goes on to the stack untouched and uncounted.
@@ -426,11 +511,14 @@ int skn_from_uplink(struct __sk_buff *skb)
 	const struct skn_config *cfg = skn_config_get();
 	struct skn_vxlan_rx rx;
 
-	if (!cfg || !cfg->uplink_ifindex ||
-	    !skn_vxlan_rx_parse(skb, cfg->node_ip_be, skn_config_vxlan_port_be(cfg), &rx))
-		return TC_ACT_OK;
-	return skn_from_overlay(skb, sizeof(struct ethhdr) + sizeof(struct skn_vxlan_encap),
-	                        rx.outer_saddr_be, rx.vni, 1);
+	if (cfg && cfg->uplink_ifindex &&
+	    skn_vxlan_rx_parse(skb, cfg->node_ip_be, skn_config_vxlan_port_be(cfg), &rx))
+		return skn_from_overlay(skb, sizeof(struct ethhdr) + sizeof(struct skn_vxlan_encap),
+		                        rx.outer_saddr_be, rx.vni, 1);
+	/* A node routing natively still takes VXLAN from nodes that encapsulate (above). */
+	if (skn_settings.routing_native)
+		return skn_from_native(skb);
+	return TC_ACT_OK;
 }
 
 /*
@@ -510,4 +598,43 @@ int skn_to_vxlan(struct __sk_buff *skb)
 		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
 	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_OVERLAY, SKN_DIR_EGRESS, 0, dst->tunnel_ip_be, identity,
 	                   0, dst->identity);
+}
+
+/*
+ * Native routing, TC egress of the uplink: a local pod's packet the host stack routed out, which
+ * happens only to a flow the stack translated (a Service) or one from_pod left to it. Conntrack
+ * remembers the flow so that its replies go back through the stack, and a new flow is judged by the
+ * pod's egress policy on the translated destination. from_pod's own packets (marked) and everything
+ * else pass uncounted.
+ */
+SEC("tc")
+int skn_to_uplink(struct __sk_buff *skb)
+{
+	const struct skn_ipcache_entry *src, *dst;
+	struct skn_pkt p = {};
+	int ok, verdict;
+	__u16 proto;
+
+	if (!skn_settings.routing_native)
+		return TC_ACT_OK;
+	if (skb->mark == SKN_MARK_ENCAPPED) {
+		/* from_pod routed it and counted it. */
+		skb->mark = 0;
+		return TC_ACT_OK;
+	}
+	proto = skn_eth_proto(skb, &ok);
+	if (!ok || proto != bpf_htons(ETH_P_IP) ||
+	    skn_parse_ipv4(skb, sizeof(struct ethhdr), &p) != SKN_PARSE_OK)
+		return TC_ACT_OK;
+	if (!skn_endpoint_lookup(p.saddr_be))
+		return TC_ACT_OK;
+	src = skn_ipcache_lookup(p.saddr_be);
+	dst = skn_ipcache_lookup(p.daddr_be);
+	if (!src || !dst)
+		return TC_ACT_OK;
+	verdict = skn_stack_to_overlay(skb, &p, src, dst);
+	if (verdict >= 0)
+		return verdict;
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_NATIVE, SKN_DIR_EGRESS, 0, dst->tunnel_ip_be, 0, 0,
+	                   dst->identity);
 }

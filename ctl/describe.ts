@@ -37,6 +37,7 @@ export const REASON_TEXT: Readonly<Record<Reason, string>> = {
   drop_no_tunnel: "no tunnel endpoint known for a remote destination",
   drop_fragment: "non-first fragment on an enforced endpoint",
   drop_tunnel_key: "tunnel metadata missing or unusable",
+  fwd_native: "routed unencapsulated towards another node (native routing)",
 };
 
 /** The text of a reason by name; undefined for a name the datapath does not have. */

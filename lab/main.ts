@@ -1,10 +1,12 @@
 /**
  * npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
+ *   [--routing vxlan|native]   how pod traffic crosses between nodes (agent --routing; default vxlan)
  *   [--service-proxy kube-proxy [--proxy-mode iptables|nftables]]   a demo Service through kube-proxy's rules
  * npm run lab -- teardown [--id ID | --all]              remove a kept lab
  * npm run lab -- status [--id ID]                         what a kept lab holds
  */
 import { parseArgs } from "node:util";
+import { DEFAULT_ROUTING_MODE, parseRoutingMode } from "../maps/agent-api.js";
 import { WORLD_IP, Lab, type LabNode, type LabPod } from "./lab.js";
 import { PROXY_MODES, type ProxyMode } from "./kube-proxy.js";
 import { connectivityMatrix, renderMatrix, runLimited, summarize, type Path } from "./matrix.js";
@@ -23,6 +25,7 @@ async function up(values: {
   id?: string;
   "service-proxy"?: string;
   "proxy-mode"?: string;
+  routing?: string;
 }): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces, BPF, bpffs)");
   const nodes = Number(values.nodes ?? 2);
@@ -37,8 +40,12 @@ async function up(values: {
   const proxyMode = values["proxy-mode"] ?? "iptables";
   if (!(PROXY_MODES as readonly string[]).includes(proxyMode))
     throw new Error(`--proxy-mode must be one of ${PROXY_MODES.join(", ")}, not ${proxyMode}`);
+  const routing = parseRoutingMode(values.routing ?? DEFAULT_ROUTING_MODE, "--routing");
   // The agents need the Service CIDR to judge egress into it after kube-proxy's translation.
-  const agentArgs = serviceProxy === undefined ? [] : [`--service-cidr=${DEMO_SERVICE_CIDR}`];
+  const agentArgs = [
+    `--routing=${routing}`,
+    ...(serviceProxy === undefined ? [] : [`--service-cidr=${DEMO_SERVICE_CIDR}`]),
+  ];
   const started = performance.now();
   const lab = await Lab.create({
     ...(values.id === undefined ? {} : { id: values.id }),
@@ -50,7 +57,7 @@ async function up(values: {
   let ok = false;
   let proxy: ServiceProxy | undefined;
   try {
-    say(`lab ${lab.id}: underlay ${lab.state.subnet}, API server ${lab.state.api?.url}`);
+    say(`lab ${lab.id}: underlay ${lab.state.subnet}, API server ${lab.state.api?.url}, routing ${routing}`);
     const labNodes: LabNode[] = [];
     for (let i = 0; i < nodes; i++) {
       const n = await lab.addNode({ waitReady: false, agentArgs });
@@ -286,6 +293,8 @@ const USAGE = `usage:
   npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
       [--service-proxy kube-proxy [--proxy-mode iptables|nftables]]
                                                         and a demo Service through kube-proxy's rules
+      [--routing vxlan|native]                          pod traffic between nodes: VXLAN (default)
+                                                        or routed without encapsulation
   npm run lab -- teardown [--id ID | --all]              remove a kept lab
   npm run lab -- status [--id ID]                         what a kept lab holds
 `;
@@ -311,6 +320,7 @@ function parseLabArgs() {
       all: { type: "boolean" },
       "service-proxy": { type: "string" },
       "proxy-mode": { type: "string" },
+      routing: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,

@@ -11,6 +11,45 @@ export const DEFAULT_AGENT_ADDR = "127.0.0.1:9879";
 export type EncapMode = "bpf" | "device";
 export const ENCAP_MODES: readonly EncapMode[] = ["bpf", "device"];
 
+/**
+ * How pod traffic crosses between nodes (`skein-agent --routing`, ConfigMap key `routing`):
+ * "vxlan" encapsulates it (the source identity travels in the VNI); "native" routes it
+ * unencapsulated by the kernel's routes (direct routes to nodes on the uplink's L2 segment, BGP for
+ * the others) and the receiver takes the source identity from its ipcache. docs/architecture.md.
+ */
+export type RoutingMode = "vxlan" | "native";
+export const ROUTING_MODES: readonly RoutingMode[] = ["vxlan", "native"];
+export const DEFAULT_ROUTING_MODE: RoutingMode = "vxlan";
+
+/** `value` as a RoutingMode. Throws a RangeError naming the accepted values for anything else. */
+export function parseRoutingMode(value: unknown, what = "routing"): RoutingMode {
+  if (typeof value === "string" && (ROUTING_MODES as readonly string[]).includes(value))
+    return value as RoutingMode;
+  throw new RangeError(
+    `${what}: unknown routing mode ${JSON.stringify(value)}; expected one of ${ROUTING_MODES.join(", ")}`,
+  );
+}
+
+/**
+ * Where a node's pod CIDR route came from: "direct" (the agent's, native mode, same L2 segment),
+ * "bgp" (BIRD), "vxlan" (through the VXLAN device), "other" (someone else's), "none" (no route).
+ */
+export type NodeRouteSource = "direct" | "bgp" | "vxlan" | "other" | "none";
+
+/** One node's pod CIDR route in this node's main table (GET /v1/status `nodeRoutes`). */
+export interface NodeRoute {
+  node: string;
+  podCidr: string;
+  /** The gateway, null for a device route or none. */
+  via: string | null;
+  dev: string | null;
+  /** The route's protocol as `ip route` names it ("94" is Skein's, "bird" BIRD's). */
+  protocol: string | null;
+  source: NodeRouteSource;
+  /** For "bgp": the peer the route was learned from, when known. */
+  peer?: string;
+}
+
 /** The node's VXLAN device as the agent set it up. */
 export interface OverlayDevice {
   ifname: string;
@@ -30,6 +69,10 @@ export interface AgentStatus {
   overlay: OverlayDevice | null;
   /** How pod traffic is encapsulated, and the uplink the datapath uses in "bpf" mode. */
   encap: { mode: EncapMode; uplink: string | null };
+  /** How pod traffic crosses between nodes (`--routing`). */
+  routing: RoutingMode;
+  /** Every other node's pod CIDR route as the last pass saw it, sorted by node name. */
+  nodeRoutes: NodeRoute[];
   nodes: { name: string; internalIp: string; podCidr: string }[];
   skipped: { kind: string; name: string; reason: string; detail: string }[];
   maps: { name: string; entries: number; capacity: number }[];

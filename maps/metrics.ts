@@ -29,6 +29,7 @@ export const REASONS = [
   "drop_no_tunnel",
   "drop_fragment",
   "drop_tunnel_key",
+  "fwd_native",
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

@@ -23,6 +23,11 @@ export interface DatapathSettings {
    * pod into it is judged after the node translated it, on the backend (bpf/lib/services.h).
    */
   serviceCidr: string;
+  /**
+   * Native routing (`--routing native`): from_pod routes remote pods' packets unencapsulated by
+   * the kernel's FIB, and from_uplink delivers native packets for local pods (bpf/lib/native.h).
+   */
+  routingNative: boolean;
 }
 
 export const DEFAULT_SETTINGS: DatapathSettings = {
@@ -32,6 +37,7 @@ export const DEFAULT_SETTINGS: DatapathSettings = {
   ctOtherS: 60,
   recordDecisions: false,
   serviceCidr: "",
+  routingNative: false,
 };
 
 /** Bytes of skn_settings (the start of .rodata). */
@@ -45,7 +51,7 @@ export const settingsLayout = layout("skn_settings", SETTINGS_SIZE, [
   { name: "record_decisions", offset: 16, size: 4 },
   { name: "service_net_be", offset: 20, size: 4 },
   { name: "service_prefix_len", offset: 24, size: 4 },
-  { name: "_pad", offset: 28, size: 4 },
+  { name: "routing_native", offset: 28, size: 4 },
 ]);
 
 /** Throws RangeError for a malformed serviceCidr. */
@@ -63,6 +69,7 @@ export function encodeSettings(s: DatapathSettings): Buffer {
     writeIPv4(b, 20, p.ip);
     b.writeUInt32LE(p.length, 24);
   }
+  b.writeUInt32LE(s.routingNative ? 1 : 0, 28);
   return b;
 }
 
@@ -76,5 +83,6 @@ export function decodeSettings(bytes: Uint8Array): DatapathSettings {
     ctOtherS: b.readUInt32LE(12),
     recordDecisions: b.readUInt32LE(16) !== 0,
     serviceCidr: prefixLength === 0 ? "" : `${readIPv4(b, 20)}/${prefixLength}`,
+    routingNative: b.readUInt32LE(28) !== 0,
   };
 }

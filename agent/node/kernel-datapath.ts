@@ -2,12 +2,15 @@
  * The NodeDatapath of a real node: the pinned datapath under a bpffs root (maps/datapath/), the
  * overlay plumbing of this network namespace (overlay.ts), the conflist in the CNI config dir.
  */
+import { listRoutes } from "../../loader/index.js";
+import type { NodeRoute } from "../../maps/agent-api.js";
 import { ConfigMap, type NodeConfig } from "../../maps/config.js";
 import { ConntrackMap } from "../../maps/conntrack.js";
 import {
   attachPinned,
   detachPinned,
   moveAttachmentsToReplacements,
+  NATIVE_UPLINK_PROGRAMS,
   UPLINK_PROGRAMS,
   VXLAN_PROGRAMS,
 } from "../../maps/datapath/attach.js";
@@ -29,6 +32,13 @@ import {
   tunnelEndpointsOnLink,
   uplinkFor,
 } from "./overlay.js";
+import {
+  connectedPrefixes,
+  describeNodeRoutes,
+  removeNativeRoutes,
+  syncNativeRoutes,
+  type RoutedNode,
+} from "./native-routes.js";
 
 export interface KernelDatapathOptions {
   bpffsRoot: string;
@@ -71,12 +81,24 @@ export class KernelDatapath implements NodeDatapath {
     attachPinned(this.#root, ifname, VXLAN_PROGRAMS);
   }
 
-  attachUplinkPrograms(ifname: string): void {
-    attachPinned(this.#root, ifname, UPLINK_PROGRAMS);
+  attachUplinkPrograms(ifname: string, native = false): void {
+    if (native) attachPinned(this.#root, ifname, NATIVE_UPLINK_PROGRAMS);
+    else {
+      attachPinned(this.#root, ifname, UPLINK_PROGRAMS);
+      detachPinned(ifname, { egress: NATIVE_UPLINK_PROGRAMS.egress });
+    }
   }
 
   detachUplinkPrograms(ifname: string): void {
-    detachPinned(ifname, UPLINK_PROGRAMS);
+    detachPinned(ifname, NATIVE_UPLINK_PROGRAMS);
+  }
+
+  connectedPrefixes = connectedPrefixes;
+  syncNativeRoutes = syncNativeRoutes;
+  removeNativeRoutes = removeNativeRoutes;
+
+  async nodeRoutes(nodes: readonly RoutedNode[], overlayIfname: string): Promise<NodeRoute[]> {
+    return describeNodeRoutes(nodes, await listRoutes(), overlayIfname);
   }
 
   writeConflist(input: ConflistInput): string {

@@ -49,7 +49,9 @@ enum skn_dir {
 /* The gateway every pod routes through; answered by from_pod's ARP responder. */
 #define SKN_GATEWAY_IP_BE bpf_htonl(0xa9fe0101) /* 169.254.1.1 */
 
-/* skb->mark bits Skein uses; one value, so other users of the mark are left alone. */
+/* skb->mark bits Skein uses; one value, so other users of the mark are left alone. from_pod sets it
+ * on a packet it already decided on and counted (encapsulated for the VXLAN device, or routed
+ * natively out of the uplink), so the device's egress program lets it pass. */
 #define SKN_MARK_ENCAPPED 0x5e1c0001u
 
 #endif

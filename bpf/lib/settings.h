@@ -16,7 +16,9 @@ struct skn_settings {
 	 * translated by the node (kube-proxy), so their egress policy is judged after translation. */
 	__u32 service_net_be;
 	__u32 service_prefix_len;
-	__u32 _pad;
+	/* 1: native routing. from_pod routes remote pods' packets unencapsulated by the kernel's FIB,
+	 * from_uplink delivers them (lib/native.h); 0: VXLAN, and the native code is pruned. */
+	__u32 routing_native;
 };
 SKN_STATIC_ASSERT(sizeof(struct skn_settings) == 32, "settings layout");
 
@@ -29,6 +31,7 @@ const volatile struct skn_settings skn_settings = {
 	.record_decisions = 0,
 	.service_net_be = 0,
 	.service_prefix_len = 0,
+	.routing_native = 0,
 };
 
 #endif

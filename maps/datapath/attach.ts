@@ -94,4 +94,6 @@ export async function moveAttachmentsToReplacements(
 
 export const VXLAN_PROGRAMS = { ingress: PROGRAMS.fromVxlan, egress: PROGRAMS.toVxlan } as const;
 export const UPLINK_PROGRAMS = { ingress: PROGRAMS.fromUplink } as const;
+/** Native routing: the uplink's egress too (a local pod's flows the stack routed, skn_to_uplink). */
+export const NATIVE_UPLINK_PROGRAMS = { ingress: PROGRAMS.fromUplink, egress: PROGRAMS.toUplink } as const;
 export const POD_PROGRAMS = { ingress: PROGRAMS.fromPod, egress: PROGRAMS.toPod } as const;

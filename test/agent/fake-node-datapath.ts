@@ -3,7 +3,9 @@
  * at that moment), keeps skn_config, the conflist and the ipcache/policy maps in memory, and throws
  * injected errors on demand.
  */
-import type { OverlayDevice } from "../../maps/agent-api.js";
+import type { NodeRoute, OverlayDevice } from "../../maps/agent-api.js";
+import { parsePrefix } from "../../maps/net.js";
+import type { RoutedNode } from "../../agent/node/native-routes.js";
 import type { ConflistInput } from "../../maps/cni-conflist.js";
 import { vxlanMacFor, type NodeConfig } from "../../maps/config.js";
 import type { PinnedLoadReport } from "../../maps/datapath/pinned.js";
@@ -188,8 +190,61 @@ export class FakeNodeDatapath implements NodeDatapath {
     this.#call("attachOverlayPrograms", ifname);
   }
 
-  attachUplinkPrograms(ifname: string): void {
-    this.#call("attachUplinkPrograms", ifname);
+  attachUplinkPrograms(ifname: string, native = false): void {
+    if (native) this.#call("attachUplinkPrograms", ifname, "native");
+    else this.#call("attachUplinkPrograms", ifname);
+  }
+
+  /** What connectedPrefixes answers (the uplink's prefixes). */
+  connected: string[] = ["10.0.0.0/24"];
+
+  connectedPrefixes(ifname: string): Promise<Prefix[]> {
+    return this.#async(() => {
+      this.#call("connectedPrefixes", ifname);
+      return this.connected.map((c) => parsePrefix(c));
+    });
+  }
+
+  syncNativeRoutes(
+    uplink: string,
+    nodeIp: string,
+    direct: readonly RoutedNode[],
+    previousNeighbours: readonly string[],
+  ): Promise<{ added: string[]; removed: string[]; neighbours: string[] }> {
+    return this.#async(() => {
+      this.#call(
+        "syncNativeRoutes",
+        uplink,
+        nodeIp,
+        direct.map((n) => `${n.podCidr}>${n.internalIp}`).join(","),
+        previousNeighbours.join(","),
+      );
+      return {
+        added: direct.map((n) => n.podCidr),
+        removed: [],
+        neighbours: direct.map((n) => n.internalIp),
+      };
+    });
+  }
+
+  removeNativeRoutes(): Promise<string[]> {
+    return this.#async(() => {
+      this.#call("removeNativeRoutes");
+      return [];
+    });
+  }
+
+  nodeRoutes(nodes: readonly RoutedNode[], overlayIfname: string): Promise<NodeRoute[]> {
+    return this.#async(() =>
+      nodes.map((n) => ({
+        node: n.name,
+        podCidr: n.podCidr,
+        via: null,
+        dev: overlayIfname,
+        protocol: null,
+        source: "vxlan" as const,
+      })),
+    );
   }
 
   detachUplinkPrograms(ifname: string): void {

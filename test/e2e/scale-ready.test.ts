@@ -160,6 +160,7 @@ describe("e2e: ready only when programmed, at 10,000 pods and 1,000 policies", f
         vxlanDevice: "skn_vxlan",
         vxlanPort: 4789,
         encap: "bpf",
+        routing: "vxlan",
         clusterCidrs: [],
         datapath: { policyMapEntries: 262144 },
         verdictEvents: false,
