@@ -29,7 +29,14 @@ import { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
 import { KernelDatapath } from "./node/kernel-datapath.js";
 import { StepError, StepRunner } from "./step-runner.js";
-import { MapChanges, initialNodeState, nodeSteps, type NodeState, type NodeStep, type Pass } from "./steps.js";
+import {
+  MapChanges,
+  initialNodeState,
+  nodeSteps,
+  type NodeState,
+  type NodeStep,
+  type Pass,
+} from "./steps.js";
 
 export interface AgentOptions {
   nodeName: string;

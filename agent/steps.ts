@@ -205,7 +205,12 @@ export function routesStep({ datapath, node, settings, log }: StepEnv): NodeStep
         const uplink = node.uplink;
         if (uplink === null) throw new Error("native routing without an uplink");
         const classes = classifyNodes(await datapath.connectedPrefixes(uplink), remote);
-        const r = await datapath.syncNativeRoutes(uplink, own.internalIp, classes.direct, node.nativeNeighbours);
+        const r = await datapath.syncNativeRoutes(
+          uplink,
+          own.internalIp,
+          classes.direct,
+          node.nativeNeighbours,
+        );
         node.nativeNeighbours = r.neighbours;
         node.routedNodes = classes.routed;
         const vx = await datapath.syncOverlayRoutes(overlay, own.internalIp, []);

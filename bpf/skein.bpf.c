@@ -182,8 +182,8 @@ static __always_inline int skn_route_native(struct __sk_buff *skb, const struct 
 	action = skn_native_route(skb, &f->pkt, cfg ? cfg->vxlan_ifindex : 0, &ifindex);
 	if (action == SKN_NATIVE_TO_STACK) {
 		skb->mark = 0;
-		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, node_ip_be, 0, f->rule_id,
-		                   f->dst_identity);
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, node_ip_be, 0,
+		                   f->rule_id, f->dst_identity);
 	}
 	return skn_verdict(skb, action, SKN_R_FWD_NATIVE, SKN_DIR_EGRESS, ifindex, node_ip_be, 0, f->rule_id,
 	                   f->dst_identity);
@@ -460,7 +460,8 @@ static __always_inline int skn_from_native(struct __sk_buff *skb)
 	int ok;
 	__u16 proto = skn_eth_proto(skb, &ok);
 
-	if (!ok || proto != bpf_htons(ETH_P_IP) || skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
+	if (!ok || proto != bpf_htons(ETH_P_IP) ||
+	    skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
 		return TC_ACT_OK;
 	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
 	if (!dst_ep)
@@ -480,18 +481,21 @@ static __always_inline int skn_from_native(struct __sk_buff *skb)
 	if (ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY) {
 		/* The reply of a flow the stack translated here (a Service): through the stack. */
 		if (skn_ct_via_stack(&f.ct))
-			return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0, f.src_identity);
+			return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0,
+			                   f.src_identity);
 		return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, 0, f.src_identity);
 	}
 	if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt))
-		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0, f.src_identity);
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0,
+		                   f.src_identity);
 	dst = skn_ipcache_lookup(f.pkt.daddr_be);
 	f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
 	if (ct == SKN_CT_NEW) {
 		if (!skn_ingress_allows(skb, &f, dst))
 			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
-			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, src ? src->tunnel_ip_be : 0, 1);
+			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id,
+			              src ? src->tunnel_ip_be : 0, 1);
 	}
 	return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, f.rule_id, f.src_identity);
 }
@@ -619,7 +623,8 @@ int skn_to_uplink(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	proto = skn_eth_proto(skb, &ok);
-	if (!ok || proto != bpf_htons(ETH_P_IP) || skn_parse_ipv4(skb, sizeof(struct ethhdr), &p) != SKN_PARSE_OK)
+	if (!ok || proto != bpf_htons(ETH_P_IP) ||
+	    skn_parse_ipv4(skb, sizeof(struct ethhdr), &p) != SKN_PARSE_OK)
 		return TC_ACT_OK;
 	if (!skn_endpoint_lookup(p.saddr_be))
 		return TC_ACT_OK;

@@ -41,8 +41,8 @@ static __always_inline int skn_ipv4_dec_ttl(struct __sk_buff *skb, __u32 l3_off)
  * SKN_NATIVE_TO_STACK when the stack must take it: no route, the TTL runs out, the packet is too
  * big for the device (the stack answers with the ICMP error), or a route through `skip_ifindex`.
  */
-static __always_inline int skn_native_route(struct __sk_buff *skb, const struct skn_pkt *p, __u32 skip_ifindex,
-                                            __u32 *ifindex)
+static __always_inline int skn_native_route(struct __sk_buff *skb, const struct skn_pkt *p,
+                                            __u32 skip_ifindex, __u32 *ifindex)
 {
 	struct bpf_fib_lookup fib = {};
 	struct iphdr ip;

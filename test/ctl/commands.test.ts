@@ -262,7 +262,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       assert.match(
         t.stdout,
         new RegExp(
-          `^${n1().name} +${n1().ip.replaceAll(".", "\\.")} +${n1().podCidr.replaceAll(".", "\\.")}$`,
+          `^${n1().name} +${n1().ip.replaceAll(".", "\\.")} +${n1().podCidr.replaceAll(".", "\\.")} +dev skn_vxlan +vxlan$`,
           "m",
         ),
       );
@@ -274,13 +274,26 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       const j = await ctl(n2(), ["node", "list", "-o", "json", ...nodeFlags(n2())]);
       const body = json<{
         node: string;
-        nodes: { name: string; internalIp: string; podCidr: string; self: boolean }[];
+        nodes: {
+          name: string;
+          internalIp: string;
+          podCidr: string;
+          self: boolean;
+          route: { source: string; dev: string | null } | null;
+        }[];
         skipped: unknown[];
       }>(j.stdout);
       assert.equal(body.node, n2().name);
       assert.deepEqual(
-        body.nodes,
+        body.nodes.map(({ route: _route, ...n }) => n),
         [n1(), n2()].map((n) => ({ name: n.name, internalIp: n.ip, podCidr: n.podCidr, self: n === n2() })),
+      );
+      assert.deepEqual(
+        body.nodes[0]?.route && { source: body.nodes[0].route.source, dev: body.nodes[0].route.dev },
+        {
+          source: "vxlan",
+          dev: "skn_vxlan",
+        },
       );
       assert.deepEqual(body.skipped, []);
     });

@@ -8,6 +8,9 @@
  * probed ports, and kube-proxy's rules for them (lab/kube-proxy.ts, iptables mode, kept equal to the
  * API by lab/service-proxy.ts) are in both nodes: every TCP and UDP matrix is probed a second time,
  * in the same pass, through the ClusterIPs (same node and cross node), with the same expectation.
+ *
+ * SKEIN_ROUTING=native runs the same catalogue with the agents in native routing (no encapsulation;
+ * default vxlan).
  */
 import assert from "node:assert/strict";
 import type { V1NetworkPolicy } from "@kubernetes/client-node";
@@ -20,8 +23,11 @@ import { describeMismatches, playScenario, type ScenarioCluster } from "../netpo
 import { scenarios } from "../netpol/scenarios.js";
 import type { Probe } from "../netpol/scenario-types.js";
 import { useLab } from "../helpers/lab.js";
+import { parseRoutingMode } from "../../maps/agent-api.js";
 
 const PROBE_TIMEOUT_MS = 800;
+/** The agents' --routing: SKEIN_ROUTING, vxlan when unset. */
+const ROUTING = parseRoutingMode(process.env.SKEIN_ROUTING ?? "vxlan", "SKEIN_ROUTING");
 /** The lab API server's default --service-cidr, told to the agents. */
 const SERVICE_CIDR = "10.96.0.0/16";
 const CLUSTER_CIDR = "10.244.0.0/16";
@@ -97,14 +103,14 @@ class LabCluster implements ScenarioCluster {
   }
 }
 
-describe("e2e: netpol conformance on the lab (real packets, two nodes)", function () {
+describe(`e2e: netpol conformance on the lab (real packets, two nodes, routing ${ROUTING})`, function () {
   this.timeout(600000);
   let proxy: ServiceProxy | undefined;
   // Registered before useLab's: after hooks run in order, so the watches end before the lab does.
   after(async () => {
     await proxy?.stop();
   });
-  const fx = useLab(2, { agentArgs: [`--service-cidr=${SERVICE_CIDR}`] });
+  const fx = useLab(2, { agentArgs: [`--service-cidr=${SERVICE_CIDR}`, `--routing=${ROUTING}`] });
   const cluster = new LabCluster(fx);
 
   before(async function () {
