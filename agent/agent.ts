@@ -28,6 +28,7 @@ import { errorFields, type Logger } from "./log.js";
 import { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
 import { KernelDatapath } from "./node/kernel-datapath.js";
+import type { BgpRouting } from "./routing/bgp.js";
 import { StepError, StepRunner } from "./step-runner.js";
 import {
   MapChanges,
@@ -58,6 +59,11 @@ export interface AgentOptions {
    * agree (agent/main.ts sets both).
    */
   routing: RoutingMode;
+  /**
+   * Native routing's BGP (BIRD under the agent); absent: no BGP (direct routes only, or vxlan).
+   * The agent starts it with the first pass and stops it in stop().
+   */
+  bgp?: BgpRouting;
   /** Pod address space of the whole cluster; the union of nodes' pod CIDRs when empty. */
   clusterCidrs: string[];
   datapath: DatapathOptions;
@@ -175,6 +181,7 @@ export class Agent {
         pods: () => this.#pods.values(),
         podAt: (ip) => this.#podAt(ip),
         changes: this.#changes,
+        bgp: this.options.bgp,
       }),
       (step, durationMs) => {
         if (step.target !== undefined)
@@ -445,7 +452,11 @@ export class Agent {
       overlay: this.#node.overlay,
       encap: { mode: this.options.encap, uplink: this.#node.uplink },
       routing: this.options.routing,
-      nodeRoutes: [...this.#node.nodeRoutes],
+      nodeRoutes: this.#node.nodeRoutes.map((r) => {
+        const peer = r.source === "bgp" ? this.options.bgp?.peerOf(r.podCidr) : undefined;
+        return peer === undefined ? r : { ...r, peer };
+      }),
+      bgp: this.options.bgp?.status() ?? null,
       nodes: [...this.#nodes.values()],
       skipped: [...this.#skipped.values()],
       maps:
@@ -470,7 +481,12 @@ export class Agent {
     return out;
   }
 
-  /** Stops watching and closes the maps. The datapath stays as it is. */
+  /** Reads what the status shows from outside the process (BIRD's sessions). Never throws. */
+  async refreshStatus(): Promise<void> {
+    await this.options.bgp?.refresh();
+  }
+
+  /** Stops watching and closes the maps, and ends BIRD. The datapath and the routes stay as they are. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
@@ -481,5 +497,6 @@ export class Agent {
     this.#opened = undefined;
     this.metrics.datapath = undefined;
     opened?.maps.close();
+    await this.options.bgp?.stop();
   }
 }
