@@ -483,7 +483,20 @@ export class Agent {
 
   /** Reads what the status shows from outside the process (BIRD's sessions). Never throws. */
   async refreshStatus(): Promise<void> {
-    await this.options.bgp?.refresh();
+    const bgp = this.options.bgp;
+    if (bgp === undefined) return;
+    await bgp.refresh();
+    // BGP routes come and go without a pass: read the node routes again.
+    const overlay = this.#node.overlay;
+    if (overlay === null || this.#opened === undefined) return;
+    const remote = [...this.#nodes.values()]
+      .filter((n) => n.name !== this.options.nodeName)
+      .sort((a, b) => a.name.localeCompare(b.name));
+    try {
+      this.#node.nodeRoutes = await this.#datapath.nodeRoutes(remote, overlay.ifname);
+    } catch (err) {
+      this.#log.warn("cannot read the node routes for the status", errorFields(err));
+    }
   }
 
   /** Stops watching and closes the maps, and ends BIRD. The datapath and the routes stay as they are. */

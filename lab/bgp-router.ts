@@ -16,6 +16,8 @@ export interface RouterConfigInput {
   routerId: string;
   asn: number;
   clients: readonly RouterClient[];
+  /** Dynamic neighbours: any address of `prefix` may connect (the router listens on `local`). */
+  ranges?: readonly { prefix: string; local: string }[];
   /** Prefixes announced from a blackhole static route (a misbehaving peer, for tests). */
   extraPrefixes?: readonly string[];
 }
@@ -46,6 +48,17 @@ export function renderRouterConfig(input: RouterConfigInput): string {
       "  rr client;",
       "  graceful restart on;",
       "  connect retry time 5;",
+      "  ipv4 { import all; export all; };",
+      "}",
+    );
+  for (const [i, r] of (input.ranges ?? []).entries())
+    lines.push(
+      `protocol bgp rack${i} {`,
+      `  local ${r.local} as ${input.asn};`,
+      `  neighbor range ${r.prefix} as ${input.asn};`,
+      `  dynamic name "rack${i}_";`,
+      "  rr client;",
+      "  graceful restart on;",
       "  ipv4 { import all; export all; };",
       "}",
     );

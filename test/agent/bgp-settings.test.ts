@@ -3,6 +3,11 @@
  * file and from --bgp-* flags, and that everything else is refused with the field's name.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import {
   AS_TRANS,
@@ -190,5 +195,41 @@ describe("agent: BGP settings", function () {
         }
       }),
     );
+  });
+
+  it("skein-agent refuses bad BGP settings at start, naming the field, before touching anything", function () {
+    this.timeout(120000);
+    const main = join(dirname(fileURLToPath(import.meta.url)), "../../agent/main.js");
+    const dir = mkdtempSync(join(tmpdir(), "skein-bgp-cfg-"));
+    try {
+      const cases: [string, string[], RegExp][] = [
+        ["routing: native\nbgp:\n  asn: 0\n  mesh: true\n", [], /bgp\.asn: ASN out of range/],
+        [
+          "routing: native\nbgp:\n  asn: 64512\n  peers:\n    - {address: 192.0.2.999, asn: 65000}\n",
+          [],
+          /bgp\.peers\[0\]\.address: unparsable peer address/,
+        ],
+        ["routing: native\n", ["--bgp-asn=4294967296", "--bgp-mesh"], /--bgp-asn: ASN out of range/],
+        ["routing: vxlan\nbgp: {asn: 64512, mesh: true}\n", [], /bgp: BGP needs native routing/],
+        ["routing: bgp\n", [], /unknown routing mode "bgp"/],
+      ];
+      for (const [yaml, args, pattern] of cases) {
+        const file = join(dir, "agent.yaml");
+        writeFileSync(file, yaml);
+        // A kubeconfig that does not exist: the settings are refused before it is read.
+        const r = spawnSync(
+          process.execPath,
+          [main, `--config=${file}`, "--kubeconfig=/nonexistent", ...args],
+          {
+            encoding: "utf8",
+            timeout: 20000,
+          },
+        );
+        assert.equal(r.status, 1, `${yaml}: exit ${String(r.status)} ${r.stderr}`);
+        assert.match(r.stderr, pattern);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
