@@ -44,7 +44,8 @@ async function up(values: {
     throw new Error(`--proxy-mode must be one of ${PROXY_MODES.join(", ")}, not ${proxyMode}`);
   const routing = parseRoutingMode(values.routing ?? DEFAULT_ROUTING_MODE, "--routing");
   const racks = Number(values.racks ?? 1);
-  if (!Number.isInteger(racks) || racks < 1 || racks > 4) throw new Error(`--racks must be 1..4, not ${values.racks}`);
+  if (!Number.isInteger(racks) || racks < 1 || racks > 4)
+    throw new Error(`--racks must be 1..4, not ${values.racks}`);
   if (racks > 1 && routing !== "native")
     throw new Error("--racks needs --routing native (the racks are routed by BGP, not an overlay)");
   // The agents need the Service CIDR to judge egress into it after kube-proxy's translation.
@@ -383,7 +384,8 @@ async function waitBgpRoutes(lab: Lab, labNodes: readonly LabNode[]): Promise<vo
         say(
           `node ${n.name}: routes ${routes.map((r) => `${r.podCidr} ${r.source}${r.peer === undefined ? "" : `(${r.peer})`}`).join(", ")}; BGP ${(status.bgp?.sessions ?? []).map((x) => `${x.peer} ${x.state}`).join(", ")}`,
         );
-        if (missing.length > 0) say(`node ${n.name}: no route yet to ${missing.map((r) => r.podCidr).join(", ")}`);
+        if (missing.length > 0)
+          say(`node ${n.name}: no route yet to ${missing.map((r) => r.podCidr).join(", ")}`);
         break;
       }
       await new Promise((r) => setTimeout(r, 500));

@@ -163,7 +163,9 @@ export async function buildRacks(record: LabRecord, count: number, asn: number):
       netns: netnsPath(router),
     });
   }
-  await ipBatch([`route add default via ${underlayAddr(s.subnet, HOST.world)}`], { netns: netnsPath(router) });
+  await ipBatch([`route add default via ${underlayAddr(s.subnet, HOST.world)}`], {
+    netns: netnsPath(router),
+  });
   await ip(["netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
   const via = routerAddr(s.subnet);
   for (const sn of subnets.slice(1)) {

@@ -116,7 +116,13 @@ export class BgpRouting {
       asn: this.settings.asn,
       routerId: this.#routerId,
       mesh: this.settings.mesh,
-      bird: { pid: d.pid, running: d.running, restarts: d.restarts, lastExit: d.lastExit, error: this.#error },
+      bird: {
+        pid: d.pid,
+        running: d.running,
+        restarts: d.restarts,
+        lastExit: d.lastExit,
+        error: this.#error,
+      },
       sessions,
       rejected: [...d.rejected],
     };
