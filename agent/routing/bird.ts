@@ -230,17 +230,28 @@ export class BirdDaemon {
     else log.debug("bird", { line: msg });
   }
 
-  /** Ends BIRD (SIGTERM; SIGKILL after 5 s). Its kernel routes stay (`persist`). Idempotent. */
+  /**
+   * Ends BIRD for a restart (`birdc graceful restart`): it closes its sessions without a
+   * notification, so peers keep this node's routes (stale, for the graceful-restart time) until
+   * the next BIRD is back, and its kernel routes stay (`persist`). SIGTERM, then SIGKILL, when it
+   * does not go within 5 s. Idempotent.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
     this.#restartTimer = undefined;
     const child = this.#child;
     if (child === undefined) return;
-    child.kill("SIGTERM");
-    const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+    try {
+      await birdc(this.socket, ["graceful", "restart"], this.#o.birdcPath, 3000);
+    } catch {
+      child.kill("SIGTERM");
+    }
+    const term = setTimeout(() => child.kill("SIGTERM"), 5000);
+    const kill = setTimeout(() => child.kill("SIGKILL"), 8000);
     await this.#exited;
-    clearTimeout(t);
+    clearTimeout(term);
+    clearTimeout(kill);
   }
 }
 

@@ -304,4 +304,70 @@ describe("e2e: BGP through BIRD across two racks (real BIRD, kernel routing)", f
     assert.ok((await birdRoutes(n.netns)).some((x) => x.dst === other.view.podCidr));
     assert.equal((await pingFor(n.pod, other.podIp, 3, 0.2)).received, 3);
   });
+
+  it("keeps the routes on both sides while the agent restarts BIRD (graceful stop, then a new BIRD on the same directory)", async function () {
+    const n = nodes[0]!;
+    const other = nodes[1]!;
+    const dir0 = join(dir, n.view.name);
+    await n.bird.stop();
+    assert.equal(n.bird.running, false);
+    // The router keeps the stopped node's pod CIDR (graceful restart), the node keeps the other's.
+    const routerRoutes = await birdRoutes(router);
+    assert.ok(
+      routerRoutes.some((r) => r.dst === n.view.podCidr),
+      JSON.stringify(routerRoutes),
+    );
+    assert.ok((await birdRoutes(n.netns)).some((r) => r.dst === other.view.podCidr));
+    assert.equal((await pingFor(n.pod, other.podIp, 5, 0.2)).received, 5);
+    const logs: string[] = [];
+    const again = new BirdDaemon({
+      dir: dir0,
+      netns: netnsPath(n.netns),
+      log: createLogger("debug", (l) => logs.push(l)),
+    });
+    daemons.push(again);
+    assert.equal(await again.apply(nodeConfig(n.view, RACK_A.router, views)), "started");
+    await eventually(
+      "session back",
+      async () => (await again.protocols()).some((p) => p.proto === "BGP" && p.bgpState === "Established"),
+      30000,
+    );
+    assert.equal((await pingFor(n.pod, other.podIp, 3, 0.2)).received, 3);
+  });
+
+  it("meshes the nodes with each other (iBGP across the router) when reconfigured to bgp.mesh without peers", async function () {
+    const daemon = (i: number) => (i === 0 ? daemons.at(-1)! : nodes[i]!.bird);
+    for (const [i, n] of nodes.entries()) {
+      const text = renderBirdConfig({
+        own: n.view,
+        nodes: views,
+        bgp: { asn: ASN, peers: [], mesh: true },
+        uplink: "eth0",
+        scanTimeS: 2,
+        connectRetryS: 1,
+      });
+      assert.equal(await daemon(i).apply(text), "reconfigured");
+    }
+    for (const [i, n] of nodes.entries()) {
+      const other = nodes[1 - i]!;
+      await eventually(
+        `${n.view.name} meshed with ${other.view.name}`,
+        async () =>
+          (await daemon(i).protocols()).some(
+            (p) =>
+              p.name === `skn_node_${other.view.internalIp.replaceAll(".", "_")}` &&
+              p.bgpState === "Established",
+          ),
+        30000,
+      );
+      assert.ok(!(await daemon(i).protocols()).some((p) => p.name.startsWith("skn_peer_")));
+      await eventually(
+        `${n.view.name} has ${other.view.podCidr} from the mesh`,
+        async () => (await birdRoutes(n.netns)).some((r) => r.dst === other.view.podCidr),
+        30000,
+      );
+    }
+    // Forwarding across the router would need the router to know the pod CIDRs too: a mesh alone
+    // suits nodes on one segment (or routers that also peer); docs/deploy.md says so.
+  });
 });
