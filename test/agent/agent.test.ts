@@ -365,6 +365,60 @@ describe("agent: the reconcile loop against a fake datapath and the lab API serv
     assert.equal(fake.named("detachUplinkPrograms").length, 1, "and leaves the datapath as it is");
   });
 
+  it("with --routing native: uplink programs both ways, direct routes for nodes on the uplink's segment, BGP's for the others, pods at the uplink's MTU", async function () {
+    fake.connected = ["198.18.0.0/24"];
+    const agent = makeAgent({ routing: "native" });
+    await agent.start();
+    await agent.whenReady();
+    assert.deepEqual(
+      fake.named("attachUplinkPrograms").map((c) => c.what),
+      ["attachUplinkPrograms eth0 native"],
+    );
+    assert.ok(fake.config !== undefined && fake.config.uplinkIfindex > 0);
+    assert.deepEqual(
+      fake.named("syncNativeRoutes").map((c) => c.what),
+      [`syncNativeRoutes eth0 ${N1.ip} ${N2.cidr}>${N2.ip} `],
+    );
+    assert.ok(
+      fake
+        .named("syncOverlayRoutes skn_vxlan")
+        .every((c) => c.what === `syncOverlayRoutes skn_vxlan ${N1.ip} `),
+      "no route through the VXLAN device",
+    );
+    assert.deepEqual(
+      fake.conflists.map((c) => c.mtu),
+      [1500],
+      "pods get the uplink's MTU, not the overlay's 1450",
+    );
+    assert.equal(agent.status().routing, "native");
+
+    // A node in another subnet: no direct route; left to BGP.
+    await core.createNode({ body: node({ name: "n3", ip: "198.19.0.13", cidr: "10.244.2.0/24" }) });
+    await waitFor(() => fake.named("syncNativeRoutes").length === 2, "routes synced again");
+    assert.equal(
+      fake.named("syncNativeRoutes")[1]?.what,
+      `syncNativeRoutes eth0 ${N1.ip} ${N2.cidr}>${N2.ip} ${N2.ip}`,
+      "n3 is not direct; the managed neighbour of n2 is kept",
+    );
+  });
+
+  it("with --routing vxlan: the VXLAN routes, native routes removed, pods at the overlay's MTU", async function () {
+    const agent = makeAgent();
+    await agent.start();
+    await agent.whenReady();
+    assert.deepEqual(
+      fake.named("attachUplinkPrograms").map((c) => c.what),
+      ["attachUplinkPrograms eth0"],
+    );
+    assert.equal(fake.named("syncNativeRoutes").length, 0);
+    assert.ok(fake.named("removeNativeRoutes").length > 0);
+    assert.deepEqual(
+      fake.conflists.map((c) => c.mtu),
+      [1450],
+    );
+    assert.equal(agent.status().routing, "vxlan");
+  });
+
   it("decides the on-link flag again after the node moved, and when remote nodes change", async function () {
     const agent = makeAgent();
     await agent.start();
