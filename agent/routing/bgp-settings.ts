@@ -201,9 +201,10 @@ export function parseBgpSettings({ file, flags = {} }: BgpInput): BgpSettings | 
 
 function show(v: unknown): string {
   if (v === undefined) return "nothing";
+  if (typeof v === "function" || typeof v === "symbol" || typeof v === "bigint") return typeof v;
   try {
-    return JSON.stringify(v) ?? String(v);
+    return JSON.stringify(v);
   } catch {
-    return String(v);
+    return "an unprintable value";
   }
 }

@@ -63,7 +63,7 @@ export class BgpRouting {
       return true;
     } catch (err) {
       const f = errorFields(err);
-      this.#error = f.cause === undefined ? f.error : `${f.error}: ${String(f.cause)}`;
+      this.#error = f.cause === undefined ? f.error : `${f.error}: ${f.cause}`;
       this.#log.error("BGP: BIRD could not be configured; retrying", f);
       return false;
     }

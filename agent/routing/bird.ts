@@ -148,7 +148,7 @@ export class BirdDaemon {
     this.#child = child;
     this.#startedAt = Date.now();
     const log = this.#o.log;
-    createInterface({ input: child.stderr! }).on("line", (line) => {
+    createInterface({ input: child.stderr }).on("line", (line) => {
       this.#logLine(line);
     });
     this.#exited = new Promise((resolve) => {

@@ -226,7 +226,7 @@ describe("e2e: BGP through BIRD across two racks (real BIRD, kernel routing)", f
       const r = (await birdRoutes(n.netns)).find((x) => x.dst === other.view.podCidr);
       assert.equal(r?.metric, BGP_ROUTE_METRIC);
       // Learned with the other node as next hop, resolved through the router (`learn`).
-      assert.equal(r?.gateway, i === 0 ? RACK_A.router : RACK_B.router);
+      assert.equal(r.gateway, i === 0 ? RACK_A.router : RACK_B.router);
       const bgp = (await n.bird.protocols()).find((p) => p.proto === "BGP");
       assert.ok(bgp !== undefined);
       assert.equal(bgp.neighborAs, ASN);
@@ -267,7 +267,7 @@ describe("e2e: BGP through BIRD across two racks (real BIRD, kernel routing)", f
     await sleep(500);
     const after = (await n.bird.protocols()).find((p) => p.proto === "BGP");
     assert.equal(after?.bgpState, "Established");
-    assert.equal(after?.since, before.since, "the session was not restarted");
+    assert.equal(after.since, before.since, "the session was not restarted");
     assert.equal(n.bird.restarts, 0);
   });
 
