@@ -142,7 +142,13 @@ export interface BgpStatus {
   asn: number;
   routerId: string | null;
   mesh: boolean;
-  bird: { pid: number | null; running: boolean; restarts: number; lastExit: string | null; error: string | null };
+  bird: {
+    pid: number | null;
+    running: boolean;
+    restarts: number;
+    lastExit: string | null;
+    error: string | null;
+  };
   sessions: BgpSession[];
   /** Prefixes the import filter refused lately (not another node's pod CIDR), newest last. */
   rejected: { prefix: string; from: string; at: string }[];

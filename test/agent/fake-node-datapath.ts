@@ -219,7 +219,11 @@ export class FakeNodeDatapath implements NodeDatapath {
         direct.map((n) => `${n.podCidr}>${n.internalIp}`).join(","),
         previousNeighbours.join(","),
       );
-      return { added: direct.map((n) => n.podCidr), removed: [], neighbours: direct.map((n) => n.internalIp) };
+      return {
+        added: direct.map((n) => n.podCidr),
+        removed: [],
+        neighbours: direct.map((n) => n.internalIp),
+      };
     });
   }
 

@@ -207,7 +207,13 @@ describe("deploy: skein.yaml", function () {
     const sc = agent.securityContext!;
     assert.equal(sc.privileged, false);
     assert.deepEqual(sc.capabilities?.drop, ["ALL"]);
-    assert.deepEqual([...(sc.capabilities.add ?? [])].sort(), ["BPF", "NET_ADMIN", "NET_BIND_SERVICE", "PERFMON", "SYS_ADMIN"]);
+    assert.deepEqual([...(sc.capabilities.add ?? [])].sort(), [
+      "BPF",
+      "NET_ADMIN",
+      "NET_BIND_SERVICE",
+      "PERFMON",
+      "SYS_ADMIN",
+    ]);
     assert.equal(sc.readOnlyRootFilesystem, true);
     assert.equal(sc.appArmorProfile?.type, "Unconfined");
     assert.equal(sc.seccompProfile?.type, "RuntimeDefault");
