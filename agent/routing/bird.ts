@@ -206,7 +206,12 @@ export class BirdDaemon {
     // Only a BIRD running our configuration file: the pid may have been reused.
     if (!cmdline.includes("bird") || !cmdline.includes(this.config)) return;
     this.#o.log.info("ending a BIRD left by an earlier agent", { pid });
-    process.kill(pid, "SIGTERM");
+    // As stop() does: without a notification, so that peers keep this node's routes meanwhile.
+    try {
+      await birdc(this.socket, ["graceful", "restart"], this.#o.birdcPath, 3000);
+    } catch {
+      process.kill(pid, "SIGTERM");
+    }
     for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await sleep(50);
     if (existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
   }

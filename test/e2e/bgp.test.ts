@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -369,5 +369,42 @@ describe("e2e: BGP through BIRD across two racks (real BIRD, kernel routing)", f
     }
     // Forwarding across the router would need the router to know the pod CIDRs too: a mesh alone
     // suits nodes on one segment (or routers that also peer); docs/deploy.md says so.
+  });
+
+  it("ends a BIRD left behind by a killed agent (found by its pid file) before starting its own", async function () {
+    const n = nodes[1]!;
+    await n.bird.stop();
+    // What a SIGKILLed agent leaves: its BIRD, still running the node's configuration.
+    const stale = spawn(
+      "nsenter",
+      [
+        `--net=${netnsPath(n.netns)}`,
+        "bird",
+        "-f",
+        "-c",
+        n.bird.config,
+        "-s",
+        n.bird.socket,
+        "-P",
+        n.bird.pidFile,
+      ],
+      { stdio: "ignore" },
+    );
+    const exited = new Promise((r) => stale.once("exit", r));
+    await eventually(
+      "stale BIRD up",
+      () => existsSync(n.bird.pidFile) && readFileSync(n.bird.pidFile, "utf8").trim() === String(stale.pid),
+      10000,
+    );
+    const again = new BirdDaemon({
+      dir: join(dir, n.view.name),
+      netns: netnsPath(n.netns),
+      log: createLogger("warn", () => {}),
+    });
+    daemons.push(again);
+    assert.equal(await again.apply(readFileSync(n.bird.config, "utf8")), "started");
+    await exited;
+    assert.notEqual(again.pid, stale.pid);
+    assert.ok(again.running);
   });
 });
