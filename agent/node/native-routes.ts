@@ -85,13 +85,18 @@ export async function syncNativeRoutes(
   const added = [...want.keys()].filter((c) => !haveDst.has(c));
   const removed = [...haveDst].filter((c) => !want.has(c));
   const neighbours = [...new Set(want.values())];
-  await ipBatch([
-    ...[...want].map(
+  await ipBatch(
+    [...want].map(
       ([cidr, via]) =>
         `route replace ${cidr} via ${via} dev ${uplink} proto ${String(SKEIN_ROUTE_PROTO)} src ${nodeIp}`,
     ),
-    ...neighbours.map((n) => `neigh replace ${n} dev ${uplink} managed extern_learn`),
-  ]);
+  );
+  // Managed neighbours (Linux 5.16+) are an optimisation: without them the kernel resolves the
+  // nodes on demand (bpf_redirect_neigh), so a kernel that refuses them does not stop the routes.
+  await ipBatch(
+    neighbours.map((n) => `neigh replace ${n} dev ${uplink} managed extern_learn`),
+    { force: true },
+  ).catch(() => undefined);
   await ipBatch(
     [
       ...removed.map((c) => `route del ${c} proto ${String(SKEIN_ROUTE_PROTO)}`),

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { listLinks } from "../../loader/index.js";
-import { MetricsMap } from "../../maps/metrics.js";
+import { MetricsMap, REASONS } from "../../maps/metrics.js";
 import { PINNED_MAPS } from "../../maps/pins.js";
 import type { LabNode } from "../../lab/lab.js";
 import { eventually } from "../helpers/lab.js";
@@ -105,7 +105,7 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
     it("table: datapath loaded, our programs on the pod veths, the overlay and the uplink, agent ready, map pressure", async function () {
       const r = await ctl(n1(), ["status", ...nodeFlags(n1())]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, /Datapath: +loaded under .* \(5\/5 programs, 7\/7 maps pinned\)/);
+      assert.match(r.stdout, /Datapath: +loaded under .* \(6\/6 programs, 7\/7 maps pinned\)/);
       for (const p of ["skn_from_pod", "skn_to_pod", "skn_from_vxlan", "skn_to_vxlan", "skn_from_uplink"])
         assert.match(r.stdout, new RegExp(`${p} +\\d+ +[0-9a-f]{16}`));
       const kind = hookKind();
@@ -161,13 +161,15 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
         "skn_from_uplink",
         "skn_from_vxlan",
         "skn_to_pod",
+        "skn_to_uplink",
         "skn_to_vxlan",
       ]);
       for (const p of s.datapath.programs) {
         assert.ok(p.id > 0 && /^[0-9a-f]{16}$/.test(p.tag), JSON.stringify(p));
         assert.equal(
           p.attachedTo,
-          p.name.includes("vxlan") || p.name.includes("uplink") ? 1 : 2,
+          // skn_to_uplink runs only with --routing native.
+          p.name === "skn_to_uplink" ? 0 : p.name.includes("vxlan") || p.name.includes("uplink") ? 1 : 2,
           `${p.name} on the overlay or the uplink once, on each of 2 pod veths`,
         );
       }
@@ -509,7 +511,11 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
       const all = json<unknown[]>(
         (await ctl(n1(), ["map", "dump", "skn_metrics", "--all", "-o", "json", ...nodeFlags(n1())])).stdout,
       );
-      assert.equal(all.length, 14 * 2 + 2 + 1, "every reason × direction, two policy slots, events lost");
+      assert.equal(
+        all.length,
+        REASONS.length * 2 + 2 + 1,
+        "every reason × direction, two policy slots, events lost",
+      );
       const t = await ctl(n1(), ["map", "dump", "metrics", ...nodeFlags(n1())]);
       assert.match(t.stdout, /^fwd_overlay +egress +forward +\d+ +\d+$/m);
       assert.match(t.stdout, /summed over CPUs/);
