@@ -123,6 +123,7 @@ export class Agent {
   #lastReconcile: { at: string; durationMs: number } | null = null;
   #fullResync = true;
   #readyWaiters: (() => void)[] = [];
+  #refreshing: Promise<void> | undefined;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -481,8 +482,28 @@ export class Agent {
     return out;
   }
 
-  /** Reads what the status shows from outside the process (BIRD's sessions). Never throws. */
-  async refreshStatus(): Promise<void> {
+  /**
+   * Reads what the status shows from outside the process (BIRD's sessions, the node routes BGP
+   * changes without a pass). Waits at most `maxWaitMs` (birdc on a loaded node can be slow): the
+   * status then shows the previous reading, and the refresh finishes in the background. One
+   * refresh at a time. Never throws.
+   */
+  async refreshStatus(maxWaitMs = 1000): Promise<void> {
+    if (this.options.bgp === undefined) return;
+    this.#refreshing ??= this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#refreshing,
+      new Promise<void>((r) => {
+        timer = setTimeout(r, maxWaitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  async #refresh(): Promise<void> {
     const bgp = this.options.bgp;
     if (bgp === undefined) return;
     await bgp.refresh();

@@ -177,6 +177,30 @@ describe("e2e: native routing across two racks, BGP through BIRD (lab --racks 2)
     assert.ok((await fx.lab.probe(b, "TCP", a.ip, 8080)).ok);
   });
 
+  it("keeps routes and traffic across an agent restart (BIRD stopped for graceful restart, then started with -R)", async function () {
+    const n2 = fx.nodes[1]!;
+    const traffic = pingFor(a.netns, b.ip, 120, 0.05);
+    await sleep(300);
+    await fx.lab.signalAgent(n2, "SIGTERM");
+    // Neither side lost the route: n2's to n1's pods, and the router's to n2's pods (kept stale).
+    assert.notEqual(
+      (await ip(["-n", n2.netns, "route", "show", fx.nodes[0]!.podCidr, "proto", "bird"])).trim(),
+      "",
+    );
+    const router = fx.lab.state.racks!.router!;
+    assert.notEqual((await ip(["-n", router, "route", "show", n2.podCidr])).trim(), "");
+    fx.lab.startAgent(n2, ["--routing=native"]);
+    await fx.lab.waitAgentReady(n2, 60000);
+    const r = await traffic;
+    assert.ok(r.received >= r.sent - 1, `lost ${r.sent - r.received} of ${r.sent} pings`);
+    await eventually(
+      "session back after the restart",
+      async () => (await status(n2)).bgp?.sessions[0]?.state === "Established",
+      30000,
+      250,
+    );
+  });
+
   it("refuses and logs a prefix the router announces that is no node's pod CIDR; it is never routed", async function () {
     const racks = fx.lab.state.racks!;
     const config = join(racks.birdDir, "bird.conf");
