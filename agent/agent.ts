@@ -28,6 +28,7 @@ import { errorFields, type Logger } from "./log.js";
 import { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
 import { KernelDatapath } from "./node/kernel-datapath.js";
+import type { BgpRouting } from "./routing/bgp.js";
 import { StepError, StepRunner } from "./step-runner.js";
 import {
   MapChanges,
@@ -58,6 +59,11 @@ export interface AgentOptions {
    * agree (agent/main.ts sets both).
    */
   routing: RoutingMode;
+  /**
+   * Native routing's BGP (BIRD under the agent); absent: no BGP (direct routes only, or vxlan).
+   * The agent starts it with the first pass and stops it in stop().
+   */
+  bgp?: BgpRouting;
   /** Pod address space of the whole cluster; the union of nodes' pod CIDRs when empty. */
   clusterCidrs: string[];
   datapath: DatapathOptions;
@@ -117,6 +123,7 @@ export class Agent {
   #lastReconcile: { at: string; durationMs: number } | null = null;
   #fullResync = true;
   #readyWaiters: (() => void)[] = [];
+  #refreshing: Promise<void> | undefined;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -175,6 +182,7 @@ export class Agent {
         pods: () => this.#pods.values(),
         podAt: (ip) => this.#podAt(ip),
         changes: this.#changes,
+        bgp: this.options.bgp,
       }),
       (step, durationMs) => {
         if (step.target !== undefined)
@@ -445,7 +453,11 @@ export class Agent {
       overlay: this.#node.overlay,
       encap: { mode: this.options.encap, uplink: this.#node.uplink },
       routing: this.options.routing,
-      nodeRoutes: [...this.#node.nodeRoutes],
+      nodeRoutes: this.#node.nodeRoutes.map((r) => {
+        const peer = r.source === "bgp" ? this.options.bgp?.peerOf(r.podCidr) : undefined;
+        return peer === undefined ? r : { ...r, peer };
+      }),
+      bgp: this.options.bgp?.status() ?? null,
       nodes: [...this.#nodes.values()],
       skipped: [...this.#skipped.values()],
       maps:
@@ -470,7 +482,45 @@ export class Agent {
     return out;
   }
 
-  /** Stops watching and closes the maps. The datapath stays as it is. */
+  /**
+   * Reads what the status shows from outside the process (BIRD's sessions, the node routes BGP
+   * changes without a pass). Waits at most `maxWaitMs` (birdc on a loaded node can be slow): the
+   * status then shows the previous reading, and the refresh finishes in the background. One
+   * refresh at a time. Never throws.
+   */
+  async refreshStatus(maxWaitMs = 1000): Promise<void> {
+    if (this.options.bgp === undefined) return;
+    this.#refreshing ??= this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#refreshing,
+      new Promise<void>((r) => {
+        timer = setTimeout(r, maxWaitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  async #refresh(): Promise<void> {
+    const bgp = this.options.bgp;
+    if (bgp === undefined) return;
+    await bgp.refresh();
+    // BGP routes come and go without a pass: read the node routes again.
+    const overlay = this.#node.overlay;
+    if (overlay === null || this.#opened === undefined) return;
+    const remote = [...this.#nodes.values()]
+      .filter((n) => n.name !== this.options.nodeName)
+      .sort((a, b) => a.name.localeCompare(b.name));
+    try {
+      this.#node.nodeRoutes = await this.#datapath.nodeRoutes(remote, overlay.ifname);
+    } catch (err) {
+      this.#log.warn("cannot read the node routes for the status", errorFields(err));
+    }
+  }
+
+  /** Stops watching and closes the maps, and ends BIRD. The datapath and the routes stay as they are. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
@@ -481,5 +531,6 @@ export class Agent {
     this.#opened = undefined;
     this.metrics.datapath = undefined;
     opened?.maps.close();
+    await this.options.bgp?.stop();
   }
 }

@@ -68,6 +68,7 @@ export function serveAgent(
             return;
           case "/v1/status":
             if (options.api === false) break;
+            await agent.refreshStatus();
             send(res, 200, agent.status());
             return;
           case "/v1/identities":

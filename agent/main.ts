@@ -12,6 +12,12 @@
  *   --routing vxlan|native  how pod traffic crosses between nodes: VXLAN (default), or native
  *                           routing without encapsulation (routes to nodes on the uplink's L2
  *                           segment, BGP for the others; docs/architecture.md)
+ *   --bgp-asn N             native routing's BGP (BIRD): this node's ASN (1..4294967295)
+ *   --bgp-peers ASN@ADDR[:PORT],..   routers to peer with (passwords: config file only)
+ *   --bgp-mesh              full iBGP mesh between the nodes of the Node list
+ *                           (config file: `bgp: {asn, peers: [{address, asn, password, port}],
+ *                           mesh}`; a flag wins over its field; docs/deploy.md)
+ *   --bird-dir DIR          BIRD's config, control socket and pid file (default /run/skein/bird)
  *   --cluster-cidr CIDR,..  cluster pod space (default: union of nodes' pod CIDRs)
  *   --service-cidr CIDR     the Service ClusterIP range: pod egress to it is judged on the backend
  *                           after kube-proxy's translation (default: none, judged on the ClusterIP);
@@ -34,6 +40,11 @@ import { parseListen, serveAgent } from "./http.js";
 import { createLogger, errorFields, type Level, type Logger } from "./log.js";
 import { DEFAULT_VXLAN_DEVICE, DEFAULT_VXLAN_PORT } from "./node/overlay.js";
 import { PolicyEngine } from "../policy/engine.js";
+import { BgpRouting } from "./routing/bgp.js";
+import { BgpSettingsError, parseBgpSettings } from "./routing/bgp-settings.js";
+
+/** BIRD's state (config, control socket, pid file) unless --bird-dir says otherwise. */
+const DEFAULT_BIRD_DIR = "/run/skein/bird";
 import { DEFAULT_SETTINGS, encodeSettings } from "../maps/settings.js";
 
 const flags = {
@@ -47,6 +58,10 @@ const flags = {
   "vxlan-port": { type: "string" },
   encap: { type: "string" },
   routing: { type: "string" },
+  "bgp-asn": { type: "string" },
+  "bgp-peers": { type: "string" },
+  "bgp-mesh": { type: "boolean" },
+  "bird-dir": { type: "string" },
   "cluster-cidr": { type: "string" },
   "service-cidr": { type: "string" },
   "health-addr": { type: "string" },
@@ -106,6 +121,13 @@ async function main(): Promise<number> {
     throw new Error(`--encap: expected one of ${ENCAP_MODES.join(", ")}, got ${encap}`);
   // Checked before anything touches the node: a bad value leaves the running datapath as it is.
   const routing = parseRoutingMode(get("routing") ?? DEFAULT_ROUTING_MODE, "--routing (config key routing)");
+  // Also checked before anything touches the node (a refused start keeps BIRD and its routes).
+  const bgpSettings = parseBgpSettings({
+    file: file.bgp,
+    flags: { asn: values["bgp-asn"], peers: values["bgp-peers"], mesh: values["bgp-mesh"] },
+  });
+  if (bgpSettings !== null && routing !== "native")
+    throw new BgpSettingsError("bgp", `BGP needs native routing (routing: native), not ${routing}`);
   const log = createLogger(str("log-level", "info") as Level).with({ component: "agent" });
   const nodeName = str("node-name", process.env.NODE_NAME ?? hostname());
   const kc = new KubeConfig();
@@ -128,6 +150,15 @@ async function main(): Promise<number> {
     vxlanPort: int("vxlan-port", DEFAULT_VXLAN_PORT) ?? DEFAULT_VXLAN_PORT,
     encap: encap as EncapMode,
     routing,
+    ...(bgpSettings === null
+      ? {}
+      : {
+          bgp: new BgpRouting({
+            settings: bgpSettings,
+            dir: str("bird-dir", DEFAULT_BIRD_DIR),
+            log: log.with({ component: "bgp" }),
+          }),
+        }),
     clusterCidrs: str("cluster-cidr", "")
       .split(",")
       .filter((c) => c !== ""),

@@ -18,6 +18,7 @@ import { errorFields, type Logger } from "./log.js";
 import type { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
 import { classifyNodes } from "./node/native-routes.js";
+import type { BgpRouting } from "./routing/bgp.js";
 import type { Step } from "./step-runner.js";
 
 /** What one pass works from: the cluster's nodes as the watch last saw them. */
@@ -109,6 +110,8 @@ export interface StepEnv {
   /** The pod an address belongs to (of several, the smallest namespace/name). */
   podAt: (ip: string) => PodView | undefined;
   changes: MapChanges;
+  /** Native routing's BGP (BIRD), when configured. */
+  bgp?: BgpRouting | undefined;
 }
 
 /** A step with the reconcile_duration_seconds target that times it, if any. */
@@ -119,6 +122,7 @@ export function nodeSteps(env: StepEnv): NodeStep[] {
   return [
     overlayStep(env),
     routesStep(env),
+    bgpStep(env),
     onLinkStep(env),
     masqueradeStep(env),
     ipcacheStep(env),
@@ -245,6 +249,26 @@ export function routesStep({ datapath, node, settings, log }: StepEnv): NodeStep
         log.warn("cannot read the node routes back for the status", errorFields(err));
       }
       return true;
+    },
+  };
+}
+
+/**
+ * Native routing's BGP: BIRD announces this node's pod CIDR and learns the other nodes' (only
+ * theirs) from the configured peers or the node mesh; rewritten and reloaded in place when the
+ * nodes change. Not applied (retried) while BIRD cannot be configured.
+ */
+export function bgpStep({ bgp, node, settings }: StepEnv): NodeStep {
+  return {
+    name: "bgp",
+    target: "bgp",
+    key: ({ own, nodes }) =>
+      bgp === undefined || settings.routing !== "native" || node.uplink === null
+        ? null
+        : `${own.name}|${own.internalIp}|${own.podCidr}|${node.uplink}|${nodes.map((n) => `${n.name},${n.internalIp},${n.podCidr}`).join(";")}`,
+    async apply({ own, nodes }) {
+      if (bgp === undefined || node.uplink === null) return true;
+      return bgp.sync(own, nodes, node.uplink);
     },
   };
 }

@@ -24,7 +24,10 @@ import { findPod, planPod, unwirePod, wirePod } from "./pods.js";
 import type { ProcRecord } from "./procs.js";
 import { LabRecord, type LabNode, type LabPod, type LabState } from "./state.js";
 import { teardownLab } from "./teardown.js";
-import { addNodeNetwork, buildUnderlay, netnsPath, pickSubnet } from "./topology.js";
+import { addNodeNetwork, buildRacks, buildUnderlay, netnsPath, pickSubnet } from "./topology.js";
+
+/** The lab's BGP ASN with racks (a private 2-byte ASN, RFC 6996): nodes and rack router alike. */
+export const LAB_BGP_ASN = 64512;
 import { probe as probeWorkload, transfer as transferWorkload } from "./workload/workload-client.js";
 import type { ProbeProtocol, ProbeResult, TransferResult } from "./workload/workload.js";
 import { startWorkload, waitWorkload } from "./workloads.js";
@@ -41,6 +44,12 @@ export interface LabOptions {
   cniBin?: string;
   /** The API server's --service-cidr (ClusterIPs); its default 10.96.0.0/16 when absent. */
   serviceCidr?: string;
+  /**
+   * Racks (native routing with BGP): that many underlay subnets joined by a router whose BIRD is
+   * the route reflector; nodes alternate racks and their agents peer with it (ASN `bgpAsn`).
+   */
+  racks?: number;
+  bgpAsn?: number;
   log?: (line: string) => void;
 }
 
@@ -88,6 +97,8 @@ export class Lab {
     const lab = new Lab(record, options.log ?? (() => undefined));
     try {
       const world = await buildUnderlay(record);
+      if (options.racks !== undefined && options.racks > 1)
+        await buildRacks(record, options.racks, options.bgpAsn ?? LAB_BGP_ASN);
       world.workload = startWorkload(record.dir, "world", netnsPath(world.netns), world.control);
       record.save();
       await startApiServer(

@@ -1,12 +1,13 @@
 /**
  * npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
  *   [--routing vxlan|native]   how pod traffic crosses between nodes (agent --routing; default vxlan)
+ *   [--racks N]                (native) N underlay subnets joined by a BIRD router; BGP across them
  *   [--service-proxy kube-proxy [--proxy-mode iptables|nftables]]   a demo Service through kube-proxy's rules
  * npm run lab -- teardown [--id ID | --all]              remove a kept lab
  * npm run lab -- status [--id ID]                         what a kept lab holds
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_ROUTING_MODE, parseRoutingMode } from "../maps/agent-api.js";
+import { DEFAULT_ROUTING_MODE, parseRoutingMode, type AgentStatus } from "../maps/agent-api.js";
 import { WORLD_IP, Lab, type LabNode, type LabPod } from "./lab.js";
 import { PROXY_MODES, type ProxyMode } from "./kube-proxy.js";
 import { connectivityMatrix, renderMatrix, runLimited, summarize, type Path } from "./matrix.js";
@@ -26,6 +27,7 @@ async function up(values: {
   "service-proxy"?: string;
   "proxy-mode"?: string;
   routing?: string;
+  racks?: string;
 }): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces, BPF, bpffs)");
   const nodes = Number(values.nodes ?? 2);
@@ -41,6 +43,11 @@ async function up(values: {
   if (!(PROXY_MODES as readonly string[]).includes(proxyMode))
     throw new Error(`--proxy-mode must be one of ${PROXY_MODES.join(", ")}, not ${proxyMode}`);
   const routing = parseRoutingMode(values.routing ?? DEFAULT_ROUTING_MODE, "--routing");
+  const racks = Number(values.racks ?? 1);
+  if (!Number.isInteger(racks) || racks < 1 || racks > 4)
+    throw new Error(`--racks must be 1..4, not ${values.racks}`);
+  if (racks > 1 && routing !== "native")
+    throw new Error("--racks needs --routing native (the racks are routed by BGP, not an overlay)");
   // The agents need the Service CIDR to judge egress into it after kube-proxy's translation.
   const agentArgs = [
     `--routing=${routing}`,
@@ -50,6 +57,7 @@ async function up(values: {
   const lab = await Lab.create({
     ...(values.id === undefined ? {} : { id: values.id }),
     ...(serviceProxy === undefined ? {} : { serviceCidr: DEMO_SERVICE_CIDR }),
+    ...(racks > 1 ? { racks } : {}),
     log: (l) => {
       say(l);
     },
@@ -64,8 +72,15 @@ async function up(values: {
       labNodes.push(n);
     }
     await Promise.all(labNodes.map((n) => lab.waitAgentReady(n)));
+    if (lab.state.racks !== undefined)
+      say(
+        `racks: ${lab.state.racks.subnets.map((sn, i) => `rack ${i} ${sn}`).join(", ")}; router ${lab.state.racks.router} runs BIRD (route reflector, AS ${lab.state.racks.asn})`,
+      );
     for (const n of labNodes)
-      say(`node ${n.name}: ${n.ip}, pod CIDR ${n.podCidr}, agent pid ${n.agent?.pid}, bpffs ${n.bpffsRoot}`);
+      say(
+        `node ${n.name}: ${n.ip}${n.rack === undefined ? "" : ` (rack ${n.rack})`}, pod CIDR ${n.podCidr}, agent pid ${n.agent?.pid}, bpffs ${n.bpffsRoot}`,
+      );
+    if (lab.state.racks !== undefined) await waitBgpRoutes(lab, labNodes);
     await lab.ensureNamespace("demo");
     for (const n of labNodes)
       for (let k = 0; k < perNode; k++) {
@@ -295,6 +310,8 @@ const USAGE = `usage:
                                                         and a demo Service through kube-proxy's rules
       [--routing vxlan|native]                          pod traffic between nodes: VXLAN (default)
                                                         or routed without encapsulation
+      [--racks N]                                       (native) N underlay subnets joined by a router
+                                                        running BIRD; nodes alternate racks, BGP routes
   npm run lab -- teardown [--id ID | --all]              remove a kept lab
   npm run lab -- status [--id ID]                         what a kept lab holds
 `;
@@ -321,6 +338,7 @@ function parseLabArgs() {
       "service-proxy": { type: "string" },
       "proxy-mode": { type: "string" },
       routing: { type: "string" },
+      racks: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -349,4 +367,28 @@ else if (parsed !== undefined) {
       process.exitCode = 1;
     },
   );
+}
+
+/**
+ * With racks: every node has every other node's pod CIDR route (direct in its rack, BGP across),
+ * as its agent's status reports, within 60 s; prints each node's routes and BGP sessions.
+ */
+async function waitBgpRoutes(lab: Lab, labNodes: readonly LabNode[]): Promise<void> {
+  const deadline = Date.now() + 60000;
+  for (const n of labNodes) {
+    for (;;) {
+      const status = (await (await fetch(lab.agentUrl(n, "/v1/status"))).json()) as AgentStatus;
+      const routes = status.nodeRoutes.filter((r) => r.node !== n.name);
+      const missing = routes.filter((r) => r.source === "none");
+      if (missing.length === 0 || Date.now() > deadline) {
+        say(
+          `node ${n.name}: routes ${routes.map((r) => `${r.podCidr} ${r.source}${r.peer === undefined ? "" : `(${r.peer})`}`).join(", ")}; BGP ${(status.bgp?.sessions ?? []).map((x) => `${x.peer} ${x.state}`).join(", ")}`,
+        );
+        if (missing.length > 0)
+          say(`node ${n.name}: no route yet to ${missing.map((r) => r.podCidr).join(", ")}`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }

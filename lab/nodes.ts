@@ -2,7 +2,7 @@
  * A lab node: where it lives (namespace, underlay address, pod CIDR, its own bpffs root and CNI
  * directories under the lab's) and its skein-agent, a process inside the node's namespace.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { removeEmptyDir } from "../loader/index.js";
@@ -10,7 +10,7 @@ import { unloadPinnedDatapath } from "../maps/datapath/pinned.js";
 import { DIST } from "./dist.js";
 import { isRunning, signal, startDetached, tailLog, type ProcRecord } from "./procs.js";
 import type { LabNode, LabRecord } from "./state.js";
-import { netnsName, netnsPath, nodeAddr } from "./topology.js";
+import { netnsName, netnsPath, nodeAddr, routerAddr } from "./topology.js";
 
 /** The agent's health port (/readyz, the agent API) in every lab node. */
 const HEALTH_PORT = 9879;
@@ -29,11 +29,15 @@ export function planNode(record: LabRecord, opts: { name?: string; podCidr?: str
   const index = state.nodes.reduce((m, n) => Math.max(m, n.index), 0) + 1;
   const ndir = join(record.dir, `n${index}`);
   mkdirSync(ndir, { recursive: true });
+  // With racks, nodes alternate between them and peer with the rack router over BGP.
+  const racks = state.racks;
+  const rack = racks === undefined ? undefined : (index - 1) % racks.subnets.length;
   return {
+    ...(rack === undefined ? {} : { rack, birdDir: join(ndir, "bird") }),
     name: opts.name ?? `lab-n${index}`,
     index,
     netns: netnsName(state.id, `n${index}`),
-    ip: nodeAddr(state.subnet, index),
+    ip: nodeAddr(racks?.subnets[rack ?? 0] ?? state.subnet, index),
     podCidr: opts.podCidr ?? `10.244.${index - 1}.0/24`,
     bpffsRoot: `${labBpffsRoot(state.id)}/n${index}`,
     confDir: join(ndir, "net.d"),
@@ -63,6 +67,7 @@ export function startAgent(
       `--cni-data-dir=${node.ipamDir}`,
       `--health-addr=0.0.0.0:${HEALTH_PORT}`,
       "--metrics-addr=0.0.0.0:9878",
+      ...bgpArgs(record, node),
       ...extraArgs,
     ],
     {
@@ -74,6 +79,36 @@ export function startAgent(
   );
   record.save();
   return node.agent;
+}
+
+/** A racked node's BGP settings: the lab's ASN, its rack router as the one peer, its own BIRD dir. */
+function bgpArgs(record: LabRecord, node: LabNode): string[] {
+  const racks = record.state.racks;
+  if (racks === undefined || node.birdDir === undefined) return [];
+  const subnet = racks.subnets[node.rack ?? 0] ?? record.state.subnet;
+  return [
+    `--bgp-asn=${racks.asn}`,
+    `--bgp-peers=${racks.asn}@${routerAddr(subnet)}`,
+    `--bird-dir=${node.birdDir}`,
+  ];
+}
+
+/**
+ * Ends the BIRD a node's agent left behind (an agent killed with SIGKILL leaves its BIRD running):
+ * the pid in its pid file, when that process still runs the node's BIRD configuration.
+ */
+export async function stopNodeBird(node: LabNode): Promise<void> {
+  if (node.birdDir === undefined) return;
+  const pidFile = join(node.birdDir, "bird.pid");
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const rec = { pid, role: `bird ${node.name}`, marker: join(node.birdDir, "bird.conf"), log: "" };
+  if (!isRunning(rec)) return;
+  signal(rec, "SIGTERM");
+  const deadline = Date.now() + 5000;
+  while (isRunning(rec) && Date.now() < deadline) await sleep(50);
+  signal(rec, "SIGKILL");
 }
 
 /** Sends `sig` to the node's agent; with SIGKILL/SIGTERM waits (up to 10 s) for it to be gone. */

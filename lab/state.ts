@@ -20,6 +20,26 @@ export interface LabNode {
   agent: ProcRecord | null;
   workload: ProcRecord | null;
   control: string;
+  /** With racks (--racks N): the node's rack, 0-based (its underlay subnet is `racks.subnets[rack]`). */
+  rack?: number;
+  /** With BGP: the agent's --bird-dir (BIRD's config, control socket and pid file). */
+  birdDir?: string;
+}
+
+/**
+ * Racks (`--racks N`, native routing): one underlay subnet and bridge per rack, joined by a router
+ * namespace whose BIRD is the nodes' BGP route reflector.
+ */
+export interface LabRacks {
+  /** Rack r's subnet; rack 0's is the lab's `subnet`. */
+  subnets: string[];
+  /** The router's namespace, once made. */
+  router: string | null;
+  /** The router's BIRD. */
+  bird: ProcRecord | null;
+  /** The router's BIRD directory (config, control socket, pid file). */
+  birdDir: string;
+  asn: number;
 }
 
 export interface LabPod {
@@ -53,6 +73,8 @@ export interface LabState {
   pods: LabPod[];
   namespaces: string[];
   cniBin: string;
+  /** Absent: one underlay segment. */
+  racks?: LabRacks;
 }
 
 function stateFile(id: string): string {

@@ -5,7 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { attachmentOf, hasPluginConfig, invokeCni } from "./cni.js";
-import { removeLabBpffs, unloadNodeBpffs } from "./nodes.js";
+import { removeLabBpffs, stopNodeBird, unloadNodeBpffs } from "./nodes.js";
 import { stop, type ProcRecord } from "./procs.js";
 import type { LabRecord } from "./state.js";
 import { deleteLink, deleteNetns, netnsPath } from "./topology.js";
@@ -35,8 +35,10 @@ export async function teardownLab(record: LabRecord): Promise<string[]> {
   }
   for (const n of s.nodes) {
     await stopProc(`agent ${n.name}`, n.agent);
+    await attempt(`bird ${n.name}`, () => stopNodeBird(n));
     await stopProc(`workload ${n.name}`, n.workload);
   }
+  await stopProc("router bird", s.racks?.bird);
   await stopProc("apiserver", s.api?.proc);
   await stopProc("world workload", s.world?.workload);
   for (const n of s.nodes) {
@@ -50,6 +52,7 @@ export async function teardownLab(record: LabRecord): Promise<string[]> {
     removeLabBpffs(s.id);
     return Promise.resolve();
   });
+  if (s.racks?.router != null) await delNetns(s.racks.router);
   if (s.world !== null) await delNetns(s.world.netns);
   const rootLink = s.rootLink;
   if (rootLink !== null) await attempt(`link ${rootLink}`, () => deleteLink(rootLink));

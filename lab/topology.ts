@@ -9,14 +9,22 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { ip, ipBatch, listRoutes } from "../loader/index.js";
-import type { LabNode, LabRecord, LabWorld } from "./state.js";
+import { renderRouterConfig } from "./bgp-router.js";
+import { startDetached } from "./procs.js";
+import { LabRecord, type LabNode, type LabWorld } from "./state.js";
 
 /** The world's address, on its loopback: what pods reach "on the internet". */
 export const WORLD_IP = "203.0.113.10";
 
 /** Host numbers on the underlay. */
-const HOST = { root: 254, world: 250, firstNode: 10 } as const;
+const HOST = { root: 254, world: 250, firstNode: 10, router: 1 } as const;
+
+/** The rack router's address in rack `subnet` (with --racks). */
+export function routerAddr(subnet: string): string {
+  return underlayAddr(subnet, HOST.router);
+}
 
 /** The path `nsenter --net=` and CNI_NETNS take for namespace `name`. */
 export function netnsPath(name: string): string {
@@ -97,7 +105,9 @@ export async function buildUnderlay(record: LabRecord): Promise<LabWorld> {
 
 /**
  * Node `node`'s namespace (recorded in the state with the node as soon as it exists), on the
- * bridge as eth0 with its underlay address, its default route through the world.
+ * bridge as eth0 with its underlay address, its default route through the world. With racks, on
+ * its rack's bridge: rack 0's nodes reach the other racks through the router, the others have the
+ * router as their default route.
  */
 export async function addNodeNetwork(record: LabRecord, node: LabNode): Promise<void> {
   await ip(["netns", "add", node.netns]);
@@ -105,22 +115,85 @@ export async function addNodeNetwork(record: LabRecord, node: LabNode): Promise<
   record.save();
   const u = record.state.underlay;
   if (u === null) throw new Error(`lab ${record.state.id} has no underlay`);
-  await bridgePort(u, `n${node.index}`, node.netns);
-  await ipBatch(
-    [
-      "link set lo up",
-      `addr add ${node.ip}/24 dev eth0`,
-      "link set eth0 up",
-      `route add default via ${underlayAddr(record.state.subnet, HOST.world)}`,
-    ],
-    { netns: netnsPath(node.netns) },
-  );
+  const racks = record.state.racks;
+  const rack = node.rack ?? 0;
+  await bridgePort(u, `n${node.index}`, node.netns, rack === 0 ? "br0" : `br${rack}`);
+  const subnets = racks?.subnets ?? [record.state.subnet];
+  const routes =
+    rack === 0
+      ? [
+          `route add default via ${underlayAddr(record.state.subnet, HOST.world)}`,
+          ...subnets.slice(1).map((sn) => `route add ${sn} via ${routerAddr(record.state.subnet)}`),
+        ]
+      : [`route add default via ${routerAddr(subnets[rack] ?? "")}`];
+  await ipBatch(["link set lo up", `addr add ${node.ip}/24 dev eth0`, "link set eth0 up", ...routes], {
+    netns: netnsPath(node.netns),
+  });
 }
 
-/** A veth from the underlay's bridge (port `port`, up) to `eth0` in namespace `netns`. */
-async function bridgePort(underlay: string, port: string, netns: string): Promise<void> {
+/**
+ * `count` racks: rack 0 is the lab's underlay subnet and bridge; each other rack gets a subnet and
+ * a bridge of its own in the underlay namespace. A router namespace has a leg (address .1) on every
+ * rack and routes between them (default route: the world); the root namespace and the world reach
+ * the other racks through it. The router runs BIRD as the route reflector of every rack's nodes
+ * (dynamic neighbours: any node of a rack's subnet, in `asn`). Each step is recorded as it is made.
+ */
+export async function buildRacks(record: LabRecord, count: number, asn: number): Promise<void> {
+  const s = record.state;
+  const u = s.underlay;
+  if (u === null || s.rootLink === null || s.world === null)
+    throw new Error(`lab ${s.id} has no underlay yet`);
+  const subnets = [s.subnet];
+  for (let r = 1; r < count; r++)
+    subnets.push(await pickSubnet(`${s.id}-rack${r}`, [...LabRecord.subnets(), ...subnets]));
+  const birdDir = join(record.dir, "router");
+  s.racks = { subnets, router: null, bird: null, birdDir, asn };
+  record.save();
+  const router = netnsName(s.id, "r");
+  await ip(["netns", "add", router]);
+  s.racks.router = router;
+  record.save();
+  await ipBatch(["link set lo up"], { netns: netnsPath(router) });
+  for (const [i, subnet] of subnets.entries()) {
+    const br = i === 0 ? "br0" : `br${i}`;
+    if (i > 0) await ipBatch([`link add ${br} type bridge`, `link set ${br} up`], { netns: netnsPath(u) });
+    await ip(["-n", u, "link", "add", `r${i}`, "type", "veth", "peer", "name", `rk${i}`, "netns", router]);
+    await ipBatch([`link set r${i} master ${br}`, `link set r${i} up`], { netns: netnsPath(u) });
+    await ipBatch([`addr add ${routerAddr(subnet)}/24 dev rk${i}`, `link set rk${i} up`], {
+      netns: netnsPath(router),
+    });
+  }
+  await ipBatch([`route add default via ${underlayAddr(s.subnet, HOST.world)}`], {
+    netns: netnsPath(router),
+  });
+  await ip(["netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+  const via = routerAddr(s.subnet);
+  for (const sn of subnets.slice(1)) {
+    await ip(["route", "add", sn, "via", via, "dev", s.rootLink]);
+    await ip(["-n", s.world.netns, "route", "add", sn, "via", via]);
+  }
+  mkdirSync(birdDir, { recursive: true });
+  const config = join(birdDir, "bird.conf");
+  writeFileSync(
+    config,
+    renderRouterConfig({
+      routerId: via,
+      asn,
+      clients: [],
+      ranges: subnets.map((sn) => ({ prefix: sn, local: routerAddr(sn) })),
+    }),
+  );
+  s.racks.bird = startDetached(
+    ["bird", "-f", "-c", config, "-s", join(birdDir, "bird.ctl"), "-P", join(birdDir, "bird.pid")],
+    { netns: netnsPath(router), log: join(birdDir, "bird.log"), role: "router bird", marker: config },
+  );
+  record.save();
+}
+
+/** A veth from the underlay's bridge `bridge` (port `port`, up) to `eth0` in namespace `netns`. */
+async function bridgePort(underlay: string, port: string, netns: string, bridge = "br0"): Promise<void> {
   await ip(["-n", underlay, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns]);
-  await ipBatch([`link set ${port} master br0`, `link set ${port} up`], { netns: netnsPath(underlay) });
+  await ipBatch([`link set ${port} master ${bridge}`, `link set ${port} up`], { netns: netnsPath(underlay) });
 }
 
 /** Deletes namespace `name`; one that is gone already counts as deleted. */

@@ -73,6 +73,8 @@ export interface AgentStatus {
   routing: RoutingMode;
   /** Every other node's pod CIDR route as the last pass saw it, sorted by node name. */
   nodeRoutes: NodeRoute[];
+  /** Native routing's BGP (BIRD under the agent), null when BGP is not configured. */
+  bgp?: BgpStatus | null;
   nodes: { name: string; internalIp: string; podCidr: string }[];
   skipped: { kind: string; name: string; reason: string; detail: string }[];
   maps: { name: string; entries: number; capacity: number }[];
@@ -108,4 +110,46 @@ export interface AgentRule {
 export interface AgentCidr {
   cidr: string;
   id: number;
+}
+
+/** One BGP session of this node's BIRD (GET /v1/status `bgp.sessions`). */
+export interface BgpSession {
+  /** BIRD's protocol name (`skn_peer_192_0_2_1`, `skn_node_198_18_1_12`). */
+  name: string;
+  /** The neighbour's address. */
+  peer: string;
+  /** The neighbour's ASN. */
+  asn: number | null;
+  /** A configured peer (`bgp.peers`) or another node (`bgp.mesh`). */
+  kind: "peer" | "node";
+  /** The neighbour's node name, for a mesh session. */
+  node?: string;
+  /** BGP state: Established, Active, Connect, OpenSent, Idle... ("down" when BIRD is down). */
+  state: string;
+  /** When the session entered that state (ISO 8601), when known. */
+  since: string | null;
+  /** Seconds since `since`. */
+  uptimeS: number | null;
+  /** Routes accepted from the neighbour, and announced to it. */
+  imported: number | null;
+  exported: number | null;
+  /** BIRD's last error for the session ("" when none). */
+  lastError: string;
+}
+
+/** BGP in native routing: settings, BIRD, sessions, prefixes refused. */
+export interface BgpStatus {
+  asn: number;
+  routerId: string | null;
+  mesh: boolean;
+  bird: {
+    pid: number | null;
+    running: boolean;
+    restarts: number;
+    lastExit: string | null;
+    error: string | null;
+  };
+  sessions: BgpSession[];
+  /** Prefixes the import filter refused lately (not another node's pod CIDR), newest last. */
+  rejected: { prefix: string; from: string; at: string }[];
 }

@@ -6,7 +6,7 @@ import { EndpointsMap } from "../../maps/endpoints.js";
 import { PROGRAM_NAMES, pinPath, type ProgramName } from "../../maps/pins.js";
 import { listAttachments } from "../../maps/datapath/attach.js";
 import { AgentClient, AgentUnreachableError, agentUrl, type AgentHealth } from "../agent-client.js";
-import type { AgentStatus } from "../../maps/agent-api.js";
+import type { AgentStatus, BgpStatus } from "../../maps/agent-api.js";
 import type { Command } from "../cli.js";
 import { formatDuration } from "../describe.js";
 import { renderJson, renderTable } from "../output.js";
@@ -54,6 +54,8 @@ export interface AgentReport {
   nodes: number | null;
   skipped: number | null;
   policyErrors: AgentStatus["policyErrors"];
+  /** Native routing's BGP (BIRD): null when the agent runs none (or is older). */
+  bgp: BgpStatus | null;
 }
 
 /** What `skeinctl status -o json` prints. */
@@ -117,6 +119,7 @@ async function agentReport(url: string): Promise<AgentReport> {
     nodes: null,
     skipped: null,
     policyErrors: [],
+    bgp: null,
   };
   try {
     const [health, status] = await Promise.all([client.health(), client.status()]);
@@ -131,6 +134,7 @@ async function agentReport(url: string): Promise<AgentReport> {
       nodes: status.nodes.length,
       skipped: status.skipped.length,
       policyErrors: status.policyErrors,
+      bgp: status.bgp ?? null,
     };
   } catch (err) {
     if (err instanceof AgentUnreachableError) return { ...empty, error: err.message };
@@ -243,6 +247,20 @@ export async function nodeStatus(root: string, url: string): Promise<StatusRepor
           .join("; ")}`,
       );
   }
+  const bgp = agent.bgp;
+  if (bgp !== null) {
+    if (!bgp.bird.running)
+      problems.push(
+        `BIRD is not running (${bgp.bird.error ?? bgp.bird.lastExit ?? "not started"}): BGP routes are kept (graceful restart) but not updated; the agent restarts it (see its log)`,
+      );
+    for (const sess of bgp.sessions)
+      if (sess.state !== "Established")
+        warnings.push(
+          `BGP session with ${sess.peer} (AS ${sess.asn ?? "?"}) is ${sess.state}${sess.lastError === "" ? "" : `: ${sess.lastError}`}`,
+        );
+    for (const rej of bgp.rejected)
+      warnings.push(`BGP: ${rej.from} announced ${rej.prefix}, no node's pod CIDR: refused (${rej.at})`);
+  }
   return { bpffsRoot: root, datapath: { loaded, programs }, attachments, agent, maps, problems, warnings };
 }
 
@@ -306,6 +324,25 @@ export const status: Command = {
         ),
       );
     out.push(`Agent:     ${agentLine(r.agent)}`);
+    const bgp = r.agent.bgp;
+    if (bgp !== null) {
+      out.push(
+        `BGP:       AS ${bgp.asn}, router id ${bgp.routerId ?? "?"}${bgp.mesh ? ", node mesh" : ""}; BIRD ${bgp.bird.running ? `pid ${bgp.bird.pid ?? "?"}` : "NOT RUNNING"}${bgp.bird.restarts > 0 ? `, restarted ${bgp.bird.restarts}x (last: ${bgp.bird.lastExit ?? "?"})` : ""}`,
+      );
+      if (bgp.sessions.length > 0)
+        out.push(
+          indent(
+            renderTable(bgp.sessions, [
+              { header: "PEER", value: (x) => (x.node === undefined ? x.peer : `${x.peer} (${x.node})`) },
+              { header: "AS", value: (x) => x.asn ?? "?" },
+              { header: "STATE", value: (x) => x.state },
+              { header: "UPTIME", value: (x) => (x.uptimeS === null ? "-" : formatDuration(x.uptimeS)) },
+              { header: "IMPORTED", value: (x) => x.imported ?? "-" },
+              { header: "EXPORTED", value: (x) => x.exported ?? "-" },
+            ]),
+          ),
+        );
+    }
     out.push("Maps:");
     out.push(indent(renderTable(r.maps, MAP_COLUMNS)));
     out.push(

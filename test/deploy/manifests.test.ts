@@ -203,11 +203,17 @@ describe("deploy: skein.yaml", function () {
     assert.deepEqual(agent.ports?.map((p) => p.containerPort).sort(), [metricsPort, port].sort());
   });
 
-  it("privileges: the agent adds exactly NET_ADMIN, SYS_ADMIN, BPF, PERFMON after dropping ALL; only mount-bpffs is privileged", function () {
+  it("privileges: the agent adds exactly NET_ADMIN, SYS_ADMIN, BPF, PERFMON, NET_BIND_SERVICE (BIRD's port 179) after dropping ALL; only mount-bpffs is privileged", function () {
     const sc = agent.securityContext!;
     assert.equal(sc.privileged, false);
     assert.deepEqual(sc.capabilities?.drop, ["ALL"]);
-    assert.deepEqual([...(sc.capabilities.add ?? [])].sort(), ["BPF", "NET_ADMIN", "PERFMON", "SYS_ADMIN"]);
+    assert.deepEqual([...(sc.capabilities.add ?? [])].sort(), [
+      "BPF",
+      "NET_ADMIN",
+      "NET_BIND_SERVICE",
+      "PERFMON",
+      "SYS_ADMIN",
+    ]);
     assert.equal(sc.readOnlyRootFilesystem, true);
     assert.equal(sc.appArmorProfile?.type, "Unconfined");
     assert.equal(sc.seccompProfile?.type, "RuntimeDefault");
@@ -248,6 +254,9 @@ describe("deploy: skein.yaml", function () {
     // readOnlyRootFilesystem: a writable /tmp for whatever needs one.
     assert.equal(mountPath(agent, "tmp"), "/tmp");
     assert.ok(volume("tmp")?.emptyDir !== undefined);
+    // BIRD's directory (birdDir) is writable too.
+    assert.equal(mountPath(agent, "bird"), "/run/skein");
+    assert.ok(volume("bird")?.emptyDir !== undefined);
     // What the agent does not touch is not mounted (see the DaemonSet's comment).
     for (const path of ["/var/run/netns", "/var/lib/cni", "/run/xtables.lock", "/proc/sys/net"])
       assert.ok(!(podSpec.volumes ?? []).some((v) => v.hostPath?.path === path), `${path} is not mounted`);

@@ -11,13 +11,13 @@ export interface LabFixture {
  * Registers before/after hooks that build a lab with `nodes` ready nodes and tear it down.
  * Returns a holder filled in by `before`.
  */
-export function useLab(nodes: number, options: { agentArgs?: string[] } = {}): LabFixture {
+export function useLab(nodes: number, options: { agentArgs?: string[]; racks?: number } = {}): LabFixture {
   // Filled in by `before`; `lab` stays undefined when creating it failed.
   const fixture = {} as LabFixture;
   before(async function () {
     requireRoot(this);
     this.timeout(120000);
-    fixture.lab = await Lab.create({});
+    fixture.lab = await Lab.create(options.racks === undefined ? {} : { racks: options.racks });
     fixture.nodes = [];
     for (let i = 0; i < nodes; i++)
       fixture.nodes.push(
