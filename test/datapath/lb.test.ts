@@ -227,6 +227,27 @@ describe("datapath: Service load balancing in BPF (BPF_PROG_TEST_RUN)", function
     assert.deepEqual([rp.src, rp.sport], [VIP, 53]);
   });
 
+  it("an ICMP error from the backend about a translated flow is about the frontend when it reaches the client", function () {
+    program(service(), [{ ip: B1.ip, node: "n1" }]);
+    send(udp(CLIENT.ip, 41100, VIP, 53));
+    const quoted = udp(CLIENT.ip, 41100, B1.ip, 5353).subarray(14, 14 + 28);
+    const icmp = Buffer.alloc(8 + quoted.length);
+    icmp.writeUInt8(3, 0);
+    icmp.writeUInt8(3, 1);
+    quoted.copy(icmp, 8);
+    icmp.writeUInt16BE(inetChecksum(icmp), 2);
+    const frame = ipv4Frame({ src: B1.ip, dst: CLIENT.ip, protocol: IpProto.ICMP, payload: icmp });
+    const r = run(dp, PROGRAMS.fromPod, frame, { ifindex: B1.ifindex });
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const p = parse(r.out);
+    assert.deepEqual([p.src, p.dst, p.proto], [VIP, CLIENT.ip, IpProto.ICMP]);
+    const inner = p.l4.subarray(8);
+    assert.equal(inetChecksum(inner.subarray(0, 20)), 0, "quoted IPv4 checksum");
+    assert.equal(ip4(inner, 16), VIP);
+    assert.equal(inner.readUInt16BE(22), 53);
+    assert.equal(ip4(inner, 12), CLIENT.ip);
+  });
+
   it("cross node: encapsulated to the remote backend; its reply from the uplink is reversed after decapsulation", function () {
     program(service(), [{ ip: B2, node: "n2" }]);
     const { r, p } = send(tcp(CLIENT.ip, 40100, VIP, 80, TcpFlags.SYN));

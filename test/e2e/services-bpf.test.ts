@@ -39,6 +39,8 @@ function views(services: readonly TestService[]): {
       ports: [
         { name: "http", port: 80, protocol: "TCP" },
         { name: "dns", port: 53, protocol: "UDP" },
+        // Nothing listens on 5354: the backend answers with an ICMP port unreachable.
+        { name: "closed", port: 54, protocol: "UDP" },
       ],
     })),
     endpointSlices: services.map((s) => ({
@@ -49,6 +51,7 @@ function views(services: readonly TestService[]): {
       ports: [
         { name: "http", port: 8080, protocol: "TCP" },
         { name: "dns", port: 5353, protocol: "UDP" },
+        { name: "closed", port: 5354, protocol: "UDP" },
       ],
     })),
   };
@@ -196,6 +199,14 @@ describe("e2e: Services load-balanced in BPF (lib/lb.h) through the lab", functi
     assert.equal(r.reply.peer, HAIRPIN_IP);
     const u = await fx.lab.probe(a, "UDP", svc.toA, 53, 1500);
     assert.ok(u.ok, u.error);
+  });
+
+  it("a backend's port unreachable for a Service's UDP port reaches the client's connected socket (same node, cross node)", async function () {
+    for (const host of [svc.toB, svc.toC]) {
+      const log = await udpClient(a.netns, host, 54, 600);
+      const refused = log.find((l) => l.error === "ECONNREFUSED");
+      assert.ok(refused !== undefined, `${host}:54: ${JSON.stringify(log)}`);
+    }
   });
 
   it("a Service without endpoints is refused at once (TCP, connected UDP)", async function () {
