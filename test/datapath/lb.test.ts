@@ -418,8 +418,9 @@ describe("datapath: Service load balancing in BPF (BPF_PROG_TEST_RUN)", function
 
   it("policy is judged on the backend with the client's identity: egress of the client, ingress of the backend", function () {
     program(service(), [{ ip: B1.ip, node: "n1" }]);
-    const set = (ip: string, identity: number, flags: number) =>
+    const set = (ip: string, identity: number, flags: number): void => {
       dp.ipcache.set({ ip, length: 32 }, { identity, tunnelIp: null, cidrIdentity: 0, flags });
+    };
     set(B1.ip, ID.b1, IpcacheFlag.enforceIngress);
     try {
       const denied = run(dp, PROGRAMS.fromPod, tcp(CLIENT.ip, 49000, VIP, 80, TcpFlags.SYN), { ifindex: 1 });
