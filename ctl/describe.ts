@@ -38,6 +38,8 @@ export const REASON_TEXT: Readonly<Record<Reason, string>> = {
   drop_fragment: "non-first fragment on an enforced endpoint",
   drop_tunnel_key: "tunnel metadata missing or unusable",
   fwd_native: "routed unencapsulated towards another node (native routing)",
+  lb_reject: "to a Service without endpoints: answered with ICMP port unreachable",
+  drop_no_backend: "a Service frontend's backend entry is missing (the agent is rewriting it)",
 };
 
 /** The text of a reason by name; undefined for a name the datapath does not have. */
@@ -75,6 +77,8 @@ export function conntrackFlagNames(flags: number): string[] {
     closing: CtFlag.closing,
     "tunnel-b": CtFlag.tunnelB,
     "via-stack": CtFlag.viaStack,
+    lb: CtFlag.lb,
+    "lb-hairpin": CtFlag.lbHairpin,
   });
 }
 

@@ -30,6 +30,8 @@ export const REASONS = [
   "drop_fragment",
   "drop_tunnel_key",
   "fwd_native",
+  "lb_reject",
+  "drop_no_backend",
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

@@ -22,7 +22,9 @@ enum skn_reason {
 	SKN_R_DROP_FRAGMENT = 12, /* non-first fragment on an enforced endpoint */
 	SKN_R_DROP_TUNNEL_KEY = 13, /* tunnel metadata missing or unusable */
 	SKN_R_FWD_NATIVE = 14, /* routed unencapsulated towards another node (native routing) */
-	SKN_R_MAX = 15,
+	SKN_R_LB_REJECT = 15, /* no Service endpoints: ICMP port unreachable sent back */
+	SKN_R_DROP_NO_BACKEND = 16, /* a Service frontend's slot or backend entry is missing */
+	SKN_R_MAX = 17,
 };
 
 #endif
