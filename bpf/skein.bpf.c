@@ -31,6 +31,13 @@
 #include "maps/endpoints.h"
 #include "maps/ipcache.h"
 #include "maps/metrics.h"
+#include "maps/lb-svc.h"
+#include "maps/lb-slot.h"
+#include "maps/lb-backend.h"
+#include "maps/lb-revnat.h"
+#include "maps/lb-affinity.h"
+#include "maps/lb-maglev.h"
+#include "maps/lb-flow.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -74,6 +74,8 @@ export function conntrackFlagNames(flags: number): string[] {
     closing: CtFlag.closing,
     "tunnel-b": CtFlag.tunnelB,
     "via-stack": CtFlag.viaStack,
+    lb: CtFlag.lb,
+    "lb-hairpin": CtFlag.lbHairpin,
   });
 }
 

@@ -10,6 +10,14 @@ import { EndpointsMap } from "../maps/endpoints.js";
 import { EVENTS_MAP } from "../maps/events.js";
 import { reservedIdentityName } from "../maps/identities.js";
 import { IpcacheMap } from "../maps/ipcache.js";
+import { TypedMap, type MapCodec } from "../maps/codec.js";
+import { lbAffinityCodec } from "../maps/lb-affinity.js";
+import { lbBackendCodec } from "../maps/lb-backend.js";
+import { lbFlowCodec } from "../maps/lb-flow.js";
+import { lbMaglevCodec } from "../maps/lb-maglev.js";
+import { lbRevnatCodec } from "../maps/lb-revnat.js";
+import { lbSlotCodec } from "../maps/lb-slot.js";
+import { lbSvcCodec } from "../maps/lb-svc.js";
 import { MetricsMap, isDrop } from "../maps/metrics.js";
 import { formatPrefix, parseIPv4 } from "../maps/net.js";
 import { PolicyMap } from "../maps/policy.js";
@@ -384,6 +392,27 @@ function dumpConfig(root: string, dc: DumpContext): MapDump {
   };
 }
 
+const LB_CODECS = {
+  skn_lb_svc: lbSvcCodec,
+  skn_lb_slot: lbSlotCodec,
+  skn_lb_backend: lbBackendCodec,
+  skn_lb_revnat: lbRevnatCodec,
+  skn_lb_affinity: lbAffinityCodec,
+  skn_lb_maglev: lbMaglevCodec,
+  skn_lb_flow: lbFlowCodec,
+} as const;
+
+/** The Service maps decoded field by field (key, then value); `skeinctl service list` joins them. */
+function dumpLb(root: string, name: keyof typeof LB_CODECS): MapDump {
+  const codec = LB_CODECS[name] as MapCodec<unknown, unknown>;
+  using map = new TypedMap(RawMap.openPinned(pinPath(root, name)), codec);
+  // bigints (timestamps) as decimal strings, so the rows are plain JSON.
+  const plain = (x: unknown): unknown =>
+    JSON.parse(JSON.stringify(x, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
+  const rows = [...map.entries()].map(([k, v]) => ({ key: plain(k), value: plain(v) }));
+  return { name, rows, columns: [col("KEY", "key"), col("VALUE", "value")] };
+}
+
 /**
  * Reads and decodes one pinned map. Throws SysError (ENOENT: not pinned), or CtlError for the ring
  * buffer, whose records are consumed (`skeinctl monitor`), not dumped.
@@ -402,6 +431,14 @@ export function dumpPinnedMap(root: string, name: PinnedMapName, dc: DumpContext
       return dumpMetrics(root, dc);
     case "skn_config":
       return dumpConfig(root, dc);
+    case "skn_lb_svc":
+    case "skn_lb_slot":
+    case "skn_lb_backend":
+    case "skn_lb_revnat":
+    case "skn_lb_affinity":
+    case "skn_lb_maglev":
+    case "skn_lb_flow":
+      return dumpLb(root, name);
     case "skn_events": {
       // Opening it first turns a missing datapath into the usual fix message.
       RawMap.openPinned(pinPath(root, EVENTS_MAP)).close();

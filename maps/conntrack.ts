@@ -6,8 +6,20 @@ import { pinPath } from "./pins.js";
 
 export const CONNTRACK_MAP = "skn_conntrack2";
 
-/** viaStack: the host stack delivered the flow's opening packet (a Service kube-proxy translated). */
-export const CtFlag = { initiatorB: 1, seenReply: 2, closing: 4, tunnelB: 8, viaStack: 16 } as const;
+/**
+ * viaStack: the host stack delivered the flow's opening packet (a Service kube-proxy translated).
+ * lb: Skein translated the flow to a backend (lbSvcId names the frontend replies are rewritten to);
+ * lbHairpin: and the client was that backend (its source rewritten to the hairpin address).
+ */
+export const CtFlag = {
+  initiatorB: 1,
+  seenReply: 2,
+  closing: 4,
+  tunnelB: 8,
+  viaStack: 16,
+  lb: 32,
+  lbHairpin: 64,
+} as const;
 
 export interface CtKey {
   addrA: string;
@@ -26,6 +38,8 @@ export interface CtEntry {
   ruleId: number;
   /** Node behind the remote side of a flow crossing the overlay (side b with CtFlag.tunnelB), or null. */
   tunnelIp: string | null;
+  /** With CtFlag.lb: the frontend's svc_id (skn_lb_revnat key); 0 otherwise (the former _pad). */
+  lbSvcId: number;
 }
 
 export const conntrackCodec: MapCodec<CtKey, CtEntry> = {
@@ -68,7 +82,7 @@ export const conntrackCodec: MapCodec<CtKey, CtEntry> = {
       { name: "flags", offset: 24, size: 4 },
       { name: "rule_id", offset: 28, size: 4 },
       { name: "tunnel_ip_be", offset: 32, size: 4 },
-      { name: "_pad", offset: 36, size: 4 },
+      { name: "lb_svc_id", offset: 36, size: 4 },
     ]),
     encode(e) {
       const b = Buffer.alloc(40);
@@ -79,6 +93,7 @@ export const conntrackCodec: MapCodec<CtKey, CtEntry> = {
       b.writeUInt32LE(e.flags, 24);
       b.writeUInt32LE(e.ruleId, 28);
       writeIPv4(b, 32, e.tunnelIp ?? "0.0.0.0");
+      b.writeUInt32LE(e.lbSvcId, 36);
       return b;
     },
     decode(bytes) {
@@ -92,6 +107,7 @@ export const conntrackCodec: MapCodec<CtKey, CtEntry> = {
         flags: b.readUInt32LE(24),
         ruleId: b.readUInt32LE(28),
         tunnelIp: tunnel === "0.0.0.0" ? null : tunnel,
+        lbSvcId: b.readUInt32LE(36),
       };
     },
   },

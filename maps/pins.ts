@@ -29,6 +29,13 @@ export const PINNED_MAPS = [
   "skn_metrics",
   "skn_events",
   "skn_config",
+  "skn_lb_svc",
+  "skn_lb_slot",
+  "skn_lb_backend",
+  "skn_lb_revnat",
+  "skn_lb_affinity",
+  "skn_lb_maglev",
+  "skn_lb_flow",
 ] as const;
 export type PinnedMapName = (typeof PINNED_MAPS)[number];
 

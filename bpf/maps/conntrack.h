@@ -25,6 +25,12 @@ enum skn_ct_flag {
 	/* The host stack delivered the opening packet (translated by kube-proxy's DNAT, say): every
 	 * packet of the flow goes back through the stack, whose conntrack reverses the translation. */
 	SKN_CT_VIA_STACK = 1 << 4,
+	/* Skein translated the flow (a Service frontend, lib/lb.h): side a/b that did not open it is
+	 * the backend, and its packets get their source rewritten back to skn_lb_revnat[lb_svc_id]. */
+	SKN_CT_LB = 1 << 5,
+	/* ... and the client was the backend itself (hairpin): its source was rewritten to
+	 * SKN_LB_HAIRPIN_IP, and replies get their destination rewritten back to the backend. */
+	SKN_CT_LB_HAIRPIN = 1 << 6,
 };
 
 struct skn_ct_entry {
@@ -37,7 +43,10 @@ struct skn_ct_entry {
 	/* Node behind the remote side of a flow that crosses the overlay, 0 if none: established
 	 * packets encapsulate (and check the outer source) without an ipcache lookup. */
 	__u32 tunnel_ip_be;
-	__u32 _pad;
+	/* With SKN_CT_LB: the frontend's svc_id (key of skn_lb_revnat); 0 otherwise. This was the
+	 * entry's spare _pad, always written 0 before: the value keeps its 40 bytes, so the pinned
+	 * skn_conntrack2 of an earlier build is reused as is and its entries read as untranslated. */
+	__u32 lb_svc_id;
 };
 SKN_STATIC_ASSERT(sizeof(struct skn_ct_entry) == 40, "conntrack value layout");
 

@@ -139,7 +139,7 @@ describe("bpftool on a lab node: BTF-named fields, stable names", function () {
         "flags",
         "rule_id",
         "tunnel_ip_be",
-        "_pad",
+        "lb_svc_id",
       ]);
     }
     const ends = new Set([beField(a.ip), beField(b.ip)]);

@@ -15,6 +15,13 @@ import { endpointsCodec } from "../../maps/endpoints.js";
 import { eventLayout } from "../../maps/events.js";
 import { Identity } from "../../maps/identities.js";
 import { ipcacheCodec } from "../../maps/ipcache.js";
+import { lbAffinityCodec } from "../../maps/lb-affinity.js";
+import { lbBackendCodec } from "../../maps/lb-backend.js";
+import { lbFlowCodec } from "../../maps/lb-flow.js";
+import { lbMaglevCodec } from "../../maps/lb-maglev.js";
+import { lbRevnatCodec } from "../../maps/lb-revnat.js";
+import { lbSlotCodec } from "../../maps/lb-slot.js";
+import { lbSvcCodec } from "../../maps/lb-svc.js";
 import { METRICS_ENTRIES, REASONS, metricsValueLayout } from "../../maps/metrics.js";
 import { PINNED_MAPS, PROGRAM_NAMES, defaultObjectPath } from "../../maps/pins.js";
 import { policyCodec } from "../../maps/policy.js";
@@ -87,6 +94,13 @@ const codecs: MapCodec<unknown, unknown>[] = [
   conntrackCodec,
   configCodec,
   decisionCodec,
+  lbSvcCodec,
+  lbSlotCodec,
+  lbBackendCodec,
+  lbRevnatCodec,
+  lbAffinityCodec,
+  lbMaglevCodec,
+  lbFlowCodec,
 ] as MapCodec<unknown, unknown>[];
 
 describe("maps: codecs match the object's BTF", function () {
@@ -96,6 +110,26 @@ describe("maps: codecs match the object's BTF", function () {
       checkLayout(c.value.layout);
     });
   }
+
+  it("Service map types and sizes (bpf/maps/lb-*.h)", function () {
+    using spec = ObjectSpec.open(object);
+    const maps = new Map(spec.maps.map((m) => [m.name, m]));
+    const hash = 1;
+    const lruHash = 9;
+    for (const [name, type] of [
+      ["skn_lb_svc", hash],
+      ["skn_lb_slot", hash],
+      ["skn_lb_backend", hash],
+      ["skn_lb_revnat", hash],
+      ["skn_lb_maglev", hash],
+      ["skn_lb_affinity", lruHash],
+      ["skn_lb_flow", lruHash],
+    ] as const) {
+      assert.equal(maps.get(name)?.type, type, `${name} type`);
+      assert.ok(name.length <= 15, `${name}: at most 15 characters`);
+    }
+    assert.equal(maps.get("skn_lb_maglev")?.valueSize, 4 * 251, "M = 251");
+  });
 
   it("skn_metrics value, skn_event and skn_settings", function () {
     checkLayout(metricsValueLayout);
