@@ -37,6 +37,7 @@ export const REASON_TEXT: Readonly<Record<Reason, string>> = {
   drop_no_tunnel: "no tunnel endpoint known for a remote destination",
   drop_fragment: "non-first fragment on an enforced endpoint",
   drop_tunnel_key: "tunnel metadata missing or unusable",
+  drop_no_backend: "a Service frontend reached from the node or the world without a usable backend",
 };
 
 /** The text of a reason by name; undefined for a name the datapath does not have. */
@@ -76,6 +77,7 @@ export function conntrackFlagNames(flags: number): string[] {
     "via-stack": CtFlag.viaStack,
     lb: CtFlag.lb,
     "lb-hairpin": CtFlag.lbHairpin,
+    nodeport: CtFlag.nodePort,
   });
 }
 

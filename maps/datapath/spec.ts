@@ -11,7 +11,18 @@ export interface DatapathOptions {
   settings?: Partial<DatapathSettings>;
   /** Capacity of the policy map; the object's default (262,144) when absent. */
   policyMapEntries?: number;
+  /**
+   * Service load balancing in BPF ("bpf") or left to kube-proxy ("off", the default). With "bpf"
+   * the node's side is wired too: skn_from_uplink/skn_to_uplink on the uplink whatever the encap
+   * mode (world → NodePort), the Service CIDR (settings.serviceCidr) routed into the VXLAN device
+   * (node → ClusterIP, translated by skn_to_vxlan), and the NodePort masquerade rule
+   * (docs/services-bpf.md).
+   */
+  serviceLb?: ServiceLbMode;
 }
+
+export const SERVICE_LB_MODES = ["bpf", "off"] as const;
+export type ServiceLbMode = (typeof SERVICE_LB_MODES)[number];
 
 export function resolvedSettings(options: DatapathOptions): DatapathSettings {
   return { ...DEFAULT_SETTINGS, ...options.settings };
