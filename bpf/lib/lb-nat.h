@@ -151,6 +151,8 @@ static __always_inline const struct skn_lb_backend *skn_lb_flow_backend(const st
 		const struct skn_lb_maglev *t = bpf_map_lookup_elem(&skn_lb_maglev, &svc_id);
 		__u32 slot = skn_lb_flow_hash(p) % SKN_LB_MAGLEV_M;
 
+		/* Keeps the bound check the compiler would fold away (the verifier needs it). */
+		asm volatile("" : "+r"(slot));
 		if (t && slot < SKN_LB_MAGLEV_M)
 			backend_id = t->backend_id[slot];
 	}
