@@ -245,6 +245,10 @@ int skn_from_pod(struct __sk_buff *skb)
 		/* A flow the stack translated (a Service): back through it, to reverse the translation. */
 		if (skn_ct_via_stack(&f.ct))
 			return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
+		/* A backend's reply to a flow Skein translated: the frontend's address again (f.pkt keeps
+		 * the backend's, whose identity the overlay carries). */
+		if (ct == SKN_CT_REPLY)
+			skn_lb_host_reply(skb, sizeof(struct ethhdr), &f.pkt, &f.ct);
 		/* Established: the conntrack entry knows where the other side lives. */
 		tunnel_ip_be = skn_ct_dst_tunnel(&f.ct);
 		if (tunnel_ip_be) {
