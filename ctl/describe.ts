@@ -37,7 +37,9 @@ export const REASON_TEXT: Readonly<Record<Reason, string>> = {
   drop_no_tunnel: "no tunnel endpoint known for a remote destination",
   drop_fragment: "non-first fragment on an enforced endpoint",
   drop_tunnel_key: "tunnel metadata missing or unusable",
-  drop_no_backend: "a Service frontend reached from the node or the world without a usable backend",
+  lb_reject: "to a Service without endpoints: answered with ICMP port unreachable",
+  drop_no_backend:
+    "a Service frontend without a usable backend: its entry missing (the agent is rewriting it), or reached from the world with none (for externalTrafficPolicy Local: none on this node)",
 };
 
 /** The text of a reason by name; undefined for a name the datapath does not have. */

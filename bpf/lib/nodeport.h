@@ -70,12 +70,8 @@ static __always_inline enum skn_nodeport_result skn_nodeport_xlate(struct __sk_b
 	/* Local: a recorded backend that is no longer on this node is not used either. */
 	if (!be || (local && !(be->flags & SKN_LB_BE_LOCAL)))
 		return SKN_NP_NO_BACKEND;
-	if (skn_lb_rewrite(skb, l3_off, p->proto, 0, p->daddr_be, be->addr_be, p->dport_be,
-	                   p->proto == IPPROTO_SCTP ? p->dport_be : be->port_be) < 0)
+	if (skn_lb_to_backend(skb, l3_off, p, be) < 0)
 		return SKN_NP_ERROR;
-	p->daddr_be = be->addr_be;
-	if (p->proto != IPPROTO_SCTP)
-		p->dport_be = be->port_be;
 	*svc_id = svc->svc_id;
 	if (!local)
 		skb->mark = SKN_MARK_NODEPORT_SNAT;
@@ -90,15 +86,8 @@ static __always_inline enum skn_nodeport_result skn_nodeport_xlate(struct __sk_b
 static __always_inline void skn_nodeport_record(struct skn_ct_state *ct, __u32 src_identity, __u32 dst_identity,
                                                 __u32 rule_id, __u32 tunnel_ip_be, __u32 svc_id)
 {
-	struct skn_ct_entry *e;
-
-	skn_ct_create(ct, src_identity, dst_identity, rule_id, tunnel_ip_be, 0);
-	e = bpf_map_lookup_elem(&skn_conntrack2, &ct->key);
-	if (!e)
-		return;
-	e->lb_svc_id = svc_id;
-	__sync_fetch_and_or(&e->flags, SKN_CT_NODEPORT | SKN_CT_VIA_STACK);
-	ct->entry = e;
+	skn_ct_create_ex(ct, src_identity, dst_identity, rule_id, tunnel_ip_be, 0, SKN_CT_NODEPORT | SKN_CT_VIA_STACK,
+	                 svc_id);
 }
 
 /*
@@ -110,20 +99,15 @@ static __always_inline void skn_nodeport_record(struct skn_ct_state *ct, __u32 s
 static __always_inline int skn_nodeport_reply(struct __sk_buff *skb, __u32 l3_off, const struct skn_config *cfg)
 {
 	struct skn_ct_state ct = {};
-	const struct skn_lb_revnat *rn;
 	struct skn_pkt p = {};
 
 	if (skn_parse_ipv4(skb, l3_off, &p) != SKN_PARSE_OK || p.frag || p.is_icmp_error)
 		return 0;
 	if (cfg && p.saddr_be == cfg->node_ip_be)
 		return 0;
-	if (skn_ct_lookup(&p, &ct) != SKN_CT_REPLY || !(ct.entry->flags & SKN_CT_NODEPORT))
+	if (skn_ct_lookup(&p, &ct) != SKN_CT_REPLY || !ct.entry || !(ct.entry->flags & SKN_CT_NODEPORT))
 		return 0;
-	rn = skn_lb_revnat_get(ct.entry->lb_svc_id);
-	if (!rn)
-		return 0;
-	return skn_lb_rewrite(skb, l3_off, p.proto, 1, p.saddr_be, rn->addr_be, p.sport_be,
-	                      p.proto == IPPROTO_SCTP ? p.sport_be : rn->port_be) == 0;
+	return skn_lb_reply(skb, l3_off, &p, ct.entry) == 0;
 }
 
 #endif
