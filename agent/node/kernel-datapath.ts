@@ -15,6 +15,7 @@ import { loadPinnedDatapath, type PinnedLoadReport } from "../../maps/datapath/p
 import type { DatapathOptions } from "../../maps/datapath/spec.js";
 import { EndpointsMap } from "../../maps/endpoints.js";
 import { IpcacheMap } from "../../maps/ipcache.js";
+import { PinnedLbMaps } from "../../maps/lb-apply.js";
 import { MetricsMap } from "../../maps/metrics.js";
 import { PolicyMap } from "../../maps/policy.js";
 import type { ConflistInput } from "../../maps/cni-conflist.js";
@@ -92,6 +93,7 @@ class KernelMaps implements DatapathMaps {
   readonly endpoints: EndpointsMap;
   readonly metrics: MetricsMap;
   readonly conntrack: ConntrackMap;
+  readonly lb: PinnedLbMaps;
 
   private constructor(m: {
     ipcache: IpcacheMap;
@@ -100,6 +102,7 @@ class KernelMaps implements DatapathMaps {
     endpoints: EndpointsMap;
     metrics: MetricsMap;
     conntrack: ConntrackMap;
+    lb: PinnedLbMaps;
   }) {
     this.ipcache = m.ipcache;
     this.policy = m.policy;
@@ -107,6 +110,7 @@ class KernelMaps implements DatapathMaps {
     this.endpoints = m.endpoints;
     this.metrics = m.metrics;
     this.conntrack = m.conntrack;
+    this.lb = m.lb;
   }
 
   /** Opens every map or none: a failure closes those already open and throws. */
@@ -124,6 +128,7 @@ class KernelMaps implements DatapathMaps {
         endpoints: take(EndpointsMap.openPinned(root)),
         metrics: take(MetricsMap.openPinned(root)),
         conntrack: take(ConntrackMap.openPinned(root)),
+        lb: take(PinnedLbMaps.open(root)),
       });
     } catch (err) {
       for (const m of opened) m.close();
@@ -146,7 +151,15 @@ class KernelMaps implements DatapathMaps {
   }
 
   close(): void {
-    for (const m of [this.ipcache, this.policy, this.config, this.endpoints, this.metrics, this.conntrack])
+    for (const m of [
+      this.ipcache,
+      this.policy,
+      this.config,
+      this.endpoints,
+      this.metrics,
+      this.conntrack,
+      this.lb,
+    ])
       m.close();
   }
 }
