@@ -21,18 +21,12 @@
 #include "lib/events.h"
 #include "lib/overlay.h"
 #include "lib/services.h"
+#include "lib/lb.h"
 #include "maps/config.h"
 #include "maps/decision.h"
 #include "maps/endpoints.h"
 #include "maps/ipcache.h"
 #include "maps/metrics.h"
-#include "maps/lb-svc.h"
-#include "maps/lb-slot.h"
-#include "maps/lb-backend.h"
-#include "maps/lb-revnat.h"
-#include "maps/lb-affinity.h"
-#include "maps/lb-maglev.h"
-#include "maps/lb-flow.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -208,11 +202,24 @@ static __always_inline int skn_encap(struct __sk_buff *skb, const struct skn_flo
 	                   cfg->vxlan_ifindex, tunnel_ip_be, identity, f->rule_id, f->dst_identity);
 }
 
+/* A Service frontend without endpoints: the packet becomes the ICMP port unreachable the client's
+ * socket reports as ECONNREFUSED, sent straight back into the pod. */
+static __always_inline int skn_lb_reject(struct __sk_buff *skb, const struct skn_flow *f,
+                                         const struct skn_endpoint *ep)
+{
+	if (skn_lb_make_unreachable(skb, &f->pkt) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS, f);
+	return skn_verdict(skb, bpf_redirect_peer(ep->ifindex, 0), SKN_R_LB_REJECT, SKN_DIR_EGRESS,
+	                   ep->ifindex, 0, 0, 0, 0);
+}
+
 SEC("tc")
 int skn_from_pod(struct __sk_buff *skb)
 {
 	const struct skn_endpoint *src_ep, *dst_ep;
 	const struct skn_ipcache_entry *src, *dst;
+	struct skn_lb_xlate lbx = {};
+	enum skn_lb_result lb;
 	struct skn_flow f = {};
 	enum skn_ct_status ct;
 	__u32 tunnel_ip_be = 0;
@@ -235,11 +242,27 @@ int skn_from_pod(struct __sk_buff *skb)
 		return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_EGRESS, &f);
 	}
 
+	/* To a Service frontend: to a backend from here on (lib/lb.h). */
+	lb = skn_lb_from_pod(skb, &f.pkt, &lbx);
+	if (lb == SKN_LB_REJECT)
+		return skn_lb_reject(skb, &f, src_ep);
+	if (lb == SKN_LB_NO_BACKEND)
+		return skn_drop_flow(skb, SKN_R_DROP_NO_BACKEND, SKN_DIR_EGRESS, &f);
+	if (lb == SKN_LB_ERROR)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS, &f);
+
 	ct = skn_ct_lookup(&f.pkt, &f.ct);
+	/* Conntrack keys a hairpinned flow by its rewritten source; identity and policy are the client's. */
+	if (lbx.hairpin)
+		f.pkt.saddr_be = lbx.client_be;
 	if (ct == SKN_CT_ESTABLISHED || ct == SKN_CT_REPLY) {
 		/* A flow the stack translated (a Service): back through it, to reverse the translation. */
 		if (skn_ct_via_stack(&f.ct))
 			return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
+		/* A backend's reply to a flow translated here: from the frontend again. */
+		if (skn_lb_is_reply(ct, &f.ct) &&
+		    skn_lb_reply(skb, sizeof(struct ethhdr), &f.pkt, f.ct.entry) < 0)
+			return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS, &f);
 		/* Established: the conntrack entry knows where the other side lives. */
 		tunnel_ip_be = skn_ct_dst_tunnel(&f.ct);
 		if (tunnel_ip_be) {
@@ -277,7 +300,10 @@ int skn_from_pod(struct __sk_buff *skb)
 		if (dst_ep && !skn_ingress_allows(skb, &f, dst))
 			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
-			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id, tunnel_ip_be, 0);
+			skn_ct_create_ex(
+				&f.ct, f.src_identity, f.dst_identity, f.rule_id, tunnel_ip_be, 0,
+				lb == SKN_LB_XLATED ? SKN_CT_LB | (lbx.hairpin ? SKN_CT_LB_HAIRPIN : 0) : 0,
+				lb == SKN_LB_XLATED ? lbx.svc_id : 0);
 	}
 
 	if (dst_ep)
@@ -395,6 +421,9 @@ static __always_inline int skn_from_overlay(struct __sk_buff *skb, __u32 l3_off,
 	}
 deliver:
 	if (decap && skn_vxlan_decap(skb) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
+	/* A remote backend's reply to a flow a pod here opened through a frontend. */
+	if (skn_lb_is_reply(ct, &f.ct) && skn_lb_reply(skb, sizeof(struct ethhdr), &f.pkt, f.ct.entry) < 0)
 		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 	bpf_skb_change_type(skb, SKN_PACKET_HOST);
 	return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, f.rule_id, f.src_identity);

@@ -37,6 +37,8 @@ export const REASON_TEXT: Readonly<Record<Reason, string>> = {
   drop_no_tunnel: "no tunnel endpoint known for a remote destination",
   drop_fragment: "non-first fragment on an enforced endpoint",
   drop_tunnel_key: "tunnel metadata missing or unusable",
+  lb_reject: "to a Service without endpoints: answered with ICMP port unreachable",
+  drop_no_backend: "a Service frontend's backend entry is missing (the agent is rewriting it)",
 };
 
 /** The text of a reason by name; undefined for a name the datapath does not have. */

@@ -29,6 +29,8 @@ export const REASONS = [
   "drop_no_tunnel",
   "drop_fragment",
   "drop_tunnel_key",
+  "lb_reject",
+  "drop_no_backend",
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

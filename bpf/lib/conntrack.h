@@ -114,10 +114,11 @@ static __always_inline enum skn_ct_status skn_ct_lookup(const struct skn_pkt *p,
 }
 
 /* Records a flow policy allowed. The packet's source is the initiator. `tunnel_ip_be` is the node
- * behind the remote side (0 for none) and `tunnel_is_src` says which side that is. */
-static __always_inline void skn_ct_create(const struct skn_ct_state *st, __u32 src_identity,
-                                          __u32 dst_identity, __u32 rule_id, __u32 tunnel_ip_be,
-                                          int tunnel_is_src)
+ * behind the remote side (0 for none) and `tunnel_is_src` says which side that is. `flags` and
+ * `lb_svc_id`: a flow Skein translated to a Service backend (lib/lb.h), else 0. */
+static __always_inline void skn_ct_create_ex(const struct skn_ct_state *st, __u32 src_identity,
+                                             __u32 dst_identity, __u32 rule_id, __u32 tunnel_ip_be,
+                                             int tunnel_is_src, __u32 flags, __u32 lb_svc_id)
 {
 	struct skn_ct_entry e = {};
 	__u64 now = bpf_ktime_get_coarse_ns();
@@ -128,8 +129,10 @@ static __always_inline void skn_ct_create(const struct skn_ct_state *st, __u32 s
 	e.last_seen_ns = now;
 	e.rule_id = rule_id;
 	e.tunnel_ip_be = tunnel_ip_be;
+	e.lb_svc_id = lb_svc_id;
+	e.flags = flags;
 	if (st->src_is_b) {
-		e.flags = SKN_CT_INITIATOR_B;
+		e.flags |= SKN_CT_INITIATOR_B;
 		e.identity_b = src_identity;
 		e.identity_a = dst_identity;
 	} else {
@@ -139,6 +142,13 @@ static __always_inline void skn_ct_create(const struct skn_ct_state *st, __u32 s
 	if (tunnel_ip_be && tunnel_on_b)
 		e.flags |= SKN_CT_TUNNEL_B;
 	bpf_map_update_elem(&skn_conntrack2, &st->key, &e, BPF_ANY);
+}
+
+static __always_inline void skn_ct_create(const struct skn_ct_state *st, __u32 src_identity,
+                                          __u32 dst_identity, __u32 rule_id, __u32 tunnel_ip_be,
+                                          int tunnel_is_src)
+{
+	skn_ct_create_ex(st, src_identity, dst_identity, rule_id, tunnel_ip_be, tunnel_is_src, 0, 0);
 }
 
 /* The tunnel endpoint of the packet's destination side (0 when that side is not remote). */

@@ -50,6 +50,7 @@ struct skn_pkt {
 	__u16 inner_dport_be;
 	__u8 inner_proto;
 	__u8 is_icmp_error;
+	__u16 l4_off; /* offset of the transport header in the skb (0 for a non-first fragment) */
 };
 
 enum skn_parse_result {
@@ -125,12 +126,14 @@ static __always_inline int skn_parse_ipv4(struct __sk_buff *skb, __u32 l3_off, s
 	p->tcp_flags = 0;
 	p->icmp_type = 0;
 	p->is_icmp_error = 0;
+	p->l4_off = 0;
 	frag_off = bpf_ntohs(ip.frag_off);
 	p->frag = (frag_off & 0x1fff) != 0;
 	if (p->frag)
 		return SKN_PARSE_OK;
 
 	l4_off = l3_off + ip.ihl * 4;
+	p->l4_off = l4_off;
 	switch (ip.protocol) {
 	case IPPROTO_TCP: {
 		struct tcphdr th;

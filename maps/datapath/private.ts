@@ -14,6 +14,13 @@ import { PROGRAM_NAMES, type ProgramName } from "../pins.js";
 import { POLICY_MAP, PolicyMap, policyCodec } from "../policy.js";
 import { CONFIG_MAP, configCodec } from "../config.js";
 import { CONNTRACK_MAP, conntrackCodec } from "../conntrack.js";
+import { LB_AFFINITY_MAP, LbAffinityMap, lbAffinityCodec } from "../lb-affinity.js";
+import { LB_BACKEND_MAP, LbBackendMap, lbBackendCodec } from "../lb-backend.js";
+import { LB_FLOW_MAP, LbFlowMap, lbFlowCodec } from "../lb-flow.js";
+import { LB_MAGLEV_MAP, LbMaglevMap, lbMaglevCodec } from "../lb-maglev.js";
+import { LB_REVNAT_MAP, LbRevnatMap, lbRevnatCodec } from "../lb-revnat.js";
+import { LB_SLOT_MAP, LbSlotMap, lbSlotCodec } from "../lb-slot.js";
+import { LB_SVC_MAP, LbSvcMap, lbSvcCodec } from "../lb-svc.js";
 import { openDatapathSpec, type DatapathOptions } from "./spec.js";
 
 export class PrivateDatapath implements Disposable {
@@ -27,6 +34,16 @@ export class PrivateDatapath implements Disposable {
   /** Empty unless loaded with settings.recordDecisions. */
   readonly decision: DecisionMap;
   readonly events: RawMap;
+  /** The Service maps (bpf/maps/lb-*.h). */
+  readonly lb: {
+    svc: LbSvcMap;
+    slot: LbSlotMap;
+    backend: LbBackendMap;
+    revnat: LbRevnatMap;
+    affinity: LbAffinityMap;
+    maglev: LbMaglevMap;
+    flow: LbFlowMap;
+  };
   readonly #stack: DisposalStack;
 
   private constructor(init: Omit<PrivateDatapath, "close" | typeof Symbol.dispose>, stack: DisposalStack) {
@@ -39,6 +56,7 @@ export class PrivateDatapath implements Disposable {
     this.config = init.config;
     this.decision = init.decision;
     this.events = init.events;
+    this.lb = init.lb;
     this.#stack = stack;
   }
 
@@ -65,6 +83,15 @@ export class PrivateDatapath implements Disposable {
           config: stack.use(new ConfigMap(loaded.map(CONFIG_MAP), configCodec)),
           decision: stack.use(new DecisionMap(loaded.map(DECISION_MAP))),
           events: stack.use(loaded.map(EVENTS_MAP)),
+          lb: {
+            svc: stack.use(new LbSvcMap(loaded.map(LB_SVC_MAP), lbSvcCodec)),
+            slot: stack.use(new LbSlotMap(loaded.map(LB_SLOT_MAP), lbSlotCodec)),
+            backend: stack.use(new LbBackendMap(loaded.map(LB_BACKEND_MAP), lbBackendCodec)),
+            revnat: stack.use(new LbRevnatMap(loaded.map(LB_REVNAT_MAP), lbRevnatCodec)),
+            affinity: stack.use(new LbAffinityMap(loaded.map(LB_AFFINITY_MAP), lbAffinityCodec)),
+            maglev: stack.use(new LbMaglevMap(loaded.map(LB_MAGLEV_MAP), lbMaglevCodec)),
+            flow: stack.use(new LbFlowMap(loaded.map(LB_FLOW_MAP), lbFlowCodec)),
+          },
         },
         stack,
       );
