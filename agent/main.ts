@@ -13,8 +13,9 @@
  *   --service-cidr CIDR     the Service ClusterIP range: pod egress to it is judged on the backend
  *                           after kube-proxy's translation (default: none, judged on the ClusterIP);
  *                           Services backed by non-pods are then not judged (docs/services.md)
- *   --service-lb bpf|off    Services translated by Skein's datapath (needs --service-cidr for
- *                           node → ClusterIP) or left to kube-proxy (default off)
+ *   --service-lb bpf|off    who translates Services: Skein's datapath (bpf: kube-proxy not needed;
+ *                           NodePorts on the node's InternalIP/ExternalIP addresses) or not Skein
+ *                           (off, default: kube-proxy does, as before; docs/services-bpf.md)
  *   --health-addr H:P       /healthz /readyz /v1 (default 127.0.0.1:9879)
  *   --metrics-addr H:P      /metrics (default 0.0.0.0:9878; "" to disable)
  *   --policy-map-entries N  --verdict-events   --log-level debug|info|warn|error
@@ -34,7 +35,7 @@ import { createLogger, errorFields, type Level, type Logger } from "./log.js";
 import { DEFAULT_VXLAN_DEVICE, DEFAULT_VXLAN_PORT } from "./node/overlay.js";
 import { PolicyEngine } from "../policy/engine.js";
 import { DEFAULT_SETTINGS, encodeSettings } from "../maps/settings.js";
-import { SERVICE_LB_MODES, type ServiceLbMode } from "../maps/datapath/spec.js";
+import { DEFAULT_SERVICE_LB, parseServiceLbMode } from "../maps/datapath/spec.js";
 
 const flags = {
   config: { type: "string" },
@@ -114,9 +115,12 @@ async function main(): Promise<number> {
   const policyMapEntries = int("policy-map-entries", undefined);
   const serviceCidr = str("service-cidr", "");
   if (serviceCidr !== "") encodeSettings({ ...DEFAULT_SETTINGS, serviceCidr }); // throws on a bad CIDR
-  const serviceLb = str("service-lb", "off");
-  if (!(SERVICE_LB_MODES as readonly string[]).includes(serviceLb))
-    throw new Error(`--service-lb: expected one of ${SERVICE_LB_MODES.join(", ")}, got ${serviceLb}`);
+  let serviceLb;
+  try {
+    serviceLb = parseServiceLbMode(str("service-lb", DEFAULT_SERVICE_LB));
+  } catch (err) {
+    throw new Error(`--service-lb: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const cniDataDir = get("cni-data-dir");
   const bpfObject = get("bpf-object");
   const agent = new Agent({
@@ -135,7 +139,7 @@ async function main(): Promise<number> {
       ...(policyMapEntries === undefined ? {} : { policyMapEntries }),
       ...(typeof bpfObject === "string" ? { objectPath: bpfObject } : {}),
       ...(serviceCidr === "" ? {} : { settings: { serviceCidr } }),
-      serviceLb: serviceLb as ServiceLbMode,
+      serviceLb,
     },
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,

@@ -9,6 +9,7 @@ import type { ConflistInput } from "../maps/cni-conflist.js";
 import type { NodeConfig } from "../maps/config.js";
 import type { PinnedLoadReport } from "../maps/datapath/pinned.js";
 import type { IpcacheEntry } from "../maps/ipcache.js";
+import type { LbMapPorts } from "../maps/lb-apply.js";
 import type { MetricsMap } from "../maps/metrics.js";
 import type { Prefix } from "../maps/net.js";
 import type { PolicyEntry, PolicyKey } from "../maps/policy.js";
@@ -36,6 +37,8 @@ export interface Occupancy {
 export interface DatapathMaps {
   readonly ipcache: MapPort<Prefix, IpcacheEntry>;
   readonly policy: MapPort<PolicyKey, PolicyEntry>;
+  /** The five Service maps the agent writes (skn_lb_svc, _slot, _backend, _revnat, _maglev). */
+  readonly lb: LbMapPorts;
   /** Writes skn_config. Throws SysError. */
   writeConfig(config: NodeConfig): void;
   /** The per-CPU counters metrics read at scrape time; undefined when there are none. */

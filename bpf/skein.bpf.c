@@ -214,8 +214,8 @@ static __always_inline int skn_lb_reject(struct __sk_buff *skb, const struct skn
 {
 	if (skn_lb_make_unreachable(skb, &f->pkt) < 0)
 		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS, f);
-	return skn_verdict(skb, bpf_redirect_peer(ep->ifindex, 0), SKN_R_LB_REJECT, SKN_DIR_EGRESS, ep->ifindex, 0,
-	                   0, 0, 0);
+	return skn_verdict(skb, bpf_redirect_peer(ep->ifindex, 0), SKN_R_LB_REJECT, SKN_DIR_EGRESS,
+	                   ep->ifindex, 0, 0, 0, 0);
 }
 
 SEC("tc")
@@ -265,7 +265,8 @@ int skn_from_pod(struct __sk_buff *skb)
 		if (skn_ct_via_stack(&f.ct))
 			return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
 		/* A backend's reply to a flow translated here: from the frontend again. */
-		if (skn_lb_is_reply(ct, &f.ct) && skn_lb_reply(skb, sizeof(struct ethhdr), &f.pkt, f.ct.entry) < 0)
+		if (skn_lb_is_reply(ct, &f.ct) &&
+		    skn_lb_reply(skb, sizeof(struct ethhdr), &f.pkt, f.ct.entry) < 0)
 			return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS, &f);
 		/* Established: the conntrack entry knows where the other side lives. */
 		tunnel_ip_be = skn_ct_dst_tunnel(&f.ct);
@@ -304,9 +305,10 @@ int skn_from_pod(struct __sk_buff *skb)
 		if (dst_ep && !skn_ingress_allows(skb, &f, dst))
 			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
 		if (!f.pkt.is_icmp_error)
-			skn_ct_create_ex(&f.ct, f.src_identity, f.dst_identity, f.rule_id, tunnel_ip_be, 0,
-			                 lb == SKN_LB_XLATED ? SKN_CT_LB | (lbx.hairpin ? SKN_CT_LB_HAIRPIN : 0) : 0,
-			                 lb == SKN_LB_XLATED ? lbx.svc_id : 0);
+			skn_ct_create_ex(
+				&f.ct, f.src_identity, f.dst_identity, f.rule_id, tunnel_ip_be, 0,
+				lb == SKN_LB_XLATED ? SKN_CT_LB | (lbx.hairpin ? SKN_CT_LB_HAIRPIN : 0) : 0,
+				lb == SKN_LB_XLATED ? lbx.svc_id : 0);
 	}
 
 	if (dst_ep)

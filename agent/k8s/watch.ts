@@ -1,10 +1,12 @@
 /**
- * Supervised informers (the real @kubernetes/client-node watch code) for the four resources the
- * agent needs. client-node relists on 410 by itself but stops on any other error; the supervisor
+ * Supervised informers (the real @kubernetes/client-node watch code) for the resources the agent
+ * needs: always Nodes, Namespaces, Pods and NetworkPolicies; Services and EndpointSlices when the
+ * agent translates Services (--service-lb bpf). client-node relists on 410 by itself but stops on any other error; the supervisor
  * restarts it with capped, jittered backoff. No promise rejection goes unhandled.
  */
 import {
   CoreV1Api,
+  DiscoveryV1Api,
   ListWatch,
   NetworkingV1Api,
   Watch,
@@ -13,7 +15,11 @@ import {
 } from "@kubernetes/client-node";
 import { errorFields, type Logger } from "../log.js";
 
-export type ResourceKind = "Node" | "Namespace" | "Pod" | "NetworkPolicy";
+export type ResourceKind = "Node" | "Namespace" | "Pod" | "NetworkPolicy" | "Service" | "EndpointSlice";
+
+/** The kinds every agent watches; the Service kinds are added with --service-lb bpf. */
+export const BASE_KINDS: readonly ResourceKind[] = ["Node", "Namespace", "Pod", "NetworkPolicy"];
+export const SERVICE_KINDS: readonly ResourceKind[] = ["Service", "EndpointSlice"];
 export type WatchEventType = "add" | "update" | "delete";
 
 export interface WatchHooks {
@@ -38,6 +44,8 @@ export interface WatchOptions {
    * the cache then holds only what the agent reads. Default: objects as received.
    */
   transform?: (kind: ResourceKind, obj: KubernetesObject) => KubernetesObject;
+  /** Which kinds to watch; BASE_KINDS when absent. */
+  kinds?: readonly ResourceKind[];
 }
 
 /** A Watch whose objects pass through `transform` (ListWatch caches what the callback gets). */
@@ -81,6 +89,7 @@ export class ClusterWatch {
   readonly #minBackoffMs: number;
   readonly #maxBackoffMs: number;
   readonly #transform: ((kind: ResourceKind, obj: KubernetesObject) => KubernetesObject) | undefined;
+  readonly #kinds: readonly ResourceKind[];
   #stopped = false;
   #syncWaiters: (() => void)[] = [];
 
@@ -91,12 +100,14 @@ export class ClusterWatch {
     this.#minBackoffMs = options.minBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.#transform = options.transform;
+    this.#kinds = options.kinds ?? BASE_KINDS;
   }
 
   /** Starts every informer. Resolves once each has listed successfully at least once. */
   async start(): Promise<void> {
     const core = this.#kc.makeApiClient(CoreV1Api);
     const net = this.#kc.makeApiClient(NetworkingV1Api);
+    const discovery = this.#kc.makeApiClient(DiscoveryV1Api);
     const defs: [
       ResourceKind,
       string,
@@ -110,8 +121,15 @@ export class ClusterWatch {
         "/apis/networking.k8s.io/v1/networkpolicies",
         () => net.listNetworkPolicyForAllNamespaces(),
       ],
+      ["Service", "/api/v1/services", () => core.listServiceForAllNamespaces()],
+      [
+        "EndpointSlice",
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        () => discovery.listEndpointSliceForAllNamespaces(),
+      ],
     ];
     for (const [kind, path, list] of defs) {
+      if (!this.#kinds.includes(kind)) continue;
       // What makeInformer builds, kept as a ListWatch for its resource version.
       const transform = this.#transform;
       const informer =

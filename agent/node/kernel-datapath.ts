@@ -16,6 +16,7 @@ import { loadPinnedDatapath, type PinnedLoadReport } from "../../maps/datapath/p
 import type { DatapathOptions } from "../../maps/datapath/spec.js";
 import { EndpointsMap } from "../../maps/endpoints.js";
 import { IpcacheMap } from "../../maps/ipcache.js";
+import { PinnedLbMaps } from "../../maps/lb-apply.js";
 import { MetricsMap } from "../../maps/metrics.js";
 import { PolicyMap } from "../../maps/policy.js";
 import type { ConflistInput } from "../../maps/cni-conflist.js";
@@ -126,6 +127,7 @@ class KernelMaps implements DatapathMaps {
   readonly endpoints: EndpointsMap;
   readonly metrics: MetricsMap;
   readonly conntrack: ConntrackMap;
+  readonly lb: PinnedLbMaps;
 
   private constructor(m: {
     ipcache: IpcacheMap;
@@ -134,6 +136,7 @@ class KernelMaps implements DatapathMaps {
     endpoints: EndpointsMap;
     metrics: MetricsMap;
     conntrack: ConntrackMap;
+    lb: PinnedLbMaps;
   }) {
     this.ipcache = m.ipcache;
     this.policy = m.policy;
@@ -141,6 +144,7 @@ class KernelMaps implements DatapathMaps {
     this.endpoints = m.endpoints;
     this.metrics = m.metrics;
     this.conntrack = m.conntrack;
+    this.lb = m.lb;
   }
 
   /** Opens every map or none: a failure closes those already open and throws. */
@@ -158,6 +162,7 @@ class KernelMaps implements DatapathMaps {
         endpoints: take(EndpointsMap.openPinned(root)),
         metrics: take(MetricsMap.openPinned(root)),
         conntrack: take(ConntrackMap.openPinned(root)),
+        lb: take(PinnedLbMaps.open(root)),
       });
     } catch (err) {
       for (const m of opened) m.close();
@@ -180,7 +185,15 @@ class KernelMaps implements DatapathMaps {
   }
 
   close(): void {
-    for (const m of [this.ipcache, this.policy, this.config, this.endpoints, this.metrics, this.conntrack])
+    for (const m of [
+      this.ipcache,
+      this.policy,
+      this.config,
+      this.endpoints,
+      this.metrics,
+      this.conntrack,
+      this.lb,
+    ])
       m.close();
   }
 }

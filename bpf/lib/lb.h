@@ -56,8 +56,9 @@ static __always_inline int skn_lb_has_ports(__u8 proto)
 
 /* Rewrites one side of the packet (the destination when `dst`, else the source): its address and,
  * for TCP and UDP, its port, with the IPv4 and L4 checksums. l4_off 0: no transport header. */
-static __always_inline int skn_lb_rewrite(struct __sk_buff *skb, __u32 l3_off, __u32 l4_off, __u8 proto, int dst,
-                                          __u32 old_addr, __u32 new_addr, __u16 old_port, __u16 new_port)
+static __always_inline int skn_lb_rewrite(struct __sk_buff *skb, __u32 l3_off, __u32 l4_off, __u8 proto,
+                                          int dst, __u32 old_addr, __u32 new_addr, __u16 old_port,
+                                          __u16 new_port)
 {
 	__u32 addr_off = l3_off + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
 	__u64 mangled = 0;
@@ -145,7 +146,7 @@ static __always_inline __u32 skn_lb_pick(const struct skn_lb_svc *svc, __u32 cli
  * fills `x`. Non-first fragments and ICMP errors are left alone (no ports to match).
  */
 static __always_inline enum skn_lb_result skn_lb_from_pod(struct __sk_buff *skb, struct skn_pkt *p,
-                                                           struct skn_lb_xlate *x)
+                                                          struct skn_lb_xlate *x)
 {
 	const struct skn_lb_backend *be = NULL;
 	struct skn_lb_flow_key fk = {};
@@ -188,8 +189,8 @@ static __always_inline enum skn_lb_result skn_lb_from_pod(struct __sk_buff *skb,
 	addr_be = be->addr_be;
 	port_be = p->proto == IPPROTO_SCTP ? p->dport_be : be->port_be;
 
-	if (skn_lb_rewrite(skb, sizeof(struct ethhdr), p->l4_off, p->proto, 1, p->daddr_be, addr_be, p->dport_be,
-	                   port_be) < 0)
+	if (skn_lb_rewrite(skb, sizeof(struct ethhdr), p->l4_off, p->proto, 1, p->daddr_be, addr_be,
+	                   p->dport_be, port_be) < 0)
 		return SKN_LB_ERROR;
 	p->daddr_be = addr_be;
 	p->dport_be = port_be;
@@ -232,7 +233,8 @@ static __always_inline int skn_lb_reply(struct __sk_buff *skb, __u32 l3_off, str
 		l4_off = l3_off + (vihl & 0xf) * 4;
 	}
 	port_be = p->proto == IPPROTO_SCTP ? p->sport_be : rv->port_be;
-	if (skn_lb_rewrite(skb, l3_off, l4_off, p->proto, 0, p->saddr_be, rv->addr_be, p->sport_be, port_be) < 0)
+	if (skn_lb_rewrite(skb, l3_off, l4_off, p->proto, 0, p->saddr_be, rv->addr_be, p->sport_be, port_be) <
+	    0)
 		return -1;
 	p->saddr_be = rv->addr_be;
 	p->sport_be = port_be;
