@@ -9,20 +9,18 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import type { V1NetworkPolicy } from "@kubernetes/client-node";
+import type { V1NetworkPolicy, V1ServiceSpec } from "@kubernetes/client-node";
 import { ip } from "../../loader/index.js";
 import { WORLD_IP, type LabNode, type LabPod } from "../../lab/lab.js";
 import { LbFlowMap } from "../../maps/lb-flow.js";
-import { LbProto, LbSvcFlag } from "../../maps/lb-svc.js";
+import { LbBackendMap } from "../../maps/lb-backend.js";
 import type { ProbeResult } from "../../lab/workload/workload.js";
 import { transfer } from "../../lab/workload/workload-client.js";
 import { eventually, useLab } from "../helpers/lab.js";
-import { TestLbMaps, type TestBackend, type TestFrontend } from "../helpers/lb-maps.js";
 
 const SERVICE_CIDR = "10.96.0.0/12";
 const EXTERNAL_IP = "198.51.100.10";
 const NS = "lbn";
-const { tcp: TCP, udp: UDP } = LbProto;
 
 /** Runs a Node.js script inside namespace `netns`; resolves with its stdout parsed as JSON. */
 function runIn<T>(netns: string, script: string): Promise<T> {
@@ -78,101 +76,91 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
   let b: LabPod; // n1
   let c: LabPod; // n2
   let d: LabPod; // n2
+  let e1: LabPod; // n1, behind the dns Service
+  let e2: LabPod; // n2, behind the dns Service
   let world: string;
-  let maps: Map<string, TestLbMaps>;
-  const fe: Record<string, TestFrontend> = {};
+  /** ClusterIPs by Service name, as the API server allocated them. */
+  const vip: Record<string, string> = {};
 
   const tcp = (from: LabPod | LabNode | "world", host: string, port: number, timeoutMs = 1500) =>
     fx.lab.probe(from, "TCP", host, port, timeoutMs);
-  const upsert = (f: TestFrontend, nodes: LabNode[] = [n1, n2]) => {
-    for (const n of nodes) maps.get(n.name)!.upsert(f);
-  };
-  const be = (id: number, pod: LabPod, port: number, proto: 6 | 17): TestBackend => ({
-    id,
-    addr: pod.ip,
-    port,
-    proto,
-    node: pod.node,
-  });
+
+  /** Creates Service `name` in the API; the agents program it from the EndpointSlices. */
+  async function service(name: string, spec: V1ServiceSpec): Promise<void> {
+    const svc = await fx.lab.core().createNamespacedService({ namespace: NS, body: { metadata: { name }, spec } });
+    vip[name] = svc.spec?.clusterIP ?? "";
+  }
+  const HTTP = { name: "http", port: 80, targetPort: 8080, protocol: "TCP" } as const;
+  const DNS = { name: "dns", port: 53, targetPort: 5353, protocol: "UDP" } as const;
 
   before(async function () {
     [n1, n2] = [fx.nodes[0]!, fx.nodes[1]!];
     a = await fx.lab.addPod({ namespace: NS, name: "a", node: n1, labels: { app: "a" } });
-    b = await fx.lab.addPod({ namespace: NS, name: "b", node: n1, labels: { app: "b" } });
-    c = await fx.lab.addPod({ namespace: NS, name: "c", node: n2, labels: { app: "c" } });
-    d = await fx.lab.addPod({ namespace: NS, name: "d", node: n2, labels: { app: "d" } });
+    b = await fx.lab.addPod({ namespace: NS, name: "b", node: n1, labels: { app: "b", tier: "np" } });
+    c = await fx.lab.addPod({ namespace: NS, name: "c", node: n2, labels: { app: "c", tier: "np" } });
+    d = await fx.lab.addPod({ namespace: NS, name: "d", node: n2, labels: { app: "d", tier: "np" } });
+    e1 = await fx.lab.addPod({ namespace: NS, name: "e1", node: n1, labels: { role: "dns" } });
+    e2 = await fx.lab.addPod({ namespace: NS, name: "e2", node: n2, labels: { role: "dns" } });
     world = fx.lab.state.world?.netns ?? "";
-    maps = new Map([n1, n2].map((n) => [n.name, new TestLbMaps(n.bpffsRoot, n.name)]));
-    const bT = be(1, b, 8080, TCP);
-    const cT = be(2, c, 8080, TCP);
-    const dT = be(3, d, 8080, TCP);
-    const bU = be(11, b, 5353, UDP);
-    const cU = be(12, c, 5353, UDP);
-    const cluster = (svcId: number, addr: string, port: number, proto: 6 | 17, backends: TestBackend[]) => ({
-      svcId,
-      addr,
-      port,
-      proto,
-      flags: 0,
-      backends,
+    await service("to-c", { selector: { app: "c" }, ports: [HTTP, DNS] });
+    await service("to-b", { selector: { app: "b" }, ports: [HTTP, DNS] });
+    await service("dns", { selector: { role: "dns" }, ports: [DNS] });
+    await service("none", { selector: { app: "nobody" }, ports: [HTTP] });
+    // Cluster, over b, c and d (a consistent table), also on an external IP.
+    await service("np", {
+      type: "NodePort",
+      selector: { tier: "np" },
+      externalIPs: [EXTERNAL_IP],
+      ports: [{ ...HTTP, nodePort: 30080 }],
     });
-    fe.toC = cluster(1, "10.96.0.10", 80, TCP, [cT]);
-    fe.toCudp = cluster(2, "10.96.0.10", 53, UDP, [cU]);
-    fe.toB = cluster(3, "10.96.0.11", 80, TCP, [bT]);
-    fe.toBudp = cluster(4, "10.96.0.11", 53, UDP, [bU]);
-    // Its own backend ids: the deletion test removes one, which other frontends must keep.
-    fe.dns = cluster(5, "10.96.0.20", 53, UDP, [be(21, b, 5353, UDP), be(22, c, 5353, UDP)]);
-    fe.none = cluster(6, "10.96.0.21", 80, TCP, []);
-    for (const f of Object.values(fe)) upsert(f);
-    // NodePorts are frontends on each node's own address.
-    const nodePort = (svcId: number, port: number, flags: number, backends: TestBackend[], proto: 6 | 17 = TCP) => {
-      for (const n of [n1, n2]) {
-        const f = { svcId, addr: n.ip, port, proto, flags: flags | LbSvcFlag.nodePort, backends };
-        fe[`np${port}@${n.name}`] = f;
-        upsert(f, [n]);
-      }
-    };
-    nodePort(10, 30080, LbSvcFlag.consistent, [bT, cT, dT]); // Cluster, Maglev over three backends
-    nodePort(11, 30081, LbSvcFlag.extLocal, [bT]); // Local, the backend on n1
-    nodePort(12, 30083, LbSvcFlag.consistent, [cT]); // Cluster, the backend on n2
-    nodePort(13, 30084, LbSvcFlag.consistent, [cU], UDP); // Cluster, UDP
-    fe.ext = {
-      svcId: 20,
-      addr: EXTERNAL_IP,
-      port: 80,
-      proto: TCP,
-      flags: LbSvcFlag.external | LbSvcFlag.consistent,
-      backends: [bT, cT, dT],
-    };
-    upsert(fe.ext);
+    // Local: the backend b is on n1 only.
+    await service("np-local", {
+      type: "NodePort",
+      externalTrafficPolicy: "Local",
+      selector: { app: "b" },
+      ports: [{ ...HTTP, nodePort: 30081 }],
+    });
+    // Cluster, the backend c is on n2 only.
+    await service("np-c", {
+      type: "NodePort",
+      selector: { app: "c" },
+      ports: [
+        { ...HTTP, nodePort: 30083 },
+        { ...DNS, nodePort: 30084 },
+      ],
+    });
     await ip(["-n", world, "route", "add", `${EXTERNAL_IP}/32`, "via", n1.ip, "src", WORLD_IP]);
     await eventually("pods reach each other", async () => (await tcp(a, c.ip, 8080, 300)).ok, 15000);
-  });
-
-  after(function () {
-    for (const m of maps?.values() ?? []) m.close();
+    await eventually(
+      "the Services are programmed",
+      async () =>
+        (await tcp(n1, vip["to-c"]!, 80, 300)).ok &&
+        (await tcp("world", n2.ip, 30080, 300)).ok &&
+        (await tcp("world", n1.ip, 30081, 300)).ok,
+      20000,
+    );
   });
 
   it("node → ClusterIP over TCP: backend on the other node and on the same node; the backend sees the node", async function () {
     for (const [from, host, backend] of [
-      [n1, fe.toC!.addr, c],
-      [n1, fe.toB!.addr, b],
-      [n2, fe.toB!.addr, b],
-      [n2, fe.toC!.addr, c],
+      [n1, vip["to-c"]!, c],
+      [n1, vip["to-b"]!, b],
+      [n2, vip["to-b"]!, b],
+      [n2, vip["to-c"]!, c],
     ] as const) {
       const r = await tcp(from, host, 80);
       assert.ok(r.ok, `${from.name} → ${host}: ${r.error}`);
       assert.equal(r.reply?.name, `${NS}/${backend.name}`);
       assert.equal(r.reply.peer, from.ip, "the node's own address");
     }
-    const t = await fx.lab.transfer(n1, fe.toC!.addr, 80, 2 * 1024 * 1024, 1400);
+    const t = await fx.lab.transfer(n1, vip["to-c"]!, 80, 2 * 1024 * 1024, 1400);
     assert.ok(t.ok, `2 MB node → ClusterIP → other node: ${t.error}`);
   });
 
   it("node → ClusterIP over a connected UDP socket: replies come from the ClusterIP, local and remote backend", async function () {
     for (const [from, host, backend] of [
-      [n1, fe.toCudp!.addr, c],
-      [n1, fe.toBudp!.addr, b],
+      [n1, vip["to-c"]!, c],
+      [n1, vip["to-b"]!, b],
     ] as const) {
       const tl = await udpTimeline(from.netns, host, 53, 300);
       assert.deepEqual(tl.errors, []);
@@ -184,37 +172,43 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
     }
   });
 
-  it("node → ClusterIP, connected UDP: the backend it uses is deleted, the next packets reach the other within 1 s", async function () {
-    const running = udpTimeline(n1.netns, fe.dns!.addr, 53, 2500, 50);
+  it("node → ClusterIP, connected UDP: the backend pod it uses is deleted, the next packets reach the other within 1 s", async function () {
+    const dnsIp = vip.dns!;
+    const running = udpTimeline(n1.netns, dnsIp, 53, 3000, 50);
     // The backend the socket's flow was given (at random), as the datapath recorded it.
-    let used: number | undefined;
+    let usedAddr: string | undefined;
     await eventually(
       "the flow is recorded",
       () => {
         using flows = LbFlowMap.openPinned(n1.bpffsRoot);
+        using backends = LbBackendMap.openPinned(n1.bpffsRoot);
         for (const [k, v] of flows.entries())
-          if (k.frontend === fe.dns!.addr && k.frontendPort === 53 && k.client === n1.ip) used = v.backendId;
-        return used !== undefined;
+          if (k.frontend === dnsIp && k.frontendPort === 53 && k.client === n1.ip)
+            usedAddr = backends.get(v.backendId)?.addr;
+        return usedAddr !== undefined;
       },
       2000,
     );
     await new Promise((r) => setTimeout(r, 500));
-    const [gone, other] = used === 21 ? ["b", "c"] : ["c", "b"];
+    const [gone, other] = usedAddr === e1.ip ? [e1, e2] : [e2, e1];
     const deletedAt = Date.now();
-    fe.dns = maps.get(n1.name)!.removeBackend(fe.dns!, used!);
+    // The pod is deleted in the API: the EndpointSlice controller drops it, the agent its backend.
+    // Its workload keeps answering, so a stale translation would show.
+    await fx.lab.core().deleteNamespacedPod({ namespace: NS, name: gone.name });
     const tl = await running;
     assert.deepEqual(tl.errors, []);
     const before = tl.replies.filter((r) => r.t < deletedAt);
     assert.ok(before.length > 5, `replies before the deletion: ${before.length}`);
-    assert.ok(before.every((r) => r.name === `${NS}/${gone}`), "one backend before: the flow's");
+    assert.ok(before.every((r) => r.name === `${NS}/${gone.name}`), "one backend before: the flow's");
     const after = tl.replies.filter((r) => r.t > deletedAt);
-    const firstOther = after.findIndex((r) => r.name === `${NS}/${other}`);
-    assert.ok(firstOther >= 0, `${other} answered after ${gone} was deleted`);
+    const firstOther = after.findIndex((r) => r.name === `${NS}/${other.name}`);
+    assert.ok(firstOther >= 0, `${other.name} answered after ${gone.name} was deleted`);
     const latency = after[firstOther]!.t - deletedAt;
-    assert.ok(latency <= 1000, `${other} answered ${latency} ms after the deletion`);
+    console.log(`      (connected UDP moved to ${other.name} ${latency} ms after ${gone.name}'s deletion)`);
+    assert.ok(latency <= 1000, `${other.name} answered ${latency} ms after the deletion`);
     // Packets already on their way may still be answered by the old backend; none after the switch.
-    assert.ok(after.slice(firstOther).every((r) => r.name === `${NS}/${other}` && r.from === fe.dns!.addr));
-    assert.ok(after.length - firstOther > 10, `replies from ${other}: ${after.length - firstOther}`);
+    assert.ok(after.slice(firstOther).every((r) => r.name === `${NS}/${other.name}` && r.from === dnsIp));
+    assert.ok(after.length - firstOther > 10, `replies from ${other.name}: ${after.length - firstOther}`);
   });
 
   it("world → NodePort, externalTrafficPolicy Cluster: backend on the other node and on this one; the backend sees the node", async function () {
@@ -312,8 +306,8 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
       });
       await eventually("world → Local NodePort of b denied", async () => !(await tcp("world", n1.ip, 30081, 500)).ok, 10000);
       assert.ok((await tcp(a, b.ip, 8080)).ok, "a → b still allowed");
-      assert.ok((await tcp(n1, fe.toB!.addr, 80)).ok, "n1 → ClusterIP of b: b's own node passes");
-      assert.equal((await tcp(n2, fe.toB!.addr, 80, 700)).ok, false, "n2 → ClusterIP of b: remote node denied");
+      assert.ok((await tcp(n1, vip["to-b"]!, 80)).ok, "n1 → ClusterIP of b: b's own node passes");
+      assert.equal((await tcp(n2, vip["to-b"]!, 80, 700)).ok, false, "n2 → ClusterIP of b: remote node denied");
       assert.equal((await tcp("world", n1.ip, 30083, 700)).ok, false, "world → n1 NodePort → c: seen as remote node");
       assert.ok((await tcp("world", n2.ip, 30083)).ok, "world → n2 NodePort → c: seen as c's own node");
       // The world's address, allowed by an ipBlock: Local keeps it, so the rule applies.
@@ -327,7 +321,7 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
   });
 
   it("a frontend without backends: the node's and the world's packets are dropped and counted", async function () {
-    const r = await tcp(n1, fe.none!.addr, 80, 700);
+    const r = await tcp(n1, vip.none!, 80, 700);
     assert.equal(r.ok, false);
   });
 });
