@@ -476,6 +476,12 @@ static __always_inline int skn_nodeport_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	case SKN_NP_NO_BACKEND:
 		return skn_drop_flow(skb, SKN_R_DROP_NO_BACKEND, SKN_DIR_INGRESS, &f);
+	case SKN_NP_REJECT:
+		/* The frontend's ICMP port unreachable, back out of the uplink to the client. */
+		if (skn_lb_make_unreachable(skb, &f.pkt) < 0)
+			return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
+		return skn_verdict(skb, bpf_redirect(skb->ifindex, 0), SKN_R_LB_REJECT, SKN_DIR_INGRESS,
+		                   skb->ifindex, 0, 0, 0, 0);
 	case SKN_NP_ERROR:
 		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 	case SKN_NP_NEW_LOCAL:
@@ -610,6 +616,13 @@ int skn_to_vxlan(struct __sk_buff *skb)
 		break;
 	case SKN_LB_HOST_NO_BACKEND:
 		return skn_drop(skb, SKN_R_DROP_NO_BACKEND, SKN_DIR_EGRESS);
+	case SKN_LB_HOST_REJECT: {
+		int action = skn_lb_host_reject(skb, &p);
+
+		if (action < 0)
+			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+		return skn_verdict(skb, action, SKN_R_LB_REJECT, SKN_DIR_EGRESS, SKN_LOOPBACK_IFINDEX, 0, 0, 0, 0);
+	}
 	case SKN_LB_HOST_UNROUTABLE:
 		return skn_drop(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS);
 	case SKN_LB_HOST_ERROR:

@@ -40,6 +40,7 @@ enum skn_lb_host_result {
 	SKN_LB_HOST_NO_BACKEND = 3, /* a frontend without a usable backend */
 	SKN_LB_HOST_UNROUTABLE = 4, /* a backend that is neither a local pod nor behind a node */
 	SKN_LB_HOST_ERROR = 5, /* the packet could not be rewritten */
+	SKN_LB_HOST_REJECT = 6, /* a frontend without endpoints (for internalTrafficPolicy Local: here) */
 };
 
 /*
@@ -63,6 +64,8 @@ static __always_inline enum skn_lb_host_result skn_lb_host_xlate(struct __sk_buf
 	svc = skn_lb_svc_lookup(p->daddr_be, p->dport_be, p->proto);
 	if (!svc)
 		return SKN_LB_HOST_PASS;
+	if (svc->count == 0 || ((svc->flags & SKN_LB_INT_LOCAL) && svc->local_count == 0))
+		return SKN_LB_HOST_REJECT;
 	/* lib/lb.h's pick: sessionAffinity, internalTrafficPolicy Local, else at random. */
 	be = skn_lb_flow_backend(p, svc, SKN_LB_PICK_RANDOM, &backend_id);
 	if (!be)
@@ -87,6 +90,26 @@ static __always_inline enum skn_lb_host_result skn_lb_host_xlate(struct __sk_buf
 		__sync_fetch_and_or(&ct.entry->flags, SKN_CT_LB);
 	}
 	return *ep ? SKN_LB_HOST_LOCAL : SKN_LB_HOST_REMOTE;
+}
+
+/* lo's ifindex in every network namespace (LOOPBACK_IFINDEX). */
+#define SKN_LOOPBACK_IFINDEX 1
+
+/*
+ * The node's packet to a frontend without endpoints becomes the frontend's ICMP port unreachable
+ * (lib/lb.h), handed to the node's stack through lo's ingress, so the socket fails at once
+ * (ECONNREFUSED), as with kube-proxy's REJECT. lo's address is all zeros: so is the destination MAC,
+ * or the stack would take the frame for another host's. Returns the TC action, or -1.
+ */
+static __always_inline int skn_lb_host_reject(struct __sk_buff *skb, const struct skn_pkt *p)
+{
+	__u8 zero[ETH_ALEN] = {};
+
+	if (skn_lb_make_unreachable(skb, p) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), zero, sizeof(zero), 0) < 0)
+		return -1;
+	return bpf_redirect(SKN_LOOPBACK_IFINDEX, BPF_F_INGRESS);
 }
 
 #endif

@@ -12,10 +12,12 @@
  *    another) and its reply comes back here. Netfilter allocates the port and reverses it, which
  *    a BPF SNAT would have to redo (a port allocator, its own table, collisions with the node's own
  *    sockets) for no gain on a path that goes through the stack anyway.
- *  - externalTrafficPolicy Local: only this node's backends (none: dropped, as kube-proxy does);
+ *  - externalTrafficPolicy Local: only this node's backends (none here: dropped, as kube-proxy does);
  *    the client's address is kept, and the backend's ingress policy is judged here against the
  *    client's identity (world, or its ipBlock's CIDR identity), since the conntrack entry made
  *    here makes skn_to_pod see the flow as established.
+ * A frontend without any endpoint answers with an ICMP port unreachable (lib/lb.h builds it), sent
+ * back out of the uplink, as kube-proxy's REJECT would.
  * The translated flow is recorded in conntrack (client → backend) with SKN_CT_NODEPORT, the
  * frontend's svc_id and SKN_CT_VIA_STACK, so the backend's replies are handed to the stack (which
  * undoes the masquerade and routes them to the uplink) and skn_to_uplink (TC egress) rewrites their
@@ -40,6 +42,7 @@ enum skn_nodeport_result {
 	SKN_NP_NO_BACKEND = 2, /* a frontend without a usable backend (for Local: none on this node) */
 	SKN_NP_ERROR = 3, /* the packet could not be rewritten */
 	SKN_NP_NEW_LOCAL = 4, /* rewritten, a new Local flow to `*dst` on this node: policy first */
+	SKN_NP_REJECT = 5, /* a frontend without endpoints: answered with ICMP port unreachable */
 };
 
 /*
@@ -64,6 +67,8 @@ static __always_inline enum skn_nodeport_result skn_nodeport_xlate(struct __sk_b
 	svc = skn_lb_svc_lookup(p->daddr_be, p->dport_be, p->proto);
 	if (!svc || !(svc->flags & (SKN_LB_NODEPORT | SKN_LB_EXTERNAL)))
 		return SKN_NP_PASS;
+	if (svc->count == 0)
+		return SKN_NP_REJECT;
 	local = !!(svc->flags & SKN_LB_EXT_LOCAL);
 	how = local ? SKN_LB_PICK_LOCAL : (svc->flags & SKN_LB_CONSISTENT) ? SKN_LB_PICK_MAGLEV : SKN_LB_PICK_RANDOM;
 	be = skn_lb_flow_backend(p, svc, how, &backend_id);

@@ -105,7 +105,8 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
     await service("to-c", { selector: { app: "c" }, ports: [HTTP, DNS] });
     await service("to-b", { selector: { app: "b" }, ports: [HTTP, DNS] });
     await service("dns", { selector: { role: "dns" }, ports: [DNS] });
-    await service("none", { selector: { app: "nobody" }, ports: [HTTP] });
+    await service("none", { selector: { app: "nobody" }, ports: [HTTP, DNS] });
+    await service("np-none", { type: "NodePort", selector: { app: "nobody" }, ports: [{ ...HTTP, nodePort: 30085 }] });
     // Cluster, over b, c and d (a consistent table), also on an external IP.
     await service("np", {
       type: "NodePort",
@@ -320,8 +321,13 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
     });
   });
 
-  it("a frontend without backends: the node's and the world's packets are dropped and counted", async function () {
-    const r = await tcp(n1, vip.none!, 80, 700);
-    assert.equal(r.ok, false);
+  it("a Service without endpoints rejects at once: node → ClusterIP (TCP and connected UDP) and world → NodePort get ECONNREFUSED", async function () {
+    const r = await tcp(n1, vip.none!, 80, 1500);
+    assert.equal(r.error, "ECONNREFUSED", `node → ClusterIP without endpoints: ${JSON.stringify(r)}`);
+    assert.ok(r.ms < 500, `refused after ${r.ms} ms`);
+    const u = await udpTimeline(n1.netns, vip.none!, 53, 300);
+    assert.ok(u.errors.includes("ECONNREFUSED"), `connected UDP: ${JSON.stringify(u)}`);
+    const w = await tcp("world", n1.ip, 30085, 1500);
+    assert.equal(w.error, "ECONNREFUSED", `world → NodePort without endpoints: ${JSON.stringify(w)}`);
   });
 });
