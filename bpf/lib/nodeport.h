@@ -67,9 +67,11 @@ static __always_inline enum skn_nodeport_result skn_nodeport_xlate(struct __sk_b
 	svc = skn_lb_svc_lookup(p->daddr_be, p->dport_be, p->proto);
 	if (!svc || !(svc->flags & (SKN_LB_NODEPORT | SKN_LB_EXTERNAL)))
 		return SKN_NP_PASS;
-	if (svc->count == 0)
-		return SKN_NP_REJECT;
 	local = !!(svc->flags & SKN_LB_EXT_LOCAL);
+	/* A Local frontend lists this node's backends only: none is kube-proxy's "no local endpoints",
+	 * a drop; a Cluster frontend without any is its reject. */
+	if (svc->count == 0)
+		return local ? SKN_NP_NO_BACKEND : SKN_NP_REJECT;
 	how = local ? SKN_LB_PICK_LOCAL : (svc->flags & SKN_LB_CONSISTENT) ? SKN_LB_PICK_MAGLEV : SKN_LB_PICK_RANDOM;
 	be = skn_lb_flow_backend(p, svc, how, &backend_id);
 	/* Local: a recorded backend that is no longer on this node is not used either. */
