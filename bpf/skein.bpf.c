@@ -505,7 +505,8 @@ static __always_inline int skn_nodeport_ingress(struct __sk_buff *skb)
 		}
 		break;
 	}
-	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, f.rule_id, f.src_identity);
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, f.rule_id,
+	                   f.src_identity);
 }
 
 /*
@@ -621,7 +622,8 @@ int skn_to_vxlan(struct __sk_buff *skb)
 
 		if (action < 0)
 			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
-		return skn_verdict(skb, action, SKN_R_LB_REJECT, SKN_DIR_EGRESS, SKN_LOOPBACK_IFINDEX, 0, 0, 0, 0);
+		return skn_verdict(skb, action, SKN_R_LB_REJECT, SKN_DIR_EGRESS, SKN_LOOPBACK_IFINDEX, 0, 0,
+		                   0, 0);
 	}
 	case SKN_LB_HOST_UNROUTABLE:
 		return skn_drop(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS);

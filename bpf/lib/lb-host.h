@@ -82,8 +82,9 @@ static __always_inline enum skn_lb_host_result skn_lb_host_xlate(struct __sk_buf
 	}
 	if (skn_ct_lookup(p, &ct) == SKN_CT_NEW) {
 		src = skn_ipcache_lookup(p->saddr_be);
-		skn_ct_create_ex(&ct, src ? src->identity : SKN_ID_HOST, *dst ? (*dst)->identity : SKN_ID_UNMANAGED,
-		                 0, tunnel_ip_be, 0, SKN_CT_LB, svc->svc_id);
+		skn_ct_create_ex(&ct, src ? src->identity : SKN_ID_HOST,
+		                 *dst ? (*dst)->identity : SKN_ID_UNMANAGED, 0, tunnel_ip_be, 0, SKN_CT_LB,
+		                 svc->svc_id);
 	} else if (ct.entry && ct.entry->lb_svc_id != svc->svc_id) {
 		/* The same 5-tuple through another frontend (a port reused after a Service change). */
 		ct.entry->lb_svc_id = svc->svc_id;

@@ -43,7 +43,8 @@ static __always_inline const struct skn_lb_backend *skn_lb_backend_get(__u32 bac
 
 /* How the node-side paths pick a new flow's backend. */
 enum skn_lb_pick {
-	SKN_LB_PICK_RANDOM = 0, /* lib/lb.h's pick: affinity, else a random slot (local only with ITP Local) */
+	SKN_LB_PICK_RANDOM =
+		0, /* lib/lb.h's pick: affinity, else a random slot (local only with ITP Local) */
 	SKN_LB_PICK_LOCAL = 1, /* local slots only (traffic policy Local) */
 	SKN_LB_PICK_MAGLEV = 2, /* skn_lb_maglev by the flow hash (NodePort Cluster, consistent) */
 };
@@ -53,9 +54,8 @@ enum skn_lb_pick {
  * recorded while it still exists and the frontend is the same, else a new pick, recorded. Returns
  * the backend (and its id in `*id`), or NULL when there is none to pick.
  */
-static __always_inline const struct skn_lb_backend *skn_lb_flow_backend(const struct skn_pkt *p,
-                                                                        const struct skn_lb_svc *svc,
-                                                                        enum skn_lb_pick how, __u32 *id)
+static __always_inline const struct skn_lb_backend *
+skn_lb_flow_backend(const struct skn_pkt *p, const struct skn_lb_svc *svc, enum skn_lb_pick how, __u32 *id)
 {
 	struct skn_lb_flow_key key = {};
 	struct skn_lb_flow rec = {};
@@ -118,7 +118,8 @@ static __always_inline int skn_lb_to_backend(struct __sk_buff *skb, __u32 l3_off
 {
 	__u16 port_be = p->proto == IPPROTO_SCTP ? p->dport_be : be->port_be;
 
-	if (skn_lb_rewrite(skb, l3_off, p->l4_off, p->proto, 1, p->daddr_be, be->addr_be, p->dport_be, port_be) < 0)
+	if (skn_lb_rewrite(skb, l3_off, p->l4_off, p->proto, 1, p->daddr_be, be->addr_be, p->dport_be,
+	                   port_be) < 0)
 		return -1;
 	p->daddr_be = be->addr_be;
 	p->dport_be = port_be;

@@ -72,7 +72,9 @@ static __always_inline enum skn_nodeport_result skn_nodeport_xlate(struct __sk_b
 	 * a drop; a Cluster frontend without any is its reject. */
 	if (svc->count == 0)
 		return local ? SKN_NP_NO_BACKEND : SKN_NP_REJECT;
-	how = local ? SKN_LB_PICK_LOCAL : (svc->flags & SKN_LB_CONSISTENT) ? SKN_LB_PICK_MAGLEV : SKN_LB_PICK_RANDOM;
+	how = local                              ? SKN_LB_PICK_LOCAL
+	      : (svc->flags & SKN_LB_CONSISTENT) ? SKN_LB_PICK_MAGLEV
+	                                         : SKN_LB_PICK_RANDOM;
 	be = skn_lb_flow_backend(p, svc, how, &backend_id);
 	/* Local: a recorded backend that is no longer on this node is not used either. */
 	if (!be || (local && !(be->flags & SKN_LB_BE_LOCAL)))
@@ -90,11 +92,12 @@ static __always_inline enum skn_nodeport_result skn_nodeport_xlate(struct __sk_b
 }
 
 /* Records a new translated flow: its replies go through the stack and get their source back. */
-static __always_inline void skn_nodeport_record(struct skn_ct_state *ct, __u32 src_identity, __u32 dst_identity,
-                                                __u32 rule_id, __u32 tunnel_ip_be, __u32 svc_id)
+static __always_inline void skn_nodeport_record(struct skn_ct_state *ct, __u32 src_identity,
+                                                __u32 dst_identity, __u32 rule_id, __u32 tunnel_ip_be,
+                                                __u32 svc_id)
 {
-	skn_ct_create_ex(ct, src_identity, dst_identity, rule_id, tunnel_ip_be, 0, SKN_CT_NODEPORT | SKN_CT_VIA_STACK,
-	                 svc_id);
+	skn_ct_create_ex(ct, src_identity, dst_identity, rule_id, tunnel_ip_be, 0,
+	                 SKN_CT_NODEPORT | SKN_CT_VIA_STACK, svc_id);
 }
 
 /*
@@ -103,7 +106,8 @@ static __always_inline void skn_nodeport_record(struct skn_ct_state *ct, __u32 s
  * traffic, masqueraded pods, the overlay) is left alone at the cost of one compare. Returns 1 when it
  * rewrote the packet.
  */
-static __always_inline int skn_nodeport_reply(struct __sk_buff *skb, __u32 l3_off, const struct skn_config *cfg)
+static __always_inline int skn_nodeport_reply(struct __sk_buff *skb, __u32 l3_off,
+                                              const struct skn_config *cfg)
 {
 	struct skn_ct_state ct = {};
 	struct skn_pkt p = {};

@@ -53,7 +53,12 @@ function parse(frame: Buffer) {
 }
 
 function tcp(src: string, sport: number, dst: string, dport: number, flags: number): Buffer {
-  return ipv4Frame({ src, dst, protocol: IpProto.TCP, payload: tcpSegment({ src, dst, sport, dport, flags }) });
+  return ipv4Frame({
+    src,
+    dst,
+    protocol: IpProto.TCP,
+    payload: tcpSegment({ src, dst, sport, dport, flags }),
+  });
 }
 
 function udp(src: string, sport: number, dst: string, dport: number): Buffer {
@@ -82,7 +87,13 @@ const SERVICES: ServiceView[] = [
     ports: [HTTP, { name: "dns", port: 53, protocol: "UDP" }],
   },
   { namespace: "default", name: "none", type: "ClusterIP", clusterIPs: ["10.96.0.61"], ports: [HTTP] },
-  { namespace: "default", name: "np", type: "NodePort", clusterIPs: ["10.96.0.62"], ports: [{ ...HTTP, nodePort: 30080 }] },
+  {
+    namespace: "default",
+    name: "np",
+    type: "NodePort",
+    clusterIPs: ["10.96.0.62"],
+    ports: [{ ...HTTP, nodePort: 30080 }],
+  },
   {
     namespace: "default",
     name: "np-local",
@@ -91,7 +102,13 @@ const SERVICES: ServiceView[] = [
     externalTrafficPolicy: "Local",
     ports: [{ ...HTTP, nodePort: 30081 }],
   },
-  { namespace: "default", name: "np-none", type: "NodePort", clusterIPs: ["10.96.0.64"], ports: [{ ...HTTP, nodePort: 30085 }] },
+  {
+    namespace: "default",
+    name: "np-none",
+    type: "NodePort",
+    clusterIPs: ["10.96.0.64"],
+    ports: [{ ...HTTP, nodePort: 30085 }],
+  },
 ];
 const SLICES: EndpointSliceView[] = [
   slice("web", [
@@ -117,17 +134,24 @@ function nodeDatapath(name: string, nodeIp: string, services = SERVICES, slices 
       new LbIdAllocator(),
     );
     assert.deepEqual(d.problems, []);
-    for (const [m, x] of Object.entries(writer.apply(d))) assert.equal(x.failed, 0, `${m}: ${String(x.firstError)}`);
+    for (const [m, x] of Object.entries(writer.apply(d)))
+      assert.equal(x.failed, 0, `${m}: ${String(x.firstError)}`);
     if (name === "n1") {
       dp.endpoints.set(B1.ip, { ifindex: B1.ifindex, flags: 0, mac: B1.mac, hostMac: B1.hostMac });
-      dp.ipcache.set({ ip: B1.ip, length: 32 }, { identity: ID.b1, tunnelIp: null, cidrIdentity: 0, flags: 0 });
+      dp.ipcache.set(
+        { ip: B1.ip, length: 32 },
+        { identity: ID.b1, tunnelIp: null, cidrIdentity: 0, flags: 0 },
+      );
     }
     for (const [ip, identity] of [
       [B2, ID.b2],
       [B3, ID.b3],
     ] as const)
       dp.ipcache.set({ ip, length: 32 }, { identity, tunnelIp: N2, cidrIdentity: 0, flags: 0 });
-    dp.ipcache.set({ ip: nodeIp, length: 32 }, { identity: Identity.host, tunnelIp: null, cidrIdentity: 0, flags: 0 });
+    dp.ipcache.set(
+      { ip: nodeIp, length: 32 },
+      { identity: Identity.host, tunnelIp: null, cidrIdentity: 0, flags: 0 },
+    );
     dp.config.write({
       vxlanIfindex: 1,
       nodeIp,
@@ -181,7 +205,10 @@ describe("datapath: Service load balancing from the node and the world (BPF_PROG
         assert.equal(r.retval, TC_ACT_REDIRECT);
         assert.equal(r.decision.reason, "fwd_local");
         assert.equal(r.decision.ifindex, B1.ifindex);
-        assert.deepEqual([...r.out.subarray(0, 12)], [...Buffer.from(B1.mac.replaceAll(":", "") + B1.hostMac.replaceAll(":", ""), "hex")]);
+        assert.deepEqual(
+          [...r.out.subarray(0, 12)],
+          [...Buffer.from(B1.mac.replaceAll(":", "") + B1.hostMac.replaceAll(":", ""), "hex")],
+        );
       } else {
         assert.equal(p.dst, B2);
         assert.equal(r.retval, TC_ACT_OK);
@@ -193,7 +220,8 @@ describe("datapath: Service load balancing from the node and the world (BPF_PROG
       assert.ok(e !== undefined && (e.flags & CtFlag.lb) !== 0, "conntrack: lb");
       assert.equal(e.lbSvcId, n1.lb.svc.get({ addr: VIP, port: 80, proto: 6 })?.svcId);
       // The next packets of the flow go to the same backend.
-      for (let i = 0; i < 3; i++) assert.equal(parse(run(n1, PROGRAMS.toVxlan, tcp(N1, sport, VIP, 80, TcpFlags.ACK)).out).dst, p.dst);
+      for (let i = 0; i < 3; i++)
+        assert.equal(parse(run(n1, PROGRAMS.toVxlan, tcp(N1, sport, VIP, 80, TcpFlags.ACK)).out).dst, p.dst);
       seen.add(p.dst);
     }
     assert.equal(seen.size, 2, "both backends over 40 flows");
@@ -227,7 +255,10 @@ describe("datapath: Service load balancing from the node and the world (BPF_PROG
     assert.equal(p.dport, 8080);
     const e = ct(n1, WORLD, p.dst);
     assert.ok(e !== undefined);
-    assert.equal(e.flags & (CtFlag.nodePort | CtFlag.viaStack | CtFlag.lb), CtFlag.nodePort | CtFlag.viaStack);
+    assert.equal(
+      e.flags & (CtFlag.nodePort | CtFlag.viaStack | CtFlag.lb),
+      CtFlag.nodePort | CtFlag.viaStack,
+    );
     const reply = run(n1, PROGRAMS.toUplink, tcp(p.dst, 8080, WORLD, 44000, TcpFlags.SYN | TcpFlags.ACK));
     assert.equal(reply.retval, TC_ACT_OK);
     const rp = parse(reply.out);
@@ -253,7 +284,11 @@ describe("datapath: Service load balancing from the node and the world (BPF_PROG
     assert.equal(r.retval, TC_ACT_OK);
     assert.equal(parse(r.out).dst, B1.ip);
     const e = ct(n1, WORLD, B1.ip);
-    assert.equal(e?.identityA === Identity.world || e?.identityB === Identity.world, true, "the client is 'world'");
+    assert.equal(
+      e?.identityA === Identity.world || e?.identityB === Identity.world,
+      true,
+      "the client is 'world'",
+    );
     const none = run(n2, PROGRAMS.fromUplink, tcp(WORLD, 46000, N2, 30081, TcpFlags.SYN));
     assert.equal(none.retval, TC_ACT_SHOT);
     assert.equal(none.decision.reason, "drop_no_backend");
@@ -268,7 +303,10 @@ describe("datapath: Service load balancing from the node and the world (BPF_PROG
       assert.equal(denied.decision.reason, "drop_policy");
       assert.equal(denied.decision.peerIdentity, Identity.world);
     } finally {
-      n1.ipcache.set({ ip: B1.ip, length: 32 }, { identity: ID.b1, tunnelIp: null, cidrIdentity: 0, flags: 0 });
+      n1.ipcache.set(
+        { ip: B1.ip, length: 32 },
+        { identity: ID.b1, tunnelIp: null, cidrIdentity: 0, flags: 0 },
+      );
     }
   });
 

@@ -25,10 +25,14 @@ const NS = "lbn";
 /** Runs a Node.js script inside namespace `netns`; resolves with its stdout parsed as JSON. */
 function runIn<T>(netns: string, script: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    execFile("nsenter", [`--net=/var/run/netns/${netns}`, process.execPath, "-e", script], (err, out, stderr) => {
-      if (err !== null) reject(new Error(`${err.message}: ${stderr}`));
-      else resolve(JSON.parse(out) as T);
-    });
+    execFile(
+      "nsenter",
+      [`--net=/var/run/netns/${netns}`, process.execPath, "-e", script],
+      (err, out, stderr) => {
+        if (err !== null) reject(new Error(`${err.message}: ${stderr}`));
+        else resolve(JSON.parse(out) as T);
+      },
+    );
   });
 }
 
@@ -38,7 +42,13 @@ interface UdpTimeline {
   replies: { t: number; name: string; from: string }[];
   errors: string[];
 }
-function udpTimeline(netns: string, host: string, port: number, forMs: number, everyMs = 50): Promise<UdpTimeline> {
+function udpTimeline(
+  netns: string,
+  host: string,
+  port: number,
+  forMs: number,
+  everyMs = 50,
+): Promise<UdpTimeline> {
   return runIn<UdpTimeline>(
     netns,
     `const s = require("node:dgram").createSocket("udp4");
@@ -75,7 +85,6 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
   let a: LabPod; // n1
   let b: LabPod; // n1
   let c: LabPod; // n2
-  let d: LabPod; // n2
   let e1: LabPod; // n1, behind the dns Service
   let e2: LabPod; // n2, behind the dns Service
   let world: string;
@@ -87,7 +96,9 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
 
   /** Creates Service `name` in the API; the agents program it from the EndpointSlices. */
   async function service(name: string, spec: V1ServiceSpec): Promise<void> {
-    const svc = await fx.lab.core().createNamespacedService({ namespace: NS, body: { metadata: { name }, spec } });
+    const svc = await fx.lab
+      .core()
+      .createNamespacedService({ namespace: NS, body: { metadata: { name }, spec } });
     vip[name] = svc.spec?.clusterIP ?? "";
   }
   const HTTP = { name: "http", port: 80, targetPort: 8080, protocol: "TCP" } as const;
@@ -98,7 +109,7 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
     a = await fx.lab.addPod({ namespace: NS, name: "a", node: n1, labels: { app: "a" } });
     b = await fx.lab.addPod({ namespace: NS, name: "b", node: n1, labels: { app: "b", tier: "np" } });
     c = await fx.lab.addPod({ namespace: NS, name: "c", node: n2, labels: { app: "c", tier: "np" } });
-    d = await fx.lab.addPod({ namespace: NS, name: "d", node: n2, labels: { app: "d", tier: "np" } });
+    await fx.lab.addPod({ namespace: NS, name: "d", node: n2, labels: { app: "d", tier: "np" } });
     e1 = await fx.lab.addPod({ namespace: NS, name: "e1", node: n1, labels: { role: "dns" } });
     e2 = await fx.lab.addPod({ namespace: NS, name: "e2", node: n2, labels: { role: "dns" } });
     world = fx.lab.state.world?.netns ?? "";
@@ -106,7 +117,11 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
     await service("to-b", { selector: { app: "b" }, ports: [HTTP, DNS] });
     await service("dns", { selector: { role: "dns" }, ports: [DNS] });
     await service("none", { selector: { app: "nobody" }, ports: [HTTP, DNS] });
-    await service("np-none", { type: "NodePort", selector: { app: "nobody" }, ports: [{ ...HTTP, nodePort: 30085 }] });
+    await service("np-none", {
+      type: "NodePort",
+      selector: { app: "nobody" },
+      ports: [{ ...HTTP, nodePort: 30085 }],
+    });
     // Cluster, over b, c and d (a consistent table), also on an external IP.
     await service("np", {
       type: "NodePort",
@@ -200,7 +215,10 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
     assert.deepEqual(tl.errors, []);
     const before = tl.replies.filter((r) => r.t < deletedAt);
     assert.ok(before.length > 5, `replies before the deletion: ${before.length}`);
-    assert.ok(before.every((r) => r.name === `${NS}/${gone.name}`), "one backend before: the flow's");
+    assert.ok(
+      before.every((r) => r.name === `${NS}/${gone.name}`),
+      "one backend before: the flow's",
+    );
     const after = tl.replies.filter((r) => r.t > deletedAt);
     const firstOther = after.findIndex((r) => r.name === `${NS}/${other.name}`);
     assert.ok(firstOther >= 0, `${other.name} answered after ${gone.name} was deleted`);
@@ -305,11 +323,23 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
         policyTypes: ["Ingress"],
         ingress: [{ _from: [{ podSelector: { matchLabels: { app: "a" } } }] }],
       });
-      await eventually("world → Local NodePort of b denied", async () => !(await tcp("world", n1.ip, 30081, 500)).ok, 10000);
+      await eventually(
+        "world → Local NodePort of b denied",
+        async () => !(await tcp("world", n1.ip, 30081, 500)).ok,
+        10000,
+      );
       assert.ok((await tcp(a, b.ip, 8080)).ok, "a → b still allowed");
       assert.ok((await tcp(n1, vip["to-b"]!, 80)).ok, "n1 → ClusterIP of b: b's own node passes");
-      assert.equal((await tcp(n2, vip["to-b"]!, 80, 700)).ok, false, "n2 → ClusterIP of b: remote node denied");
-      assert.equal((await tcp("world", n1.ip, 30083, 700)).ok, false, "world → n1 NodePort → c: seen as remote node");
+      assert.equal(
+        (await tcp(n2, vip["to-b"]!, 80, 700)).ok,
+        false,
+        "n2 → ClusterIP of b: remote node denied",
+      );
+      assert.equal(
+        (await tcp("world", n1.ip, 30083, 700)).ok,
+        false,
+        "world → n1 NodePort → c: seen as remote node",
+      );
       assert.ok((await tcp("world", n2.ip, 30083)).ok, "world → n2 NodePort → c: seen as c's own node");
       // The world's address, allowed by an ipBlock: Local keeps it, so the rule applies.
       await policy("b-from-world", {
@@ -317,7 +347,11 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
         policyTypes: ["Ingress"],
         ingress: [{ _from: [{ ipBlock: { cidr: `${WORLD_IP}/32` } }] }],
       });
-      await eventually("world → Local NodePort of b allowed by its ipBlock", async () => (await tcp("world", n1.ip, 30081, 500)).ok, 10000);
+      await eventually(
+        "world → Local NodePort of b allowed by its ipBlock",
+        async () => (await tcp("world", n1.ip, 30081, 500)).ok,
+        10000,
+      );
     });
   });
 
