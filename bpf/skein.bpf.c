@@ -285,6 +285,9 @@ int skn_from_pod(struct __sk_buff *skb)
 
 	if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt))
 		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
+	/* An error about a flow translated here: about the frontend, for the client's socket. */
+	if (ct == SKN_CT_RELATED && skn_lb_related(skb, sizeof(struct ethhdr), &f.pkt) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS, &f);
 
 	/* A new flow (or an ICMP error about one): identities, policy, then remember it. */
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
@@ -429,6 +432,8 @@ deliver:
 		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 	/* A remote backend's reply to a flow a pod here opened through a frontend. */
 	if (skn_lb_is_reply(ct, &f.ct) && skn_lb_reply(skb, sizeof(struct ethhdr), &f.pkt, f.ct.entry) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
+	if (ct == SKN_CT_RELATED && skn_lb_related(skb, sizeof(struct ethhdr), &f.pkt) < 0)
 		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 	bpf_skb_change_type(skb, SKN_PACKET_HOST);
 	return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, f.rule_id, f.src_identity);
