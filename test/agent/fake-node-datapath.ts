@@ -91,6 +91,8 @@ export class FakeNodeDatapath implements NodeDatapath {
   addresses: string[];
   uplink: Uplink;
   onLink: boolean;
+  /** Service load balancing in BPF: the uplink's programs whatever the encap mode. */
+  uplinkHooksAlways = false;
   /** Set by the test: the agent's readiness, recorded with each call. */
   ready: () => boolean = () => false;
   mapsOpen = false;
