@@ -178,7 +178,7 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
       [n1, vip["to-c"]!, c],
       [n1, vip["to-b"]!, b],
     ] as const) {
-      const tl = await udpTimeline(from.netns, host, 53, 300);
+      const tl = await udpTimeline(from.netns, host, 53, 1000, 100);
       assert.deepEqual(tl.errors, []);
       assert.ok(tl.replies.length >= 3, `${from.name} → ${host}: ${tl.replies.length} replies`);
       for (const r of tl.replies) {
@@ -190,7 +190,8 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
 
   it("node → ClusterIP, connected UDP: the backend pod it uses is deleted, the next packets reach the other within 1 s", async function () {
     const dnsIp = vip.dns!;
-    const running = udpTimeline(n1.netns, dnsIp, 53, 3000, 50);
+    // Long enough for a slow start under load: the deletion comes once the flow is seen.
+    const running = udpTimeline(n1.netns, dnsIp, 53, 5000, 50);
     // The backend the socket's flow was given (at random), as the datapath recorded it.
     let usedAddr: string | undefined;
     await eventually(
@@ -203,7 +204,7 @@ describe("e2e: Service load balancing in BPF from the node and from the world (-
             usedAddr = backends.get(v.backendId)?.addr;
         return usedAddr !== undefined;
       },
-      2000,
+      10000,
     );
     await new Promise((r) => setTimeout(r, 500));
     const [gone, other] = usedAddr === e1.ip ? [e1, e2] : [e2, e1];
