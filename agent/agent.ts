@@ -6,7 +6,7 @@
  * A reconcile pass runs the steps of steps.ts through a StepRunner; they reach the kernel only
  * through a NodeDatapath (KernelDatapath on a node, a fake in tests).
  */
-import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import type { KubeConfig, KubernetesObject, V1EndpointSlice } from "@kubernetes/client-node";
 import { ENDPOINTS_MAP } from "../maps/endpoints.js";
 import { IPCACHE_MAP, ipcacheCodec, ipcacheKeyString, type IpcacheEntry } from "../maps/ipcache.js";
 import type { Prefix } from "../maps/net.js";
@@ -18,17 +18,33 @@ import {
   type PolicyKey,
 } from "../maps/policy.js";
 import { CONNTRACK_MAP } from "../maps/conntrack.js";
-import type { DatapathOptions } from "../maps/datapath/spec.js";
+import { serviceLbMode, type DatapathOptions } from "../maps/datapath/spec.js";
 import { ENCAP_MODES, type AgentStatus, type EncapMode, type RoutingMode } from "../maps/agent-api.js";
 import { MapReconciler } from "../maps/reconciler.js";
 import type { PolicySource } from "../policy/source.js";
-import { ClusterWatch, type ResourceKind, type WatchEventType } from "./k8s/watch.js";
-import { nodeView, podView, trimObject, type NodeView, type PodView } from "./k8s/views.js";
+import {
+  BASE_KINDS,
+  ClusterWatch,
+  SERVICE_KINDS,
+  type ResourceKind,
+  type WatchEventType,
+} from "./k8s/watch.js";
+import {
+  endpointSliceView,
+  nodeServiceAddresses,
+  nodeView,
+  podView,
+  serviceView,
+  trimObject,
+  type NodeView,
+  type PodView,
+} from "./k8s/views.js";
 import { errorFields, type Logger } from "./log.js";
 import { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
 import { KernelDatapath } from "./node/kernel-datapath.js";
 import type { BgpRouting } from "./routing/bgp.js";
+import { ServiceLbState } from "./services.js";
 import { StepError, StepRunner } from "./step-runner.js";
 import {
   MapChanges,
@@ -88,6 +104,7 @@ interface Opened {
   ipcache: MapReconciler<Prefix, IpcacheEntry>;
   policy: MapReconciler<PolicyKey, PolicyEntry>;
   steps: StepRunner<Pass, NodeStep>;
+  services: ServiceLbState;
 }
 
 function key(obj: KubernetesObject): string {
@@ -106,6 +123,8 @@ export class Agent {
   /** Pods by address, each address's pods by namespace/name (stale objects may share one). */
   readonly #podsByIp = new Map<string, Map<string, PodView>>();
   readonly #changes = new MapChanges();
+  /** The Service maps' state; exists once start() opened the maps. */
+  #services: ServiceLbState | undefined;
   /** Every informer has listed once: passes before that would program a partial cluster. */
   #synced = false;
   readonly #skipped = new Map<string, { kind: string; name: string; reason: string; detail: string }>();
@@ -169,6 +188,10 @@ export class Agent {
     const maps = this.#datapath.openMaps();
     const ipcache = new MapReconciler(maps.ipcache, ipcacheCodec, ipcacheKeyString);
     const policy = new MapReconciler(maps.policy, policyCodec, policyKeyString);
+    const serviceLb = serviceLbMode(this.options.datapath);
+    const services = new ServiceLbState(this.options.nodeName, maps.lb);
+    // Events may arrive before the state exists only if start() is re-entered: it is not.
+    this.#services = services;
     const steps = new StepRunner<Pass, NodeStep>(
       nodeSteps({
         datapath: this.#datapath,
@@ -183,16 +206,25 @@ export class Agent {
         podAt: (ip) => this.#podAt(ip),
         changes: this.#changes,
         bgp: this.options.bgp,
+        services,
+        serviceLb,
       }),
       (step, durationMs) => {
         if (step.target !== undefined)
           this.metrics.reconcileDuration.observe({ target: step.target }, durationMs / 1000);
       },
     );
-    this.#opened = { maps, ipcache, policy, steps };
+    this.#opened = { maps, ipcache, policy, steps, services };
     this.metrics.datapath = maps.metrics;
     // Adopt what the kernel holds: the first apply only writes differences.
-    this.#log.info("adopted pinned maps", { ipcache: ipcache.resync(), policy: policy.resync() });
+    const lb = services.adopt(maps.lb);
+    this.#log.info("adopted pinned maps", {
+      ipcache: ipcache.resync(),
+      policy: policy.resync(),
+      lbSvc: lb.svc,
+      lbBackend: lb.backend,
+      serviceLb,
+    });
     this.#fullResync = false;
 
     this.#watch = new ClusterWatch(
@@ -210,7 +242,7 @@ export class Agent {
       },
       this.#log,
       // The informers' caches keep only what the agent reads, not whole objects.
-      { transform: trimObject },
+      { transform: trimObject, kinds: serviceLb === "bpf" ? [...BASE_KINDS, ...SERVICE_KINDS] : BASE_KINDS },
     );
     await this.#watch.start();
     this.#log.info("cluster state synced", { nodes: this.#nodes.size, pods: this.#pods.size });
@@ -238,8 +270,21 @@ export class Agent {
             if (v.ok) this.#nodes.set(v.value.name, v.value);
             else this.#skip("Node", nodeName, v.reason, v.detail);
           }
+          if (nodeName === this.options.nodeName)
+            this.#services?.setNode(nodeName, type === "delete" ? [] : nodeServiceAddresses(obj));
           break;
         }
+        case "Service":
+          if (type === "delete")
+            this.#services?.deleteService(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
+          else this.#services?.upsertService(serviceView(obj));
+          break;
+        case "EndpointSlice":
+          if (type === "delete")
+            this.#services?.deleteSlice(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
+          else
+            this.#services?.upsertSlice(obj.metadata?.name ?? "", endpointSliceView(obj as V1EndpointSlice));
+          break;
         case "Pod": {
           this.#removePod(name);
           this.#skipped.delete(`Pod${name}`);
@@ -272,7 +317,7 @@ export class Agent {
           else policy.upsertPolicy(obj);
           break;
       }
-      if (kind !== "Node") this.#noteEngineChange();
+      if (kind === "Pod" || kind === "Namespace" || kind === "NetworkPolicy") this.#noteEngineChange();
     } catch (err) {
       // A bad object must never take the agent down.
       const { error, ...more } = errorFields(err);
@@ -384,6 +429,7 @@ export class Agent {
       this.#changes.all();
       opened.ipcache.resync();
       opened.policy.resync();
+      opened.services.resync();
       // Every step again, the on-link check re-reading the routes it rests on; the conflist stays.
       opened.steps.resync();
     }

@@ -22,6 +22,9 @@
  *   --service-cidr CIDR     the Service ClusterIP range: pod egress to it is judged on the backend
  *                           after kube-proxy's translation (default: none, judged on the ClusterIP);
  *                           Services backed by non-pods are then not judged (docs/services.md)
+ *   --service-lb bpf|off    who translates Services: Skein's datapath (bpf: kube-proxy not needed;
+ *                           NodePorts on the node's InternalIP/ExternalIP addresses) or not Skein
+ *                           (off, default: kube-proxy does, as before; docs/services-bpf.md)
  *   --health-addr H:P       /healthz /readyz /v1 (default 127.0.0.1:9879)
  *   --metrics-addr H:P      /metrics (default 0.0.0.0:9878; "" to disable)
  *   --policy-map-entries N  --verdict-events   --log-level debug|info|warn|error
@@ -42,10 +45,11 @@ import { DEFAULT_VXLAN_DEVICE, DEFAULT_VXLAN_PORT } from "./node/overlay.js";
 import { PolicyEngine } from "../policy/engine.js";
 import { BgpRouting } from "./routing/bgp.js";
 import { BgpSettingsError, parseBgpSettings } from "./routing/bgp-settings.js";
+import { DEFAULT_SETTINGS, encodeSettings } from "../maps/settings.js";
+import { DEFAULT_SERVICE_LB, parseServiceLbMode } from "../maps/datapath/spec.js";
 
 /** BIRD's state (config, control socket, pid file) unless --bird-dir says otherwise. */
 const DEFAULT_BIRD_DIR = "/run/skein/bird";
-import { DEFAULT_SETTINGS, encodeSettings } from "../maps/settings.js";
 
 const flags = {
   config: { type: "string" },
@@ -64,6 +68,7 @@ const flags = {
   "bird-dir": { type: "string" },
   "cluster-cidr": { type: "string" },
   "service-cidr": { type: "string" },
+  "service-lb": { type: "string" },
   "health-addr": { type: "string" },
   "metrics-addr": { type: "string" },
   "policy-map-entries": { type: "string" },
@@ -138,6 +143,12 @@ async function main(): Promise<number> {
   const policyMapEntries = int("policy-map-entries", undefined);
   const serviceCidr = str("service-cidr", "");
   if (serviceCidr !== "") encodeSettings({ ...DEFAULT_SETTINGS, serviceCidr }); // throws on a bad CIDR
+  let serviceLb;
+  try {
+    serviceLb = parseServiceLbMode(str("service-lb", DEFAULT_SERVICE_LB));
+  } catch (err) {
+    throw new Error(`--service-lb: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const cniDataDir = get("cni-data-dir");
   const bpfObject = get("bpf-object");
   const agent = new Agent({
@@ -166,6 +177,7 @@ async function main(): Promise<number> {
       ...(policyMapEntries === undefined ? {} : { policyMapEntries }),
       ...(typeof bpfObject === "string" ? { objectPath: bpfObject } : {}),
       settings: { ...(serviceCidr === "" ? {} : { serviceCidr }), routingNative: routing === "native" },
+      serviceLb,
     },
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,

@@ -13,6 +13,12 @@
  *   skein_reconcile_duration_seconds{target}                histogram
  *   skein_k8s_watch_errors_total{resource} skein_k8s_watch_restarts_total{resource}
  *   skein_k8s_objects_skipped_total{kind,reason} skein_map_write_failures_total{map}
+ *   skein_services skein_service_frontends skein_service_backends    programmed (--service-lb bpf)
+ *   skein_service_problems                                  Service inputs the builder left out
+ *   skein_service_programming_latency_seconds               histogram: a Service's or EndpointSlice's
+ *                                                           event received → its map entries written
+ *   skein_service_translation_misses_total{reason,direction} the datapath's Service reasons
+ *                                                           (reasons named lb_* or drop_lb_*)
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { DIRECTIONS, REASONS, isDrop, type MetricsMap } from "../maps/metrics.js";
@@ -36,6 +42,11 @@ export class AgentMetrics {
   readonly endpoints: Gauge;
   readonly identities: Gauge;
   readonly ready: Gauge;
+  readonly services: Gauge;
+  readonly serviceFrontends: Gauge;
+  readonly serviceBackends: Gauge;
+  readonly serviceProblems: Gauge;
+  readonly serviceProgrammingLatency: Histogram;
   /** Set by the agent once the datapath maps are open; read at scrape time. */
   datapath: MetricsMap | undefined;
 
@@ -118,6 +129,33 @@ export class AgentMetrics {
       registers,
     });
 
+    this.services = new Gauge({
+      name: "skein_services",
+      help: "Services with at least one frontend programmed in skn_lb_svc (--service-lb bpf).",
+      registers,
+    });
+    this.serviceFrontends = new Gauge({
+      name: "skein_service_frontends",
+      help: "Frontends (ClusterIP, NodePort, externalIP, LoadBalancer IP × port) programmed in skn_lb_svc.",
+      registers,
+    });
+    this.serviceBackends = new Gauge({
+      name: "skein_service_backends",
+      help: "Distinct backends (address, port, protocol) programmed in skn_lb_backend.",
+      registers,
+    });
+    this.serviceProblems = new Gauge({
+      name: "skein_service_problems",
+      help: "Service inputs left out of the maps (a frontend claimed twice, an unusable port...); skeinctl status lists them.",
+      registers,
+    });
+    this.serviceProgrammingLatency = new Histogram({
+      name: "skein_service_programming_latency_seconds",
+      help: "Time from a Service or EndpointSlice event reaching the agent to that Service's map entries written.",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    });
+
     // prom-client calls collect() with the metric as `this`; these reach the datapath map.
     const datapath = (): MetricsMap | undefined => this.datapath;
     const mirror = (counter: Counter<"reason" | "direction" | "verdict">, field: "packets" | "bytes") => {
@@ -156,6 +194,18 @@ export class AgentMetrics {
         }
       },
     });
+    const lbMisses = (counter: Counter<"reason" | "direction">) => {
+      this.#lbMisses(counter);
+    };
+    new Counter({
+      name: "skein_service_translation_misses_total",
+      help: "Packets to a Service frontend the datapath could not translate to a live backend, by reason (no backend: rejected; backend gone: picked again) and direction.",
+      labelNames: ["reason", "direction"],
+      registers,
+      collect() {
+        lbMisses(this);
+      },
+    });
     new Counter({
       name: "skein_events_lost_total",
       help: "Drop and verdict events lost because the ring buffer was full.",
@@ -167,6 +217,15 @@ export class AgentMetrics {
         this.inc(Number(dp.eventsLost()));
       },
     });
+  }
+
+  #lbMisses(counter: Counter<"reason" | "direction">): void {
+    const dp = this.datapath;
+    if (dp === undefined) return;
+    counter.reset();
+    for (const c of dp.counters())
+      if (LB_MISS_REASON.test(c.reason))
+        counter.inc({ reason: c.reason, direction: c.direction }, Number(c.packets));
   }
 
   #mirror(counter: Counter<"reason" | "direction" | "verdict">, field: "packets" | "bytes"): void {
@@ -191,5 +250,8 @@ export class AgentMetrics {
     return this.registry.contentType;
   }
 }
+
+/** The datapath's Service reasons (bpf/lib/drop.h): counted as translation misses. */
+const LB_MISS_REASON = /^(drop_)?lb_/;
 
 export { REASONS };

@@ -9,6 +9,7 @@ import type { ConflistInput } from "../maps/cni-conflist.js";
 import type { NodeConfig } from "../maps/config.js";
 import type { PinnedLoadReport } from "../maps/datapath/pinned.js";
 import type { IpcacheEntry } from "../maps/ipcache.js";
+import type { LbMapPorts } from "../maps/lb-apply.js";
 import type { MetricsMap } from "../maps/metrics.js";
 import type { Prefix } from "../maps/net.js";
 import type { PolicyEntry, PolicyKey } from "../maps/policy.js";
@@ -37,6 +38,8 @@ export interface Occupancy {
 export interface DatapathMaps {
   readonly ipcache: MapPort<Prefix, IpcacheEntry>;
   readonly policy: MapPort<PolicyKey, PolicyEntry>;
+  /** The five Service maps the agent writes (skn_lb_svc, _slot, _backend, _revnat, _maglev). */
+  readonly lb: LbMapPorts;
   /** Writes skn_config. Throws SysError. */
   writeConfig(config: NodeConfig): void;
   /** The per-CPU counters metrics read at scrape time; undefined when there are none. */
@@ -69,10 +72,13 @@ export interface NodeDatapath {
   /** from_vxlan/to_vxlan on the VXLAN device. Throws SysError. */
   attachOverlayPrograms(ifname: string): void;
   /**
-   * from_uplink on the uplink's ingress (encap "bpf", native routing); with `native`, to_uplink on
-   * its egress too, else Skein's egress program removed. Throws SysError.
+   * from_uplink on the uplink's ingress (encap "bpf", native routing, Service load balancing); to_uplink
+   * on its egress too with `native` or Service load balancing, else Skein's egress program removed.
+   * Throws SysError.
    */
   attachUplinkPrograms(ifname: string, native?: boolean): void;
+  /** True when the uplink carries Skein's programs whatever the encap mode (Service load balancing). */
+  readonly uplinkHooksAlways?: boolean;
   /** Removes Skein's uplink programs (both directions) from `ifname`, if there. Throws SysError. */
   detachUplinkPrograms(ifname: string): void;
   /** The uplink's connected IPv4 prefixes (native routing's on-link test). Throws IpCommandError. */

@@ -1,7 +1,7 @@
 /**
  * The agent's reconcile steps, in the order a pass runs them: the overlay device with its programs
  * and skn_config, routes to other nodes' pod CIDRs, the tunnel next-hop flag, masquerade, the
- * ipcache, the policy map, and last the CNI conflist (a runtime may call the plugin only once the
+ * ipcache, the policy map, the Service maps, and last the CNI conflist (a runtime may call the plugin only once the
  * node is programmed). Each says what it depends on (StepRunner skips it while that is unchanged)
  * and acts only through the NodeDatapath.
  */
@@ -10,6 +10,7 @@ import { ConfigFlag, type NodeConfig } from "../maps/config.js";
 import { IPCACHE_MAP, type IpcacheEntry } from "../maps/ipcache.js";
 import type { Prefix } from "../maps/net.js";
 import { POLICY_MAP, type PolicyEntry, type PolicyKey } from "../maps/policy.js";
+import type { ServiceLbMode } from "../maps/datapath/spec.js";
 import type { ApplyResult, MapReconciler } from "../maps/reconciler.js";
 import { IpcacheIndex, type IpcacheSlot, type PodInput } from "../policy/ipcache-builder.js";
 import type { PolicySource } from "../policy/source.js";
@@ -19,6 +20,7 @@ import type { AgentMetrics } from "./metrics.js";
 import type { DatapathMaps, NodeDatapath } from "./node-datapath.js";
 import { classifyNodes } from "./node/native-routes.js";
 import type { BgpRouting } from "./routing/bgp.js";
+import type { ServiceLbState } from "./services.js";
 import type { Step } from "./step-runner.js";
 
 /** What one pass works from: the cluster's nodes as the watch last saw them. */
@@ -112,6 +114,9 @@ export interface StepEnv {
   changes: MapChanges;
   /** Native routing's BGP (BIRD), when configured. */
   bgp?: BgpRouting | undefined;
+  /** The Service maps' state; with mode "off" it is never fed, so the maps are kept empty. */
+  services: ServiceLbState;
+  serviceLb: ServiceLbMode;
 }
 
 /** A step with the reconcile_duration_seconds target that times it, if any. */
@@ -127,6 +132,7 @@ export function nodeSteps(env: StepEnv): NodeStep[] {
     masqueradeStep(env),
     ipcacheStep(env),
     policyStep(env),
+    servicesStep(env),
     conflistStep(env),
   ];
 }
@@ -157,9 +163,11 @@ export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): N
       // while nodes switch), and from_uplink decapsulates their packets for local pods.
       const native = settings.routing === "native";
       const direct = settings.encap === "bpf" || native;
+      // Service load balancing needs the uplink's hooks in either mode (world → NodePort).
+      const hooked = direct || datapath.uplinkHooksAlways === true;
       // The uplink's program is in place before the config tells from_pod to use the uplink, and
       // (switching back to "device") removed only after the config stopped it.
-      if (direct) datapath.attachUplinkPrograms(uplink.ifname, native);
+      if (hooked) datapath.attachUplinkPrograms(uplink.ifname, native);
       node.uplinkMtu = uplink.mtu;
       // The on-link flag is decided by its own step, once the remote nodes are known.
       node.config = {
@@ -172,7 +180,7 @@ export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): N
       };
       maps.writeConfig(node.config);
       node.configWrites++;
-      if (!direct) datapath.detachUplinkPrograms(uplink.ifname);
+      if (!hooked) datapath.detachUplinkPrograms(uplink.ifname);
       // The node address moved to another interface: the old uplink's filter would linger.
       if (node.uplink !== null && node.uplink !== uplink.ifname) datapath.detachUplinkPrograms(node.uplink);
       node.overlay = overlay;
@@ -416,6 +424,49 @@ export function policyStep(env: StepEnv): NodeStep {
           capacity: maps.policy.maxEntries,
           missing: r.overflow,
           fix: "raise policyMapEntries (agent --policy-map-entries) and restart the agent on a drained node",
+        });
+      return r.failed === 0;
+    },
+  };
+}
+
+/**
+ * The Service maps (skn_lb_*): with --service-lb bpf, the Services events changed are rebuilt and
+ * their entries written (agent/services.ts); each pass's work is that of its events. With "off",
+ * one whole pass per resync keeps the maps empty (what an earlier "bpf" agent left is removed, so
+ * the datapath translates nothing and kube-proxy's translation is the only one).
+ */
+export function servicesStep(env: StepEnv): NodeStep {
+  const { services, metrics, log } = env;
+  return {
+    name: "services",
+    target: "services",
+    // "bpf": every pass (the state knows what events changed); "off": once per resync.
+    ...(env.serviceLb === "off" ? { key: () => "off" } : {}),
+    apply() {
+      const r = services.apply();
+      for (const ms of r.latenciesMs) metrics.serviceProgrammingLatency.observe(ms / 1000);
+      const c = services.counts();
+      metrics.services.set(c.services);
+      metrics.serviceFrontends.set(c.frontends);
+      metrics.serviceBackends.set(c.backends);
+      metrics.serviceProblems.set(c.problems);
+      const capacity = {
+        svc: env.maps.lb.svc.maxEntries,
+        slot: env.maps.lb.slot.maxEntries,
+        backend: env.maps.lb.backend.maxEntries,
+        revnat: env.maps.lb.revnat.maxEntries,
+        maglev: env.maps.lb.maglev.maxEntries,
+      };
+      for (const [name, res] of Object.entries(r.maps) as [keyof typeof capacity, ApplyResult][])
+        report(env, `skn_lb_${name}`, res, capacity[name]);
+      if (r.rebuilt > 0)
+        log.debug("services programmed", {
+          rebuilt: r.rebuilt,
+          services: c.services,
+          frontends: c.frontends,
+          backends: c.backends,
+          maxLatencyMs: Math.round(Math.max(0, ...r.latenciesMs) * 10) / 10,
         });
       return r.failed === 0;
     },

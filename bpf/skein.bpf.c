@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Skein's datapath: five TC programs sharing the pinned maps.
+/* Skein's datapath: six TC programs sharing the pinned maps.
  *
  *   skn_from_pod     host veth, TC ingress     packets leaving a pod
  *   skn_to_pod       host veth, TC egress      packets the host stack delivers to a pod
  *   skn_from_vxlan   VXLAN device, TC ingress  packets arriving from other nodes
- *   skn_to_vxlan     VXLAN device, TC egress   host traffic towards other nodes' pods
+ *   skn_to_vxlan     VXLAN device, TC egress   host traffic towards other nodes' pods, and the
+ *                                              node's traffic to Service frontends (lib/lb-host.h)
  *   skn_from_uplink  uplink, TC ingress        VXLAN for local pods, decapsulated here (encap bpf);
- *                                              native routing: unencapsulated packets for local pods
- *   skn_to_uplink    uplink, TC egress         native routing: local pods' flows the stack routed
+ *                                              native routing: unencapsulated packets for local pods;
+ *                                              world → NodePort/external frontends (lib/nodeport.h)
+ *   skn_to_uplink    uplink, TC egress         native routing: local pods' flows the stack routed;
+ *                                              replies of NodePort/external flows (lib/nodeport.h)
  *
  * Every packet a program decides on is counted under exactly one reason (skn_from_uplink leaves
  * what is not its own uncounted; skn_to_vxlan does not count again what skn_from_pod sent).
@@ -25,6 +28,8 @@
 #include "lib/services.h"
 #include "lib/native.h"
 #include "lib/lb.h"
+#include "lib/lb-host.h"
+#include "lib/nodeport.h"
 #include "maps/config.h"
 #include "maps/decision.h"
 #include "maps/endpoints.h"
@@ -462,7 +467,10 @@ deliver:
 	return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, f.rule_id, f.src_identity);
 
 to_stack:
-	/* For the node itself (replies to its own traffic towards remote pods). */
+	/* For the node itself (replies to its own traffic towards remote pods, and to the frontends it
+	 * reached through the overlay: those get the frontend back as their source). */
+	if (!decap && skn_lb_is_reply(ct, &f.ct) && skn_lb_reply(skb, l3_off, &f.pkt, f.ct.entry) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 	bpf_skb_change_type(skb, SKN_PACKET_HOST);
 	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0, f.src_identity);
 }
@@ -484,13 +492,63 @@ int skn_from_vxlan(struct __sk_buff *skb)
 	return skn_from_overlay(skb, sizeof(struct ethhdr), bpf_htonl(key.remote_ipv4), key.tunnel_id, 0);
 }
 
+/* world → NodePort/external frontend (lib/nodeport.h). Untouched and uncounted when it is not. */
+static __always_inline int skn_nodeport_ingress(struct __sk_buff *skb)
+{
+	const struct skn_ipcache_entry *src, *dst;
+	struct skn_flow f = {};
+	__u32 svc_id = 0;
+	int ok;
+	__u16 proto = skn_eth_proto(skb, &ok);
+
+	if (!ok || proto != bpf_htons(ETH_P_IP) ||
+	    skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
+		return TC_ACT_OK;
+	switch (skn_nodeport_xlate(skb, sizeof(struct ethhdr), &f.pkt, &f.ct, &svc_id)) {
+	case SKN_NP_PASS:
+		return TC_ACT_OK;
+	case SKN_NP_NO_BACKEND:
+		return skn_drop_flow(skb, SKN_R_DROP_NO_BACKEND, SKN_DIR_INGRESS, &f);
+	case SKN_NP_REJECT:
+		/* The frontend's ICMP port unreachable, back out of the uplink to the client. */
+		if (skn_lb_make_unreachable(skb, &f.pkt) < 0)
+			return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
+		return skn_verdict(skb, bpf_redirect(skb->ifindex, 0), SKN_R_LB_REJECT, SKN_DIR_INGRESS,
+		                   skb->ifindex, 0, 0, 0, 0);
+	case SKN_NP_ERROR:
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
+	case SKN_NP_NEW_LOCAL:
+		/* The client's own address reaches the backend: its ingress policy is judged here, against
+		 * the client's identity (world, or its ipBlock's), before the entry exists. */
+		src = skn_ipcache_lookup(f.pkt.saddr_be);
+		f.src_identity = src ? src->identity : SKN_ID_WORLD;
+		f.src_cidr = src ? src->cidr_identity : 0;
+		dst = skn_ipcache_lookup(f.pkt.daddr_be);
+		f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
+		if (!skn_ingress_allows(skb, &f, dst))
+			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
+		skn_nodeport_record(&f.ct, f.src_identity, f.dst_identity, f.rule_id, 0, svc_id);
+		break;
+	case SKN_NP_TRANSLATED:
+		/* Cluster: the backend sees the node after the masquerade, and judges that itself. */
+		if (!f.ct.entry) {
+			dst = skn_ipcache_lookup(f.pkt.daddr_be);
+			skn_nodeport_record(&f.ct, SKN_ID_WORLD, dst ? dst->identity : SKN_ID_UNMANAGED, 0, 0,
+			                    svc_id);
+		}
+		break;
+	}
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, f.rule_id,
+	                   f.src_identity);
+}
+
 /*
  * Native routing, TC ingress of the uplink: an unencapsulated packet for a pod here. There is no VNI:
  * the source identity comes from the ipcache, by the source address, and the address must live
  * behind the node the frame came from (its previous hop, lib/native.h): a remote pod's address from
  * its own node, never this node's addresses or pods from outside. Then conntrack, ingress policy for
- * new flows, delivery. Packets of flows the stack translated here (Services), and everything not
- * for a local pod, go on to the stack.
+ * new flows, delivery. Packets of flows the stack translated here (Services) go on to the stack.
+ * Returns -1 for a packet that is not for a local pod (the caller goes on).
  */
 static __always_inline int skn_from_native(struct __sk_buff *skb)
 {
@@ -503,10 +561,10 @@ static __always_inline int skn_from_native(struct __sk_buff *skb)
 
 	if (!ok || proto != bpf_htons(ETH_P_IP) ||
 	    skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
-		return TC_ACT_OK;
+		return -1;
 	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
 	if (!dst_ep)
-		return TC_ACT_OK;
+		return -1;
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
 	f.src_identity = src ? src->identity : SKN_ID_WORLD;
 	f.src_cidr = src ? src->cidr_identity : 0;
@@ -542,9 +600,12 @@ static __always_inline int skn_from_native(struct __sk_buff *skb)
 }
 
 /*
- * TC ingress of the uplink, when the datapath encapsulates itself: VXLAN for a pod on this node is
- * decapsulated here and handed to the pod, skipping the UDP socket and the VXLAN device. Everything
- * else (other traffic, VXLAN for the node itself) goes on to the stack untouched and uncounted.
+ * TC ingress of the uplink. When the datapath encapsulates itself, VXLAN for a pod on this node is
+ * decapsulated here and handed to the pod, skipping the UDP socket and the VXLAN device. With native
+ * routing, an unencapsulated packet for a local pod is delivered (skn_from_native). With Service load
+ * balancing on (the agent attaches this program then too), a packet for a NodePort or external
+ * frontend is translated (lib/nodeport.h). Everything else (other traffic, VXLAN for the node
+ * itself) goes on to the stack untouched and uncounted.
  */
 SEC("tc")
 int skn_from_uplink(struct __sk_buff *skb)
@@ -557,8 +618,13 @@ int skn_from_uplink(struct __sk_buff *skb)
 		return skn_from_overlay(skb, sizeof(struct ethhdr) + sizeof(struct skn_vxlan_encap),
 		                        rx.outer_saddr_be, rx.vni, 1);
 	/* A node routing natively still takes VXLAN from nodes that encapsulate (above). */
-	if (skn_settings.routing_native)
-		return skn_from_native(skb);
+	if (skn_settings.routing_native) {
+		int verdict = skn_from_native(skb);
+
+		if (verdict >= 0)
+			return verdict;
+	}
+	return skn_nodeport_ingress(skb);
 	return TC_ACT_OK;
 }
 
@@ -597,7 +663,8 @@ static __always_inline int skn_stack_to_overlay(struct __sk_buff *skb, const str
 SEC("tc")
 int skn_to_vxlan(struct __sk_buff *skb)
 {
-	const struct skn_ipcache_entry *src, *dst;
+	const struct skn_ipcache_entry *src, *dst = NULL;
+	const struct skn_endpoint *ep = NULL;
 	const struct skn_config *cfg;
 	struct skn_pkt p = {};
 	__u32 identity;
@@ -616,8 +683,37 @@ int skn_to_vxlan(struct __sk_buff *skb)
 		return skn_drop(skb, SKN_R_DROP_UNSUPPORTED, SKN_DIR_EGRESS);
 	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &p) != SKN_PARSE_OK)
 		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+	/* The packet is only past netfilter's postrouting here: the NodePort masquerade mark is done. */
+	if (skb->mark == SKN_MARK_NODEPORT_SNAT)
+		skb->mark = 0;
 
-	dst = skn_ipcache_lookup(p.daddr_be);
+	switch (skn_lb_host_xlate(skb, sizeof(struct ethhdr), &p, &ep, &dst)) {
+	case SKN_LB_HOST_PASS:
+		dst = skn_ipcache_lookup(p.daddr_be);
+		break;
+	case SKN_LB_HOST_LOCAL:
+		/* The node's packet to a frontend with a backend here: into the backend's veth. */
+		if (skn_eth_rewrite(skb, ep->host_mac, ep->mac) < 0)
+			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+		return skn_verdict(skb, bpf_redirect(ep->ifindex, 0), SKN_R_FWD_LOCAL, SKN_DIR_EGRESS,
+		                   ep->ifindex, 0, 0, 0, dst ? dst->identity : 0);
+	case SKN_LB_HOST_REMOTE:
+		break;
+	case SKN_LB_HOST_NO_BACKEND:
+		return skn_drop(skb, SKN_R_DROP_NO_BACKEND, SKN_DIR_EGRESS);
+	case SKN_LB_HOST_REJECT: {
+		int action = skn_lb_host_reject(skb, &p);
+
+		if (action < 0)
+			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+		return skn_verdict(skb, action, SKN_R_LB_REJECT, SKN_DIR_EGRESS, SKN_LOOPBACK_IFINDEX, 0, 0,
+		                   0, 0);
+	}
+	case SKN_LB_HOST_UNROUTABLE:
+		return skn_drop(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS);
+	case SKN_LB_HOST_ERROR:
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+	}
 	cfg = skn_config_get();
 	if (!dst || !dst->tunnel_ip_be || !cfg)
 		return skn_drop(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS);
@@ -645,24 +741,15 @@ int skn_to_vxlan(struct __sk_buff *skb)
  * Native routing, TC egress of the uplink: a local pod's packet the host stack routed out, which
  * happens only to a flow the stack translated (a Service) or one from_pod left to it. Conntrack
  * remembers the flow so that its replies go back through the stack, and a new flow is judged by the
- * pod's egress policy on the translated destination. from_pod's own packets (marked) and everything
- * else pass uncounted.
+ * pod's egress policy on the translated destination. Everything else passes uncounted.
  */
-SEC("tc")
-int skn_to_uplink(struct __sk_buff *skb)
+static __always_inline int skn_native_stack_egress(struct __sk_buff *skb)
 {
 	const struct skn_ipcache_entry *src, *dst;
 	struct skn_pkt p = {};
 	int ok, verdict;
 	__u16 proto;
 
-	if (!skn_settings.routing_native)
-		return TC_ACT_OK;
-	if (skb->mark == SKN_MARK_ENCAPPED) {
-		/* from_pod routed it and counted it. */
-		skb->mark = 0;
-		return TC_ACT_OK;
-	}
 	proto = skn_eth_proto(skb, &ok);
 	if (!ok || proto != bpf_htons(ETH_P_IP) ||
 	    skn_parse_ipv4(skb, sizeof(struct ethhdr), &p) != SKN_PARSE_OK)
@@ -678,4 +765,34 @@ int skn_to_uplink(struct __sk_buff *skb)
 		return verdict;
 	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_NATIVE, SKN_DIR_EGRESS, 0, dst->tunnel_ip_be, 0, 0,
 	                   dst->identity);
+}
+
+/*
+ * TC egress of the uplink (native routing, or Service load balancing on): replies of NodePort/external
+ * flows leave with the frontend as their source; with native routing, a local pod's flow the stack
+ * routed (a Service kube-proxy translated) is remembered like skn_to_vxlan does. Everything else is
+ * untouched and uncounted.
+ */
+SEC("tc")
+int skn_to_uplink(struct __sk_buff *skb)
+{
+	int ok;
+	__u16 proto;
+
+	if (skb->mark == SKN_MARK_ENCAPPED) {
+		/* from_pod routed it natively and counted it. */
+		skb->mark = 0;
+		return TC_ACT_OK;
+	}
+	/* Past netfilter's postrouting: the NodePort masquerade mark is done. */
+	if (skb->mark == SKN_MARK_NODEPORT_SNAT)
+		skb->mark = 0;
+	proto = skn_eth_proto(skb, &ok);
+	if (!ok || proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (skn_nodeport_reply(skb, sizeof(struct ethhdr), skn_config_get()))
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
+	if (skn_settings.routing_native)
+		return skn_native_stack_egress(skb);
+	return TC_ACT_OK;
 }

@@ -1,6 +1,7 @@
 /**
- * Supervised informers (the real @kubernetes/client-node watch code) for the four resources the
- * agent needs. client-node relists on 410 by itself but stops on any other error; the supervisor
+ * Supervised informers (the real @kubernetes/client-node watch code) for the resources the agent
+ * needs: always Nodes, Namespaces, Pods and NetworkPolicies; Services and EndpointSlices when the
+ * agent translates Services (--service-lb bpf). client-node relists on 410 by itself but stops on any other error; the supervisor
  * restarts it with capped, jittered backoff. No promise rejection goes unhandled.
  *
  * The first lists are paged (`limit`/`continue`, as client-go's reflector does) and read as plain
@@ -13,7 +14,11 @@ import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { errorFields, type Logger } from "../log.js";
 import { ListWatch, Watch } from "./client.js";
 
-export type ResourceKind = "Node" | "Namespace" | "Pod" | "NetworkPolicy";
+export type ResourceKind = "Node" | "Namespace" | "Pod" | "NetworkPolicy" | "Service" | "EndpointSlice";
+
+/** The kinds every agent watches; the Service kinds are added with --service-lb bpf. */
+export const BASE_KINDS: readonly ResourceKind[] = ["Node", "Namespace", "Pod", "NetworkPolicy"];
+export const SERVICE_KINDS: readonly ResourceKind[] = ["Service", "EndpointSlice"];
 export type WatchEventType = "add" | "update" | "delete";
 
 export interface WatchHooks {
@@ -40,6 +45,8 @@ export interface WatchOptions {
    * the cache then holds only what the agent reads. Default: objects as received.
    */
   transform?: (kind: ResourceKind, obj: KubernetesObject) => KubernetesObject;
+  /** Which kinds to watch; BASE_KINDS when absent. */
+  kinds?: readonly ResourceKind[];
 }
 
 interface ListPage {
@@ -147,6 +154,7 @@ export class ClusterWatch {
   readonly #maxBackoffMs: number;
   readonly #pageSize: number;
   readonly #transform: ((kind: ResourceKind, obj: KubernetesObject) => KubernetesObject) | undefined;
+  readonly #kinds: readonly ResourceKind[];
   #stopped = false;
   #syncWaiters: (() => void)[] = [];
 
@@ -158,6 +166,7 @@ export class ClusterWatch {
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.#transform = options.transform;
     this.#pageSize = options.pageSize ?? 5000;
+    this.#kinds = options.kinds ?? BASE_KINDS;
   }
 
   /** Starts every informer. Resolves once each has listed successfully at least once. */
@@ -167,9 +176,12 @@ export class ClusterWatch {
       ["Namespace", "/api/v1/namespaces"],
       ["Pod", "/api/v1/pods"],
       ["NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies"],
+      ["Service", "/api/v1/services"],
+      ["EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices"],
     ];
     const transform = this.#transform;
     for (const [kind, path] of defs) {
+      if (!this.#kinds.includes(kind)) continue;
       // What makeInformer builds, kept as a ListWatch for its resource version.
       const t = transform === undefined ? undefined : (o: KubernetesObject) => transform(kind, o);
       const informer = new ListWatch<KubernetesObject>(

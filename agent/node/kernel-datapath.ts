@@ -10,7 +10,7 @@ import {
   attachPinned,
   detachPinned,
   moveAttachmentsToReplacements,
-  NATIVE_UPLINK_PROGRAMS,
+  UPLINK_BOTH_PROGRAMS,
   UPLINK_PROGRAMS,
   VXLAN_PROGRAMS,
 } from "../../maps/datapath/attach.js";
@@ -18,6 +18,7 @@ import { loadPinnedDatapath, type PinnedLoadReport } from "../../maps/datapath/p
 import type { DatapathOptions } from "../../maps/datapath/spec.js";
 import { EndpointsMap } from "../../maps/endpoints.js";
 import { IpcacheMap } from "../../maps/ipcache.js";
+import { PinnedLbMaps } from "../../maps/lb-apply.js";
 import { MetricsMap } from "../../maps/metrics.js";
 import { PolicyMap } from "../../maps/policy.js";
 import type { ConflistInput } from "../../maps/cni-conflist.js";
@@ -72,25 +73,59 @@ export class KernelDatapath implements NodeDatapath {
   uplinkFor = uplinkFor;
   ensureOverlayDevice = ensureOverlayDevice;
   ensureForwardingSysctls = ensureForwardingSysctls;
-  syncOverlayRoutes = syncOverlayRoutes;
   tunnelEndpointsOnLink = tunnelEndpointsOnLink;
-  ensureMasquerade = ensureNftables;
   localAddresses = localAddresses;
+
+  /** Service load balancing in BPF: the node-side hooks, route and rule below are wired too. */
+  get #serviceLb(): boolean {
+    return this.#datapath.serviceLb === "bpf";
+  }
+
+  /** The other nodes' pod CIDRs, and with Service load balancing the Service CIDR (node → ClusterIP
+   * is translated by skn_to_vxlan, lib/lb-host.h). */
+  syncOverlayRoutes(
+    ifname: string,
+    nodeIp: string,
+    podCidrs: readonly string[],
+  ): Promise<{ added: string[]; removed: string[] }> {
+    const serviceCidr = this.#datapath.settings?.serviceCidr ?? "";
+    const extra = this.#serviceLb && serviceCidr !== "" ? [serviceCidr] : [];
+    return syncOverlayRoutes(ifname, nodeIp, [...podCidrs, ...extra]);
+  }
+
+  ensureMasquerade(
+    localPodCidr: string,
+    clusterCidrs: readonly string[],
+    overlayIfname: string,
+    vxlanPort: number,
+  ): Promise<void> {
+    return ensureNftables(localPodCidr, clusterCidrs, overlayIfname, vxlanPort, {
+      nodePortSnat: this.#serviceLb,
+    });
+  }
 
   attachOverlayPrograms(ifname: string): void {
     attachPinned(this.#root, ifname, VXLAN_PROGRAMS);
   }
 
+  /** from_uplink; to_uplink too with native routing (the stack's pod flows) or Service load
+   * balancing (NodePort replies), else Skein's egress program removed. */
   attachUplinkPrograms(ifname: string, native = false): void {
-    if (native) attachPinned(this.#root, ifname, NATIVE_UPLINK_PROGRAMS);
+    if (native || this.#serviceLb) attachPinned(this.#root, ifname, UPLINK_BOTH_PROGRAMS);
     else {
       attachPinned(this.#root, ifname, UPLINK_PROGRAMS);
-      detachPinned(ifname, { egress: NATIVE_UPLINK_PROGRAMS.egress });
+      detachPinned(ifname, { egress: UPLINK_BOTH_PROGRAMS.egress });
     }
   }
 
+  /** Both uplink hooks: a program left from Service load balancing goes too. */
   detachUplinkPrograms(ifname: string): void {
-    detachPinned(ifname, NATIVE_UPLINK_PROGRAMS);
+    detachPinned(ifname, UPLINK_BOTH_PROGRAMS);
+  }
+
+  /** Whether the uplink carries Skein's programs even with encap "device". */
+  get uplinkHooksAlways(): boolean {
+    return this.#serviceLb;
   }
 
   connectedPrefixes = connectedPrefixes;
@@ -114,6 +149,7 @@ class KernelMaps implements DatapathMaps {
   readonly endpoints: EndpointsMap;
   readonly metrics: MetricsMap;
   readonly conntrack: ConntrackMap;
+  readonly lb: PinnedLbMaps;
 
   private constructor(m: {
     ipcache: IpcacheMap;
@@ -122,6 +158,7 @@ class KernelMaps implements DatapathMaps {
     endpoints: EndpointsMap;
     metrics: MetricsMap;
     conntrack: ConntrackMap;
+    lb: PinnedLbMaps;
   }) {
     this.ipcache = m.ipcache;
     this.policy = m.policy;
@@ -129,6 +166,7 @@ class KernelMaps implements DatapathMaps {
     this.endpoints = m.endpoints;
     this.metrics = m.metrics;
     this.conntrack = m.conntrack;
+    this.lb = m.lb;
   }
 
   /** Opens every map or none: a failure closes those already open and throws. */
@@ -146,6 +184,7 @@ class KernelMaps implements DatapathMaps {
         endpoints: take(EndpointsMap.openPinned(root)),
         metrics: take(MetricsMap.openPinned(root)),
         conntrack: take(ConntrackMap.openPinned(root)),
+        lb: take(PinnedLbMaps.open(root)),
       });
     } catch (err) {
       for (const m of opened) m.close();
@@ -168,7 +207,15 @@ class KernelMaps implements DatapathMaps {
   }
 
   close(): void {
-    for (const m of [this.ipcache, this.policy, this.config, this.endpoints, this.metrics, this.conntrack])
+    for (const m of [
+      this.ipcache,
+      this.policy,
+      this.config,
+      this.endpoints,
+      this.metrics,
+      this.conntrack,
+      this.lb,
+    ])
       m.close();
   }
 }

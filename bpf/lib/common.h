@@ -53,5 +53,8 @@ enum skn_dir {
  * on a packet it already decided on and counted (encapsulated for the VXLAN device, or routed
  * natively out of the uplink), so the device's egress program lets it pass. */
 #define SKN_MARK_ENCAPPED 0x5e1c0001u
+/* A NodePort/external flow with externalTrafficPolicy Cluster, translated at the uplink: netfilter's
+ * one static rule in Skein's table masquerades it to the node (agent/node/overlay.ts). */
+#define SKN_MARK_NODEPORT_SNAT 0x5e1c0002u
 
 #endif

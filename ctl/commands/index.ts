@@ -7,6 +7,7 @@ import { mapDump, mapList } from "./map.js";
 import { monitor } from "./monitor.js";
 import { nodeList } from "./node.js";
 import { policySimulate } from "./policy.js";
+import { serviceList } from "./service.js";
 import { status } from "./status.js";
 
 /** The commands runCtl dispatches, in the order help lists them. */
@@ -18,6 +19,7 @@ export const COMMANDS: readonly Command[] = [
   endpointList,
   identityList,
   nodeList,
+  serviceList,
   mapList,
   mapDump,
   monitor,

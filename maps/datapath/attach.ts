@@ -94,6 +94,7 @@ export async function moveAttachmentsToReplacements(
 
 export const VXLAN_PROGRAMS = { ingress: PROGRAMS.fromVxlan, egress: PROGRAMS.toVxlan } as const;
 export const UPLINK_PROGRAMS = { ingress: PROGRAMS.fromUplink } as const;
-/** Native routing: the uplink's egress too (a local pod's flows the stack routed, skn_to_uplink). */
-export const NATIVE_UPLINK_PROGRAMS = { ingress: PROGRAMS.fromUplink, egress: PROGRAMS.toUplink } as const;
+/** The uplink's both hooks: native routing (a local pod's flows the stack routed) and Service load
+ * balancing (NodePort replies) need skn_to_uplink on its egress. */
+export const UPLINK_BOTH_PROGRAMS = { ingress: PROGRAMS.fromUplink, egress: PROGRAMS.toUplink } as const;
 export const POD_PROGRAMS = { ingress: PROGRAMS.fromPod, egress: PROGRAMS.toPod } as const;

@@ -346,6 +346,20 @@ describe("agent: the reconcile loop against a fake datapath and the lab API serv
     assert.equal(fake.ipcache.get("10.244.0.2/32")?.tunnelIp, N1.ip);
   });
 
+  it("with --encap device and Service load balancing: the uplink keeps its programs (NodePort), the config no uplink", async function () {
+    fake.uplinkHooksAlways = true;
+    const agent = makeAgent({ encap: "device" });
+    await agent.start();
+    await agent.whenReady();
+    assert.deepEqual(
+      fake.named("attachUplinkPrograms").map((c) => c.what),
+      ["attachUplinkPrograms eth0"],
+    );
+    assert.equal(fake.named("detachUplinkPrograms").length, 0);
+    assert.equal(fake.config?.uplinkIfindex, 0);
+    await agent.stop();
+  });
+
   it("with --encap device: no uplink program, no uplink in the config, no on-link check", async function () {
     const agent = makeAgent({ encap: "device" });
     await agent.start();

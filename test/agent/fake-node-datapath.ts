@@ -12,6 +12,11 @@ import type { PinnedLoadReport } from "../../maps/datapath/pinned.js";
 import { ipcacheKeyString, type IpcacheEntry } from "../../maps/ipcache.js";
 import type { Prefix } from "../../maps/net.js";
 import { policyKeyString, type PolicyEntry, type PolicyKey } from "../../maps/policy.js";
+import { lbBackendKeyString, type LbBackendEntry } from "../../maps/lb-backend.js";
+import { lbMaglevKeyString, type LbMaglevEntry } from "../../maps/lb-maglev.js";
+import { lbRevnatKeyString, type LbRevnatEntry } from "../../maps/lb-revnat.js";
+import { lbSlotKeyString, type LbSlotEntry, type LbSlotKey } from "../../maps/lb-slot.js";
+import { lbSvcKeyString, type LbSvcEntry, type LbSvcKey } from "../../maps/lb-svc.js";
 import { FakeMapPort } from "../../maps/reconciler.js";
 import type { DatapathMaps, MovedAttachment, NodeDatapath, Uplink } from "../../agent/node-datapath.js";
 
@@ -73,6 +78,14 @@ export class FakeNodeDatapath implements NodeDatapath {
   readonly calls: Call[] = [];
   readonly ipcache: RecordingPort<Prefix, IpcacheEntry>;
   readonly policy: RecordingPort<PolicyKey, PolicyEntry>;
+  /** The Service maps. */
+  readonly lb: {
+    svc: RecordingPort<LbSvcKey, LbSvcEntry>;
+    slot: RecordingPort<LbSlotKey, LbSlotEntry>;
+    backend: RecordingPort<number, LbBackendEntry>;
+    revnat: RecordingPort<number, LbRevnatEntry>;
+    maglev: RecordingPort<number, LbMaglevEntry>;
+  };
   /** skn_config as last written. */
   config: NodeConfig | undefined;
   /** Every conflist written. */
@@ -80,6 +93,8 @@ export class FakeNodeDatapath implements NodeDatapath {
   addresses: string[];
   uplink: Uplink;
   onLink: boolean;
+  /** Service load balancing in BPF: the uplink's programs whatever the encap mode. */
+  uplinkHooksAlways = false;
   /** Set by the test: the agent's readiness, recorded with each call. */
   ready: () => boolean = () => false;
   mapsOpen = false;
@@ -94,6 +109,13 @@ export class FakeNodeDatapath implements NodeDatapath {
     };
     this.ipcache = new RecordingPort("ipcache", ipcacheKeyString, record);
     this.policy = new RecordingPort("policy", policyKeyString, record);
+    this.lb = {
+      svc: new RecordingPort("lb_svc", lbSvcKeyString, record),
+      slot: new RecordingPort("lb_slot", lbSlotKeyString, record),
+      backend: new RecordingPort("lb_backend", lbBackendKeyString, record),
+      revnat: new RecordingPort("lb_revnat", lbRevnatKeyString, record),
+      maglev: new RecordingPort("lb_maglev", lbMaglevKeyString, record),
+    };
   }
 
   /** The next `times` calls of `method` throw `err` (after being recorded). */
@@ -140,6 +162,7 @@ export class FakeNodeDatapath implements NodeDatapath {
     return {
       ipcache: this.ipcache,
       policy: this.policy,
+      lb: this.lb,
       writeConfig: (config) => {
         this.#call(
           "writeConfig",

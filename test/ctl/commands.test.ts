@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { listLinks } from "../../loader/index.js";
 import { MetricsMap, REASONS } from "../../maps/metrics.js";
-import { PINNED_MAPS } from "../../maps/pins.js";
+import { PINNED_MAPS, PROGRAM_NAMES } from "../../maps/pins.js";
 import type { LabNode } from "../../lab/lab.js";
 import { eventually } from "../helpers/lab.js";
 import { uniqueName } from "../helpers/names.js";
@@ -105,8 +105,11 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
     it("table: datapath loaded, our programs on the pod veths, the overlay and the uplink, agent ready, map pressure", async function () {
       const r = await ctl(n1(), ["status", ...nodeFlags(n1())]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      const maps = `${PINNED_MAPS.length}/${PINNED_MAPS.length} maps pinned`;
-      assert.match(r.stdout, new RegExp(`Datapath: +loaded under .* \\(6/6 programs, ${maps}\\)`));
+      const [np, nm] = [PROGRAM_NAMES.length, PINNED_MAPS.length];
+      assert.match(
+        r.stdout,
+        new RegExp(`Datapath: +loaded under .* \\(${np}/${np} programs, ${nm}/${nm} maps pinned\\)`),
+      );
       for (const p of ["skn_from_pod", "skn_to_pod", "skn_from_vxlan", "skn_to_vxlan", "skn_from_uplink"])
         assert.match(r.stdout, new RegExp(`${p} +\\d+ +[0-9a-f]{16}`));
       const kind = hookKind();
@@ -157,19 +160,12 @@ describe("skeinctl on lab nodes (real datapath, real agent, both output forms)",
         problems: string[];
       };
       assert.equal(s.datapath.loaded, true);
-      assert.deepEqual(s.datapath.programs.map((p) => p.name).sort(), [
-        "skn_from_pod",
-        "skn_from_uplink",
-        "skn_from_vxlan",
-        "skn_to_pod",
-        "skn_to_uplink",
-        "skn_to_vxlan",
-      ]);
+      assert.deepEqual(s.datapath.programs.map((p) => p.name).sort(), [...PROGRAM_NAMES].sort());
       for (const p of s.datapath.programs) {
         assert.ok(p.id > 0 && /^[0-9a-f]{16}$/.test(p.tag), JSON.stringify(p));
         assert.equal(
           p.attachedTo,
-          // skn_to_uplink runs only with --routing native.
+          // skn_to_uplink only with --routing native or --service-lb=bpf.
           p.name === "skn_to_uplink" ? 0 : p.name.includes("vxlan") || p.name.includes("uplink") ? 1 : 2,
           `${p.name} on the overlay or the uplink once, on each of 2 pod veths`,
         );

@@ -115,6 +115,8 @@ describe("deploy: skein.yaml", function () {
       "/namespaces",
       "/nodes",
       "/pods",
+      "/services",
+      "discovery.k8s.io/endpointslices",
       "networking.k8s.io/networkpolicies",
     ]);
     const role = the<IClusterRole>(objects, "ClusterRole", "skein-agent");
@@ -153,6 +155,7 @@ describe("deploy: skein.yaml", function () {
       "vxlanPort",
       "clusterCidr",
       "serviceCidr",
+      "serviceLb",
       "policyMapEntries",
       "verdictEvents",
       "logLevel",
