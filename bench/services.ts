@@ -30,6 +30,8 @@ import { rrRate, startRrServer, stats, type Stats } from "./measure.js";
 
 const RR_PORT = 7777;
 const SVC_PORT = 80;
+/** A second port of every Service, to the pods' workload (lab probes speak its protocol, not rr's). */
+const PROBE_PORT = 8080;
 const NS = "bench-svc";
 const SERVICE_CIDR = "10.96.0.0/16";
 
@@ -64,7 +66,12 @@ function serviceBody(name: string): V1Service {
   return {
     metadata: { name, namespace: NS },
     // No selector: the benchmark writes the EndpointSlice itself, as the controller would.
-    spec: { ports: [{ name: "rr", port: SVC_PORT, targetPort: RR_PORT, protocol: "TCP" }] },
+    spec: {
+      ports: [
+        { name: "rr", port: SVC_PORT, targetPort: RR_PORT, protocol: "TCP" },
+        { name: "probe", port: PROBE_PORT, targetPort: PROBE_PORT, protocol: "TCP" },
+      ],
+    },
   };
 }
 
@@ -73,7 +80,10 @@ function sliceBody(name: string, backends: readonly LabPod[]): V1EndpointSlice {
     metadata: { name: `${name}-rr`, namespace: NS, labels: { "kubernetes.io/service-name": name } },
     addressType: "IPv4",
     endpoints: backends.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true } })),
-    ports: [{ name: "rr", port: RR_PORT, protocol: "TCP" }],
+    ports: [
+      { name: "rr", port: RR_PORT, protocol: "TCP" },
+      { name: "probe", port: PROBE_PORT, protocol: "TCP" },
+    ],
   };
 }
 
@@ -139,7 +149,7 @@ async function waitProgrammed(node: LabNode, count: number, timeoutMs: number): 
   }
 }
 
-/** Connects from `pod` to ip:port until a connection succeeds; ms from `t0`. */
+/** Connects from `pod` to ip:PROBE_PORT until a connection succeeds; ms from `t0`. */
 async function firstConnection(
   lab: Lab,
   pod: LabPod,
@@ -148,7 +158,7 @@ async function firstConnection(
   timeoutMs: number,
 ): Promise<number> {
   for (;;) {
-    const r = await lab.probe(pod, "TCP", ip, SVC_PORT, 200);
+    const r = await lab.probe(pod, "TCP", ip, PROBE_PORT, 200);
     if (r.ok) return performance.now() - t0;
     if (performance.now() - t0 > timeoutMs)
       throw new Error(`${ip}:${SVC_PORT} not reachable within ${timeoutMs} ms`);
