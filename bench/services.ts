@@ -221,9 +221,21 @@ runBench(
         [client, "skein"],
         [kClient, "iptables"],
       ] as const) {
+        // rr's own client: the rr servers do not speak the lab probes' protocol.
         const deadline = performance.now() + 20000;
-        while (!(await lab.probe(pod, "TCP", ip, SVC_PORT, 500)).ok)
-          if (performance.now() > deadline) throw new Error(`${label}: ${ip}:${SVC_PORT} unreachable`);
+        for (;;) {
+          const err = await rrRate(rr, pod.netns, ip, SVC_PORT, 0.2, 0, "crr").then(
+            () => undefined,
+            (e: unknown) => (e instanceof Error ? e.message : String(e)),
+          );
+          if (err === undefined) break;
+          if (performance.now() > deadline) {
+            const probe = await lab.probe(pod, "TCP", ip, PROBE_PORT, 1000);
+            throw new Error(
+              `${label}: ${ip}:${SVC_PORT} unreachable with rr (${err}); the workload port ${PROBE_PORT}: ${probe.ok ? "reachable" : (probe.error ?? "unreachable")}`,
+            );
+          }
+        }
       }
       for (let run = 1; run <= runs; run++) {
         record(`crr skein ${count}`, await rrRate(rr, client.netns, ip, SVC_PORT, seconds, 0, "crr"));

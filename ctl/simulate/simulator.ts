@@ -306,14 +306,14 @@ export class Simulator implements Disposable {
         `probe to ${probe.to}: the Service has no ClusterIP frontend on ${probe.protocol}/${probe.port}${built.problems.length > 0 ? ` (${built.problems.join("; ")})` : ""}`,
       );
     const frontend = `${origin.key.addr}:${origin.key.port}/${probe.protocol}`;
+    const service: NonNullable<SimResult["service"]> = { frontend, backends: [] };
     const result: SimResult = {
       ...probe,
       allowed: true,
       egress: { verdict: "not-applicable" },
       ingress: { verdict: "not-applicable" },
-      service: { frontend, backends: [] },
+      service,
     };
-    const service = result.service!;
     for (const backendId of origin.backendIds) {
       const b = built.backend.get(String(backendId))?.entry;
       if (b === undefined) continue;
@@ -341,9 +341,11 @@ export class Simulator implements Disposable {
     }
     const denied = service.backends.find((b) => !b.allowed);
     // The overall sides: those of the first denied backend, else of the first backend.
-    const shown = denied ?? service.backends[0]!;
-    result.egress = shown.egress;
-    result.ingress = shown.ingress;
+    const shown = denied ?? service.backends[0];
+    if (shown !== undefined) {
+      result.egress = shown.egress;
+      result.ingress = shown.ingress;
+    }
     if (denied !== undefined) {
       result.allowed = false;
       result.deniedBy = denied.deniedBy ?? "ingress";

@@ -73,7 +73,7 @@ describe("policy simulate: probes to a Service go through its translation", func
     const r = sim!.probe({ from: "demo/client", to: "svc/demo/web", port: 80, protocol: "TCP" });
     assert.equal(r.service?.frontend, "10.96.0.10:80/TCP");
     assert.deepEqual(
-      r.service?.backends.map((b) => [b.address, b.pod, b.allowed, b.deniedBy]),
+      r.service.backends.map((b) => [b.address, b.pod, b.allowed, b.deniedBy]),
       [
         ["10.244.0.2:8080", "demo/web-a", true, undefined],
         ["10.244.1.2:8080", "demo/web-b", false, "ingress"],
@@ -81,8 +81,8 @@ describe("policy simulate: probes to a Service go through its translation", func
     );
     assert.equal(r.allowed, false, "not every backend admits the client");
     assert.equal(r.deniedBy, "ingress");
-    assert.equal(r.service?.backends[0]?.ingress.verdict, "open");
-    assert.equal(r.service?.backends[1]?.ingress.datapathReason, "drop_policy");
+    assert.equal(r.service.backends[0]?.ingress.verdict, "open");
+    assert.equal(r.service.backends[1]?.ingress.datapathReason, "drop_policy");
   });
 
   it("a Service without endpoints is denied by the translation (the datapath rejects)", function () {
