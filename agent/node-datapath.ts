@@ -70,8 +70,10 @@ export interface NodeDatapath {
   ensureForwardingSysctls(overlayIfname: string): void;
   /** from_vxlan/to_vxlan on the VXLAN device. Throws SysError. */
   attachOverlayPrograms(ifname: string): void;
-  /** from_uplink on the uplink (encap "bpf"). Throws SysError. */
+  /** from_uplink on the uplink (encap "bpf", or Service load balancing: then to_uplink too). Throws SysError. */
   attachUplinkPrograms(ifname: string): void;
+  /** True when the uplink carries Skein's programs whatever the encap mode (Service load balancing). */
+  readonly uplinkHooksAlways?: boolean;
   /** Removes Skein's uplink program from `ifname`, if there. Throws SysError. */
   detachUplinkPrograms(ifname: string): void;
   /** Makes the routes through `ifname` exactly `podCidrs`. Throws IpCommandError. */

@@ -132,9 +132,11 @@ export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): N
       datapath.attachOverlayPrograms(overlay.ifname);
       datapath.ensureForwardingSysctls(overlay.ifname);
       const direct = settings.encap === "bpf";
+      // Service load balancing needs the uplink's hooks in either mode (world → NodePort).
+      const hooked = direct || datapath.uplinkHooksAlways === true;
       // The uplink's program is in place before the config tells from_pod to use the uplink, and
       // (switching back to "device") removed only after the config stopped it.
-      if (direct) datapath.attachUplinkPrograms(uplink.ifname);
+      if (hooked) datapath.attachUplinkPrograms(uplink.ifname);
       // The on-link flag is decided by its own step, once the remote nodes are known.
       node.config = {
         vxlanIfindex: overlay.ifindex,
@@ -146,7 +148,7 @@ export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): N
       };
       maps.writeConfig(node.config);
       node.configWrites++;
-      if (!direct) datapath.detachUplinkPrograms(uplink.ifname);
+      if (!hooked) datapath.detachUplinkPrograms(uplink.ifname);
       // The node address moved to another interface: the old uplink's filter would linger.
       if (node.uplink !== null && node.uplink !== uplink.ifname) datapath.detachUplinkPrograms(node.uplink);
       node.overlay = overlay;

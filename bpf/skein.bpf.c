@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Skein's datapath: five TC programs sharing the pinned maps.
+/* Skein's datapath: six TC programs sharing the pinned maps.
  *
  *   skn_from_pod     host veth, TC ingress     packets leaving a pod
  *   skn_to_pod       host veth, TC egress      packets the host stack delivers to a pod
  *   skn_from_vxlan   VXLAN device, TC ingress  packets arriving from other nodes
- *   skn_to_vxlan     VXLAN device, TC egress   host traffic towards other nodes' pods
- *   skn_from_uplink  uplink, TC ingress        VXLAN for local pods, decapsulated here (encap bpf)
+ *   skn_to_vxlan     VXLAN device, TC egress   host traffic towards other nodes' pods, and the
+ *                                              node's traffic to Service frontends (lib/lb-host.h)
+ *   skn_from_uplink  uplink, TC ingress        VXLAN for local pods, decapsulated here (encap bpf);
+ *                                              world → NodePort/external frontends (lib/nodeport.h)
+ *   skn_to_uplink    uplink, TC egress         replies of NodePort/external flows (lib/nodeport.h)
  *
  * Every packet a program decides on is counted under exactly one reason (skn_from_uplink leaves
  * what is not its own uncounted; skn_to_vxlan does not count again what skn_from_pod sent).
@@ -22,6 +25,8 @@
 #include "lib/overlay.h"
 #include "lib/services.h"
 #include "lib/lb.h"
+#include "lib/lb-host.h"
+#include "lib/nodeport.h"
 #include "maps/config.h"
 #include "maps/decision.h"
 #include "maps/endpoints.h"
@@ -280,6 +285,9 @@ int skn_from_pod(struct __sk_buff *skb)
 
 	if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt))
 		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
+	/* An error about a flow translated here: about the frontend, for the client's socket. */
+	if (ct == SKN_CT_RELATED && skn_lb_related(skb, sizeof(struct ethhdr), &f.pkt) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS, &f);
 
 	/* A new flow (or an ICMP error about one): identities, policy, then remember it. */
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
@@ -425,11 +433,16 @@ deliver:
 	/* A remote backend's reply to a flow a pod here opened through a frontend. */
 	if (skn_lb_is_reply(ct, &f.ct) && skn_lb_reply(skb, sizeof(struct ethhdr), &f.pkt, f.ct.entry) < 0)
 		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
+	if (ct == SKN_CT_RELATED && skn_lb_related(skb, sizeof(struct ethhdr), &f.pkt) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 	bpf_skb_change_type(skb, SKN_PACKET_HOST);
 	return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, f.rule_id, f.src_identity);
 
 to_stack:
-	/* For the node itself (replies to its own traffic towards remote pods). */
+	/* For the node itself (replies to its own traffic towards remote pods, and to the frontends it
+	 * reached through the overlay: those get the frontend back as their source). */
+	if (!decap && skn_lb_is_reply(ct, &f.ct) && skn_lb_reply(skb, l3_off, &f.pkt, f.ct.entry) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 	bpf_skb_change_type(skb, SKN_PACKET_HOST);
 	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0, f.src_identity);
 }
@@ -451,10 +464,62 @@ int skn_from_vxlan(struct __sk_buff *skb)
 	return skn_from_overlay(skb, sizeof(struct ethhdr), bpf_htonl(key.remote_ipv4), key.tunnel_id, 0);
 }
 
+/* world → NodePort/external frontend (lib/nodeport.h). Untouched and uncounted when it is not. */
+static __always_inline int skn_nodeport_ingress(struct __sk_buff *skb)
+{
+	const struct skn_ipcache_entry *src, *dst;
+	struct skn_flow f = {};
+	__u32 svc_id = 0;
+	int ok;
+	__u16 proto = skn_eth_proto(skb, &ok);
+
+	if (!ok || proto != bpf_htons(ETH_P_IP) ||
+	    skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
+		return TC_ACT_OK;
+	switch (skn_nodeport_xlate(skb, sizeof(struct ethhdr), &f.pkt, &f.ct, &svc_id)) {
+	case SKN_NP_PASS:
+		return TC_ACT_OK;
+	case SKN_NP_NO_BACKEND:
+		return skn_drop_flow(skb, SKN_R_DROP_NO_BACKEND, SKN_DIR_INGRESS, &f);
+	case SKN_NP_REJECT:
+		/* The frontend's ICMP port unreachable, back out of the uplink to the client. */
+		if (skn_lb_make_unreachable(skb, &f.pkt) < 0)
+			return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
+		return skn_verdict(skb, bpf_redirect(skb->ifindex, 0), SKN_R_LB_REJECT, SKN_DIR_INGRESS,
+		                   skb->ifindex, 0, 0, 0, 0);
+	case SKN_NP_ERROR:
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
+	case SKN_NP_NEW_LOCAL:
+		/* The client's own address reaches the backend: its ingress policy is judged here, against
+		 * the client's identity (world, or its ipBlock's), before the entry exists. */
+		src = skn_ipcache_lookup(f.pkt.saddr_be);
+		f.src_identity = src ? src->identity : SKN_ID_WORLD;
+		f.src_cidr = src ? src->cidr_identity : 0;
+		dst = skn_ipcache_lookup(f.pkt.daddr_be);
+		f.dst_identity = dst ? dst->identity : SKN_ID_UNMANAGED;
+		if (!skn_ingress_allows(skb, &f, dst))
+			return skn_drop_denied(skb, SKN_DIR_INGRESS, &f);
+		skn_nodeport_record(&f.ct, f.src_identity, f.dst_identity, f.rule_id, 0, svc_id);
+		break;
+	case SKN_NP_TRANSLATED:
+		/* Cluster: the backend sees the node after the masquerade, and judges that itself. */
+		if (!f.ct.entry) {
+			dst = skn_ipcache_lookup(f.pkt.daddr_be);
+			skn_nodeport_record(&f.ct, SKN_ID_WORLD, dst ? dst->identity : SKN_ID_UNMANAGED, 0, 0,
+			                    svc_id);
+		}
+		break;
+	}
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, f.rule_id,
+	                   f.src_identity);
+}
+
 /*
- * TC ingress of the uplink, when the datapath encapsulates itself: VXLAN for a pod on this node is
- * decapsulated here and handed to the pod, skipping the UDP socket and the VXLAN device. Everything
- * else (other traffic, VXLAN for the node itself) goes on to the stack untouched and uncounted.
+ * TC ingress of the uplink. When the datapath encapsulates itself, VXLAN for a pod on this node is
+ * decapsulated here and handed to the pod, skipping the UDP socket and the VXLAN device. With
+ * Service load balancing on (the agent attaches this program then too), a packet for a NodePort or
+ * external frontend is translated (lib/nodeport.h). Everything else (other traffic, VXLAN for the
+ * node itself) goes on to the stack untouched and uncounted.
  */
 SEC("tc")
 int skn_from_uplink(struct __sk_buff *skb)
@@ -462,11 +527,26 @@ int skn_from_uplink(struct __sk_buff *skb)
 	const struct skn_config *cfg = skn_config_get();
 	struct skn_vxlan_rx rx;
 
-	if (!cfg || !cfg->uplink_ifindex ||
-	    !skn_vxlan_rx_parse(skb, cfg->node_ip_be, skn_config_vxlan_port_be(cfg), &rx))
+	if (cfg && cfg->uplink_ifindex &&
+	    skn_vxlan_rx_parse(skb, cfg->node_ip_be, skn_config_vxlan_port_be(cfg), &rx))
+		return skn_from_overlay(skb, sizeof(struct ethhdr) + sizeof(struct skn_vxlan_encap),
+		                        rx.outer_saddr_be, rx.vni, 1);
+	return skn_nodeport_ingress(skb);
+}
+
+/* TC egress of the uplink (Service load balancing on): replies of NodePort/external flows leave
+ * with the frontend as their source. Everything else is untouched and uncounted. */
+SEC("tc")
+int skn_to_uplink(struct __sk_buff *skb)
+{
+	int ok;
+	__u16 proto = skn_eth_proto(skb, &ok);
+
+	if (!ok || proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
-	return skn_from_overlay(skb, sizeof(struct ethhdr) + sizeof(struct skn_vxlan_encap),
-	                        rx.outer_saddr_be, rx.vni, 1);
+	if (skn_nodeport_reply(skb, sizeof(struct ethhdr), skn_config_get()))
+		return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_EGRESS, 0, 0, 0, 0, 0);
+	return TC_ACT_OK;
 }
 
 /*
@@ -504,7 +584,8 @@ static __always_inline int skn_stack_to_overlay(struct __sk_buff *skb, const str
 SEC("tc")
 int skn_to_vxlan(struct __sk_buff *skb)
 {
-	const struct skn_ipcache_entry *src, *dst;
+	const struct skn_ipcache_entry *src, *dst = NULL;
+	const struct skn_endpoint *ep = NULL;
 	const struct skn_config *cfg;
 	struct skn_pkt p = {};
 	__u32 identity;
@@ -523,8 +604,37 @@ int skn_to_vxlan(struct __sk_buff *skb)
 		return skn_drop(skb, SKN_R_DROP_UNSUPPORTED, SKN_DIR_EGRESS);
 	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &p) != SKN_PARSE_OK)
 		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+	/* The packet is only past netfilter's postrouting here: the NodePort masquerade mark is done. */
+	if (skb->mark == SKN_MARK_NODEPORT_SNAT)
+		skb->mark = 0;
 
-	dst = skn_ipcache_lookup(p.daddr_be);
+	switch (skn_lb_host_xlate(skb, sizeof(struct ethhdr), &p, &ep, &dst)) {
+	case SKN_LB_HOST_PASS:
+		dst = skn_ipcache_lookup(p.daddr_be);
+		break;
+	case SKN_LB_HOST_LOCAL:
+		/* The node's packet to a frontend with a backend here: into the backend's veth. */
+		if (skn_eth_rewrite(skb, ep->host_mac, ep->mac) < 0)
+			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+		return skn_verdict(skb, bpf_redirect(ep->ifindex, 0), SKN_R_FWD_LOCAL, SKN_DIR_EGRESS,
+		                   ep->ifindex, 0, 0, 0, dst ? dst->identity : 0);
+	case SKN_LB_HOST_REMOTE:
+		break;
+	case SKN_LB_HOST_NO_BACKEND:
+		return skn_drop(skb, SKN_R_DROP_NO_BACKEND, SKN_DIR_EGRESS);
+	case SKN_LB_HOST_REJECT: {
+		int action = skn_lb_host_reject(skb, &p);
+
+		if (action < 0)
+			return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+		return skn_verdict(skb, action, SKN_R_LB_REJECT, SKN_DIR_EGRESS, SKN_LOOPBACK_IFINDEX, 0, 0,
+		                   0, 0);
+	}
+	case SKN_LB_HOST_UNROUTABLE:
+		return skn_drop(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS);
+	case SKN_LB_HOST_ERROR:
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_EGRESS);
+	}
 	cfg = skn_config_get();
 	if (!dst || !dst->tunnel_ip_be || !cfg)
 		return skn_drop(skb, SKN_R_DROP_NO_TUNNEL, SKN_DIR_EGRESS);

@@ -38,7 +38,8 @@ export const REASON_TEXT: Readonly<Record<Reason, string>> = {
   drop_fragment: "non-first fragment on an enforced endpoint",
   drop_tunnel_key: "tunnel metadata missing or unusable",
   lb_reject: "to a Service without endpoints: answered with ICMP port unreachable",
-  drop_no_backend: "a Service frontend's backend entry is missing (the agent is rewriting it)",
+  drop_no_backend:
+    "a Service frontend without a usable backend: its entry missing (the agent is rewriting it), or reached from the world with none (for externalTrafficPolicy Local: none on this node)",
 };
 
 /** The text of a reason by name; undefined for a name the datapath does not have. */
@@ -78,6 +79,7 @@ export function conntrackFlagNames(flags: number): string[] {
     "via-stack": CtFlag.viaStack,
     lb: CtFlag.lb,
     "lb-hairpin": CtFlag.lbHairpin,
+    nodeport: CtFlag.nodePort,
   });
 }
 

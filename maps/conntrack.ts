@@ -19,6 +19,8 @@ export const CtFlag = {
   viaStack: 16,
   lb: 32,
   lbHairpin: 64,
+  /** Translated at the uplink (world → NodePort/external): replies rewritten in skn_to_uplink. */
+  nodePort: 128,
 } as const;
 
 export interface CtKey {

@@ -16,6 +16,7 @@ export const PROGRAMS = {
   fromVxlan: "skn_from_vxlan",
   toVxlan: "skn_to_vxlan",
   fromUplink: "skn_from_uplink",
+  toUplink: "skn_to_uplink",
 } as const;
 export type ProgramName = (typeof PROGRAMS)[keyof typeof PROGRAMS];
 export const PROGRAM_NAMES: readonly ProgramName[] = Object.values(PROGRAMS);

@@ -8,6 +8,7 @@ import {
   attachPinned,
   detachPinned,
   moveAttachmentsToReplacements,
+  UPLINK_LB_PROGRAMS,
   UPLINK_PROGRAMS,
   VXLAN_PROGRAMS,
 } from "../../maps/datapath/attach.js";
@@ -63,21 +64,54 @@ export class KernelDatapath implements NodeDatapath {
   uplinkFor = uplinkFor;
   ensureOverlayDevice = ensureOverlayDevice;
   ensureForwardingSysctls = ensureForwardingSysctls;
-  syncOverlayRoutes = syncOverlayRoutes;
   tunnelEndpointsOnLink = tunnelEndpointsOnLink;
-  ensureMasquerade = ensureNftables;
   localAddresses = localAddresses;
+
+  /** Service load balancing in BPF: the node-side hooks, route and rule below are wired too. */
+  get #serviceLb(): boolean {
+    return this.#datapath.serviceLb === "bpf";
+  }
+
+  /** The other nodes' pod CIDRs, and with Service load balancing the Service CIDR (node → ClusterIP
+   * is translated by skn_to_vxlan, lib/lb-host.h). */
+  syncOverlayRoutes(
+    ifname: string,
+    nodeIp: string,
+    podCidrs: readonly string[],
+  ): Promise<{ added: string[]; removed: string[] }> {
+    const serviceCidr = this.#datapath.settings?.serviceCidr ?? "";
+    const extra = this.#serviceLb && serviceCidr !== "" ? [serviceCidr] : [];
+    return syncOverlayRoutes(ifname, nodeIp, [...podCidrs, ...extra]);
+  }
+
+  ensureMasquerade(
+    localPodCidr: string,
+    clusterCidrs: readonly string[],
+    overlayIfname: string,
+    vxlanPort: number,
+  ): Promise<void> {
+    return ensureNftables(localPodCidr, clusterCidrs, overlayIfname, vxlanPort, {
+      nodePortSnat: this.#serviceLb,
+    });
+  }
 
   attachOverlayPrograms(ifname: string): void {
     attachPinned(this.#root, ifname, VXLAN_PROGRAMS);
   }
 
+  /** from_uplink; with Service load balancing also to_uplink (NodePort replies). */
   attachUplinkPrograms(ifname: string): void {
-    attachPinned(this.#root, ifname, UPLINK_PROGRAMS);
+    attachPinned(this.#root, ifname, this.#serviceLb ? UPLINK_LB_PROGRAMS : UPLINK_PROGRAMS);
   }
 
+  /** Both uplink hooks: a program left from Service load balancing goes too. */
   detachUplinkPrograms(ifname: string): void {
-    detachPinned(ifname, UPLINK_PROGRAMS);
+    detachPinned(ifname, UPLINK_LB_PROGRAMS);
+  }
+
+  /** Whether the uplink carries Skein's programs even with encap "device". */
+  get uplinkHooksAlways(): boolean {
+    return this.#serviceLb;
   }
 
   writeConflist(input: ConflistInput): string {

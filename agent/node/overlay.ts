@@ -25,6 +25,8 @@ import { formatPrefix, parsePrefix, prefixContainsIp, type Prefix } from "../../
 export const DEFAULT_VXLAN_DEVICE = "skn_vxlan";
 export const DEFAULT_VXLAN_PORT = 4789;
 export const NFT_TABLE = "skein";
+/** SKN_MARK_NODEPORT_SNAT (bpf/lib/common.h): a NodePort flow of externalTrafficPolicy Cluster. */
+export const NODEPORT_SNAT_MARK = "0x5e1c0002";
 
 export interface Uplink {
   ifname: string;
@@ -203,13 +205,17 @@ function nft(script: string): Promise<void> {
  * - masquerade pod traffic that leaves the cluster to the node's address: source in this node's
  *   pod CIDR, destination outside every cluster pod CIDR, not through the overlay;
  * - keep the overlay's own UDP packets out of netfilter conntrack (`notrack` in the raw hooks): they
- *   need no NAT, and tracking them costs every packet and fills the table with one-way entries.
+ *   need no NAT, and tracking them costs every packet and fills the table with one-way entries;
+ * - with `nodePortSnat` (Service load balancing in BPF), masquerade what skn_from_uplink translated
+ *   for a NodePort/external frontend with externalTrafficPolicy Cluster (NODEPORT_SNAT_MARK, set by
+ *   the datapath): one static rule, netfilter allocating the port and reversing it for the reply.
  */
 export async function ensureNftables(
   localPodCidr: string,
   clusterCidrs: readonly string[],
   overlayIfname: string,
   vxlanPort: number,
+  options: { nodePortSnat?: boolean } = {},
 ): Promise<void> {
   const local = formatPrefix(parsePrefix(localPodCidr));
   const cluster = [...new Set(clusterCidrs.map((c) => formatPrefix(parsePrefix(c))))];
@@ -228,6 +234,7 @@ export async function ensureNftables(
     `  chain postrouting {`,
     `    type nat hook postrouting priority srcnat; policy accept;`,
     `    ip saddr ${local} ip daddr != { ${cluster.join(", ")} } oifname != "${overlayIfname}" masquerade`,
+    ...(options.nodePortSnat === true ? [`    meta mark ${NODEPORT_SNAT_MARK} masquerade`] : []),
     `  }`,
     `}`,
     "",

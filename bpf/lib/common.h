@@ -51,5 +51,8 @@ enum skn_dir {
 
 /* skb->mark bits Skein uses; one value, so other users of the mark are left alone. */
 #define SKN_MARK_ENCAPPED 0x5e1c0001u
+/* A NodePort/external flow with externalTrafficPolicy Cluster, translated at the uplink: netfilter's
+ * one static rule in Skein's table masquerades it to the node (agent/node/overlay.ts). */
+#define SKN_MARK_NODEPORT_SNAT 0x5e1c0002u
 
 #endif

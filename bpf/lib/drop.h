@@ -21,8 +21,7 @@ enum skn_reason {
 	SKN_R_DROP_NO_TUNNEL = 11, /* no tunnel endpoint known for a remote destination */
 	SKN_R_DROP_FRAGMENT = 12, /* non-first fragment on an enforced endpoint */
 	SKN_R_DROP_TUNNEL_KEY = 13, /* tunnel metadata missing or unusable */
-	SKN_R_LB_REJECT =
-		14, /* to a Service frontend without endpoints: answered with ICMP port unreachable */
+	SKN_R_LB_REJECT = 14, /* no Service endpoints: ICMP port unreachable sent back */
 	SKN_R_DROP_NO_BACKEND = 15, /* a Service frontend's slot or backend entry is missing */
 	SKN_R_MAX = 16,
 };

@@ -247,6 +247,79 @@ static __always_inline int skn_lb_reply(struct __sk_buff *skb, __u32 l3_off, str
 	return 0;
 }
 
+/*
+ * An ICMP error (SKN_CT_RELATED) about a flow Skein translated, IPv4 header at `l3_off`: a backend's
+ * port unreachable for a Service's UDP port, say. The client's socket knows the frontend, so the
+ * quoted header's destination becomes the frontend again (with the quoted IPv4 checksum and the ICMP
+ * checksum), and so does the outer source when the backend itself sent the error. The quoted L4
+ * checksum is left alone (nobody verifies 8 quoted bytes); a hairpinned flow's errors are left
+ * alone. Returns 0, also when the error is not about such a flow, or -1 on a rewrite failure.
+ */
+static __always_inline int skn_lb_related(struct __sk_buff *skb, __u32 l3_off, struct skn_pkt *p)
+{
+	struct skn_ct_key inner = {};
+	const struct skn_ct_entry *e;
+	const struct skn_lb_revnat *rv;
+	__u32 svc_id, icmp_off, in_ip, in_l4, backend_be = p->inner_daddr_be, addr_be;
+	__u16 old_check, new_check, port_be;
+	__u8 vihl;
+
+	if (!p->is_icmp_error)
+		return 0;
+	skn_ct_key_init(&inner, p->inner_proto, p->inner_saddr_be, p->inner_sport_be, p->inner_daddr_be,
+	                p->inner_dport_be);
+	e = bpf_map_lookup_elem(&skn_conntrack2, &inner);
+	if (!e || !(e->flags & SKN_CT_LB) || (e->flags & SKN_CT_LB_HAIRPIN) || !e->lb_svc_id)
+		return 0;
+	svc_id = e->lb_svc_id;
+	rv = bpf_map_lookup_elem(&skn_lb_revnat, &svc_id);
+	if (!rv)
+		return 0;
+	addr_be = rv->addr_be;
+	port_be = rv->port_be;
+
+	if (bpf_skb_load_bytes(skb, l3_off, &vihl, 1) < 0)
+		return -1;
+	icmp_off = l3_off + (vihl & 0xf) * 4;
+	in_ip = icmp_off + sizeof(struct skn_icmphdr);
+	if (bpf_skb_load_bytes(skb, in_ip, &vihl, 1) < 0)
+		return -1;
+	in_l4 = in_ip + (vihl & 0xf) * 4;
+
+	/* The quoted destination, its IPv4 checksum, and both in the ICMP checksum. */
+	if (bpf_skb_load_bytes(skb, in_ip + offsetof(struct iphdr, check), &old_check, 2) < 0)
+		return -1;
+	if (bpf_l3_csum_replace(skb, in_ip + offsetof(struct iphdr, check), backend_be, addr_be, 4) < 0)
+		return -1;
+	if (bpf_skb_load_bytes(skb, in_ip + offsetof(struct iphdr, check), &new_check, 2) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, in_ip + offsetof(struct iphdr, daddr), &addr_be, 4, 0) < 0)
+		return -1;
+	if (bpf_l4_csum_replace(skb, icmp_off + 2, backend_be, addr_be, 4) < 0 ||
+	    bpf_l4_csum_replace(skb, icmp_off + 2, old_check, new_check, 2) < 0)
+		return -1;
+	if ((p->inner_proto == IPPROTO_TCP || p->inner_proto == IPPROTO_UDP) &&
+	    p->inner_dport_be != port_be) {
+		if (bpf_skb_store_bytes(skb, in_l4 + 2, &port_be, 2, 0) < 0)
+			return -1;
+		if (bpf_l4_csum_replace(skb, icmp_off + 2, p->inner_dport_be, port_be, 2) < 0)
+			return -1;
+	}
+	p->inner_daddr_be = addr_be;
+	p->inner_dport_be = port_be;
+
+	/* From the backend itself: from the frontend. (ICMP's checksum has no pseudo-header.) */
+	if (p->saddr_be == backend_be) {
+		if (bpf_l3_csum_replace(skb, l3_off + offsetof(struct iphdr, check), backend_be, addr_be, 4) <
+		    0)
+			return -1;
+		if (bpf_skb_store_bytes(skb, l3_off + offsetof(struct iphdr, saddr), &addr_be, 4, 0) < 0)
+			return -1;
+		p->saddr_be = addr_be;
+	}
+	return 0;
+}
+
 static __always_inline __u16 skn_csum_fold(__s64 sum)
 {
 	__u32 s = (__u32)sum;

@@ -31,6 +31,10 @@ enum skn_ct_flag {
 	/* ... and the client was the backend itself (hairpin): its source was rewritten to
 	 * SKN_LB_HAIRPIN_IP, and replies get their destination rewritten back to the backend. */
 	SKN_CT_LB_HAIRPIN = 1 << 6,
+	/* Translated at the uplink (world → NodePort/external frontend, lib/nodeport.h): the backend's
+	 * replies go through the stack (SKN_CT_VIA_STACK too) and get their source rewritten back to
+	 * skn_lb_revnat[lb_svc_id] in skn_to_uplink. */
+	SKN_CT_NODEPORT = 1 << 7,
 };
 
 struct skn_ct_entry {

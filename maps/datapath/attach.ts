@@ -94,4 +94,6 @@ export async function moveAttachmentsToReplacements(
 
 export const VXLAN_PROGRAMS = { ingress: PROGRAMS.fromVxlan, egress: PROGRAMS.toVxlan } as const;
 export const UPLINK_PROGRAMS = { ingress: PROGRAMS.fromUplink } as const;
+/** The uplink with Service load balancing on: NodePort in, its replies out. */
+export const UPLINK_LB_PROGRAMS = { ingress: PROGRAMS.fromUplink, egress: PROGRAMS.toUplink } as const;
 export const POD_PROGRAMS = { ingress: PROGRAMS.fromPod, egress: PROGRAMS.toPod } as const;

@@ -13,7 +13,16 @@ import { IpcacheFlag } from "../../maps/ipcache.js";
 import { Identity } from "../../maps/identities.js";
 import { LbMapsWriter } from "../../maps/lb-apply.js";
 import { parseIPv4 } from "../../maps/net.js";
-import { IpProto, TcpFlags, inetChecksum, ipv4Frame, tcpSegment, udpDatagram } from "../../maps/packet.js";
+import {
+  IpProto,
+  TcpFlags,
+  crc32c,
+  inetChecksum,
+  ipv4Frame,
+  sctpInit,
+  tcpSegment,
+  udpDatagram,
+} from "../../maps/packet.js";
 import { PROGRAMS } from "../../maps/pins.js";
 import { LbIdAllocator, buildLb, type EndpointSliceView, type ServiceView } from "../../policy/lb-builder.js";
 import { TC_ACT_REDIRECT, TC_ACT_SHOT, run, type RunResult } from "../helpers/datapath.js";
@@ -225,6 +234,71 @@ describe("datapath: Service load balancing in BPF (BPF_PROG_TEST_RUN)", function
     const reply = run(dp, PROGRAMS.fromPod, udp(B1.ip, 5353, CLIENT.ip, 41000), { ifindex: B1.ifindex });
     const rp = parse(reply.out);
     assert.deepEqual([rp.src, rp.sport], [VIP, 53]);
+  });
+
+  it("an ICMP error from the backend about a translated flow is about the frontend when it reaches the client", function () {
+    program(service(), [{ ip: B1.ip, node: "n1" }]);
+    send(udp(CLIENT.ip, 41100, VIP, 53));
+    const quoted = udp(CLIENT.ip, 41100, B1.ip, 5353).subarray(14, 14 + 28);
+    const icmp = Buffer.alloc(8 + quoted.length);
+    icmp.writeUInt8(3, 0);
+    icmp.writeUInt8(3, 1);
+    quoted.copy(icmp, 8);
+    icmp.writeUInt16BE(inetChecksum(icmp), 2);
+    const frame = ipv4Frame({ src: B1.ip, dst: CLIENT.ip, protocol: IpProto.ICMP, payload: icmp });
+    const r = run(dp, PROGRAMS.fromPod, frame, { ifindex: B1.ifindex });
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const p = parse(r.out);
+    assert.deepEqual([p.src, p.dst, p.proto], [VIP, CLIENT.ip, IpProto.ICMP]);
+    const inner = p.l4.subarray(8);
+    assert.equal(inetChecksum(inner.subarray(0, 20)), 0, "quoted IPv4 checksum");
+    assert.equal(ip4(inner, 16), VIP);
+    assert.equal(inner.readUInt16BE(22), 53);
+    assert.equal(ip4(inner, 12), CLIENT.ip);
+  });
+
+  it("SCTP: only the address is rewritten (CRC32c covers the ports, not the addresses) and stays valid", function () {
+    const sctpSvc = service({ ports: [{ name: "s", port: 9000, protocol: "SCTP" }] });
+    const d = buildLb(
+      {
+        node: { nodeName: "n1", nodeAddresses: [NODE] },
+        services: [sctpSvc],
+        endpointSlices: [
+          {
+            ...slice([{ ip: B1.ip, node: "n1" }]),
+            ports: [{ name: "s", port: 9000, protocol: "SCTP" }],
+          },
+        ],
+      },
+      alloc,
+    );
+    writer.apply(d);
+    const frame = ipv4Frame({
+      src: CLIENT.ip,
+      dst: VIP,
+      protocol: IpProto.SCTP,
+      payload: sctpInit({ src: CLIENT.ip, dst: VIP, sport: 50000, dport: 9000 }),
+    });
+    const r = run(dp, PROGRAMS.fromPod, frame, { ifindex: CLIENT.ifindex });
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const p = parse(r.out);
+    assert.deepEqual([p.dst, p.dport, p.proto], [B1.ip, 9000, IpProto.SCTP]);
+    const sum = p.l4.readUInt32LE(8);
+    const zeroed = Buffer.from(p.l4);
+    zeroed.writeUInt32LE(0, 8);
+    assert.equal(crc32c(zeroed), sum, "CRC32c still valid");
+    const reply = run(
+      dp,
+      PROGRAMS.fromPod,
+      ipv4Frame({
+        src: B1.ip,
+        dst: CLIENT.ip,
+        protocol: IpProto.SCTP,
+        payload: sctpInit({ src: B1.ip, dst: CLIENT.ip, sport: 9000, dport: 50000 }),
+      }),
+      { ifindex: B1.ifindex },
+    );
+    assert.equal(parse(reply.out).src, VIP);
   });
 
   it("cross node: encapsulated to the remote backend; its reply from the uplink is reversed after decapsulation", function () {
