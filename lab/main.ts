@@ -43,7 +43,8 @@ async function up(values: {
   // to judge egress into it after kube-proxy's translation.
   const agentArgs =
     serviceProxy === "skein"
-      ? ["--service-lb=bpf"]
+      ? // The Service CIDR is routed into the VXLAN device, where node → ClusterIP is translated.
+        ["--service-lb=bpf", `--service-cidr=${DEMO_SERVICE_CIDR}`]
       : serviceProxy === "kube-proxy"
         ? [`--service-cidr=${DEMO_SERVICE_CIDR}`]
         : [];

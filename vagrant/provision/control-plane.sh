@@ -21,7 +21,8 @@ true)
 	;;
 false)
 	skip_phases="addon/kube-proxy"
-	service_cidr=""
+	# Also with bpf: the node routes the Service range into the VXLAN device (node → ClusterIP).
+	service_cidr="$SERVICE_CIDR"
 	service_lb=bpf
 	# The agent's in-cluster config: the API server itself, not the kubernetes Service's ClusterIP.
 	api_env="s#^            - name: NODE_NAME\$#            - name: KUBERNETES_SERVICE_HOST\n              value: \"$NODE_IP\"\n            - name: KUBERNETES_SERVICE_PORT\n              value: \"6443\"\n            - name: NODE_NAME#"
