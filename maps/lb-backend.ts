@@ -9,7 +9,10 @@ export const LB_BACKEND_MAP = "skn_lb_backend";
 export const LB_BACKEND_MAX = 262144;
 
 export const LbBackendFlag = {
-  /** Serving but terminating: used only while no backend of the frontend is ready. */
+  /**
+   * Not ready (terminating): in slots only while no backend of the frontend is ready, else in no
+   * slot, kept so that its TCP connections drain while UDP flows move on.
+   */
   terminating: 1,
   /** A pod on this node. */
   local: 2,

@@ -11,7 +11,9 @@
  * - internalTrafficPolicy Local (ClusterIP frontends) and externalTrafficPolicy Local (NodePort,
  *   externalIP, LoadBalancer frontends): only this node's endpoints, chosen by the same rule among
  *   them; none ⇒ the frontend rejects;
- * - a frontend with no usable backend stays in the map with count 0: the datapath rejects.
+ * - a frontend with no usable backend stays in the map with count 0: the datapath rejects;
+ * - terminating endpoints not in use (a ready one exists) stay in skn_lb_backend, flagged, in no
+ *   slot: established TCP connections to them drain, other flows move to a usable backend.
  *
  * Ids: svc_id per frontend and backend_id per backend (address, port, protocol) come from an
  * LbIdAllocator that the caller keeps across builds: an unchanged frontend or backend keeps its id,
@@ -440,6 +442,27 @@ export function buildLb(inputs: LbInputs, alloc: LbIdAllocator): LbDesired {
           out.backend.set(bks, { key: backendId, entry });
           const sk = { svcId, slot };
           out.slot.set(lbSlotKeyString(sk), { key: sk, entry: { backendId } });
+        }
+        // Terminating endpoints no longer picked stay as backends (flag terminating, in no slot):
+        // their TCP connections drain, as with kube-proxy; other flows move (lib/lb.h).
+        for (const c of local ? merged.filter((x) => x.local) : merged) {
+          if (
+            !c.terminating ||
+            sctpMismatch(c) ||
+            ordered.some((o) => o.addr === c.addr && o.port === c.port)
+          )
+            continue;
+          const backendId = alloc.backendId(c.addr, c.port, proto);
+          if (!out.backend.has(String(backendId)))
+            out.backend.set(String(backendId), {
+              key: backendId,
+              entry: {
+                addr: c.addr,
+                port: c.port,
+                proto,
+                flags: LbBackendFlag.terminating | (c.local ? LbBackendFlag.local : 0),
+              },
+            });
         }
         const localCount = ordered.filter((c) => c.local).length;
         out.svc.set(ks, {

@@ -174,6 +174,10 @@ static __always_inline enum skn_lb_result skn_lb_from_pod(struct __sk_buff *skb,
 	if (fl && fl->svc_id == svc->svc_id) {
 		backend_id = fl->backend_id;
 		be = bpf_map_lookup_elem(&skn_lb_backend, &backend_id);
+		/* A terminating backend keeps its TCP connections (they drain); a UDP or SCTP flow, a
+		 * resolver's socket say, moves on (with only terminating backends left, it keeps moving). */
+		if (be && (be->flags & SKN_LB_BE_TERMINATING) && p->proto != IPPROTO_TCP)
+			be = NULL;
 	}
 	/* A new flow, or one whose backend is gone (a deleted pod): pick, and remember. */
 	if (!be) {

@@ -8,7 +8,9 @@
 #include "../lib/common.h"
 
 enum skn_lb_backend_flag {
-	SKN_LB_BE_TERMINATING = 1 << 0, /* serving but terminating: used only while no backend is ready */
+	/* Not ready (terminating): in slots only while no backend is ready; otherwise in no slot, kept
+	 * so that its TCP connections drain, while other flows (UDP) move on at their next packet. */
+	SKN_LB_BE_TERMINATING = 1 << 0,
 	SKN_LB_BE_LOCAL = 1 << 1, /* a pod on this node */
 };
 

@@ -365,6 +365,38 @@ describe("datapath: Service load balancing in BPF (BPF_PROG_TEST_RUN)", function
     assert.equal(send(udp(CLIENT.ip, 45000, VIP, 53)).to, next);
   });
 
+  it("a terminating backend keeps its TCP connections (they drain) while a UDP flow moves to a ready one", function () {
+    program(service(), [{ ip: B1.ip, node: "n1" }]);
+    assert.equal(send(tcp(CLIENT.ip, 45500, VIP, 80, TcpFlags.SYN)).to, `${B1.ip}:8080`);
+    assert.equal(send(udp(CLIENT.ip, 45501, VIP, 53)).to, `${B1.ip}:5353`);
+    // B1 terminates (ready false, terminating true) while B2 is ready.
+    const d = buildLb(
+      {
+        node: { nodeName: "n1", nodeAddresses: [NODE] },
+        services: [service()],
+        endpointSlices: [
+          {
+            ...slice([{ ip: B2, node: "n2" }]),
+            endpoints: [
+              { addresses: [B1.ip], ready: false, serving: true, terminating: true, nodeName: "n1" },
+              { addresses: [B2], ready: true, nodeName: "n2" },
+            ],
+          },
+        ],
+      },
+      alloc,
+    );
+    writer.apply(d);
+    assert.equal(send(tcp(CLIENT.ip, 45500, VIP, 80, TcpFlags.ACK)).to, `${B1.ip}:8080`, "TCP drains");
+    assert.equal(send(udp(CLIENT.ip, 45501, VIP, 53)).to, `${B2}:5353`, "UDP moves");
+    for (let i = 0; i < 8; i++)
+      assert.equal(
+        send(tcp(CLIENT.ip, 45600 + i, VIP, 80, TcpFlags.SYN)).to,
+        `${B2}:8080`,
+        "new flows: ready only",
+      );
+  });
+
   it("hairpin: the backend reaching its own Service gets it from 169.254.1.2, and the reply from the frontend", function () {
     program(service(), [{ ip: B1.ip, node: "n1" }]);
     const r = run(dp, PROGRAMS.fromPod, tcp(B1.ip, 46000, VIP, 80, TcpFlags.SYN), { ifindex: B1.ifindex });
@@ -418,8 +450,9 @@ describe("datapath: Service load balancing in BPF (BPF_PROG_TEST_RUN)", function
 
   it("policy is judged on the backend with the client's identity: egress of the client, ingress of the backend", function () {
     program(service(), [{ ip: B1.ip, node: "n1" }]);
-    const set = (ip: string, identity: number, flags: number) =>
+    const set = (ip: string, identity: number, flags: number): void => {
       dp.ipcache.set({ ip, length: 32 }, { identity, tunnelIp: null, cidrIdentity: 0, flags });
+    };
     set(B1.ip, ID.b1, IpcacheFlag.enforceIngress);
     try {
       const denied = run(dp, PROGRAMS.fromPod, tcp(CLIENT.ip, 49000, VIP, 80, TcpFlags.SYN), { ifindex: 1 });

@@ -101,6 +101,12 @@ describe("policy: Service map builder (lb-builder)", function () {
       ["10.244.2.2:8080"],
       "ready unset counts as ready",
     );
+    const draining = [...d.backend.values()].filter((b) => b.entry.flags & LbBackendFlag.terminating);
+    assert.deepEqual(
+      draining.map((b) => b.entry.addr).sort(),
+      ["10.244.1.5", "10.244.1.6"],
+      "terminating endpoints stay as backends (no slot) so their connections drain",
+    );
     d = buildLb({ node, services: [svc()], endpointSlices: [] }, alloc);
     assert.equal(d.svc.get(key("10.96.0.20", 80))!.entry.count, 0);
     assert.equal(d.slot.size, 0);
