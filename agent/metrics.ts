@@ -18,7 +18,7 @@
  *   skein_service_programming_latency_seconds               histogram: a Service's or EndpointSlice's
  *                                                           event received → its map entries written
  *   skein_service_translation_misses_total{reason,direction} the datapath's Service reasons
- *                                                           (reasons named lb_* or drop_lb_*)
+ *                                                           (lb_reject, drop_no_backend, any lb_*)
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { DIRECTIONS, REASONS, isDrop, type MetricsMap } from "../maps/metrics.js";
@@ -252,6 +252,6 @@ export class AgentMetrics {
 }
 
 /** The datapath's Service reasons (bpf/lib/drop.h): counted as translation misses. */
-const LB_MISS_REASON = /^(drop_)?lb_/;
+const LB_MISS_REASON = /^(drop_)?lb_|^drop_no_backend$/;
 
 export { REASONS };

@@ -409,6 +409,10 @@ export class ServiceLbState {
       });
       built.origins.push(origin);
     }
+    // Terminating endpoints no longer in a slot stay as backends while their TCP flows drain.
+    for (const [bks, e] of r.backend)
+      if (!built.backend.has(bks) && (e.entry.flags & LbBackendFlag.terminating) !== 0)
+        built.backend.set(bks, e);
     return built;
   }
 

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { Lab } from "../lab/lab.js";
 import { buildKernelBaseline, type KernelBaseline } from "./kernel-baseline.js";
 import { buildRr, type Server } from "./measure.js";
@@ -34,10 +34,20 @@ function positiveInteger(flag: string, value: string | undefined, fallback: numb
   return n;
 }
 
-/** Runs `body` as the command `name` (for messages), exiting non-zero with the error when it fails. */
-export function runBench(name: string, defaultSeconds: number, body: (b: Bench) => Promise<void>): void {
+/**
+ * Runs `body` as the command `name` (for messages), exiting non-zero with the error when it fails.
+ * `extraOptions` are the benchmark's own flags (it parses them again itself); others are refused.
+ */
+export function runBench(
+  name: string,
+  defaultSeconds: number,
+  body: (b: Bench) => Promise<void>,
+  extraOptions: ParseArgsConfig["options"] = {},
+): void {
   const main = async () => {
-    const { values } = parseArgs({ options: { runs: { type: "string" }, seconds: { type: "string" } } });
+    const { values } = parseArgs({
+      options: { ...extraOptions, runs: { type: "string" }, seconds: { type: "string" } },
+    });
     const runs = positiveInteger("runs", values.runs, 3);
     const seconds = positiveInteger("seconds", values.seconds, defaultSeconds);
     if (process.getuid?.() !== 0) throw new Error("the benchmark needs root");

@@ -2,7 +2,8 @@
  * npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
  *   [--routing vxlan|native]   how pod traffic crosses between nodes (agent --routing; default vxlan)
  *   [--racks N]                (native) N underlay subnets joined by a BIRD router; BGP across them
- *   [--service-proxy kube-proxy [--proxy-mode iptables|nftables]]   a demo Service through kube-proxy's rules
+ *   [--service-proxy skein|kube-proxy|none [--proxy-mode iptables|nftables]]
+ *       demo Services translated by Skein's datapath (default), kube-proxy's rules, or not at all
  * npm run lab -- teardown [--id ID | --all]              remove a kept lab
  * npm run lab -- status [--id ID]                         what a kept lab holds
  */
@@ -12,6 +13,7 @@ import { WORLD_IP, Lab, type LabNode, type LabPod } from "./lab.js";
 import { PROXY_MODES, type ProxyMode } from "./kube-proxy.js";
 import { connectivityMatrix, renderMatrix, runLimited, summarize, type Path } from "./matrix.js";
 import { ServiceProxy } from "./service-proxy.js";
+import { programmedBackends, waitSkeinServices } from "./skein-services.js";
 import { LabSmokeDriver } from "./smoke-driver.js";
 import { renderSmokeReport, runSmoke } from "./smoke/smoke.js";
 
@@ -36,9 +38,9 @@ async function up(values: {
     throw new Error(`--nodes must be 1..16, not ${values.nodes}`);
   if (!Number.isInteger(perNode) || perNode < 1 || perNode > 20)
     throw new Error(`--pods-per-node must be 1..20, not ${values["pods-per-node"]}`);
-  const serviceProxy = values["service-proxy"];
-  if (serviceProxy !== undefined && serviceProxy !== "kube-proxy")
-    throw new Error(`--service-proxy must be kube-proxy, not ${serviceProxy}`);
+  const serviceProxy = values["service-proxy"] ?? "skein";
+  if (!(SERVICE_PROXIES as readonly string[]).includes(serviceProxy))
+    throw new Error(`--service-proxy must be one of ${SERVICE_PROXIES.join(", ")}, not ${serviceProxy}`);
   const proxyMode = values["proxy-mode"] ?? "iptables";
   if (!(PROXY_MODES as readonly string[]).includes(proxyMode))
     throw new Error(`--proxy-mode must be one of ${PROXY_MODES.join(", ")}, not ${proxyMode}`);
@@ -48,15 +50,21 @@ async function up(values: {
     throw new Error(`--racks must be 1..4, not ${values.racks}`);
   if (racks > 1 && routing !== "native")
     throw new Error("--racks needs --routing native (the racks are routed by BGP, not an overlay)");
-  // The agents need the Service CIDR to judge egress into it after kube-proxy's translation.
+  // skein: the agents translate (--service-lb bpf). kube-proxy: the agents need the Service CIDR
+  // to judge egress into it after kube-proxy's translation.
   const agentArgs = [
     `--routing=${routing}`,
-    ...(serviceProxy === undefined ? [] : [`--service-cidr=${DEMO_SERVICE_CIDR}`]),
+    ...(serviceProxy === "skein"
+      ? // The Service CIDR is routed into the VXLAN device, where node → ClusterIP is translated.
+        ["--service-lb=bpf", `--service-cidr=${DEMO_SERVICE_CIDR}`]
+      : serviceProxy === "kube-proxy"
+        ? [`--service-cidr=${DEMO_SERVICE_CIDR}`]
+        : []),
   ];
   const started = performance.now();
   const lab = await Lab.create({
     ...(values.id === undefined ? {} : { id: values.id }),
-    ...(serviceProxy === undefined ? {} : { serviceCidr: DEMO_SERVICE_CIDR }),
+    ...(serviceProxy === "none" ? {} : { serviceCidr: DEMO_SERVICE_CIDR }),
     ...(racks > 1 ? { racks } : {}),
     log: (l) => {
       say(l);
@@ -99,8 +107,8 @@ async function up(values: {
     say("\nconnectivity (TCP 8080 and ICMP):");
     say(renderMatrix(base));
     let paths = base;
-    if (serviceProxy !== undefined) {
-      proxy = await ServiceProxy.start(lab.kubeConfig(), {
+    if (serviceProxy === "kube-proxy") {
+      const kp = await ServiceProxy.start(lab.kubeConfig(), {
         mode: proxyMode as ProxyMode,
         nodes: () => labNodes,
         clusterCidr: CLUSTER_CIDR,
@@ -108,7 +116,11 @@ async function up(values: {
           say(l);
         },
       });
-      paths = [...base, ...(await demoServices(lab, labNodes, proxy))];
+      proxy = kp;
+      paths = [...base, ...(await demoServices(lab, labNodes, kubeProxyWaiter(kp)))];
+      say("");
+    } else if (serviceProxy === "skein") {
+      paths = [...base, ...(await demoServices(lab, labNodes, skeinWaiter(labNodes)))];
       say("");
     }
     say(summarize(paths));
@@ -154,7 +166,60 @@ async function up(values: {
   }
 }
 
+const SERVICE_PROXIES = ["skein", "kube-proxy", "none"] as const;
 const DEMO_SERVICE_CIDR = "10.96.0.0/16";
+
+/** Who translates the demo Services: waits until they are programmed, then says what is. */
+interface ServiceTranslator {
+  title: string;
+  waitFor(
+    services: { name: string; clusterIP: string; nodePort?: number; backends: number }[],
+  ): Promise<void>;
+  describe(services: { name: string; clusterIP: string; nodePort?: number }[]): string[];
+}
+
+function kubeProxyWaiter(proxy: ServiceProxy): ServiceTranslator {
+  return {
+    title: `Services through kube-proxy's ${proxy.mode} rules (lab/service-proxy.ts from the API's Services and EndpointSlices):`,
+    waitFor: (wanted) =>
+      proxy.waitFor("the demo Services' endpoints", (services) =>
+        wanted.every((w) => {
+          const s = services.find((x) => x.namespace === "demo" && x.name === w.name);
+          return s !== undefined && s.endpoints.length === w.backends;
+        }),
+      ),
+    describe: () =>
+      proxy.services
+        .filter((x) => x.namespace === "demo")
+        .map(
+          (s) =>
+            `  demo/${s.name}: ClusterIP ${s.clusterIP}:80${s.ports[0]?.nodePort === undefined ? "" : `, NodePort ${s.ports[0].nodePort}`} → ${s.endpoints.map((e) => `${e.ip}:8080`).join(", ")}`,
+        ),
+  };
+}
+
+function skeinWaiter(nodes: readonly LabNode[]): ServiceTranslator {
+  return {
+    title:
+      "Services translated by Skein's datapath (every agent with --service-lb bpf; skn_lb_* of each node):",
+    waitFor: (wanted) =>
+      waitSkeinServices(
+        nodes,
+        wanted.flatMap((w) => [
+          { addr: w.clusterIP, port: 80, backends: w.backends },
+          ...(w.nodePort === undefined
+            ? []
+            : nodes.map((n) => ({ addr: n.ip, port: w.nodePort ?? 0, backends: w.backends, node: n.name }))),
+        ]),
+      ),
+    describe: (services) =>
+      services.map((s) => {
+        const first = nodes[0];
+        const backends = first === undefined ? [] : (programmedBackends(first, s.clusterIP, 80) ?? []);
+        return `  demo/${s.name}: ClusterIP ${s.clusterIP}:80${s.nodePort === undefined ? "" : `, NodePort ${s.nodePort}`} → ${backends.join(", ")} (slot order on ${first?.name ?? "?"}: local first)`;
+      }),
+  };
+}
 const DEMO_NODE_PORT = 30080;
 const CLUSTER_CIDR = "10.244.0.0/16";
 
@@ -165,7 +230,7 @@ const CLUSTER_CIDR = "10.244.0.0/16";
  * they are there, then probes pod → ClusterIP (same node and cross node), node → ClusterIP and
  * world → NodePort. Returns the probes as connectivity paths; the caller stops `proxy`.
  */
-async function demoServices(lab: Lab, nodes: LabNode[], proxy: ServiceProxy): Promise<Path[]> {
+async function demoServices(lab: Lab, nodes: LabNode[], translator: ServiceTranslator): Promise<Path[]> {
   const core = lab.core();
   const create = async (name: string, selector: Record<string, string>, nodePort?: number) => {
     const svc = await core.createNamespacedService({
@@ -193,19 +258,13 @@ async function demoServices(lab: Lab, nodes: LabNode[], proxy: ServiceProxy): Pr
   const perNode = new Map<string, string>();
   for (const n of nodes) perNode.set(n.name, await create(`web-${n.index}`, { app: "web", node: n.name }));
   const webPods = lab.state.pods.filter((p) => p.labels.app === "web");
-  await proxy.waitFor("the demo Services' endpoints", (services) =>
-    ["web", ...nodes.map((n) => `web-${n.index}`)].every((name) => {
-      const s = services.find((x) => x.namespace === "demo" && x.name === name);
-      return s !== undefined && s.endpoints.length === (name === "web" ? webPods.length : 1);
-    }),
-  );
-  say(
-    `\nServices through kube-proxy's ${proxy.mode} rules (lab/service-proxy.ts from the API's Services and EndpointSlices):`,
-  );
-  for (const s of proxy.services.filter((x) => x.namespace === "demo"))
-    say(
-      `  demo/${s.name}: ClusterIP ${s.clusterIP}:80${s.ports[0]?.nodePort === undefined ? "" : `, NodePort ${s.ports[0].nodePort}`} → ${s.endpoints.map((e) => `${e.ip}:8080`).join(", ")}`,
-    );
+  const wanted = [
+    { name: "web", clusterIP: webIp, nodePort: DEMO_NODE_PORT, backends: webPods.length },
+    ...nodes.map((n) => ({ name: `web-${n.index}`, clusterIP: perNode.get(n.name) ?? "", backends: 1 })),
+  ];
+  await translator.waitFor(wanted);
+  say(`\n${translator.title}`);
+  for (const line of translator.describe(wanted)) say(line);
   const jobs: (() => Promise<Path>)[] = [];
   const probe = (
     from: LabPod | LabNode | "world",
@@ -251,11 +310,53 @@ async function demoServices(lab: Lab, nodes: LabNode[], proxy: ServiceProxy): Pr
       "world → NodePort",
     );
   const paths = await runLimited(jobs, 16);
+  // Both backends of demo/web seen from one pod per node: the choice is random per connection.
+  for (const n of nodes) {
+    const from = lab.state.pods.find((p) => p.node === n.name);
+    if (from === undefined) continue;
+    paths.push(
+      await bothBackends(
+        lab,
+        from,
+        webIp,
+        webPods.map((p) => p.name),
+      ),
+    );
+  }
   for (const p of paths)
     say(
       `  ${p.from.padEnd(18)} → ${p.to.padEnd(28)} ${p.ok ? `✓ ${p.seenAs ?? "?"}` : `✗ ${p.error ?? ""}`}`,
     );
   return paths;
+}
+
+/** Connects to `ip`:80 from `from` until every one of `names` answered (at most 40 connections). */
+async function bothBackends(lab: Lab, from: LabPod, ip: string, names: readonly string[]): Promise<Path> {
+  const seen = new Set<string>();
+  const started = performance.now();
+  let tries = 0;
+  let error: string | undefined;
+  while (tries < 40 && names.some((n) => !seen.has(n))) {
+    tries++;
+    const r = await lab.probe(from, "TCP", ip, 80, 2000);
+    if (r.reply) seen.add(r.reply.name.replace(/^.*\//, ""));
+    else error = r.error;
+  }
+  const ok = names.every((n) => seen.has(n));
+  return {
+    from: `demo/${from.name}`,
+    to: `demo/web ${ip}:80`,
+    kind: "pod → ClusterIP (every backend)",
+    protocol: "TCP",
+    ok,
+    ms: Math.round(performance.now() - started),
+    seenAs: `${[...seen].sort().join(" and ")} answered in ${tries} connections`,
+    ...(ok
+      ? {}
+      : {
+          error: `saw ${[...seen].join(", ") || "none"} of ${names.join(", ")}${error === undefined ? "" : ` (${error})`}`,
+        }),
+  };
 }
 
 async function waitPropagation(lab: Lab): Promise<void> {
@@ -306,8 +407,9 @@ function status(values: { id?: string }): number {
 
 const USAGE = `usage:
   npm run lab [-- --nodes N --pods-per-node K --keep]   build the lab, show connectivity and policy
-      [--service-proxy kube-proxy [--proxy-mode iptables|nftables]]
-                                                        and a demo Service through kube-proxy's rules
+      [--service-proxy skein|kube-proxy|none [--proxy-mode iptables|nftables]]
+                                                        and demo Services through Skein's datapath
+                                                        (default), kube-proxy's rules, or none
       [--routing vxlan|native]                          pod traffic between nodes: VXLAN (default)
                                                         or routed without encapsulation
       [--racks N]                                       (native) N underlay subnets joined by a router

@@ -14,6 +14,7 @@ export interface Path {
     | "pod → world"
     | "pod → ClusterIP (same node)"
     | "pod → ClusterIP (cross node)"
+    | "pod → ClusterIP (every backend)"
     | "node → ClusterIP"
     | "world → NodePort";
   protocol: ProbeProtocol;

@@ -20,7 +20,7 @@ function parseProbes(text: string, source: string): Probe[] {
     const protocol = (o.protocol ?? "TCP").toUpperCase();
     if (typeof o.from !== "string" || typeof o.to !== "string" || typeof o.port !== "number")
       throw new CtlError(
-        `${source}:${i + 1}: a probe needs "from", "to" (namespace/pod or an IPv4) and a numeric "port"`,
+        `${source}:${i + 1}: a probe needs "from", "to" (namespace/pod, svc/namespace/name or an IPv4) and a numeric "port"`,
       );
     if (protocol !== "TCP" && protocol !== "UDP" && protocol !== "SCTP")
       throw new CtlError(`${source}:${i + 1}: protocol must be TCP, UDP or SCTP, not ${protocol}`);
@@ -30,7 +30,7 @@ function parseProbes(text: string, source: string): Probe[] {
 }
 
 function oneLine(r: SimResult): Record<string, unknown> {
-  const side = r.deniedBy === undefined ? undefined : r[r.deniedBy];
+  const side = r.deniedBy === undefined || r.deniedBy === "service" ? undefined : r[r.deniedBy];
   return {
     from: r.from,
     to: r.to,
@@ -39,14 +39,27 @@ function oneLine(r: SimResult): Record<string, unknown> {
     allowed: r.allowed,
     ...(r.deniedBy === undefined
       ? {}
-      : { deniedBy: r.deniedBy, why: side?.why, reason: side?.datapathReason }),
+      : {
+          deniedBy: r.deniedBy,
+          why: r.deniedBy === "service" ? r.service?.why : side?.why,
+          reason: r.deniedBy === "service" ? "no_backend" : side?.datapathReason,
+        }),
     egress: r.egress,
     ingress: r.ingress,
+    ...(r.service === undefined ? {} : { service: r.service }),
   };
 }
 
 /** The allowing rules, or why it was denied, in one line. */
 function why(r: SimResult): string {
+  if (r.deniedBy === "service") return r.service?.why ?? "no backend";
+  if (r.service !== undefined)
+    return r.service.backends
+      .map(
+        (b) =>
+          `${b.pod ?? b.address}: ${b.allowed ? "allowed" : `denied (${b.deniedBy ?? "?"}): ${(b.deniedBy === undefined ? undefined : b[b.deniedBy].why) ?? ""}`}`,
+      )
+      .join("; ");
   if (r.deniedBy !== undefined) return r[r.deniedBy].why ?? r[r.deniedBy].datapathReason ?? "denied";
   return [r.egress.rule, r.ingress.rule].filter((x) => x !== undefined).join("; ") || "no policy applies";
 }
@@ -78,7 +91,7 @@ export const policySimulate: Command = {
     const ignored = sim.apply(objects);
     for (const o of ignored)
       ctx.io.stderr(
-        `skeinctl policy simulate: ignoring ${o.kind ?? "object"} ${o.metadata?.name ?? ""} (only Namespaces, Pods and NetworkPolicies matter)\n`,
+        `skeinctl policy simulate: ignoring ${o.kind ?? "object"} ${o.metadata?.name ?? ""} (only Namespaces, Pods, NetworkPolicies, Services and EndpointSlices matter)\n`,
       );
     for (const e of sim.errors()) ctx.io.stderr(`skeinctl policy simulate: ${e.object}: ${e.message}\n`);
     let denied = 0;
@@ -94,7 +107,10 @@ export const policySimulate: Command = {
       ctx.io.stdout(
         renderTable(rows, [
           { header: "FROM", value: (r) => r.from },
-          { header: "TO", value: (r) => r.to },
+          {
+            header: "TO",
+            value: (r) => (r.service === undefined ? r.to : `${r.to} (${r.service.frontend})`),
+          },
           { header: "PORT", value: (r) => `${r.protocol}/${r.port}` },
           { header: "VERDICT", value: (r) => (r.allowed ? "allowed" : `denied (${r.deniedBy})`) },
           { header: "WHY", value: why },

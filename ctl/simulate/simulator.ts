@@ -4,8 +4,25 @@
  * programs with BPF_PROG_TEST_RUN — egress on the source pod's hook (skn_from_pod), ingress on the
  * destination pod's hook (skn_to_pod). Conntrack is cleared between probes, so every probe is a new
  * flow.
+ *
+ * A probe to `svc/namespace/name` goes through the Service's translation first: the Service and its
+ * EndpointSlices are resolved by the agent's own builder (policy/lb-builder.ts) to the ClusterIP
+ * frontend of the probe's port and protocol, and each of its backends is probed in turn (address
+ * and target port after translation, as the datapath judges policy on the backend), each with its
+ * own verdict. The probe is allowed when every backend is; a Service without a usable backend is
+ * denied ("no backend": the datapath rejects).
  */
-import type { KubernetesObject, V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
+import type {
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Namespace,
+  V1NetworkPolicy,
+  V1Pod,
+  V1Service,
+} from "@kubernetes/client-node";
+import { LbProto } from "../../maps/lb-svc.js";
+import { buildLb, LbIdAllocator } from "../../policy/lb-builder.js";
+import { endpointSliceView, serviceView } from "../../policy/lb-views.js";
 import { ipcacheCodec, ipcacheKeyString } from "../../maps/ipcache.js";
 import { isIPv4 } from "../../maps/net.js";
 import { PROGRAMS } from "../../maps/pins.js";
@@ -49,11 +66,28 @@ export interface SimResult {
   port: number;
   protocol: SimProtocol;
   allowed: boolean;
-  /** Which side denied it, when denied. */
-  deniedBy?: "egress" | "ingress";
+  /** Which side denied it, when denied ("service": no backend to translate to). */
+  deniedBy?: "egress" | "ingress" | "service";
   egress: SideVerdict;
   ingress: SideVerdict;
+  /** For `svc/namespace/name`: the frontend and each backend's own verdict, in slot order. */
+  service?: {
+    frontend: string;
+    backends: {
+      address: string;
+      /** The backend's pod, when it is one of the objects. */
+      pod?: string;
+      allowed: boolean;
+      deniedBy?: "egress" | "ingress";
+      egress: SideVerdict;
+      ingress: SideVerdict;
+    }[];
+    why?: string;
+  };
 }
+
+/** The prefix that names a Service in a probe's `to`. */
+export const SERVICE_PREFIX = "svc/";
 
 const TC_ACT_SHOT = 2;
 const SIM_IFINDEX = 1; // lo: BPF_PROG_TEST_RUN wants an interface that exists in our namespace
@@ -78,6 +112,8 @@ export class Simulator implements Disposable {
   readonly #pods = new Map<string, V1Pod>();
   readonly #policies = new Map<string, V1NetworkPolicy>();
   readonly #namespaces = new Map<string, V1Namespace>();
+  readonly #services = new Map<string, V1Service>();
+  readonly #slices = new Map<string, V1EndpointSlice>();
   #dirty = true;
   #sport = 40000;
 
@@ -103,6 +139,12 @@ export class Simulator implements Disposable {
         case "NetworkPolicy":
           this.#policies.set(id(o), o);
           this.engine.upsertPolicy(o);
+          break;
+        case "Service":
+          this.#services.set(id(o), o);
+          break;
+        case "EndpointSlice":
+          this.#slices.set(id(o), o as V1EndpointSlice);
           break;
         case undefined:
         default:
@@ -234,8 +276,84 @@ export class Simulator implements Disposable {
     };
   }
 
-  /** Runs one probe through the programs. Throws for probes naming unknown pods. */
+  /** Runs one probe through the programs. Throws for probes naming unknown pods or Services. */
   probe(probe: Probe): SimResult {
+    return probe.to.startsWith(SERVICE_PREFIX) ? this.#probeService(probe) : this.#probeOne(probe);
+  }
+
+  /** The Service's translation (the agent's builder), then every backend probed on its own. */
+  #probeService(probe: Probe): SimResult {
+    const name = probe.to.slice(SERVICE_PREFIX.length);
+    const key = name.includes("/") ? name : `default/${name}`;
+    const svc = this.#services.get(key);
+    if (svc === undefined)
+      throw new Error(`probe to ${JSON.stringify(probe.to)}: no such Service (give svc/namespace/name)`);
+    const view = serviceView(svc);
+    const slices = [...this.#slices.values()].flatMap((s) => {
+      const v = endpointSliceView(s);
+      return v !== undefined && v.namespace === view.namespace && v.serviceName === view.name ? [v] : [];
+    });
+    const built = buildLb(
+      { node: { nodeName: SIM_NODE, nodeAddresses: [] }, services: [view], endpointSlices: slices },
+      new LbIdAllocator(),
+    );
+    const proto = LbProto[probe.protocol.toLowerCase() as "tcp" | "udp" | "sctp"];
+    const origin = [...built.origins.values()].find(
+      (o) => o.kind === "ClusterIP" && o.key.port === probe.port && o.key.proto === proto,
+    );
+    if (origin === undefined)
+      throw new Error(
+        `probe to ${probe.to}: the Service has no ClusterIP frontend on ${probe.protocol}/${probe.port}${built.problems.length > 0 ? ` (${built.problems.join("; ")})` : ""}`,
+      );
+    const frontend = `${origin.key.addr}:${origin.key.port}/${probe.protocol}`;
+    const service: NonNullable<SimResult["service"]> = { frontend, backends: [] };
+    const result: SimResult = {
+      ...probe,
+      allowed: true,
+      egress: { verdict: "not-applicable" },
+      ingress: { verdict: "not-applicable" },
+      service,
+    };
+    for (const backendId of origin.backendIds) {
+      const b = built.backend.get(String(backendId))?.entry;
+      if (b === undefined) continue;
+      const pod = [...this.#pods.values()].find((p) => p.status?.podIP === b.addr);
+      const r = this.#probeOne({
+        from: probe.from,
+        to: pod === undefined ? b.addr : id(pod),
+        port: b.port,
+        protocol: probe.protocol,
+      });
+      service.backends.push({
+        address: `${b.addr}:${b.port}`,
+        ...(pod === undefined ? {} : { pod: id(pod) }),
+        allowed: r.allowed,
+        ...(r.deniedBy === undefined || r.deniedBy === "service" ? {} : { deniedBy: r.deniedBy }),
+        egress: r.egress,
+        ingress: r.ingress,
+      });
+    }
+    if (service.backends.length === 0) {
+      result.allowed = false;
+      result.deniedBy = "service";
+      service.why = `${probe.to} ${frontend} has no ready (or serving terminating) endpoint: the datapath rejects`;
+      return result;
+    }
+    const denied = service.backends.find((b) => !b.allowed);
+    // The overall sides: those of the first denied backend, else of the first backend.
+    const shown = denied ?? service.backends[0];
+    if (shown !== undefined) {
+      result.egress = shown.egress;
+      result.ingress = shown.ingress;
+    }
+    if (denied !== undefined) {
+      result.allowed = false;
+      result.deniedBy = denied.deniedBy ?? "ingress";
+    }
+    return result;
+  }
+
+  #probeOne(probe: Probe): SimResult {
     if (!Number.isInteger(probe.port) || probe.port < 1 || probe.port > 65535)
       throw new Error(`probe port must be 1..65535, not ${probe.port}`);
     if (!["TCP", "UDP", "SCTP"].includes(probe.protocol))

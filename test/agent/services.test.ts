@@ -279,3 +279,56 @@ describe("agent: ServiceLbState without an API server", function () {
     assert.deepEqual(state.problems(), []);
   });
 });
+
+describe("agent: ServiceLbState at 10,000 Services (fake maps)", function () {
+  this.timeout(60_000);
+
+  it("one EndpointSlice event rebuilds and writes only its Service: cost independent of the other 9,999", function () {
+    const fake = new FakeNodeDatapath({ addresses: [N1.ip] });
+    const state = new ServiceLbState("n1", fake.lb);
+    state.adopt(fake.lb);
+    const slice = (i: number, extra = 0) => ({
+      namespace: "demo",
+      serviceName: `s${i}`,
+      addressType: "IPv4" as const,
+      endpoints: [
+        { addresses: [`10.244.${i % 200}.${2 + (i % 250)}`], nodeName: "n1" },
+        { addresses: [`10.245.${i % 200}.${2 + (i % 250)}`], nodeName: "n2" },
+        ...Array.from({ length: extra }, (_v, k) => ({ addresses: [`10.246.0.${k + 2}`], nodeName: "n2" })),
+      ],
+      ports: [{ name: "http", port: 8080, protocol: "TCP" as const }],
+    });
+    for (let i = 0; i < 10_000; i++) {
+      state.upsertService({
+        namespace: "demo",
+        name: `s${i}`,
+        clusterIPs: [`10.96.${Math.floor(i / 250)}.${(i % 250) + 1}`],
+        ports: [{ name: "http", port: 80, protocol: "TCP" }],
+      });
+      state.upsertSlice(`s${i}-x`, slice(i));
+    }
+    const t0 = performance.now();
+    const first = state.apply();
+    const fullMs = performance.now() - t0;
+    assert.equal(first.failed, 0);
+    assert.equal(fake.lb.svc.entriesByKey.size, 10_000);
+    const times: number[] = [];
+    for (let k = 0; k < 20; k++) {
+      const writes = fake.lb.svc.writes + fake.lb.slot.writes + fake.lb.backend.writes;
+      const t = performance.now();
+      state.upsertSlice("s77-x", slice(77, (k % 2) + 1));
+      const r = state.apply();
+      times.push(performance.now() - t);
+      assert.equal(r.rebuilt, 1);
+      const after = fake.lb.svc.writes + fake.lb.slot.writes + fake.lb.backend.writes;
+      assert.ok(after - writes <= 4, `one endpoint more or less: ${after - writes} writes`);
+    }
+    times.sort((a, b) => a - b);
+    const median = times[10] ?? 0;
+    // Printed for the record; bounded loosely (the machine is shared).
+    process.stdout.write(
+      `      10,000 Services: first whole pass ${fullMs.toFixed(0)} ms; one slice event ${median.toFixed(2)} ms (median of 20)\n`,
+    );
+    assert.ok(median < 20, `one event took ${median} ms`);
+  });
+});
