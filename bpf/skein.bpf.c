@@ -543,6 +543,27 @@ static __always_inline int skn_nodeport_ingress(struct __sk_buff *skb)
 }
 
 /*
+ * Native routing, TC ingress of the uplink: an unencapsulated packet for the node itself. Only a
+ * remote pod's reply to the node's own flow through a frontend (lib/lb-host.h) is Skein's: it gets the
+ * frontend back as its source before the stack sees it (from_overlay does the same for VXLAN).
+ * Returns -1 for everything else (the caller goes on).
+ */
+static __always_inline int skn_native_to_host(struct __sk_buff *skb, struct skn_flow *f)
+{
+	const struct skn_ipcache_entry *src = skn_ipcache_lookup(f->pkt.saddr_be);
+
+	if (!src || !src->tunnel_ip_be || skn_ct_lookup(&f->pkt, &f->ct) != SKN_CT_REPLY ||
+	    !skn_lb_is_reply(SKN_CT_REPLY, &f->ct))
+		return -1;
+	f->src_identity = src->identity;
+	if (!skn_native_from_node(skb, src->tunnel_ip_be))
+		return skn_drop_flow(skb, SKN_R_DROP_SPOOFED, SKN_DIR_INGRESS, f);
+	if (skn_lb_reply(skb, sizeof(struct ethhdr), &f->pkt, f->ct.entry) < 0)
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, f);
+	return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0, f->src_identity);
+}
+
+/*
  * Native routing, TC ingress of the uplink: an unencapsulated packet for a pod here. There is no VNI:
  * the source identity comes from the ipcache, by the source address, and the address must live
  * behind the node the frame came from (its previous hop, lib/native.h): a remote pod's address from
@@ -564,7 +585,7 @@ static __always_inline int skn_from_native(struct __sk_buff *skb)
 		return -1;
 	dst_ep = skn_endpoint_lookup(f.pkt.daddr_be);
 	if (!dst_ep)
-		return -1;
+		return skn_native_to_host(skb, &f);
 	src = skn_ipcache_lookup(f.pkt.saddr_be);
 	f.src_identity = src ? src->identity : SKN_ID_WORLD;
 	f.src_cidr = src ? src->cidr_identity : 0;
@@ -582,6 +603,10 @@ static __always_inline int skn_from_native(struct __sk_buff *skb)
 		if (skn_ct_via_stack(&f.ct))
 			return skn_verdict(skb, TC_ACT_OK, SKN_R_FWD_STACK, SKN_DIR_INGRESS, 0, 0, 0, 0,
 			                   f.src_identity);
+		/* A remote backend's reply to a flow a pod here opened through a frontend. */
+		if (skn_lb_is_reply(ct, &f.ct) &&
+		    skn_lb_reply(skb, sizeof(struct ethhdr), &f.pkt, f.ct.entry) < 0)
+			return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 		return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, 0, f.src_identity);
 	}
 	if (ct == SKN_CT_RELATED && skn_ct_related_via_stack(&f.pkt))
@@ -595,6 +620,8 @@ static __always_inline int skn_from_native(struct __sk_buff *skb)
 		if (!f.pkt.is_icmp_error)
 			skn_ct_create(&f.ct, f.src_identity, f.dst_identity, f.rule_id,
 			              src ? src->tunnel_ip_be : 0, 1);
+	} else if (ct == SKN_CT_RELATED && skn_lb_related(skb, sizeof(struct ethhdr), &f.pkt) < 0) {
+		return skn_drop_flow(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS, &f);
 	}
 	return skn_deliver_local(skb, dst_ep, SKN_DIR_INGRESS, f.rule_id, f.src_identity);
 }
