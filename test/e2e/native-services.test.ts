@@ -20,7 +20,6 @@ describe("e2e: native routing with Service load balancing in BPF", function () {
   let n1: LabNode;
   let n2: LabNode;
   let a: LabPod; // n1
-  let c: LabPod; // n2
   const vip: Record<string, string> = {};
 
   async function service(name: string, spec: V1ServiceSpec): Promise<void> {
@@ -33,7 +32,7 @@ describe("e2e: native routing with Service load balancing in BPF", function () {
   before(async function () {
     [n1, n2] = [fx.nodes[0]!, fx.nodes[1]!];
     a = await fx.lab.addPod({ namespace: NS, name: "a", node: n1, labels: { app: "a" } });
-    c = await fx.lab.addPod({ namespace: NS, name: "c", node: n2, labels: { app: "c" } });
+    await fx.lab.addPod({ namespace: NS, name: "c", node: n2, labels: { app: "c" } });
     await service("to-c", {
       type: "NodePort",
       selector: { app: "c" },
