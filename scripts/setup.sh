@@ -13,8 +13,9 @@ need_root() {
 
 # Debian packages: compiler and BPF tooling, iproute2/nftables for the node, podman+runc and
 # busybox for the runtime interop test, shellcheck/vagrant for the Vagrant lab checks, the
-# reference CNI plugins (ptp, host-local) that bench:cni measures skein-cni against.
-PACKAGES="clang-16 llvm-16 clang-format-16 libbpf-dev libbpf1 bpftool iproute2 iputils-ping iperf3 nftables iptables tcpdump podman runc busybox-static shellcheck vagrant vagrant-libvirt netcat-openbsd util-linux containernetworking-plugins"
+# reference CNI plugins (ptp, host-local) that bench:cni measures skein-cni against, and BIRD 2
+# (native routing's BGP: the agent and the lab's router run their own bird processes).
+PACKAGES="clang-16 llvm-16 clang-format-16 libbpf-dev libbpf1 bpftool iproute2 iputils-ping iperf3 nftables iptables tcpdump podman runc busybox-static shellcheck vagrant vagrant-libvirt netcat-openbsd util-linux containernetworking-plugins bird2"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -26,6 +27,8 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  # The package starts a system-wide BIRD; Skein runs its own per node, so the distribution's is stopped.
+  case " $missing " in *" bird2 "*) systemctl disable --now bird >/dev/null 2>&1 || true ;; esac
 fi
 
 # Debian's kubectl, unpacked beside the image's own (which owns /usr/bin/kubectl).
