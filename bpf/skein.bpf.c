@@ -355,6 +355,7 @@ int skn_to_pod(struct __sk_buff *skb)
 {
 	const struct skn_ipcache_entry *src, *dst;
 	struct skn_flow f = {};
+	enum skn_ct_status ct;
 	int ok;
 	__u16 proto = skn_eth_proto(skb, &ok);
 
@@ -367,7 +368,12 @@ int skn_to_pod(struct __sk_buff *skb)
 	if (skn_parse_ipv4(skb, sizeof(struct ethhdr), &f.pkt) != SKN_PARSE_OK)
 		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
 
-	if (skn_ct_lookup(&f.pkt, &f.ct) == SKN_CT_NEW) {
+	ct = skn_ct_lookup(&f.pkt, &f.ct);
+	/* A host backend's reply (a Service whose endpoint is this node's address, as `kubernetes` is on
+	 * a control-plane node) to a flow from_pod translated: the frontend again, as in from_pod. */
+	if (skn_lb_is_reply(ct, &f.ct) && skn_lb_reply(skb, sizeof(struct ethhdr), &f.pkt, f.ct.entry) < 0)
+		return skn_drop(skb, SKN_R_DROP_MALFORMED, SKN_DIR_INGRESS);
+	if (ct == SKN_CT_NEW) {
 		src = skn_ipcache_lookup(f.pkt.saddr_be);
 		f.src_identity = src ? src->identity : SKN_ID_WORLD;
 		f.src_cidr = src ? src->cidr_identity : 0;
