@@ -5,7 +5,7 @@
  *   (.dockerignore applied) on this machine, which is Debian 12 with Node 20 and clang-16 like
  *   node:20-bookworm; its apt-get line is checked against the packages installed here instead of run;
  * - the runtime stage's COPY --from=build lines assemble /opt/skein in a root filesystem whose /usr
- *   is this machine's (standing in for node:20-bookworm-slim plus libbpf1, iproute2, nftables,
+ *   is this machine's (standing in for node:20-bookworm-slim plus libbpf1, iproute2, nftables, bird2,
  *   checked installed here); its RUN lines and its ENTRYPOINT run in that rootfs under podman/runc;
  * - the DaemonSet's two init containers run there as deploy/skein.yaml specifies them: install-cni
  *   installs a plugin that answers VERSION, mount-bpffs mounts bpffs only where none is.
@@ -100,7 +100,7 @@ describe("deploy: the Containerfile, replayed", function () {
     if (work !== "") rmSync(work, { recursive: true, force: true });
   });
 
-  it("two stages: build on node:20-bookworm with clang-16, runtime on node:20-bookworm-slim with libbpf1, iproute2, nftables; entrypoint skein-agent", function () {
+  it("two stages: build on node:20-bookworm with clang-16, runtime on node:20-bookworm-slim with libbpf1, iproute2, nftables, bird2; entrypoint skein-agent", function () {
     assert.deepEqual(
       stages.map((s) => `${s.name}=${s.from}`),
       ["build=docker.io/library/node:20-bookworm", "runtime=docker.io/library/node:20-bookworm-slim"],
@@ -113,7 +113,7 @@ describe("deploy: the Containerfile, replayed", function () {
     const runtimeApt = runtime.instructions
       .filter((i) => i.keyword === "RUN")
       .flatMap((i) => aptPackages(i.args));
-    assert.deepEqual([...runtimeApt].sort(), ["iproute2", "libbpf1", "nftables"]);
+    assert.deepEqual([...runtimeApt].sort(), ["bird2", "iproute2", "libbpf1", "nftables"]);
     const entry = runtime.instructions.find((i) => i.keyword === "ENTRYPOINT");
     assert.deepEqual(JSON.parse(entry?.args ?? "null"), ["skein-agent"]);
     // The runtime stage takes only build outputs (and the install script), nothing from the context.
