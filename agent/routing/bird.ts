@@ -208,9 +208,9 @@ export class BirdDaemon {
     this.#o.log.info("ending a BIRD left by an earlier agent", { pid });
     // As stop() does: without a notification, so that peers keep this node's routes meanwhile.
     try {
-      await birdc(this.socket, ["graceful", "restart"], this.#o.birdcPath, 3000);
+      await birdc(this.socket, ["graceful", "restart"], this.#o.birdcPath, 10_000);
     } catch {
-      process.kill(pid, "SIGTERM");
+      process.kill(pid, "SIGKILL");
     }
     for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await sleep(50);
     if (existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
@@ -238,8 +238,10 @@ export class BirdDaemon {
   /**
    * Ends BIRD for a restart (`birdc graceful restart`): it closes its sessions without a
    * notification, so peers keep this node's routes (stale, for the graceful-restart time) until
-   * the next BIRD is back, and its kernel routes stay (`persist`). SIGTERM, then SIGKILL, when it
-   * does not go within 5 s. Idempotent.
+   * the next BIRD is back, and its kernel routes stay (`persist`). When birdc does not answer (a
+   * loaded node) or BIRD does not go within 5 s, SIGKILL: like the graceful restart it sends no
+   * notification, so peers keep the routes, whereas SIGTERM would make BIRD withdraw them all.
+   * Idempotent.
    */
   async stop(): Promise<void> {
     this.#stopping = true;
@@ -248,14 +250,12 @@ export class BirdDaemon {
     const child = this.#child;
     if (child === undefined) return;
     try {
-      await birdc(this.socket, ["graceful", "restart"], this.#o.birdcPath, 3000);
+      await birdc(this.socket, ["graceful", "restart"], this.#o.birdcPath, 10_000);
     } catch {
-      child.kill("SIGTERM");
+      child.kill("SIGKILL");
     }
-    const term = setTimeout(() => child.kill("SIGTERM"), 5000);
-    const kill = setTimeout(() => child.kill("SIGKILL"), 8000);
+    const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
     await this.#exited;
-    clearTimeout(term);
     clearTimeout(kill);
   }
 }
