@@ -269,16 +269,19 @@ describe("policy: Service map builder (lb-builder)", function () {
     const ipArb = fc
       .tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 30 }))
       .map(([c, d]) => `10.244.${c}.${d}`);
-    const epArb = fc.record(
-      {
-        addresses: fc.tuple(ipArb).map((x) => [...x]),
-        ready: fc.boolean(),
-        serving: fc.boolean(),
-        terminating: fc.boolean(),
-        nodeName: fc.constantFrom("n1", "n2", "n3"),
-      },
-      { requiredKeys: ["addresses", "nodeName"] },
-    );
+    // A pod address lives in one node's pod CIDR: the same address never reports two nodes.
+    const nodeOf = (addr: string) => `n${(Number(addr.split(".")[2]) % 3) + 1}`;
+    const epArb = fc
+      .record(
+        {
+          addresses: fc.tuple(ipArb).map((x) => [...x]),
+          ready: fc.boolean(),
+          serving: fc.boolean(),
+          terminating: fc.boolean(),
+        },
+        { requiredKeys: ["addresses"] },
+      )
+      .map((ep) => ({ ...ep, nodeName: nodeOf(ep.addresses[0] ?? "") }));
     const inputArb = fc.record({
       services: fc.array(
         fc.record({
