@@ -179,6 +179,15 @@ describe("e2e: native routing across two racks, BGP through BIRD (lab --racks 2)
 
   it("keeps routes and traffic across an agent restart (BIRD stopped for graceful restart, then started with -R)", async function () {
     const n2 = fx.nodes[1]!;
+    // The previous test's restart must be over on the router too (End-of-RIB): a session that
+    // drops again while its peer still holds stale routes loses them (RFC 4724).
+    await eventually(
+      "n2's session established",
+      async () => (await status(n2)).bgp?.sessions[0]?.state === "Established",
+      30000,
+      250,
+    );
+    await sleep(5000);
     const traffic = pingFor(a.netns, b.ip, 120, 0.05);
     await sleep(300);
     await fx.lab.signalAgent(n2, "SIGTERM");
