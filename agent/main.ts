@@ -149,6 +149,11 @@ async function main(): Promise<number> {
   } catch (err) {
     throw new Error(`--service-lb: ${err instanceof Error ? err.message : String(err)}`);
   }
+  if (serviceLb === "bpf" && serviceCidr === "")
+    log.warn(
+      "--service-lb bpf without --service-cidr: pods reach Services, but the node and hostNetwork pods do not (no route sends the Service range into the datapath)",
+      { flag: "service-cidr", configKey: "serviceCidr" },
+    );
   const cniDataDir = get("cni-data-dir");
   const bpfObject = get("bpf-object");
   const agent = new Agent({
