@@ -143,6 +143,8 @@ export class Agent {
   #fullResync = true;
   #readyWaiters: (() => void)[] = [];
   #refreshing: Promise<void> | undefined;
+  /** The full resync's map audit while it runs. */
+  #audit: Promise<void> | undefined;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -426,12 +428,13 @@ export class Agent {
     const full = this.#fullResync;
     this.#fullResync = false;
     if (full) {
-      this.#changes.all();
-      opened.ipcache.resync();
-      opened.policy.resync();
+      // The ipcache's base is checked again (the node's addresses); the pods' entries and the
+      // policy map are compared with the kernel by the audit, in slices between events.
+      this.#changes.ipcacheBase = true;
       opened.services.resync();
       // Every step again, the on-link check re-reading the routes it rests on; the conflist stays.
       opened.steps.resync();
+      this.#startAudit(opened);
     }
 
     const own = this.#nodes.get(this.options.nodeName);
@@ -454,6 +457,60 @@ export class Agent {
     else {
       this.#setNotReady("some map entries could not be written; retrying");
       this.#retry = true;
+    }
+  }
+
+  /**
+   * The full resync's map audit, in the background: skn_ipcache and skn_policy are read in slices
+   * and compared with what the agent wrote (MapReconciler.audit); between slices the event loop
+   * runs, and a pass in flight finishes first, so events never wait behind more than one slice.
+   * Drift goes into the next pass as keys to rewrite. One audit at a time.
+   */
+  #startAudit(opened: Opened): void {
+    if (this.#audit !== undefined) return;
+    this.#audit = this.#runAudit(opened)
+      .catch((err: unknown) => {
+        this.#log.error("map audit failed", errorFields(err));
+      })
+      .finally(() => {
+        this.#audit = undefined;
+      });
+  }
+
+  async #runAudit(opened: Opened): Promise<void> {
+    const pause = async (): Promise<boolean> => {
+      await new Promise<void>((r) => setImmediate(r));
+      while (this.#running !== undefined && !this.#stopped) await this.#running;
+      return !this.#stopped;
+    };
+    const maps: [string, MapReconciler<Prefix, IpcacheEntry> | MapReconciler<PolicyKey, PolicyEntry>, Set<string>][] = [
+      [IPCACHE_MAP, opened.ipcache, this.#changes.ipcacheKeys],
+      [POLICY_MAP, opened.policy, this.#changes.policyKeys],
+    ];
+    for (const [map, reconciler, keys] of maps) {
+      const started = performance.now();
+      const r = await reconciler.audit({ pause });
+      const fields = {
+        map,
+        checked: r.checked,
+        altered: r.altered,
+        extra: r.extra,
+        missing: r.missing,
+        complete: r.complete,
+        slices: r.slices,
+        maxSliceMs: Math.round(r.maxSliceMs * 100) / 100,
+        durationMs: Math.round(performance.now() - started),
+      };
+      if (r.keys.length === 0) {
+        this.#log.debug("map audited", fields);
+        continue;
+      }
+      for (const ks of r.keys) keys.add(ks);
+      if (map === POLICY_MAP) this.#changes.policyRepairs++;
+      for (const kind of ["altered", "extra", "missing"] as const)
+        if (r[kind] > 0) this.metrics.mapDrift.inc({ map, kind }, r[kind]);
+      this.#log.warn("map drift found; repairing", fields);
+      this.#schedule(0);
     }
   }
 
@@ -573,6 +630,7 @@ export class Agent {
     clearInterval(this.#resyncTimer);
     await this.#watch?.stop();
     await this.#running;
+    await this.#audit;
     const opened = this.#opened;
     this.#opened = undefined;
     this.metrics.datapath = undefined;

@@ -89,12 +89,19 @@ export class MapChanges {
   policyAll = true;
   /** policyKeyStrings the engine added, removed or changed. */
   readonly policyKeys = new Set<string>();
+  /** ipcache keyStrings (any prefix) to bring back to the desired entry: drift an audit found. */
+  readonly ipcacheKeys = new Set<string>();
+  /** Read the node's own addresses again; rebuild the whole ipcache only if they changed. */
+  ipcacheBase = false;
+  /** Counts drift handed to the policy step, which otherwise runs only when the engine changed. */
+  policyRepairs = 0;
 
   all(): void {
     this.ipcacheAll = true;
     this.policyAll = true;
     this.addresses.clear();
     this.policyKeys.clear();
+    this.ipcacheKeys.clear();
   }
 }
 
@@ -338,13 +345,16 @@ export function masqueradeStep({ datapath, node, settings }: StepEnv): NodeStep 
 
 /**
  * ipcache: every address of the cluster. Runs every pass. The whole map is diffed only when the
- * base changed (nodes, ipBlocks; local addresses are read then and on a full resync) or was asked
- * for; otherwise only the entries of the addresses events touched are written.
+ * base changed (nodes, ipBlocks, the node's own addresses, read again on a full resync) or was
+ * asked for; otherwise only the entries of the addresses events touched, and of the keys an audit
+ * found drifted, are written.
  */
 export function ipcacheStep(env: StepEnv): NodeStep {
   const { datapath, maps, settings, ipcache, changes } = env;
   let index: IpcacheIndex | undefined;
   let baseKey = "";
+  /** The node's own addresses the index was built with. */
+  let local = "";
   let desired = new Map<string, IpcacheSlot>();
   return {
     name: "ipcache",
@@ -360,11 +370,21 @@ export function ipcacheStep(env: StepEnv): NodeStep {
       const cidrs = policy.cidrPrefixes();
       const key = `${own.name}|${nodes.map((n) => `${n.name},${n.internalIp},${n.podCidr}`).join(";")}|${[...cidrs].join(";")}`;
       let r: ApplyResult;
+      let localAddresses: string[] | undefined;
+      if (changes.ipcacheBase && !changes.ipcacheAll && index !== undefined && key === baseKey) {
+        // A full resync: the node's own addresses are read again; the pods' entries stand.
+        changes.ipcacheBase = false;
+        localAddresses = await datapath.localAddresses();
+        if (localAddresses.join(",") !== local) changes.ipcacheAll = true;
+      }
       if (changes.ipcacheAll || index === undefined || key !== baseKey) {
-        const localAddresses = await datapath.localAddresses();
+        localAddresses ??= await datapath.localAddresses();
         // From here on synchronous: what events changed during the await is in what we read now.
         changes.ipcacheAll = false;
+        changes.ipcacheBase = false;
         changes.addresses.clear();
+        changes.ipcacheKeys.clear();
+        local = localAddresses.join(",");
         index = new IpcacheIndex({ localNodeName: own.name, localAddresses, nodes, cidrs });
         desired = index.baseEntries();
         for (const p of env.pods()) {
@@ -386,6 +406,9 @@ export function ipcacheStep(env: StepEnv): NodeStep {
           keys.push(ks);
         }
         changes.addresses.clear();
+        // Drift repaired from the desired entries as they stand (base or pod, whichever it is).
+        for (const ks of changes.ipcacheKeys) keys.push(ks);
+        changes.ipcacheKeys.clear();
         r = ipcache.applyChanged(desired, keys);
       }
       if (r.failed > 0) changes.ipcacheAll = true;
@@ -395,13 +418,13 @@ export function ipcacheStep(env: StepEnv): NodeStep {
   };
 }
 
-/** Policy: only when the compiler's output changed (or on resync); again while writes fail. */
+/** Policy: only when the compiler's output changed or an audit found drift; again while writes fail. */
 export function policyStep(env: StepEnv): NodeStep {
   const { maps, settings, policyMap, log, metrics } = env;
   return {
     name: "policy",
     target: "policy",
-    key: () => String(settings.policy.version),
+    key: () => `${settings.policy.version}|${env.changes.policyRepairs}`,
     apply() {
       const desired = settings.policy.desiredPolicy();
       const { changes } = env;
