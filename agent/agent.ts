@@ -145,6 +145,8 @@ export class Agent {
   #refreshing: Promise<void> | undefined;
   /** The full resync's map audit while it runs. */
   #audit: Promise<void> | undefined;
+  /** The full resync's plumbing lane while it runs. */
+  #plumbing: Promise<void> | undefined;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -428,13 +430,9 @@ export class Agent {
     const full = this.#fullResync;
     this.#fullResync = false;
     if (full) {
-      // The ipcache's base is checked again (the node's addresses); the pods' entries and the
-      // policy map are compared with the kernel by the audit, in slices between events.
-      this.#changes.ipcacheBase = true;
       opened.services.resync();
       // Every step again, the on-link check re-reading the routes it rests on; the conflist stays.
       opened.steps.resync();
-      this.#startAudit(opened);
     }
 
     const own = this.#nodes.get(this.options.nodeName);
@@ -446,7 +444,14 @@ export class Agent {
       return;
     }
     const nodes = [...this.#nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
-    const applied = await opened.steps.run({ own, nodes, remote: nodes.filter((n) => n.name !== own.name) });
+    const pass: Pass = { own, nodes, remote: nodes.filter((n) => n.name !== own.name) };
+    // A full resync once the node is programmed: the plumbing in its own lane and the maps
+    // audited in slices, both beside the passes events keep running.
+    if (full && this.#ready) this.#startResyncLane(opened, pass);
+    const applied = await opened.steps.run(
+      pass,
+      this.#plumbing === undefined ? undefined : (step) => step.plumbing !== true,
+    );
     this.metrics.identities.set(this.options.policy.identities().size);
 
     const durationMs = performance.now() - started;
@@ -461,13 +466,39 @@ export class Agent {
   }
 
   /**
+   * The full resync's node plumbing (devices, programs, routes, masquerade: child processes and
+   * netlink, hundreds of milliseconds on a loaded node) and the node's own addresses, in a lane
+   * of its own: passes meanwhile run the map steps only, so events never wait for a process.
+   * Then the map audit. One lane at a time; a pass follows it (plumbing an event changed meanwhile).
+   */
+  #startResyncLane(opened: Opened, pass: Pass): void {
+    if (this.#plumbing !== undefined) return;
+    this.#plumbing = (async () => {
+      const local = await this.#datapath.localAddresses();
+      this.#changes.localAddresses = local;
+      await opened.steps.run(pass, (step) => step.plumbing === true);
+    })()
+      .catch((err: unknown) => {
+        this.#log.error(
+          "resync of the node's plumbing failed",
+          err instanceof StepError ? { step: err.step, ...errorFields(err.cause) } : errorFields(err),
+        );
+      })
+      .finally(() => {
+        this.#plumbing = undefined;
+        this.#startAudit(opened);
+        this.#schedule(0);
+      });
+  }
+
+  /**
    * The full resync's map audit, in the background: skn_ipcache and skn_policy are read in slices
    * and compared with what the agent wrote (MapReconciler.audit); between slices the event loop
    * runs, and a pass in flight finishes first, so events never wait behind more than one slice.
    * Drift goes into the next pass as keys to rewrite. One audit at a time.
    */
   #startAudit(opened: Opened): void {
-    if (this.#audit !== undefined) return;
+    if (this.#audit !== undefined || this.#stopped) return;
     this.#audit = this.#runAudit(opened)
       .catch((err: unknown) => {
         this.#log.error("map audit failed", errorFields(err));
@@ -502,7 +533,7 @@ export class Agent {
         durationMs: Math.round(performance.now() - started),
       };
       if (r.keys.length === 0) {
-        this.#log.debug("map audited", fields);
+        this.#log.info("map audited", fields);
         continue;
       }
       for (const ks of r.keys) keys.add(ks);
@@ -630,6 +661,7 @@ export class Agent {
     clearInterval(this.#resyncTimer);
     await this.#watch?.stop();
     await this.#running;
+    await this.#plumbing;
     await this.#audit;
     const opened = this.#opened;
     this.#opened = undefined;

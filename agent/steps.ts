@@ -91,8 +91,8 @@ export class MapChanges {
   readonly policyKeys = new Set<string>();
   /** ipcache keyStrings (any prefix) to bring back to the desired entry: drift an audit found. */
   readonly ipcacheKeys = new Set<string>();
-  /** Read the node's own addresses again; rebuild the whole ipcache only if they changed. */
-  ipcacheBase = false;
+  /** The node's own addresses as a full resync read them; the whole ipcache is rebuilt only if they changed. */
+  localAddresses: string[] | undefined;
   /** Counts drift handed to the policy step, which otherwise runs only when the engine changed. */
   policyRepairs = 0;
 
@@ -126,8 +126,12 @@ export interface StepEnv {
   serviceLb: ServiceLbMode;
 }
 
-/** A step with the reconcile_duration_seconds target that times it, if any. */
-export type NodeStep = Step<Pass> & { readonly target?: string };
+/**
+ * A step with the reconcile_duration_seconds target that times it, if any. `plumbing`: the node's
+ * devices, routes and rules (child processes, netlink), which a full resync re-applies in a lane
+ * of its own so that events' map writes never wait for them.
+ */
+export type NodeStep = Step<Pass> & { readonly target?: string; readonly plumbing?: boolean };
 
 /** The steps, in order. */
 export function nodeSteps(env: StepEnv): NodeStep[] {
@@ -154,6 +158,7 @@ function overlayOf(node: NodeState): OverlayDevice {
 export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): NodeStep {
   return {
     name: "overlay",
+    plumbing: true,
     target: "overlay",
     key: ({ own }) => `${own.internalIp}|${own.podCidr}`,
     async apply({ own }) {
@@ -214,6 +219,7 @@ export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): N
 export function routesStep({ datapath, node, settings, log }: StepEnv): NodeStep {
   return {
     name: "routes",
+    plumbing: true,
     target: "routes",
     // The node's own address is the routes' `src`: a moved InternalIP rewrites them at once.
     key: ({ own, remote }) =>
@@ -276,6 +282,7 @@ export function routesStep({ datapath, node, settings, log }: StepEnv): NodeStep
 export function bgpStep({ bgp, node, settings }: StepEnv): NodeStep {
   return {
     name: "bgp",
+    plumbing: true,
     target: "bgp",
     key: ({ own, nodes }) =>
       bgp === undefined || settings.routing !== "native" || node.uplink === null
@@ -296,6 +303,7 @@ export function bgpStep({ bgp, node, settings }: StepEnv): NodeStep {
 export function onLinkStep({ datapath, maps, node, log }: StepEnv): NodeStep {
   return {
     name: "on-link",
+    plumbing: true,
     key: ({ remote }) =>
       node.uplink === null || node.config === null
         ? null
@@ -330,6 +338,7 @@ export function masqueradeStep({ datapath, node, settings }: StepEnv): NodeStep 
     settings.clusterCidrs.length > 0 ? settings.clusterCidrs : nodes.map((n) => n.podCidr);
   return {
     name: "masquerade",
+    plumbing: true,
     key: ({ own, nodes }) => `${own.podCidr}|${cluster(nodes).join(",")}`,
     async apply({ own, nodes }) {
       await datapath.ensureMasquerade(
@@ -370,18 +379,15 @@ export function ipcacheStep(env: StepEnv): NodeStep {
       const cidrs = policy.cidrPrefixes();
       const key = `${own.name}|${nodes.map((n) => `${n.name},${n.internalIp},${n.podCidr}`).join(";")}|${[...cidrs].join(";")}`;
       let r: ApplyResult;
-      let localAddresses: string[] | undefined;
-      if (changes.ipcacheBase && !changes.ipcacheAll && index !== undefined && key === baseKey) {
-        // A full resync: the node's own addresses are read again; the pods' entries stand.
-        changes.ipcacheBase = false;
-        localAddresses = await datapath.localAddresses();
-        if (localAddresses.join(",") !== local) changes.ipcacheAll = true;
-      }
+      // A full resync read the node's own addresses again (in its lane): the pods' entries stand
+      // unless they changed.
+      let localAddresses = changes.localAddresses;
+      changes.localAddresses = undefined;
+      if (localAddresses !== undefined && localAddresses.join(",") !== local) changes.ipcacheAll = true;
       if (changes.ipcacheAll || index === undefined || key !== baseKey) {
         localAddresses ??= await datapath.localAddresses();
         // From here on synchronous: what events changed during the await is in what we read now.
         changes.ipcacheAll = false;
-        changes.ipcacheBase = false;
         changes.addresses.clear();
         changes.ipcacheKeys.clear();
         local = localAddresses.join(",");
