@@ -170,6 +170,8 @@ function churnSlots(count: number, nodes: number): Slot[] {
 interface CpuPerEvent {
   agent: number;
   api: number;
+  /** This process: the clients' requests and the poller's map lookups. */
+  bench: number;
 }
 
 interface Size {
@@ -432,10 +434,19 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
     const withCpu = async <T extends { lat: number[] }>(phase: () => Promise<T>): Promise<T & { cpu: CpuPerEvent }> => {
       const a0 = cpuMs(agentPid());
       const s0 = cpuMs(apiPid());
+      const b0 = process.cpuUsage();
       const r = await phase();
       // The last events' passes finish within the debounce; the poller saw them.
       const n = Math.max(1, r.lat.length);
-      return { ...r, cpu: { agent: (cpuMs(agentPid()) - a0) / n, api: (cpuMs(apiPid()) - s0) / n } };
+      const b = process.cpuUsage(b0);
+      return {
+        ...r,
+        cpu: {
+          agent: (cpuMs(agentPid()) - a0) / n,
+          api: (cpuMs(apiPid()) - s0) / n,
+          bench: (b.user + b.system) / 1000 / n,
+        },
+      };
     };
     const seq: number[] = [];
     for (let i = 0; i < Number(opts["latency-events"]); i++) {
@@ -502,7 +513,7 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       apiMs.length = 0;
       say(
         `  ${pods} pods: ${rate} events/s → achieved ${r.achieved.toFixed(0)}/s (${r.dropped} not sent: every slot waiting), p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms; ` +
-          `API answers p50 ${row.apiP50.toFixed(1)} / p99 ${row.apiP99.toFixed(1)} ms; CPU per event: agent ${r.cpu.agent.toFixed(2)} ms, API server ${r.cpu.api.toFixed(2)} ms`,
+          `API answers p50 ${row.apiP50.toFixed(1)} / p99 ${row.apiP99.toFixed(1)} ms; CPU per event: agent ${r.cpu.agent.toFixed(2)} ms, API server ${r.cpu.api.toFixed(2)} ms, bench ${r.cpu.bench.toFixed(2)} ms`,
       );
       await sleep(1000);
     }
@@ -557,7 +568,7 @@ async function main(): Promise<void> {
       say(
         `  ready ${(r.readyMs / 1000).toFixed(2)} s (ipcache ${r.ipcacheAtReady}, policy ${r.policyAtReady} entries), RSS ${r.rssReady.toFixed(0)} MiB; ` +
           `event→kernel p50 ${r.latency.p50.toFixed(1)} ms p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}); ` +
-          `churn ${r.churn.events} at ${r.churn.rate.toFixed(0)}/s p50 ${r.churn.p50.toFixed(1)} ms p99 ${r.churn.p99.toFixed(1)} ms (API answers p50 ${r.churn.apiP50.toFixed(1)} ms; CPU per event agent ${r.churn.cpu.agent.toFixed(2)} ms, API server ${r.churn.cpu.api.toFixed(2)} ms); ` +
+          `churn ${r.churn.events} at ${r.churn.rate.toFixed(0)}/s p50 ${r.churn.p50.toFixed(1)} ms p99 ${r.churn.p99.toFixed(1)} ms (API answers p50 ${r.churn.apiP50.toFixed(1)} ms; CPU per event agent ${r.churn.cpu.agent.toFixed(2)} ms, API server ${r.churn.cpu.api.toFixed(2)} ms, bench ${r.churn.cpu.bench.toFixed(2)} ms); ` +
           `soak: RSS after GC ${r.rssBeforeChurn.toFixed(0)} → ${r.rssAfterChurn.toFixed(0)} MiB (${(((r.rssAfterChurn - r.rssBeforeChurn) / r.rssBeforeChurn) * 100).toFixed(1)} %, ${r.leftover} churn pods deleted first; heap ${r.heapBeforeChurn.toFixed(1)} → ${r.heapAfterChurn.toFixed(1)} MiB)`,
       );
     }
