@@ -514,7 +514,11 @@ export class Agent {
       while (this.#running !== undefined && !this.#stopped) await this.#running;
       return !this.#stopped;
     };
-    const maps: [string, MapReconciler<Prefix, IpcacheEntry> | MapReconciler<PolicyKey, PolicyEntry>, Set<string>][] = [
+    const maps: [
+      string,
+      MapReconciler<Prefix, IpcacheEntry> | MapReconciler<PolicyKey, PolicyEntry>,
+      Set<string>,
+    ][] = [
       [IPCACHE_MAP, opened.ipcache, this.#changes.ipcacheKeys],
       [POLICY_MAP, opened.policy, this.#changes.policyKeys],
     ];

@@ -431,7 +431,9 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       return api.pid;
     };
     /** Runs `phase`; the agent's and API server's CPU time per event it sent. */
-    const withCpu = async <T extends { lat: number[] }>(phase: () => Promise<T>): Promise<T & { cpu: CpuPerEvent }> => {
+    const withCpu = async <T extends { lat: number[] }>(
+      phase: () => Promise<T>,
+    ): Promise<T & { cpu: CpuPerEvent }> => {
       const a0 = cpuMs(agentPid());
       const s0 = cpuMs(apiPid());
       const b0 = process.cpuUsage();
@@ -485,7 +487,8 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
     }
     const deletedAt = performance.now();
     while (leftover.some((s) => identityAt(s.ip) !== undefined)) {
-      if (performance.now() - deletedAt > 60_000) throw new Error("churn pods still in the ipcache 60 s after their deletion");
+      if (performance.now() - deletedAt > 60_000)
+        throw new Error("churn pods still in the ipcache 60 s after their deletion");
       await sleep(50);
     }
     await sleep(2000);

@@ -247,7 +247,10 @@ export class RawMap extends Owned {
    * `after` has been deleted meanwhile, so the caller passes a key it knows is still there.
    * Throws SysError.
    */
-  readChunk(after: Uint8Array | null, max: number): { keys: Buffer; values: Buffer; count: number; done: boolean } {
+  readChunk(
+    after: Uint8Array | null,
+    max: number,
+  ): { keys: Buffer; values: Buffer; count: number; done: boolean } {
     if (after !== null) this.#checkKey(after);
     const keySize = this.info.keySize;
     const keys = Buffer.alloc(keySize * max);
@@ -255,15 +258,11 @@ export class RawMap extends Owned {
     // The generic batch lookup (an LPM trie's) takes and returns a key as its position.
     if (this.info.type === MapType.LPM_TRIE && lpmBatch !== false) {
       const count = [max];
-      const ret = libbpf().bpf_map_lookup_batch(
-        this.fd,
-        after,
-        Buffer.alloc(keySize),
-        keys,
-        values,
-        count,
-        { sz: sizeOf(batchOpts), elem_flags: 0, flags: 0 },
-      ) as number;
+      const ret = libbpf().bpf_map_lookup_batch(this.fd, after, Buffer.alloc(keySize), keys, values, count, {
+        sz: sizeOf(batchOpts),
+        elem_flags: 0,
+        flags: 0,
+      }) as number;
       // ENOTSUPP (524), EOPNOTSUPP, EINVAL: a kernel without batch operations on LPM tries.
       if (lpmBatch === undefined && (ret === -524 || ret === -95 || ret === -22)) lpmBatch = false;
       else {

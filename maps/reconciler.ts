@@ -195,7 +195,10 @@ export class MapReconciler<K, V> {
         }
         // Every key of the last slice deleted since: the walk starts over (repeats count it).
         const c = (port.readChunk as NonNullable<MapPort<K, V>["readChunk"]>)(after, chunk);
-        entries = c.entries.map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex")]);
+        entries = c.entries.map(([k, v]) => [
+          k,
+          Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"),
+        ]);
         done = c.done;
       }
       last = [];

@@ -338,7 +338,11 @@ describe("agent: the reconcile loop against a fake datapath and the lab API serv
     await new Promise((r) => setTimeout(r, 700));
     const asked = performance.now();
     await core.createNamespacedPod({ namespace: "demo", body: pod("lane", "n2", "10.244.1.77", "a") });
-    await waitFor(() => fake.ipcache.get("10.244.1.77/32") !== undefined, "the pod's entry while the lane waits", 2500);
+    await waitFor(
+      () => fake.ipcache.get("10.244.1.77/32") !== undefined,
+      "the pod's entry while the lane waits",
+      2500,
+    );
     const ms = performance.now() - asked;
     assert.ok(ms < 2500, `programmed after ${ms.toFixed(0)} ms`);
     fake.asyncDelayMs = 0;

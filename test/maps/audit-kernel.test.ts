@@ -58,7 +58,10 @@ describe("maps: audit of a pinned LPM trie in slices, with drift made by bpftool
 
   const slot = (ip: string, identity: number): [string, { key: Prefix; entry: IpcacheEntry }] => {
     const key = { ip, length: 32 };
-    return [ipcacheKeyString(key), { key, entry: { identity, tunnelIp: "198.18.0.2", cidrIdentity: 0, flags: 0 } }];
+    return [
+      ipcacheKeyString(key),
+      { key, entry: { identity, tunnelIp: "198.18.0.2", cidrIdentity: 0, flags: 0 } },
+    ];
   };
 
   it("readChunk walks every entry once, in slices, whatever size they come in", function () {
@@ -77,7 +80,10 @@ describe("maps: audit of a pinned LPM trie in slices, with drift made by bpftool
         const ks = ipcacheKeyString(k);
         assert.ok(!seen.has(ks), `${ks} twice`);
         seen.add(ks);
-        assert.equal(ipcacheCodec.value.decode(v).identity - 300, (Number(k.ip.split(".")[2]) << 8) + Number(k.ip.split(".")[3]));
+        assert.equal(
+          ipcacheCodec.value.decode(v).identity - 300,
+          (Number(k.ip.split(".")[2]) << 8) + Number(k.ip.split(".")[3]),
+        );
       }
       if (c.done) break;
       after = c.entries.at(-1)?.[0];
@@ -97,9 +103,29 @@ describe("maps: audit of a pinned LPM trie in slices, with drift made by bpftool
     const bpftool = (...args: string[]) => execFileSync("bpftool", ["map", ...args], { stdio: "pipe" });
     // Altered: another identity; deleted; added: an address nobody wrote.
     const altered = ipcacheCodec.value.encode({ identity: 4, tunnelIp: null, cidrIdentity: 0, flags: 0 });
-    bpftool("update", "pinned", path, "key", "hex", ...hexArgs(encKey("10.2.10.10")), "value", "hex", ...hexArgs(altered));
+    bpftool(
+      "update",
+      "pinned",
+      path,
+      "key",
+      "hex",
+      ...hexArgs(encKey("10.2.10.10")),
+      "value",
+      "hex",
+      ...hexArgs(altered),
+    );
     bpftool("delete", "pinned", path, "key", "hex", ...hexArgs(encKey("10.2.40.40")));
-    bpftool("update", "pinned", path, "key", "hex", ...hexArgs(encKey("10.3.0.1")), "value", "hex", ...hexArgs(altered));
+    bpftool(
+      "update",
+      "pinned",
+      path,
+      "key",
+      "hex",
+      ...hexArgs(encKey("10.3.0.1")),
+      "value",
+      "hex",
+      ...hexArgs(altered),
+    );
 
     // Events between slices: pods added and deleted through the reconciler, among them every key
     // of the slice just read (the walk must resume after a key still in the map, not start over).
@@ -146,8 +172,10 @@ describe("maps: audit of a pinned LPM trie in slices, with drift made by bpftool
 
     // The kernel now holds exactly the desired entries.
     const got = new Map<string, string>();
-    for (const [k, v] of m.entries()) got.set(ipcacheKeyString(k), ipcacheCodec.value.encode(v).toString("hex"));
+    for (const [k, v] of m.entries())
+      got.set(ipcacheKeyString(k), ipcacheCodec.value.encode(v).toString("hex"));
     assert.equal(got.size, want.size);
-    for (const [ks, { entry }] of want) assert.equal(got.get(ks), ipcacheCodec.value.encode(entry).toString("hex"), ks);
+    for (const [ks, { entry }] of want)
+      assert.equal(got.get(ks), ipcacheCodec.value.encode(entry).toString("hex"), ks);
   });
 });
