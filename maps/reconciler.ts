@@ -156,7 +156,10 @@ export class MapReconciler<K, V> {
    */
   async audit(opts: AuditOptions): Promise<AuditResult> {
     const epoch = ++this.#epoch;
-    const chunk = Math.max(1, opts.chunk ?? 512);
+    const maxChunk = Math.max(1, opts.chunk ?? 512);
+    const budgetMs = opts.sliceBudgetMs ?? 4;
+    // Slices shrink when one took longer than the budget (a loaded node), and grow back after.
+    let chunk = maxChunk;
     const port = this.#port;
     const result: AuditResult = {
       checked: 0,
@@ -225,10 +228,13 @@ export class MapReconciler<K, V> {
         }
       }
       result.slices++;
-      result.maxSliceMs = Math.max(result.maxSliceMs, performance.now() - started);
+      const tookMs = performance.now() - started;
+      result.maxSliceMs = Math.max(result.maxSliceMs, tookMs);
+      if (tookMs > budgetMs) chunk = Math.max(16, chunk >> 1);
+      else if (tookMs < budgetMs / 4) chunk = Math.min(maxChunk, chunk * 2);
       if (done) break;
       // The walk keeps starting over (its resume keys deleted under it): give up for this round.
-      if (repeats > this.#shadow.size + chunk || !(await opts.pause())) {
+      if (repeats > this.#shadow.size + maxChunk || !(await opts.pause())) {
         result.complete = false;
         return result;
       }
@@ -242,7 +248,7 @@ export class MapReconciler<K, V> {
         result.missing++;
         result.keys.push(ks);
       }
-      if (++n % (chunk * 8) === 0) {
+      if (++n % (maxChunk * 8) === 0) {
         result.maxSliceMs = Math.max(result.maxSliceMs, performance.now() - started);
         if (!(await opts.pause())) {
           result.complete = false;
@@ -262,8 +268,10 @@ interface ShadowEntry<K> {
 }
 
 export interface AuditOptions {
-  /** Entries read per slice (default 512). */
+  /** Entries read per slice at most (default 512). */
   chunk?: number;
+  /** A slice that took longer (wall time, ms; default 4) halves the next one, down to 16 entries. */
+  sliceBudgetMs?: number;
   /** Awaited between slices; resolving false stops the audit (reported incomplete). */
   pause: () => Promise<boolean>;
 }
