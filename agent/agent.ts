@@ -143,6 +143,10 @@ export class Agent {
   #fullResync = true;
   #readyWaiters: (() => void)[] = [];
   #refreshing: Promise<void> | undefined;
+  /** The full resync's map audit while it runs. */
+  #audit: Promise<void> | undefined;
+  /** The full resync's plumbing lane while it runs. */
+  #plumbing: Promise<void> | undefined;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -426,9 +430,6 @@ export class Agent {
     const full = this.#fullResync;
     this.#fullResync = false;
     if (full) {
-      this.#changes.all();
-      opened.ipcache.resync();
-      opened.policy.resync();
       opened.services.resync();
       // Every step again, the on-link check re-reading the routes it rests on; the conflist stays.
       opened.steps.resync();
@@ -443,7 +444,14 @@ export class Agent {
       return;
     }
     const nodes = [...this.#nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
-    const applied = await opened.steps.run({ own, nodes, remote: nodes.filter((n) => n.name !== own.name) });
+    const pass: Pass = { own, nodes, remote: nodes.filter((n) => n.name !== own.name) };
+    // A full resync once the node is programmed: the plumbing in its own lane and the maps
+    // audited in slices, both beside the passes events keep running.
+    if (full && this.#ready) this.#startResyncLane(opened, pass);
+    const applied = await opened.steps.run(
+      pass,
+      this.#plumbing === undefined ? undefined : (step) => step.plumbing !== true,
+    );
     this.metrics.identities.set(this.options.policy.identities().size);
 
     const durationMs = performance.now() - started;
@@ -454,6 +462,90 @@ export class Agent {
     else {
       this.#setNotReady("some map entries could not be written; retrying");
       this.#retry = true;
+    }
+  }
+
+  /**
+   * The full resync's node plumbing (devices, programs, routes, masquerade: child processes and
+   * netlink, hundreds of milliseconds on a loaded node) and the node's own addresses, in a lane
+   * of its own: passes meanwhile run the map steps only, so events never wait for a process.
+   * Then the map audit. One lane at a time; a pass follows it (plumbing an event changed meanwhile).
+   */
+  #startResyncLane(opened: Opened, pass: Pass): void {
+    if (this.#plumbing !== undefined) return;
+    this.#plumbing = (async () => {
+      const local = await this.#datapath.localAddresses();
+      this.#changes.localAddresses = local;
+      await opened.steps.run(pass, (step) => step.plumbing === true);
+    })()
+      .catch((err: unknown) => {
+        this.#log.error(
+          "resync of the node's plumbing failed",
+          err instanceof StepError ? { step: err.step, ...errorFields(err.cause) } : errorFields(err),
+        );
+      })
+      .finally(() => {
+        this.#plumbing = undefined;
+        this.#startAudit(opened);
+        this.#schedule(0);
+      });
+  }
+
+  /**
+   * The full resync's map audit, in the background: skn_ipcache and skn_policy are read in slices
+   * and compared with what the agent wrote (MapReconciler.audit); between slices the event loop
+   * runs, and a pass in flight finishes first, so events never wait behind more than one slice.
+   * Drift goes into the next pass as keys to rewrite. One audit at a time.
+   */
+  #startAudit(opened: Opened): void {
+    if (this.#audit !== undefined || this.#stopped) return;
+    this.#audit = this.#runAudit(opened)
+      .catch((err: unknown) => {
+        this.#log.error("map audit failed", errorFields(err));
+      })
+      .finally(() => {
+        this.#audit = undefined;
+      });
+  }
+
+  async #runAudit(opened: Opened): Promise<void> {
+    const pause = async (): Promise<boolean> => {
+      await new Promise<void>((r) => setImmediate(r));
+      while (this.#running !== undefined && !this.#stopped) await this.#running;
+      return !this.#stopped;
+    };
+    const maps: [
+      string,
+      MapReconciler<Prefix, IpcacheEntry> | MapReconciler<PolicyKey, PolicyEntry>,
+      Set<string>,
+    ][] = [
+      [IPCACHE_MAP, opened.ipcache, this.#changes.ipcacheKeys],
+      [POLICY_MAP, opened.policy, this.#changes.policyKeys],
+    ];
+    for (const [map, reconciler, keys] of maps) {
+      const started = performance.now();
+      const r = await reconciler.audit({ pause });
+      const fields = {
+        map,
+        checked: r.checked,
+        altered: r.altered,
+        extra: r.extra,
+        missing: r.missing,
+        complete: r.complete,
+        slices: r.slices,
+        maxSliceMs: Math.round(r.maxSliceMs * 100) / 100,
+        durationMs: Math.round(performance.now() - started),
+      };
+      if (r.keys.length === 0) {
+        this.#log.info("map audited", fields);
+        continue;
+      }
+      for (const ks of r.keys) keys.add(ks);
+      if (map === POLICY_MAP) this.#changes.policyRepairs++;
+      for (const kind of ["altered", "extra", "missing"] as const)
+        if (r[kind] > 0) this.metrics.mapDrift.inc({ map, kind }, r[kind]);
+      this.#log.warn("map drift found; repairing", fields);
+      this.#schedule(0);
     }
   }
 
@@ -573,6 +665,8 @@ export class Agent {
     clearInterval(this.#resyncTimer);
     await this.#watch?.stop();
     await this.#running;
+    await this.#plumbing;
+    await this.#audit;
     const opened = this.#opened;
     this.#opened = undefined;
     this.metrics.datapath = undefined;

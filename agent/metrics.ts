@@ -13,6 +13,8 @@
  *   skein_reconcile_duration_seconds{target}                histogram
  *   skein_k8s_watch_errors_total{resource} skein_k8s_watch_restarts_total{resource}
  *   skein_k8s_objects_skipped_total{kind,reason} skein_map_write_failures_total{map}
+ *   skein_map_drift_total{map,kind}                         entries the periodic audit found changed behind
+ *                                                           the agent's back (altered, extra, missing), then repaired
  *   skein_services skein_service_frontends skein_service_backends    programmed (--service-lb bpf)
  *   skein_service_problems                                  Service inputs the builder left out
  *   skein_service_programming_latency_seconds               histogram: a Service's or EndpointSlice's
@@ -38,6 +40,7 @@ export class AgentMetrics {
   /** entries / capacity per map, computed at scrape time from mapEntries and mapCapacity. */
   readonly mapPressure: Gauge<"map">;
   readonly mapWriteFailures: Counter<"map">;
+  readonly mapDrift: Counter<"map" | "kind">;
   readonly policyOverflow: Gauge;
   readonly endpoints: Gauge;
   readonly identities: Gauge;
@@ -110,6 +113,12 @@ export class AgentMetrics {
       name: "skein_map_write_failures_total",
       help: "Map updates or deletes that failed, by map.",
       labelNames: ["map"],
+      registers,
+    });
+    this.mapDrift = new Counter({
+      name: "skein_map_drift_total",
+      help: "Map entries the periodic audit found changed behind the agent's back (then repaired), by map and kind.",
+      labelNames: ["map", "kind"],
       registers,
     });
     this.policyOverflow = new Gauge({

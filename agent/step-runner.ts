@@ -58,13 +58,17 @@ export class StepRunner<P, S extends Step<P> = Step<P>> {
   }
 
   /**
-   * Runs the steps in order, each when its key changed. Throws StepError for the first step that
-   * throws; the steps before it stay applied, it and those after run again next time. Returns
-   * true when every step is applied: none returned false or was held back by one that did.
+   * Runs the steps in order (those `only` accepts, when given), each when its key changed. Throws
+   * StepError for the first step that throws; the steps before it stay applied, it and those
+   * after run again next time. Returns true when every step run is applied: none returned false
+   * or was held back by one that did. Two runs must not share a step.
    */
-  async run(pass: P): Promise<boolean> {
+  async run(pass: P, only?: (step: S) => boolean): Promise<boolean> {
     let all = true;
     for (const step of this.steps) {
+      // Left to another run (the full resync's node plumbing, in its own lane): neither applied
+      // nor holding back the steps after it.
+      if (only !== undefined && !only(step)) continue;
       if (step.afterAll === true && !all) continue;
       const started = performance.now();
       let key: string | null | undefined;

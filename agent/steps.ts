@@ -89,12 +89,19 @@ export class MapChanges {
   policyAll = true;
   /** policyKeyStrings the engine added, removed or changed. */
   readonly policyKeys = new Set<string>();
+  /** ipcache keyStrings (any prefix) to bring back to the desired entry: drift an audit found. */
+  readonly ipcacheKeys = new Set<string>();
+  /** The node's own addresses as a full resync read them; the whole ipcache is rebuilt only if they changed. */
+  localAddresses: string[] | undefined;
+  /** Counts drift handed to the policy step, which otherwise runs only when the engine changed. */
+  policyRepairs = 0;
 
   all(): void {
     this.ipcacheAll = true;
     this.policyAll = true;
     this.addresses.clear();
     this.policyKeys.clear();
+    this.ipcacheKeys.clear();
   }
 }
 
@@ -119,8 +126,12 @@ export interface StepEnv {
   serviceLb: ServiceLbMode;
 }
 
-/** A step with the reconcile_duration_seconds target that times it, if any. */
-export type NodeStep = Step<Pass> & { readonly target?: string };
+/**
+ * A step with the reconcile_duration_seconds target that times it, if any. `plumbing`: the node's
+ * devices, routes and rules (child processes, netlink), which a full resync re-applies in a lane
+ * of its own so that events' map writes never wait for them.
+ */
+export type NodeStep = Step<Pass> & { readonly target?: string; readonly plumbing?: boolean };
 
 /** The steps, in order. */
 export function nodeSteps(env: StepEnv): NodeStep[] {
@@ -147,6 +158,7 @@ function overlayOf(node: NodeState): OverlayDevice {
 export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): NodeStep {
   return {
     name: "overlay",
+    plumbing: true,
     target: "overlay",
     key: ({ own }) => `${own.internalIp}|${own.podCidr}`,
     async apply({ own }) {
@@ -207,6 +219,7 @@ export function overlayStep({ datapath, maps, node, settings, log }: StepEnv): N
 export function routesStep({ datapath, node, settings, log }: StepEnv): NodeStep {
   return {
     name: "routes",
+    plumbing: true,
     target: "routes",
     // The node's own address is the routes' `src`: a moved InternalIP rewrites them at once.
     key: ({ own, remote }) =>
@@ -269,6 +282,7 @@ export function routesStep({ datapath, node, settings, log }: StepEnv): NodeStep
 export function bgpStep({ bgp, node, settings }: StepEnv): NodeStep {
   return {
     name: "bgp",
+    plumbing: true,
     target: "bgp",
     key: ({ own, nodes }) =>
       bgp === undefined || settings.routing !== "native" || node.uplink === null
@@ -289,6 +303,7 @@ export function bgpStep({ bgp, node, settings }: StepEnv): NodeStep {
 export function onLinkStep({ datapath, maps, node, log }: StepEnv): NodeStep {
   return {
     name: "on-link",
+    plumbing: true,
     key: ({ remote }) =>
       node.uplink === null || node.config === null
         ? null
@@ -323,6 +338,7 @@ export function masqueradeStep({ datapath, node, settings }: StepEnv): NodeStep 
     settings.clusterCidrs.length > 0 ? settings.clusterCidrs : nodes.map((n) => n.podCidr);
   return {
     name: "masquerade",
+    plumbing: true,
     key: ({ own, nodes }) => `${own.podCidr}|${cluster(nodes).join(",")}`,
     async apply({ own, nodes }) {
       await datapath.ensureMasquerade(
@@ -338,13 +354,16 @@ export function masqueradeStep({ datapath, node, settings }: StepEnv): NodeStep 
 
 /**
  * ipcache: every address of the cluster. Runs every pass. The whole map is diffed only when the
- * base changed (nodes, ipBlocks; local addresses are read then and on a full resync) or was asked
- * for; otherwise only the entries of the addresses events touched are written.
+ * base changed (nodes, ipBlocks, the node's own addresses, read again on a full resync) or was
+ * asked for; otherwise only the entries of the addresses events touched, and of the keys an audit
+ * found drifted, are written.
  */
 export function ipcacheStep(env: StepEnv): NodeStep {
   const { datapath, maps, settings, ipcache, changes } = env;
   let index: IpcacheIndex | undefined;
   let baseKey = "";
+  /** The node's own addresses the index was built with. */
+  let local = "";
   let desired = new Map<string, IpcacheSlot>();
   return {
     name: "ipcache",
@@ -360,11 +379,18 @@ export function ipcacheStep(env: StepEnv): NodeStep {
       const cidrs = policy.cidrPrefixes();
       const key = `${own.name}|${nodes.map((n) => `${n.name},${n.internalIp},${n.podCidr}`).join(";")}|${[...cidrs].join(";")}`;
       let r: ApplyResult;
+      // A full resync read the node's own addresses again (in its lane): the pods' entries stand
+      // unless they changed.
+      let localAddresses = changes.localAddresses;
+      changes.localAddresses = undefined;
+      if (localAddresses !== undefined && localAddresses.join(",") !== local) changes.ipcacheAll = true;
       if (changes.ipcacheAll || index === undefined || key !== baseKey) {
-        const localAddresses = await datapath.localAddresses();
+        localAddresses ??= await datapath.localAddresses();
         // From here on synchronous: what events changed during the await is in what we read now.
         changes.ipcacheAll = false;
         changes.addresses.clear();
+        changes.ipcacheKeys.clear();
+        local = localAddresses.join(",");
         index = new IpcacheIndex({ localNodeName: own.name, localAddresses, nodes, cidrs });
         desired = index.baseEntries();
         for (const p of env.pods()) {
@@ -386,6 +412,9 @@ export function ipcacheStep(env: StepEnv): NodeStep {
           keys.push(ks);
         }
         changes.addresses.clear();
+        // Drift repaired from the desired entries as they stand (base or pod, whichever it is).
+        for (const ks of changes.ipcacheKeys) keys.push(ks);
+        changes.ipcacheKeys.clear();
         r = ipcache.applyChanged(desired, keys);
       }
       if (r.failed > 0) changes.ipcacheAll = true;
@@ -395,13 +424,13 @@ export function ipcacheStep(env: StepEnv): NodeStep {
   };
 }
 
-/** Policy: only when the compiler's output changed (or on resync); again while writes fail. */
+/** Policy: only when the compiler's output changed or an audit found drift; again while writes fail. */
 export function policyStep(env: StepEnv): NodeStep {
   const { maps, settings, policyMap, log, metrics } = env;
   return {
     name: "policy",
     target: "policy",
-    key: () => String(settings.policy.version),
+    key: () => `${settings.policy.version}|${env.changes.policyRepairs}`,
     apply() {
       const desired = settings.policy.desiredPolicy();
       const { changes } = env;

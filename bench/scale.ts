@@ -11,6 +11,14 @@
  *   - a churn of --churn events at --churn-rate events/s (add, relabel, delete; 1 in 5 on this
  *     node), its latency, and RSS before and after it (each after a GC in the agent);
  *   - sustained churn: --rates events/s for --rate-seconds each; the highest whose p99 ≤ 100 ms.
+ *   - the soak: RSS after a GC before the churn, and after it once every churned pod is deleted
+ *     again (the cluster as it started) and the agent collected garbage: the difference is what
+ *     the churn left behind.
+ *   - the agent's and the API server's CPU time per event in each phase (from /proc: the figure the
+ *     machine's load distorts least), and the API server's answer times (event→kernel starts at
+ *     the answer, so a slow server lowers the rate achieved but not the latency).
+ * The agent's full resync runs every --resync-seconds (default 15, the agent's own default is 60),
+ * so that the churn phases include some.
  *
  * SKEIN_BENCH_KEEP=1 keeps the agent's and API server's logs; SKEIN_BENCH_LOG=LEVEL sets the
  * agent's log level; SKEIN_AGENT_CPU_PROF=FILE profiles the agent from ready to its end;
@@ -43,6 +51,7 @@ const { values: opts } = parseArgs({
     rates: { type: "string", default: "100,200,400,800" },
     "rate-seconds": { type: "string", default: "5" },
     "latency-events": { type: "string", default: "300" },
+    "resync-seconds": { type: "string", default: "15" },
   },
 });
 const list = (s: string): number[] => s.split(",").map((x) => Number(x.trim()));
@@ -87,6 +96,14 @@ function teardownNetns(): void {
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m === null ? Number.NaN : Number(m[1]) / 1024;
+}
+
+/** User + system CPU time of a process, ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 (utime, stime) in clock ticks of 10 ms.
+  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 function percentile(v: readonly number[], p: number): number {
@@ -149,6 +166,14 @@ function churnSlots(count: number, nodes: number): Slot[] {
   });
 }
 
+/** CPU time per event of a phase, ms: the agent's and the API server's. */
+interface CpuPerEvent {
+  agent: number;
+  api: number;
+  /** This process: the clients' requests and the poller's map lookups. */
+  bench: number;
+}
+
 interface Size {
   pods: number;
   readyMs: number;
@@ -156,13 +181,24 @@ interface Size {
   policyAtReady: number;
   rssReady: number;
   latency: { p50: number; p99: number; max: number; n: number };
-  churn: { events: number; rate: number; p50: number; p99: number };
+  churn: { events: number; rate: number; p50: number; p99: number; apiP50: number; cpu: CpuPerEvent };
   rssBeforeChurn: number;
   rssAfterChurn: number;
+  /** Churn pods left when the churn ended, deleted before RSS after the churn was read. */
+  leftover: number;
   /** The agent's live heap after a GC, MiB. */
   heapBeforeChurn: number;
   heapAfterChurn: number;
-  sustained: { rate: number; achieved: number; dropped: number; p50: number; p99: number }[];
+  sustained: {
+    rate: number;
+    achieved: number;
+    dropped: number;
+    p50: number;
+    p99: number;
+    apiP50: number;
+    apiP99: number;
+    cpu: CpuPerEvent;
+  }[];
 }
 
 async function measureSize(pods: number, nodes: number, policies: number): Promise<Size> {
@@ -217,6 +253,7 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
         `--health-addr=${NODE0_IP}:${HEALTH_PORT}`,
         "--metrics-addr=",
         "--policy-map-entries=262144",
+        `--resync-interval=${opts["resync-seconds"]}`,
         `--log-level=${process.env.SKEIN_BENCH_LOG ?? "info"}`,
       ],
       { stdio: ["ignore", agentLog, agentLog] },
@@ -389,6 +426,30 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
     };
 
     // Latency, one event at a time.
+    const apiPid = (): number => {
+      if (api?.pid === undefined) throw new Error("no API server");
+      return api.pid;
+    };
+    /** Runs `phase`; the agent's and API server's CPU time per event it sent. */
+    const withCpu = async <T extends { lat: number[] }>(
+      phase: () => Promise<T>,
+    ): Promise<T & { cpu: CpuPerEvent }> => {
+      const a0 = cpuMs(agentPid());
+      const s0 = cpuMs(apiPid());
+      const b0 = process.cpuUsage();
+      const r = await phase();
+      // The last events' passes finish within the debounce; the poller saw them.
+      const n = Math.max(1, r.lat.length);
+      const b = process.cpuUsage(b0);
+      return {
+        ...r,
+        cpu: {
+          agent: (cpuMs(agentPid()) - a0) / n,
+          api: (cpuMs(apiPid()) - s0) / n,
+          bench: (b.user + b.system) / 1000 / n,
+        },
+      };
+    };
     const seq: number[] = [];
     for (let i = 0; i < Number(opts["latency-events"]); i++) {
       const s = freeSlot();
@@ -409,11 +470,29 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       if (last !== undefined) heapAfterGc.push(Number(last));
       return rssMiB(agentPid());
     };
+    // The soak: RSS after a GC, the churn, every churn pod deleted again, RSS after a GC.
     const rssBeforeChurn = await gcRss();
     const churnN = Number(opts.churn);
     const churnRate = Number(opts["churn-rate"]);
-    const churn = await paced(churnRate, churnN);
+    const churn = await withCpu(() => paced(churnRate, churnN));
+    const churnApiP50 = percentile(apiMs, 50);
+    apiMs.length = 0;
+    const leftover = slots.filter((s) => s.state === "present");
+    for (const s of leftover) {
+      // A present slot's next event is a relabel or a delete: deleted straight away here.
+      s.busy = true;
+      await call("delete", `${podsUrl(s.namespace)}/${s.name}`, { method: "DELETE" });
+      s.state = "absent";
+      s.busy = false;
+    }
+    const deletedAt = performance.now();
+    while (leftover.some((s) => identityAt(s.ip) !== undefined)) {
+      if (performance.now() - deletedAt > 60_000)
+        throw new Error("churn pods still in the ipcache 60 s after their deletion");
+      await sleep(50);
+    }
     await sleep(2000);
+    await gcRss();
     const rssAfterChurn = await gcRss();
 
     const sustained: Size["sustained"] = [];
@@ -422,20 +501,22 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       await poller;
     };
     for (const rate of list(opts.rates)) {
-      const r = await paced(rate, Math.round(rate * Number(opts["rate-seconds"])));
-      sustained.push({
+      const r = await withCpu(() => paced(rate, Math.round(rate * Number(opts["rate-seconds"]))));
+      const row = {
         rate,
         dropped: r.dropped,
         achieved: r.achieved,
         p50: percentile(r.lat, 50),
         p99: percentile(r.lat, 99),
-      });
-      say(
-        `  API answers p50 ${percentile(apiMs, 50).toFixed(1)} ms p99 ${percentile(apiMs, 99).toFixed(1)} ms`,
-      );
+        apiP50: percentile(apiMs, 50),
+        apiP99: percentile(apiMs, 99),
+        cpu: r.cpu,
+      };
+      sustained.push(row);
       apiMs.length = 0;
       say(
-        `  ${pods} pods: ${rate} events/s → achieved ${r.achieved.toFixed(0)}/s (${r.dropped} not sent: every slot waiting), p50 ${percentile(r.lat, 50).toFixed(1)} ms, p99 ${percentile(r.lat, 99).toFixed(1)} ms`,
+        `  ${pods} pods: ${rate} events/s → achieved ${r.achieved.toFixed(0)}/s (${r.dropped} not sent: every slot waiting), p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms; ` +
+          `API answers p50 ${row.apiP50.toFixed(1)} / p99 ${row.apiP99.toFixed(1)} ms; CPU per event: agent ${r.cpu.agent.toFixed(2)} ms, API server ${r.cpu.api.toFixed(2)} ms, bench ${r.cpu.bench.toFixed(2)} ms`,
       );
       await sleep(1000);
     }
@@ -452,11 +533,14 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
         rate: churn.achieved,
         p50: percentile(churn.lat, 50),
         p99: percentile(churn.lat, 99),
+        apiP50: churnApiP50,
+        cpu: churn.cpu,
       },
       rssBeforeChurn,
       rssAfterChurn,
+      leftover: leftover.length,
       heapBeforeChurn: heapAfterGc[0] ?? Number.NaN,
-      heapAfterChurn: heapAfterGc[1] ?? Number.NaN,
+      heapAfterChurn: heapAfterGc.at(-1) ?? Number.NaN,
       sustained,
     };
   } finally {
@@ -487,21 +571,22 @@ async function main(): Promise<void> {
       say(
         `  ready ${(r.readyMs / 1000).toFixed(2)} s (ipcache ${r.ipcacheAtReady}, policy ${r.policyAtReady} entries), RSS ${r.rssReady.toFixed(0)} MiB; ` +
           `event→kernel p50 ${r.latency.p50.toFixed(1)} ms p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}); ` +
-          `churn ${r.churn.events} at ${r.churn.rate.toFixed(0)}/s p99 ${r.churn.p99.toFixed(1)} ms; RSS after GC ${r.rssBeforeChurn.toFixed(0)} → ${r.rssAfterChurn.toFixed(0)} MiB (heap ${r.heapBeforeChurn.toFixed(1)} → ${r.heapAfterChurn.toFixed(1)} MiB)`,
+          `churn ${r.churn.events} at ${r.churn.rate.toFixed(0)}/s p50 ${r.churn.p50.toFixed(1)} ms p99 ${r.churn.p99.toFixed(1)} ms (API answers p50 ${r.churn.apiP50.toFixed(1)} ms; CPU per event agent ${r.churn.cpu.agent.toFixed(2)} ms, API server ${r.churn.cpu.api.toFixed(2)} ms, bench ${r.churn.cpu.bench.toFixed(2)} ms); ` +
+          `soak: RSS after GC ${r.rssBeforeChurn.toFixed(0)} → ${r.rssAfterChurn.toFixed(0)} MiB (${(((r.rssAfterChurn - r.rssBeforeChurn) / r.rssBeforeChurn) * 100).toFixed(1)} %, ${r.leftover} churn pods deleted first; heap ${r.heapBeforeChurn.toFixed(1)} → ${r.heapAfterChurn.toFixed(1)} MiB)`,
       );
     }
   } finally {
     teardownNetns();
   }
   say(
-    "\n| pods | ready | RSS at ready | event→kernel p50 / p99 | churn p99 | RSS before / after churn (GC) | sustained (p99 ≤ 100 ms) |",
+    "\n| pods | ready | RSS at ready | event→kernel p50 / p99 | churn p99 | agent CPU per churn event | soak: RSS before / after (GC) | sustained (p99 ≤ 100 ms) |",
   );
-  say("|---:|---:|---:|---:|---:|---:|---:|");
+  say("|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of results) {
     const ok = r.sustained.filter((s) => s.p99 <= 100 && s.achieved >= 0.9 * s.rate);
     const best = ok.length > 0 ? Math.max(...ok.map((s) => s.rate)) : 0;
     say(
-      `| ${r.pods.toLocaleString("en")} | ${(r.readyMs / 1000).toFixed(2)} s | ${r.rssReady.toFixed(0)} MiB | ${r.latency.p50.toFixed(1)} / ${r.latency.p99.toFixed(1)} ms | ${r.churn.p99.toFixed(1)} ms at ${r.churn.rate.toFixed(0)}/s | ${r.rssBeforeChurn.toFixed(0)} / ${r.rssAfterChurn.toFixed(0)} MiB | ≥ ${best}/s |`,
+      `| ${r.pods.toLocaleString("en")} | ${(r.readyMs / 1000).toFixed(2)} s | ${r.rssReady.toFixed(0)} MiB | ${r.latency.p50.toFixed(1)} / ${r.latency.p99.toFixed(1)} ms | ${r.churn.p99.toFixed(1)} ms at ${r.churn.rate.toFixed(0)}/s | ${r.churn.cpu.agent.toFixed(2)} ms | ${r.rssBeforeChurn.toFixed(0)} / ${r.rssAfterChurn.toFixed(0)} MiB (${(((r.rssAfterChurn - r.rssBeforeChurn) / r.rssBeforeChurn) * 100).toFixed(1)} %) | ≥ ${best}/s |`,
     );
   }
 }

@@ -41,6 +41,9 @@ const BATCH_TYPES = new Set<number>([
   MapType.LRU_HASH,
 ]);
 
+/** Whether this kernel does batch lookups on LPM tries (Linux 6.x does); unknown until tried. */
+let lpmBatch: boolean | undefined;
+
 let possibleCpus: number | undefined;
 /** Number of possible CPUs: the stride of per-CPU map values. */
 export function numPossibleCpus(): number {
@@ -234,6 +237,57 @@ export class RawMap extends Owned {
       if (ret === -2) return; // ENOENT: that was the last batch
       inBatch = outBatch;
     }
+  }
+
+  /**
+   * Up to `max` entries that follow `after` in the kernel's order (from the first when null), as
+   * `count` keys and values packed in two buffers; `done` when the map has no more. For walking a
+   * map in slices between which it may change: an LPM trie's batch lookup (one syscall per slice,
+   * where the kernel supports it) and the get-next-key walk both restart from the first key when
+   * `after` has been deleted meanwhile, so the caller passes a key it knows is still there.
+   * Throws SysError.
+   */
+  readChunk(
+    after: Uint8Array | null,
+    max: number,
+  ): { keys: Buffer; values: Buffer; count: number; done: boolean } {
+    if (after !== null) this.#checkKey(after);
+    const keySize = this.info.keySize;
+    const keys = Buffer.alloc(keySize * max);
+    const values = Buffer.alloc(this.valueBytes * max);
+    // The generic batch lookup (an LPM trie's) takes and returns a key as its position.
+    if (this.info.type === MapType.LPM_TRIE && lpmBatch !== false) {
+      const count = [max];
+      const ret = libbpf().bpf_map_lookup_batch(this.fd, after, Buffer.alloc(keySize), keys, values, count, {
+        sz: sizeOf(batchOpts),
+        elem_flags: 0,
+        flags: 0,
+      }) as number;
+      // ENOTSUPP (524), EOPNOTSUPP, EINVAL: a kernel without batch operations on LPM tries.
+      if (lpmBatch === undefined && (ret === -524 || ret === -95 || ret === -22)) lpmBatch = false;
+      else {
+        if (ret < 0 && ret !== -2) check(ret, "lookup batch", this.label);
+        lpmBatch = true;
+        const n = count[0] ?? 0;
+        return { keys, values, count: n, done: ret === -2 };
+      }
+    }
+    let prev: Uint8Array | null = after;
+    let n = 0;
+    while (n < max) {
+      const next = keys.subarray(n * keySize, (n + 1) * keySize);
+      const ret = libbpf().bpf_map_get_next_key(this.fd, prev, next) as number;
+      if (ret === -2) return { keys, values, count: n, done: true };
+      check(ret, "iterate", this.label);
+      prev = next;
+      const value = values.subarray(n * this.valueBytes, (n + 1) * this.valueBytes);
+      const got = libbpf().bpf_map_lookup_elem(this.fd, next, value) as number;
+      // Deleted between the two calls: its slot is reused by the next key.
+      if (got === -2) continue;
+      check(got, "lookup", this.label);
+      n++;
+    }
+    return { keys, values, count: n, done: false };
   }
 
   /** Number of entries (walks the map; in batches where the map type allows). */

@@ -117,6 +117,23 @@ export class TypedMap<K, V> implements Disposable {
     return this.raw.count();
   }
 
+  /**
+   * Up to `max` entries after `after` in the kernel's order (RawMap.readChunk): keys decoded,
+   * values as the kernel holds them (views into one buffer). Throws SysError.
+   */
+  readChunk(after: K | undefined, max: number): { entries: [K, Buffer][]; done: boolean } {
+    const c = this.raw.readChunk(after === undefined ? null : this.codec.key.encode(after), max);
+    const ks = this.raw.info.keySize;
+    const vs = this.raw.valueBytes;
+    const entries: [K, Buffer][] = [];
+    for (let i = 0; i < c.count; i++)
+      entries.push([
+        this.codec.key.decode(c.keys.subarray(i * ks, (i + 1) * ks)),
+        c.values.subarray(i * vs, (i + 1) * vs),
+      ]);
+    return { entries, done: c.done };
+  }
+
   get maxEntries(): number {
     return this.raw.info.maxEntries;
   }

@@ -9,6 +9,12 @@ import type { MapCodec } from "./codec.js";
 /** What a reconciler needs of a map: typed maps implement it, and so does the fake in tests. */
 export interface MapPort<K, V> {
   entries(): Iterable<[K, V]>;
+  /**
+   * Up to `max` entries after `after` (from the first when undefined), values as the kernel's
+   * bytes; for audits that read a big map in slices. Maps without it are audited through
+   * `entries()`. Throws SysError.
+   */
+  readChunk?(after: K | undefined, max: number): { entries: [K, Uint8Array][]; done: boolean };
   set(key: K, value: V): void;
   delete(key: K): boolean;
   readonly maxEntries: number;
@@ -30,8 +36,12 @@ export class MapReconciler<K, V> {
   readonly #port: MapPort<K, V>;
   readonly #codec: MapCodec<K, V>;
   readonly #keyString: (k: K) => string;
-  /** keyString → encoded value (hex) as last written or read. */
-  #shadow = new Map<string, { key: K; value: string }>();
+  /**
+   * keyString → encoded value (hex) as last written or read. `seen`: the audit epoch that found
+   * it in the kernel, or minus the epoch current when it was written (an audit trusts those).
+   */
+  #shadow = new Map<string, ShadowEntry<K>>();
+  #epoch = 0;
 
   constructor(port: MapPort<K, V>, codec: MapCodec<K, V>, keyString: (k: K) => string) {
     this.#port = port;
@@ -45,9 +55,9 @@ export class MapReconciler<K, V> {
 
   /** Re-reads the kernel map into the shadow. Returns the number of entries. */
   resync(): number {
-    const shadow = new Map<string, { key: K; value: string }>();
+    const shadow = new Map<string, ShadowEntry<K>>();
     for (const [k, v] of this.#port.entries())
-      shadow.set(this.#keyString(k), { key: k, value: this.#encode(v) });
+      shadow.set(this.#keyString(k), { key: k, value: this.#encode(v), seen: -this.#epoch });
     this.#shadow = shadow;
     return shadow.size;
   }
@@ -90,7 +100,7 @@ export class MapReconciler<K, V> {
   #write(result: ApplyResult, ks: string, key: K, value: V, enc: string): void {
     try {
       this.#port.set(key, value);
-      this.#shadow.set(ks, { key, value: enc });
+      this.#shadow.set(ks, { key, value: enc, seen: -this.#epoch });
       result.upserted++;
     } catch (err) {
       result.failed++;
@@ -135,6 +145,153 @@ export class MapReconciler<K, V> {
     result.overflow = Math.max(0, desired.size - this.#port.maxEntries);
     return result;
   }
+
+  /**
+   * Compares the kernel map with the shadow in slices of `chunk` entries, awaiting `pause()`
+   * between slices so that events run meanwhile (each slice is synchronous: a write cannot land
+   * in the middle of one). Writes nothing: it makes the shadow say what the kernel holds for
+   * every entry that drifted (altered, added or removed behind the agent's back) and returns
+   * their keys; `applyChanged(desired, keys)` then repairs exactly those. Entries written while
+   * the audit runs are trusted. Never rebuilds the shadow or the desired state.
+   */
+  async audit(opts: AuditOptions): Promise<AuditResult> {
+    const epoch = ++this.#epoch;
+    const maxChunk = Math.max(1, opts.chunk ?? 512);
+    const budgetMs = opts.sliceBudgetMs ?? 4;
+    // Slices shrink when one took longer than the budget (a loaded node), and grow back after.
+    let chunk = maxChunk;
+    const port = this.#port;
+    const result: AuditResult = {
+      checked: 0,
+      altered: 0,
+      extra: 0,
+      missing: 0,
+      keys: [],
+      complete: true,
+      slices: 0,
+      maxSliceMs: 0,
+    };
+    const fallback = port.readChunk === undefined ? port.entries()[Symbol.iterator]() : undefined;
+    // The previous slice's keys, newest last: the walk resumes after the newest still in the map.
+    let last: [string, K][] = [];
+    let repeats = 0;
+    for (;;) {
+      const started = performance.now();
+      let entries: [K, string][];
+      let done: boolean;
+      if (fallback !== undefined) {
+        entries = [];
+        done = false;
+        while (entries.length < chunk) {
+          const n = fallback.next();
+          if (n.done === true) {
+            done = true;
+            break;
+          }
+          entries.push([n.value[0], this.#encode(n.value[1])]);
+        }
+      } else {
+        let after: K | undefined;
+        for (let i = last.length - 1; i >= 0 && after === undefined; i--) {
+          const [ks, k] = last[i] as [string, K];
+          if (this.#shadow.has(ks)) after = k;
+        }
+        // Every key of the last slice deleted since: the walk starts over (repeats count it).
+        const c = (port.readChunk as NonNullable<MapPort<K, V>["readChunk"]>)(after, chunk);
+        entries = c.entries.map(([k, v]) => [
+          k,
+          Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"),
+        ]);
+        done = c.done;
+      }
+      last = [];
+      for (const [k, hex] of entries) {
+        const ks = this.#keyString(k);
+        last.push([ks, k]);
+        const have = this.#shadow.get(ks);
+        if (have === undefined) {
+          this.#shadow.set(ks, { key: k, value: hex, seen: epoch });
+          result.extra++;
+          result.keys.push(ks);
+          continue;
+        }
+        if (have.seen === epoch) {
+          repeats++;
+          continue;
+        }
+        have.seen = epoch;
+        result.checked++;
+        if (have.value !== hex) {
+          have.value = hex;
+          result.altered++;
+          result.keys.push(ks);
+        }
+      }
+      result.slices++;
+      const tookMs = performance.now() - started;
+      result.maxSliceMs = Math.max(result.maxSliceMs, tookMs);
+      if (tookMs > budgetMs) chunk = Math.max(16, chunk >> 1);
+      else if (tookMs < budgetMs / 4) chunk = Math.min(maxChunk, chunk * 2);
+      if (done) break;
+      // The walk keeps starting over (its resume keys deleted under it): give up for this round.
+      if (repeats > this.#shadow.size + maxChunk || !(await opts.pause())) {
+        result.complete = false;
+        return result;
+      }
+    }
+    // What was written and neither found by the walk nor written since is gone from the kernel.
+    let n = 0;
+    let started = performance.now();
+    for (const [ks, e] of this.#shadow) {
+      if (e.seen !== epoch && e.seen !== -epoch) {
+        this.#shadow.delete(ks);
+        result.missing++;
+        result.keys.push(ks);
+      }
+      if (++n % (maxChunk * 8) === 0) {
+        result.maxSliceMs = Math.max(result.maxSliceMs, performance.now() - started);
+        if (!(await opts.pause())) {
+          result.complete = false;
+          return result;
+        }
+        started = performance.now();
+      }
+    }
+    return result;
+  }
+}
+
+interface ShadowEntry<K> {
+  key: K;
+  value: string;
+  seen: number;
+}
+
+export interface AuditOptions {
+  /** Entries read per slice at most (default 512). */
+  chunk?: number;
+  /** A slice that took longer (wall time, ms; default 4) halves the next one, down to 16 entries. */
+  sliceBudgetMs?: number;
+  /** Awaited between slices; resolving false stops the audit (reported incomplete). */
+  pause: () => Promise<boolean>;
+}
+
+/** What an audit found; `keys` are the drifted entries' keyStrings, for applyChanged. */
+export interface AuditResult {
+  /** Kernel entries compared with what was written. */
+  checked: number;
+  /** Entries whose value in the kernel differs from what was written. */
+  altered: number;
+  /** Entries in the kernel that nothing here wrote. */
+  extra: number;
+  /** Entries written that the kernel no longer holds. */
+  missing: number;
+  keys: string[];
+  /** False when stopped, or when the walk kept starting over; what it found is reported still. */
+  complete: boolean;
+  slices: number;
+  /** The longest slice: how long an event could wait behind the audit. */
+  maxSliceMs: number;
 }
 
 /** An in-memory MapPort, for reconciler tests and the fake datapath. */

@@ -328,6 +328,30 @@ describe("agent: the reconcile loop against a fake datapath and the lab API serv
     assert.equal(fake.named("writeConflist").length, 1, "the conflist is written once");
   });
 
+  it("runs a full resync's plumbing in its own lane: events are programmed meanwhile, then the maps are audited", async function () {
+    this.timeout(30_000);
+    const agent = makeAgent({ resyncIntervalMs: 300 });
+    await agent.start();
+    await agent.whenReady();
+    // Every child process now takes 3 s: a resync's plumbing lane is busy for many seconds.
+    fake.asyncDelayMs = 3000;
+    await new Promise((r) => setTimeout(r, 700));
+    const asked = performance.now();
+    await core.createNamespacedPod({ namespace: "demo", body: pod("lane", "n2", "10.244.1.77", "a") });
+    await waitFor(
+      () => fake.ipcache.get("10.244.1.77/32") !== undefined,
+      "the pod's entry while the lane waits",
+      2500,
+    );
+    const ms = performance.now() - asked;
+    assert.ok(ms < 2500, `programmed after ${ms.toFixed(0)} ms`);
+    fake.asyncDelayMs = 0;
+    // The lane ends with the audit of both maps (nothing drifted here).
+    await waitFor(() => lines("map audited").length >= 2, "both maps audited", 15_000);
+    assert.ok(lines("map audited").some((l) => l.includes("map=skn_ipcache")));
+    assert.ok(lines("map audited").some((l) => l.includes("map=skn_policy")));
+  });
+
   it("is not ready without its Node, and becomes ready when it appears", async function () {
     const agent = makeAgent({ nodeName: "n3" });
     fake.addresses = ["198.18.0.13"];

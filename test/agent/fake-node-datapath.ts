@@ -76,6 +76,8 @@ export interface FakeOptions {
 
 export class FakeNodeDatapath implements NodeDatapath {
   readonly calls: Call[] = [];
+  /** Each async operation (child processes and netlink on a node) takes this long. */
+  asyncDelayMs = 0;
   readonly ipcache: RecordingPort<Prefix, IpcacheEntry>;
   readonly policy: RecordingPort<PolicyKey, PolicyEntry>;
   /** The Service maps. */
@@ -319,6 +321,8 @@ export class FakeNodeDatapath implements NodeDatapath {
   /** Like the kernel's: resolves on a later turn, so watch events may arrive in between. */
   async #async<T>(f: () => T): Promise<T> {
     await new Promise((r) => setImmediate(r));
+    // A loaded node, where every child process takes its time.
+    if (this.asyncDelayMs > 0) await new Promise((r) => setTimeout(r, this.asyncDelayMs));
     return f();
   }
 }

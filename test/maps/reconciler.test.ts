@@ -97,3 +97,58 @@ describe("agent: map reconciler (diff, then apply)", function () {
     assert.ok(r.firstError instanceof Error);
   });
 });
+
+describe("agent: map reconciler audit (the full resync, in slices)", function () {
+  const entry = (identity: number): IpcacheEntry => ({ identity, tunnelIp: null, cidrIdentity: 0, flags: 0 });
+
+  it("finds altered, extra and missing entries, trusts what events wrote meanwhile, and applyChanged repairs only those", async function () {
+    const port = new FakeMapPort<Prefix, IpcacheEntry>(ipcacheKeyString);
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    const want = desired(1000);
+    rec.apply(want);
+    // Behind the reconciler's back: one altered, one removed, one added.
+    port.entriesByKey.set("10.0.0.7/32", [{ ip: "10.0.0.7", length: 32 }, entry(4)]);
+    port.entriesByKey.delete("10.0.1.9/32");
+    port.entriesByKey.set("10.9.9.9/32", [{ ip: "10.9.9.9", length: 32 }, entry(5)]);
+    let slices = 0;
+    const r = await rec.audit({
+      chunk: 64,
+      pause: () => {
+        slices++;
+        // An event between slices: a new pod and a deleted one, through the reconciler.
+        if (slices === 3) {
+          const key = { ip: "10.1.0.1", length: 32 };
+          want.set("10.1.0.1/32", { key, entry: entry(301) });
+          want.delete("10.0.3.200/32");
+          rec.applyChanged(want, ["10.1.0.1/32", "10.0.3.200/32"]);
+        }
+        return Promise.resolve(true);
+      },
+    });
+    assert.ok(r.complete);
+    assert.ok(r.slices >= 1000 / 64, `${r.slices} slices`);
+    assert.deepEqual([r.altered, r.extra, r.missing], [1, 1, 1]);
+    assert.deepEqual(new Set(r.keys), new Set(["10.0.0.7/32", "10.0.1.9/32", "10.9.9.9/32"]));
+    const writes = port.writes;
+    const fix = rec.applyChanged(want, r.keys);
+    assert.deepEqual([fix.upserted, fix.deleted, fix.failed], [2, 1, 0]);
+    assert.equal(port.writes - writes, 3, "only the drifted entries written");
+    assert.equal(port.entriesByKey.size, want.size);
+    for (const [ks, { entry: e }] of want) assert.deepEqual(port.entriesByKey.get(ks)?.[1], e, ks);
+    // Nothing drifted now: a second audit finds nothing.
+    const again = await rec.audit({ chunk: 64, pause: () => Promise.resolve(true) });
+    assert.deepEqual([again.altered, again.extra, again.missing, again.checked], [0, 0, 0, want.size]);
+  });
+
+  it("stops when pause says so, reporting an incomplete audit without touching the map", async function () {
+    const port = new FakeMapPort<Prefix, IpcacheEntry>(ipcacheKeyString);
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    rec.apply(desired(300));
+    const writes = port.writes;
+    const r = await rec.audit({ chunk: 50, pause: () => Promise.resolve(false) });
+    assert.equal(r.complete, false);
+    assert.equal(r.slices, 1);
+    assert.equal(r.missing, 0, "an incomplete walk reports nothing missing");
+    assert.equal(port.writes, writes);
+  });
+});
