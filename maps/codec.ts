@@ -3,7 +3,7 @@
  * struct encoding at explicit offsets with padding zeroed, and typed maps that refuse a kernel map
  * whose sizes differ from the codec.
  */
-import { RawMap, type UpdateFlag } from "../loader/index.js";
+import { RawMap, type PackedUpdateResult, type UpdateFlag } from "../loader/index.js";
 
 /** One member of a C struct as the codec writes it. */
 export interface Field {
@@ -103,6 +103,27 @@ export class TypedMap<K, V> implements Disposable {
 
   set(key: K, value: V, flag: UpdateFlag = "any"): void {
     this.raw.update(this.codec.key.encode(key), this.codec.value.encode(value), flag);
+  }
+
+  /**
+   * Stores `entries` in order, in one batch call where the kernel can (RawMap.updatePacked). Never
+   * throws for an entry: returns how many were stored and the first failure. Throws what the
+   * codecs throw for a bad key or value (nothing stored then), and TypeError on a per-CPU map.
+   */
+  setMany(entries: readonly (readonly [K, V])[], flag: UpdateFlag = "any"): PackedUpdateResult {
+    const keySize = this.codec.key.layout.size;
+    const valueSize = this.codec.value.layout.size;
+    if (this.raw.valueBytes !== valueSize)
+      throw new TypeError(`map ${this.codec.name}: setMany on a per-CPU map`);
+    const keys = Buffer.allocUnsafe(entries.length * keySize);
+    const values = Buffer.allocUnsafe(entries.length * valueSize);
+    let i = 0;
+    for (const [k, v] of entries) {
+      keys.set(this.codec.key.encode(k), i * keySize);
+      values.set(this.codec.value.encode(v), i * valueSize);
+      i++;
+    }
+    return this.raw.updatePacked(keys, values, entries.length, flag);
   }
 
   delete(key: K): boolean {

@@ -10,6 +10,11 @@ import type { MapCodec } from "./codec.js";
 export interface MapPort<K, V> {
   entries(): Iterable<[K, V]>;
   set(key: K, value: V): void;
+  /**
+   * Optional: stores entries in order in one call (a batch syscall), stopping at the first that
+   * fails; returns how many were stored and that failure. Never throws for an entry.
+   */
+  setMany?(entries: readonly (readonly [K, V])[]): { written: number; error?: unknown };
   delete(key: K): boolean;
   readonly maxEntries: number;
 }
@@ -25,6 +30,9 @@ export interface ApplyResult {
   /** Desired entries beyond the map's capacity. */
   overflow: number;
 }
+
+/** Entries per batch write. */
+const BATCH_ENTRIES = 8192;
 
 export class MapReconciler<K, V> {
   readonly #port: MapPort<K, V>;
@@ -80,12 +88,52 @@ export class MapReconciler<K, V> {
       for (const [ks, key] of deletes) this.#remove(result, ks, key);
     };
     if (deleteFirst) runDeletes();
-    for (const [ks, key, value, enc] of upserts) this.#write(result, ks, key, value, enc);
+    this.#writeMany(result, upserts);
     if (!deleteFirst) runDeletes();
     result.size = this.#shadow.size;
     result.overflow = Math.max(0, desired.size - capacity);
     return result;
   }
+  /**
+   * Upserts in order, through the port's batch write when it has one (a whole first fill is a
+   * few syscalls instead of one per entry). An entry the batch stopped at is written alone, so
+   * that a failure is counted per entry as without batches and the rest still get written.
+   */
+  #writeMany(result: ApplyResult, upserts: readonly [string, K, V, string][]): void {
+    const port = this.#port;
+    if (port.setMany === undefined || upserts.length < 2) {
+      for (const [ks, key, value, enc] of upserts) this.#write(result, ks, key, value, enc);
+      return;
+    }
+    let i = 0;
+    while (i < upserts.length) {
+      const chunk = upserts.slice(i, i + BATCH_ENTRIES);
+      let written: number | undefined;
+      try {
+        written = port.setMany(chunk.map(([, key, value]) => [key, value] as const)).written;
+      } catch {
+        // An entry the codec refuses: each is tried alone, and only that one fails.
+      }
+      if (written === undefined) {
+        for (const [ks, key, value, enc] of chunk) this.#write(result, ks, key, value, enc);
+        i += chunk.length;
+        continue;
+      }
+      for (let j = 0; j < written; j++) {
+        const [ks, key, , enc] = chunk[j] as [string, K, V, string];
+        this.#shadow.set(ks, { key, value: enc });
+        result.upserted++;
+      }
+      i += written;
+      const stopped = upserts[i];
+      if (written < chunk.length && stopped !== undefined) {
+        const [ks, key, value, enc] = stopped;
+        this.#write(result, ks, key, value, enc);
+        i++;
+      }
+    }
+  }
+
   /** One upsert into the map and the shadow, counted in `result` (a failure too, not thrown). */
   #write(result: ApplyResult, ks: string, key: K, value: V, enc: string): void {
     try {
@@ -160,6 +208,20 @@ export class FakeMapPort<K, V> implements MapPort<K, V> {
     }
     this.writes++;
     this.entriesByKey.set(ks, [key, value]);
+  }
+
+  /** Like a batch syscall: in order, stopping at the first failure. */
+  setMany(entries: readonly (readonly [K, V])[]): { written: number; error?: unknown } {
+    let written = 0;
+    for (const [k, v] of entries) {
+      try {
+        this.set(k, v);
+      } catch (error) {
+        return { written, error };
+      }
+      written++;
+    }
+    return { written };
   }
 
   delete(key: K): boolean {
