@@ -17,7 +17,8 @@
  *
  * SKEIN_BENCH_KEEP=1 keeps the agent's and API server's logs; SKEIN_BENCH_LOG=LEVEL sets the
  * agent's log level; SKEIN_AGENT_CPU_PROF=FILE profiles the agent from ready to its end;
- * SKEIN_BENCH_API_PROF=DIR profiles the API server (node --cpu-prof).
+ * SKEIN_BENCH_API_PROF=DIR profiles the API server (node --cpu-prof); SKEIN_BENCH_AGENT_NODE_ARGS
+ * adds Node flags to the agent's command line (e.g. "--max-semi-space-size=32").
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, existsSync, openSync, closeSync } from "node:fs";
@@ -230,6 +231,7 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
         `--net=/var/run/netns/${NETNS}`,
         process.execPath,
         "--expose-gc",
+        ...(process.env.SKEIN_BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
         join(DIST, "agent", "main.js"),
         "--node-name=node-0",
         `--kubeconfig=${kubeconfig}`,

@@ -21,7 +21,7 @@ import { openApiV2Json, openApiV2Protobuf } from "./openapi.js";
 import { patchTypeOf } from "./patch.js";
 import { resourceByName, type ResourceInfo } from "./resources.js";
 import { applySeed, readSeed } from "./seed.js";
-import { LabStore } from "./store.js";
+import { LabStore, listItemJson } from "./store.js";
 import { toTable, type IncludeObject } from "./table.js";
 import { bookmarkObject, type StoreWatch, type WatchEvent } from "./watch-cache.js";
 
@@ -292,7 +292,10 @@ class RequestHandler {
   }
 
   #send(res: ServerResponse, code: number, body: JsonValue, pretty: boolean): void {
-    const text = JSON.stringify(body, null, pretty ? 2 : undefined) + "\n";
+    this.#sendText(res, code, JSON.stringify(body, null, pretty ? 2 : undefined) + "\n");
+  }
+
+  #sendText(res: ServerResponse, code: number, text: string): void {
     res.writeHead(code, {
       "Content-Type": JSON_TYPE,
       "Content-Length": Buffer.byteLength(text),
@@ -453,6 +456,18 @@ class RequestHandler {
             200,
             toTable(info, page.items, listMeta, { include, version: table.version }),
             pretty,
+          );
+        } else if (!pretty) {
+          // The same text JSON.stringify would make, from each item's cached text.
+          const head = JSON.stringify({
+            kind: info.listKind,
+            apiVersion: info.apiVersion,
+            metadata: listMeta,
+          });
+          this.#sendText(
+            res,
+            200,
+            `${head.slice(0, -1)},"items":[${page.stored.map(listItemJson).join(",")}]}\n`,
           );
         } else {
           this.#send(
