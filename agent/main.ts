@@ -260,7 +260,8 @@ async function main(): Promise<number> {
 
 /**
  * SKEIN_AGENT_START_PROF=FILE: a CPU profile of the agent's start, from the end of the datapath
- * load (the profiler's signals would interrupt the verifier) until ready, written to FILE.
+ * load (the profiler's signals would interrupt the verifier) until ready, written to FILE, and a
+ * sampled heap profile of what is live at ready (allocated since then) next to it (.heapprofile).
  */
 function startProfiledDatapath(
   options: { bpffsRoot: string; datapath: DatapathOptions; cniConfDir: string },
@@ -278,6 +279,9 @@ function startProfiledDatapath(
     session.post("Profiler.enable");
     session.post("Profiler.setSamplingInterval", { interval: 500 });
     session.post("Profiler.start");
+    // Sampled allocations still live at ready: what the agent keeps, by allocation site.
+    session.post("HeapProfiler.enable");
+    session.post("HeapProfiler.startSampling", { samplingInterval: 32768 });
     log.info("start-up CPU profile started", { file });
     return report;
   };
@@ -286,6 +290,10 @@ function startProfiledDatapath(
     stop: () => {
       session.post("Profiler.stop", (err, r) => {
         if (err === null) writeFileSync(file, JSON.stringify(r.profile));
+        session.post("HeapProfiler.stopSampling", (herr, h) => {
+          if (herr === null)
+            writeFileSync(file.replace(/\.cpuprofile$/, "") + ".heapprofile", JSON.stringify(h.profile));
+        });
         session.disconnect();
         log.info("start-up CPU profile written", { file, ...(err === null ? {} : errorFields(err)) });
       });

@@ -95,18 +95,6 @@ function rssMiB(pid: number): number {
   return m === null ? Number.NaN : Number(m[1]) / 1024;
 }
 
-/** The process's CPU time so far (user + system), seconds. */
-function cpuSeconds(pid: number): number {
-  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-function loadAverage(): string {
-  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-}
-
 function percentile(v: readonly number[], p: number): number {
   if (v.length === 0) return Number.NaN;
   const s = [...v].sort((a, b) => a - b);
@@ -122,6 +110,18 @@ process.on("exit", () => {
 
 function exited(p: ChildProcess): boolean {
   return p.exitCode !== null || p.signalCode !== null;
+}
+
+/** The process's CPU time so far (user + system), seconds. */
+function cpuSeconds(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function loadAverage(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 }
 
 async function stopProcess(p: ChildProcess | undefined): Promise<void> {
@@ -524,29 +524,35 @@ async function main(): Promise<void> {
   setupNetns();
   const results: Size[] = [];
   try {
-    for (const pods of list(opts.pods))
-      for (let run = 1; run <= Number(opts.runs); run++) {
-        say(`${pods} pods …`);
-        const r = await measureSize(pods, nodes, policies);
-        results.push(r);
-        say(
-          `  ready ${(r.readyMs / 1000).toFixed(2)} s (agent CPU ${r.cpuAtReady.toFixed(2)} s, load ${r.loadAtReady}; ipcache ${r.ipcacheAtReady}, policy ${r.policyAtReady} entries), RSS ${r.rssReady.toFixed(0)} MiB; ` +
-            `event→kernel p50 ${r.latency.p50.toFixed(1)} ms p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}); ` +
-            `churn ${r.churn.events} at ${r.churn.rate.toFixed(0)}/s p99 ${r.churn.p99.toFixed(1)} ms; RSS after GC ${r.rssBeforeChurn.toFixed(0)} → ${r.rssAfterChurn.toFixed(0)} MiB (heap ${r.heapBeforeChurn.toFixed(1)} → ${r.heapAfterChurn.toFixed(1)} MiB)`,
-        );
-      }
+    for (const pods of list(opts.pods).flatMap((p) => Array<number>(Number(opts.runs)).fill(p))) {
+      say(`${pods} pods …`);
+      const r = await measureSize(pods, nodes, policies);
+      results.push(r);
+      say(
+        `  ready ${(r.readyMs / 1000).toFixed(2)} s (ipcache ${r.ipcacheAtReady}, policy ${r.policyAtReady} entries), RSS ${r.rssReady.toFixed(0)} MiB; ` +
+          `event→kernel p50 ${r.latency.p50.toFixed(1)} ms p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}); ` +
+          `churn ${r.churn.events} at ${r.churn.rate.toFixed(0)}/s p99 ${r.churn.p99.toFixed(1)} ms; RSS after GC ${r.rssBeforeChurn.toFixed(0)} → ${r.rssAfterChurn.toFixed(0)} MiB (heap ${r.heapBeforeChurn.toFixed(1)} → ${r.heapAfterChurn.toFixed(1)} MiB)`,
+      );
+    }
   } finally {
     teardownNetns();
   }
+  say("\n| pods | ready | agent CPU to ready (user + system) | load average at ready | RSS at ready |");
+  say("|---:|---:|---:|---:|---:|");
+  for (const r of results)
+    say(
+      `| ${r.pods.toLocaleString("en")} | ${(r.readyMs / 1000).toFixed(2)} s | ${r.cpuAtReady.toFixed(2)} s | ${r.loadAtReady} | ${r.rssReady.toFixed(0)} MiB |`,
+    );
+  if (opts["ready-only"]) return;
   say(
-    "\n| pods | ready | agent CPU to ready | load | RSS at ready | event→kernel p50 / p99 | churn p99 | RSS before / after churn (GC) | sustained (p99 ≤ 100 ms) |",
+    "\n| pods | ready | RSS at ready | event→kernel p50 / p99 | churn p99 | RSS before / after churn (GC) | sustained (p99 ≤ 100 ms) |",
   );
-  say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  say("|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of results) {
     const ok = r.sustained.filter((s) => s.p99 <= 100 && s.achieved >= 0.9 * s.rate);
     const best = ok.length > 0 ? Math.max(...ok.map((s) => s.rate)) : 0;
     say(
-      `| ${r.pods.toLocaleString("en")} | ${(r.readyMs / 1000).toFixed(2)} s | ${r.cpuAtReady.toFixed(2)} s | ${r.loadAtReady} | ${r.rssReady.toFixed(0)} MiB | ${r.latency.p50.toFixed(1)} / ${r.latency.p99.toFixed(1)} ms | ${r.churn.p99.toFixed(1)} ms at ${r.churn.rate.toFixed(0)}/s | ${r.rssBeforeChurn.toFixed(0)} / ${r.rssAfterChurn.toFixed(0)} MiB | ≥ ${best}/s |`,
+      `| ${r.pods.toLocaleString("en")} | ${(r.readyMs / 1000).toFixed(2)} s | ${r.rssReady.toFixed(0)} MiB | ${r.latency.p50.toFixed(1)} / ${r.latency.p99.toFixed(1)} ms | ${r.churn.p99.toFixed(1)} ms at ${r.churn.rate.toFixed(0)}/s | ${r.rssBeforeChurn.toFixed(0)} / ${r.rssAfterChurn.toFixed(0)} MiB | ≥ ${best}/s |`,
     );
   }
 }

@@ -16,6 +16,8 @@ const opt = (name, fallback) => {
 };
 const top = Number(opt("--top", "40"));
 const focus = opt("--focus", undefined);
+// --under REGEX: only samples with a matching function on the stack.
+const under = opt("--under", undefined);
 const profile = JSON.parse(readFileSync(file, "utf8"));
 const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map();
@@ -23,7 +25,23 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 // Time of each sample: the delta to the next one.
 const selfUs = new Map();
 const deltas = profile.timeDeltas;
+const underRe = under === undefined ? undefined : new RegExp(under);
+const underCache = new Map();
+const isUnder = (id) => {
+  if (underRe === undefined) return true;
+  let r = underCache.get(id);
+  if (r === undefined) {
+    r = false;
+    for (let n = id; n !== undefined; n = parent.get(n)) {
+      const f = nodes.get(n).callFrame;
+      if (underRe.test(`${f.functionName} ${f.url}:${f.lineNumber + 1}`)) r = true;
+    }
+    underCache.set(id, r);
+  }
+  return r;
+};
 for (let i = 0; i < profile.samples.length; i++) {
+  if (!isUnder(profile.samples[i])) continue;
   const dt = deltas[i + 1] ?? 0;
   selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + dt);
 }
