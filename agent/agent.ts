@@ -233,6 +233,10 @@ export class Agent {
         onEvent: (kind, type, obj) => {
           this.#onEvent(kind, type, obj);
         },
+        onPage: (kind, objects) => {
+          if (kind === "Pod") this.#onPods(objects);
+          else for (const o of objects) this.#onEvent(kind, "add", o);
+        },
         onError: (kind) => {
           this.metrics.watchErrors.inc({ resource: kind });
         },
@@ -286,25 +290,13 @@ export class Agent {
             this.#services?.upsertSlice(obj.metadata?.name ?? "", endpointSliceView(obj as V1EndpointSlice));
           break;
         case "Pod": {
-          this.#removePod(name);
-          this.#skipped.delete(`Pod${name}`);
-          if (type === "delete") policy.deletePod(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
-          else {
+          if (type === "delete") {
+            this.#removePod(name);
+            this.#skipped.delete(`Pod${name}`);
+            policy.deletePod(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
+          } else {
             policy.upsertPod(obj);
-            const v = podView(obj);
-            if (v.ok) this.#addPod(name, v.value);
-            // A pod without an IP is normal while it starts; count it, log it at debug level.
-            else
-              this.#skip(
-                "Pod",
-                name,
-                v.reason,
-                v.detail,
-                v.reason === "no-ip" ||
-                  v.reason === "host-network" ||
-                  v.reason === "terminated" ||
-                  v.reason === "unscheduled",
-              );
+            this.#setPod(name, obj);
           }
           break;
         }
@@ -322,6 +314,57 @@ export class Agent {
       // A bad object must never take the agent down.
       const { error, ...more } = errorFields(err);
       this.#skip(kind, name, "error", error, false, { ...more });
+      this.#changes.all();
+    }
+    this.#schedule();
+  }
+
+  /** A pod as the agent keeps it (by address, for the ipcache), or why it is skipped. */
+  #setPod(name: string, obj: KubernetesObject): void {
+    this.#removePod(name);
+    this.#skipped.delete(`Pod${name}`);
+    const v = podView(obj);
+    if (v.ok) this.#addPod(name, v.value);
+    // A pod without an IP is normal while it starts; count it, log it at debug level.
+    else
+      this.#skip(
+        "Pod",
+        name,
+        v.reason,
+        v.detail,
+        v.reason === "no-ip" ||
+          v.reason === "host-network" ||
+          v.reason === "terminated" ||
+          v.reason === "unscheduled",
+      );
+  }
+
+  /**
+   * A page of the first Pod list: as an add event for each, the engine fed the page in one
+   * transaction (PolicySource.upsertPods), so a pod costs its own work and not an event's.
+   */
+  #onPods(objects: readonly KubernetesObject[]): void {
+    const policy = this.options.policy;
+    if (policy.upsertPods === undefined) {
+      for (const o of objects) this.#onEvent("Pod", "add", o);
+      return;
+    }
+    for (const obj of objects) {
+      const name = key(obj);
+      try {
+        this.#setPod(name, obj);
+      } catch (err) {
+        const { error, ...more } = errorFields(err);
+        this.#skip("Pod", name, "error", error, false, { ...more });
+        this.#changes.all();
+      }
+    }
+    try {
+      policy.upsertPods(objects);
+      this.#noteEngineChange();
+    } catch (err) {
+      // The engine never throws for an object; a bug must not take the agent down either.
+      this.#log.error("policy engine failed on a page of pods", errorFields(err));
       this.#changes.all();
     }
     this.#schedule();

@@ -281,7 +281,7 @@ function startProfiledDatapath(
     session.post("Profiler.start");
     // Sampled allocations still live at ready: what the agent keeps, by allocation site.
     session.post("HeapProfiler.enable");
-    session.post("HeapProfiler.startSampling", { samplingInterval: 32768 });
+    session.post("HeapProfiler.startSampling", { samplingInterval: 32768, ...(process.env.SKN_ALLOC === undefined ? {} : { includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }) });
     log.info("start-up CPU profile started", { file });
     return report;
   };

@@ -5,8 +5,8 @@
  *     self time by function (only samples with a function matching --under on the stack);
  *     --focus: inclusive time of the functions matching REGEX; --timeline: per second, what ran
  *     (idle, gc, the first lists, the agent's events, each reconcile step by its line, other).
- *   node dist/bench/profile-summary.js FILE.heapprofile [--top 40] [--focus REGEX]
- *     sampled live bytes by allocation site; --focus: inclusive bytes of matching functions.
+ *   node dist/bench/profile-summary.js FILE.heapprofile [--top 40] [--under REGEX] [--focus REGEX]
+ *     sampled bytes by allocation site (builtins with their caller); --under, --focus as above.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -135,14 +135,18 @@ function heap(head: HeapNode): void {
   const self = new Map<string, number>();
   const incl = new Map<string, number>();
   const focus = values.focus === undefined ? undefined : new RegExp(values.focus);
+  const under = values.under === undefined ? undefined : new RegExp(values.under);
   let total = 0;
   const walk = (n: HeapNode, stack: string[]): void => {
     const l = label(n.callFrame);
     const path = [...stack, l];
-    total += n.selfSize;
-    add(self, l, n.selfSize);
-    if (focus !== undefined) for (const s of new Set(path)) if (focus.test(s)) add(incl, s, n.selfSize);
     for (const c of n.children) walk(c, path);
+    if (under !== undefined && !path.some((x) => under.test(x))) return;
+    // Builtins are named by their caller too: `sort :0 ← podInfo engine.js:595`.
+    const site = l.endsWith(" :0") && stack.length > 0 ? `${l} ← ${stack.at(-1) ?? ""}` : l;
+    total += n.selfSize;
+    add(self, site, n.selfSize);
+    if (focus !== undefined) for (const s of new Set(path)) if (focus.test(s)) add(incl, s, n.selfSize);
   };
   walk(head, []);
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1).padStart(7)} MiB`;

@@ -280,6 +280,8 @@ export class PolicyEngine {
 
   private currentVersion = 0;
   private tx: Tx | undefined;
+  /** During upsertPods: identity texts by namespace and pod labels in their own order. */
+  private identityTexts: Map<string, string> | undefined;
   private last: EngineChange = {
     version: 0,
     policyKeys: new Set(),
@@ -326,6 +328,35 @@ export class PolicyEngine {
       const info = this.podInfo(pod, namespace, name, object);
       this.setPod(`${namespace}/${name}`, info);
     });
+  }
+
+  /**
+   * Adds or updates many pods in one transaction, in order: the same outcome as `upsertPod` for
+   * each, for the cost of the pods alone (the first lists' path). Pods sharing labels share one
+   * identity text, made once per batch; `lastChange()` names everything the batch changed.
+   */
+  upsertPods(pods: Iterable<V1Pod>): void {
+    const tx: Tx = { keys: new Map(), addresses: new Map(), endpoints: new Set(), other: false };
+    this.tx = tx;
+    this.identityTexts = new Map();
+    try {
+      for (const pod of pods) {
+        const namespace = namespaceOf(pod.metadata);
+        const name = pod.metadata?.name;
+        if (typeof name !== "string" || name === "") continue;
+        const object = `Pod ${namespace}/${name}`;
+        try {
+          this.setPod(`${namespace}/${name}`, this.podInfo(pod, namespace, name, object));
+        } catch (err) {
+          // As upsertPod: never thrown; the pod is reported, the others go on.
+          this.setErrors(object, [`internal error: ${err instanceof Error ? err.message : String(err)}`]);
+        }
+      }
+    } finally {
+      this.identityTexts = undefined;
+      this.tx = undefined;
+      this.commit(tx);
+    }
   }
 
   /** Forgets a pod (idempotent). */
@@ -798,7 +829,11 @@ export class PolicyEngine {
     const labels = Object.freeze(stringLabels(pod.metadata?.labels));
     const namedPorts = containerNamedPorts(pod);
     const local = this.nodeName === undefined || pod.spec?.nodeName === this.nodeName;
-    const fingerprint = JSON.stringify([ip, local, [...namedPorts].sort()]);
+    // Compared only with the same pod's previous fingerprint: ports in declaration order.
+    let fingerprint = `${ip}|${local ? 1 : 0}`;
+    namedPorts.forEach((port, k) => {
+      fingerprint += `|${k.length}:${k}=${port}`;
+    });
     return { key: `${namespace}/${name}`, namespace, name, ip, local, labels, namedPorts, fingerprint };
   }
 
@@ -809,7 +844,7 @@ export class PolicyEngine {
     let identity: IdentityState | undefined;
     if (info !== undefined) {
       const nsLabels = this.namespaceLabels(info.namespace);
-      const text = podIdentityText(info.namespace, nsLabels, info.labels);
+      const text = this.identityText(info.namespace, nsLabels, info.labels);
       if (old !== undefined && old.fingerprint === info.fingerprint && old.identity.canonical === text)
         return;
       identity = this.ensureIdentity(text, info.namespace, nsLabels, info.labels);
@@ -885,6 +920,28 @@ export class PolicyEngine {
   }
 
   // ---------------------------------------------------------------- identities
+
+  /**
+   * podIdentityText, made once per label set during upsertPods (namespace labels cannot change
+   * within a batch): the memo's key keeps the labels in their own order, without sorting (pods of
+   * one template list them alike; another order only costs another entry).
+   */
+  private identityText(namespace: string, nsLabels: Labels, labels: Labels): string {
+    const memo = this.identityTexts;
+    if (memo === undefined) return podIdentityText(namespace, nsLabels, labels);
+    // Length-prefixed: unambiguous whatever the names hold.
+    let key = `${namespace.length}:${namespace}`;
+    for (const k in labels) {
+      const v = labels[k] ?? "";
+      key += `${k.length}:${k}${v.length}:${v}`;
+    }
+    let text = memo.get(key);
+    if (text === undefined) {
+      text = podIdentityText(namespace, nsLabels, labels);
+      memo.set(key, text);
+    }
+    return text;
+  }
 
   private ensureIdentity(
     text: string,

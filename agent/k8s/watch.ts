@@ -23,6 +23,11 @@ export type WatchEventType = "add" | "update" | "delete";
 
 export interface WatchHooks {
   onEvent(kind: ResourceKind, type: WatchEventType, obj: KubernetesObject): void;
+  /**
+   * Optional: a page of the first list at once, each object an "add" (else onEvent for each):
+   * lets the agent work on a page as a batch.
+   */
+  onPage?(kind: ResourceKind, objects: readonly KubernetesObject[]): void;
   onError?(kind: ResourceKind, err: unknown): void;
   onRestart?(kind: ResourceKind): void;
 }
@@ -177,7 +182,7 @@ export class ClusterWatch {
     this.#minBackoffMs = options.minBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.#transform = options.transform;
-    this.#pageSize = options.pageSize ?? 5000;
+    this.#pageSize = options.pageSize ?? Number(process.env.SKN_PAGE ?? 5000);
     this.#kinds = options.kinds ?? BASE_KINDS;
   }
 
@@ -209,8 +214,9 @@ export class ClusterWatch {
             for (const o of objects) {
               early.add(o);
               delivered.push(o);
-              this.#hooks.onEvent(kind, "add", o);
             }
+            if (this.#hooks.onPage !== undefined) this.#hooks.onPage(kind, objects);
+            else for (const o of objects) this.#hooks.onEvent(kind, "add", o);
           });
           listed = true;
           return r;

@@ -25,6 +25,9 @@ import { LabStore, listItemJson } from "./store.js";
 import { toTable, type IncludeObject } from "./table.js";
 import { bookmarkObject, type StoreWatch, type WatchEvent } from "./watch-cache.js";
 
+const COMMA = Buffer.from(",");
+const LIST_END = Buffer.from("]}\n");
+
 /** Log sink: one complete line per call, without trailing newline. */
 export type LogSink = (line: string) => void;
 
@@ -295,7 +298,7 @@ class RequestHandler {
     this.#sendText(res, code, JSON.stringify(body, null, pretty ? 2 : undefined) + "\n");
   }
 
-  #sendText(res: ServerResponse, code: number, text: string): void {
+  #sendText(res: ServerResponse, code: number, text: string | Uint8Array): void {
     res.writeHead(code, {
       "Content-Type": JSON_TYPE,
       "Content-Length": Buffer.byteLength(text),
@@ -458,17 +461,19 @@ class RequestHandler {
             pretty,
           );
         } else if (!pretty) {
-          // The same text JSON.stringify would make, from each item's cached text.
+          // The bytes JSON.stringify would make, from each item's cached bytes.
           const head = JSON.stringify({
             kind: info.listKind,
             apiVersion: info.apiVersion,
             metadata: listMeta,
           });
-          this.#sendText(
-            res,
-            200,
-            `${head.slice(0, -1)},"items":[${page.stored.map(listItemJson).join(",")}]}\n`,
-          );
+          const parts: Uint8Array[] = [Buffer.from(`${head.slice(0, -1)},"items":[`)];
+          page.stored.forEach((o, i) => {
+            if (i > 0) parts.push(COMMA);
+            parts.push(listItemJson(o));
+          });
+          parts.push(LIST_END);
+          this.#sendText(res, 200, Buffer.concat(parts));
         } else {
           this.#send(
             res,
