@@ -32,7 +32,7 @@ function apply(e: PolicyEngine, op: Op, pods: Map<number, V1Pod>): void {
       break;
     }
     case "policy":
-      if (op.obj === undefined) (e.deletePolicy("a", `np${op.slot}`), e.deletePolicy("b", `np${op.slot}`));
+      if (op.obj === undefined) for (const ns of ["a", "b"]) e.deletePolicy(ns, `np${op.slot}`);
       else e.upsertPolicy(op.obj);
       break;
   }
