@@ -83,15 +83,25 @@ async function listPaged(
     p.catch(() => undefined);
     return p;
   };
+  // The page as received is not referenced past this: by the time the agent works on a page, only
+  // what `transform` kept of it is alive (a page of 5,000 pods parsed is ~20 MiB that would
+  // otherwise be copied by every young-generation GC meanwhile).
+  const nextPage = async (p: Promise<ListPage>) => {
+    const page = await p;
+    const c = page.metadata?.continue;
+    return {
+      items: (page.items ?? []).map((o) => (transform === undefined ? o : transform(o))),
+      next: c === undefined || c === "" ? undefined : c,
+      resourceVersion: page.metadata?.resourceVersion ?? "",
+    };
+  };
   let pending: Promise<ListPage> | undefined = fetchPage(undefined);
   while (pending !== undefined) {
-    const page: ListPage = await pending;
-    resourceVersion ??= page.metadata?.resourceVersion ?? "";
-    const c = page.metadata?.continue;
-    pending = c === undefined || c === "" ? undefined : fetchPage(c);
-    const objects = (page.items ?? []).map((o) => (transform === undefined ? o : transform(o)));
-    for (const o of objects) items.push(o);
-    onPage?.(objects);
+    const objects = await nextPage(pending);
+    pending = objects.next === undefined ? undefined : fetchPage(objects.next);
+    resourceVersion ??= objects.resourceVersion;
+    for (const o of objects.items) items.push(o);
+    onPage?.(objects.items);
   }
   return { items, metadata: { resourceVersion: resourceVersion ?? "" } };
 }
