@@ -120,8 +120,11 @@ export class Agent {
   #watch: ClusterWatch | undefined;
   readonly #nodes = new Map<string, NodeView>();
   readonly #pods = new Map<string, PodView>();
-  /** Pods by address, each address's pods by namespace/name (stale objects may share one). */
-  readonly #podsByIp = new Map<string, Map<string, PodView>>();
+  /**
+   * Pods by address: the namespace/name of the only pod there (the common case, no allocation), or
+   * each pod there by namespace/name (stale objects may share an address).
+   */
+  readonly #podsByIp = new Map<string, string | Map<string, PodView>>();
   readonly #changes = new MapChanges();
   /** The Service maps' state; exists once start() opened the maps. */
   #services: ServiceLbState | undefined;
@@ -379,12 +382,15 @@ export class Agent {
 
   #addPod(key: string, v: PodView): void {
     this.#pods.set(key, v);
-    let at = this.#podsByIp.get(v.ip);
-    if (at === undefined) {
-      at = new Map<string, PodView>();
-      this.#podsByIp.set(v.ip, at);
+    const at = this.#podsByIp.get(v.ip);
+    if (at === undefined) this.#podsByIp.set(v.ip, key);
+    else if (typeof at !== "string") at.set(key, v);
+    else if (at !== key) {
+      const other = this.#pods.get(at);
+      const both = new Map<string, PodView>([[key, v]]);
+      if (other !== undefined) both.set(at, other);
+      this.#podsByIp.set(v.ip, both);
     }
-    at.set(key, v);
     this.#changes.addresses.add(v.ip);
   }
 
@@ -393,14 +399,20 @@ export class Agent {
     if (v === undefined) return;
     this.#pods.delete(key);
     const at = this.#podsByIp.get(v.ip);
-    at?.delete(key);
-    if (at?.size === 0) this.#podsByIp.delete(v.ip);
+    if (at === key) this.#podsByIp.delete(v.ip);
+    else if (at !== undefined && typeof at !== "string") {
+      at.delete(key);
+      const [only, ...more] = at.keys();
+      if (only === undefined) this.#podsByIp.delete(v.ip);
+      else if (more.length === 0) this.#podsByIp.set(v.ip, only);
+    }
     this.#changes.addresses.add(v.ip);
   }
 
   #podAt(ip: string): PodView | undefined {
     const at = this.#podsByIp.get(ip);
     if (at === undefined) return undefined;
+    if (typeof at === "string") return this.#pods.get(at);
     let best: [string, PodView] | undefined;
     for (const e of at) if (best === undefined || e[0] < best[0]) best = e;
     return best?.[1];

@@ -282,6 +282,13 @@ export class PolicyEngine {
   private tx: Tx | undefined;
   /** During upsertPods: identity texts by namespace and pod labels in their own order. */
   private identityTexts: Map<string, string> | undefined;
+  /** During upsertPods: pods' labels and named ports by content, shared by the batch's pods. */
+  private batchShared:
+    | {
+        labels: Map<string, Labels>;
+        ports: Map<string, { ports: ReadonlyMap<string, number>; text: string }>;
+      }
+    | undefined;
   private last: EngineChange = {
     version: 0,
     policyKeys: new Set(),
@@ -339,6 +346,7 @@ export class PolicyEngine {
     const tx: Tx = { keys: new Map(), addresses: new Map(), endpoints: new Set(), other: false };
     this.tx = tx;
     this.identityTexts = new Map();
+    this.batchShared = { labels: new Map(), ports: new Map() };
     try {
       for (const pod of pods) {
         const namespace = namespaceOf(pod.metadata);
@@ -354,6 +362,7 @@ export class PolicyEngine {
       }
     } finally {
       this.identityTexts = undefined;
+      this.batchShared = undefined;
       this.tx = undefined;
       this.commit(tx);
     }
@@ -826,14 +835,27 @@ export class PolicyEngine {
       return undefined;
     }
     this.setErrors(object, []);
-    const labels = Object.freeze(stringLabels(pod.metadata?.labels));
-    const namedPorts = containerNamedPorts(pod);
+    let labels = Object.freeze(stringLabels(pod.metadata?.labels));
+    let namedPorts: ReadonlyMap<string, number> = containerNamedPorts(pod);
     const local = this.nodeName === undefined || pod.spec?.nodeName === this.nodeName;
     // Compared only with the same pod's previous fingerprint: ports in declaration order.
-    let fingerprint = `${ip}|${local ? 1 : 0}`;
+    let ports = "";
     namedPorts.forEach((port, k) => {
-      fingerprint += `|${k.length}:${k}=${port}`;
+      ports += `|${k.length}:${k}=${port}`;
     });
+    const shared = this.batchShared;
+    if (shared !== undefined) {
+      // Pods of one template share their (frozen, never mutated) labels and named ports.
+      const p = shared.ports.get(ports);
+      if (p === undefined) shared.ports.set(ports, { ports: namedPorts, text: ports });
+      else ({ ports: namedPorts, text: ports } = p);
+      let key = "";
+      for (const k in labels) key += `${k.length}:${k}${(labels[k] ?? "").length}:${labels[k] ?? ""}`;
+      const l = shared.labels.get(key);
+      if (l === undefined) shared.labels.set(key, labels);
+      else labels = l;
+    }
+    const fingerprint = `${ip}|${local ? 1 : 0}${ports}`;
     return { key: `${namespace}/${name}`, namespace, name, ip, local, labels, namedPorts, fingerprint };
   }
 
