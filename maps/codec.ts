@@ -106,24 +106,20 @@ export class TypedMap<K, V> implements Disposable {
   }
 
   /**
-   * Stores `entries` in order, in one batch call where the kernel can (RawMap.updatePacked). Never
-   * throws for an entry: returns how many were stored and the first failure. Throws what the
-   * codecs throw for a bad key or value (nothing stored then), and TypeError on a per-CPU map.
+   * Stores the first `count` entries packed in `keys` and `values` (the codecs' bytes, back to
+   * back) in order, in one batch call where the kernel can (RawMap.updatePacked). Never throws for
+   * an entry: returns how many were stored and the first failure. Throws RangeError when the
+   * buffers are short, TypeError on a per-CPU map.
    */
-  setMany(entries: readonly (readonly [K, V])[], flag: UpdateFlag = "any"): PackedUpdateResult {
-    const keySize = this.codec.key.layout.size;
-    const valueSize = this.codec.value.layout.size;
-    if (this.raw.valueBytes !== valueSize)
-      throw new TypeError(`map ${this.codec.name}: setMany on a per-CPU map`);
-    const keys = Buffer.allocUnsafe(entries.length * keySize);
-    const values = Buffer.allocUnsafe(entries.length * valueSize);
-    let i = 0;
-    for (const [k, v] of entries) {
-      keys.set(this.codec.key.encode(k), i * keySize);
-      values.set(this.codec.value.encode(v), i * valueSize);
-      i++;
-    }
-    return this.raw.updatePacked(keys, values, entries.length, flag);
+  setPacked(
+    keys: Uint8Array,
+    values: Uint8Array,
+    count: number,
+    flag: UpdateFlag = "any",
+  ): PackedUpdateResult {
+    if (this.raw.valueBytes !== this.codec.value.layout.size)
+      throw new TypeError(`map ${this.codec.name}: packed writes on a per-CPU map`);
+    return this.raw.updatePacked(keys, values, count, flag);
   }
 
   delete(key: K): boolean {

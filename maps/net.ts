@@ -73,6 +73,8 @@ export interface Prefix {
 
 /** Parses `a.b.c.d/len` (or a bare address as /32). Throws RangeError, naming the input. */
 export function parsePrefix(text: string): Prefix {
+  // A bare address (every pod's): no split.
+  if (!text.includes("/")) return { ip: formatIPv4(parseIPv4(text)), length: 32 };
   const [ipText, lenText, ...rest] = text.split("/");
   if (ipText === undefined || rest.length > 0)
     throw new RangeError(`not an IPv4 CIDR: ${JSON.stringify(text)}`);

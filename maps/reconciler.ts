@@ -11,10 +11,11 @@ export interface MapPort<K, V> {
   entries(): Iterable<[K, V]>;
   set(key: K, value: V): void;
   /**
-   * Optional: stores entries in order in one call (a batch syscall), stopping at the first that
+   * Optional: stores the first `count` entries packed in `keys` and `values` (each the codec's
+   * bytes, back to back) in order, in one call (a batch syscall), stopping at the first that
    * fails; returns how many were stored and that failure. Never throws for an entry.
    */
-  setMany?(entries: readonly (readonly [K, V])[]): { written: number; error?: unknown };
+  setPacked?(keys: Uint8Array, values: Uint8Array, count: number): { written: number; error?: unknown };
   delete(key: K): boolean;
   readonly maxEntries: number;
 }
@@ -101,32 +102,44 @@ export class MapReconciler<K, V> {
    */
   #writeMany(result: ApplyResult, upserts: readonly [string, K, V, string][]): void {
     const port = this.#port;
-    if (port.setMany === undefined || upserts.length < 2) {
+    if (port.setPacked === undefined || upserts.length < 2) {
       for (const [ks, key, value, enc] of upserts) this.#write(result, ks, key, value, enc);
       return;
     }
+    const keySize = this.#codec.key.layout.size;
+    const valueSize = this.#codec.value.layout.size;
+    const batch = Math.min(BATCH_ENTRIES, upserts.length);
+    const keys = Buffer.alloc(batch * keySize);
+    const values = Buffer.alloc(batch * valueSize);
     let i = 0;
     while (i < upserts.length) {
-      const chunk = upserts.slice(i, i + BATCH_ENTRIES);
+      const count = Math.min(batch, upserts.length - i);
       let written: number | undefined;
       try {
-        written = port.setMany(chunk.map(([, key, value]) => [key, value] as const)).written;
+        for (let j = 0; j < count; j++) {
+          const [, key, , enc] = upserts[i + j] as [string, K, V, string];
+          keys.set(this.#codec.key.encode(key), j * keySize);
+          // The value's bytes are already in the shadow's hex: written straight into the batch.
+          values.write(enc, j * valueSize, valueSize, "hex");
+        }
+        written = port.setPacked(keys, values, count).written;
       } catch {
-        // An entry the codec refuses: each is tried alone, and only that one fails.
+        // A key the codec refuses (or a port that cannot take the batch): each is tried alone.
       }
       if (written === undefined) {
-        for (const [ks, key, value, enc] of chunk) this.#write(result, ks, key, value, enc);
-        i += chunk.length;
+        for (const [ks, key, value, enc] of upserts.slice(i, i + count))
+          this.#write(result, ks, key, value, enc);
+        i += count;
         continue;
       }
       for (let j = 0; j < written; j++) {
-        const [ks, key, , enc] = chunk[j] as [string, K, V, string];
+        const [ks, key, , enc] = upserts[i + j] as [string, K, V, string];
         this.#shadow.set(ks, { key, value: enc });
         result.upserted++;
       }
       i += written;
       const stopped = upserts[i];
-      if (written < chunk.length && stopped !== undefined) {
+      if (written < count && stopped !== undefined) {
         const [ks, key, value, enc] = stopped;
         this.#write(result, ks, key, value, enc);
         i++;
@@ -208,20 +221,6 @@ export class FakeMapPort<K, V> implements MapPort<K, V> {
     }
     this.writes++;
     this.entriesByKey.set(ks, [key, value]);
-  }
-
-  /** Like a batch syscall: in order, stopping at the first failure. */
-  setMany(entries: readonly (readonly [K, V])[]): { written: number; error?: unknown } {
-    let written = 0;
-    for (const [k, v] of entries) {
-      try {
-        this.set(k, v);
-      } catch (error) {
-        return { written, error };
-      }
-      written++;
-    }
-    return { written };
   }
 
   delete(key: K): boolean {

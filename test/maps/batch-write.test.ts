@@ -16,7 +16,7 @@ import {
 } from "../../maps/ipcache.js";
 import type { Prefix } from "../../maps/net.js";
 import { pinPath } from "../../maps/pins.js";
-import { MapReconciler } from "../../maps/reconciler.js";
+import { FakeMapPort, MapReconciler } from "../../maps/reconciler.js";
 import { uniqueName } from "../helpers/names.js";
 import { requireRoot } from "../helpers/privileged.js";
 
@@ -87,12 +87,19 @@ describe("maps: batch writes into a real pinned LPM trie", function () {
     assert.throws(() => raw.updatePacked(keys, values, n + 1), RangeError);
   });
 
-  it("the reconciler's first fill goes through setMany and leaves exactly the desired entries", function () {
+  it("the reconciler's first fill goes through setPacked and leaves exactly the desired entries", function () {
     using map = pinIpcache(30_000);
     const rec = new MapReconciler(map, ipcacheCodec, ipcacheKeyString);
     assert.equal(rec.resync(), 0);
+    let batches = 0;
+    const setPacked = map.setPacked.bind(map);
+    map.setPacked = (keys, values, count) => {
+      batches++;
+      return setPacked(keys, values, count);
+    };
     const want = desired(20_000);
     const r = rec.apply(want);
+    assert.equal(batches, 3, "20,000 entries in batches of 8,192");
     assert.deepEqual([r.upserted, r.deleted, r.failed, r.size], [20_000, 0, 0, 20_000]);
     assert.equal(map.count(), 20_000);
     for (const [ks, { key, entry }] of [...want].filter((_e, i) => i % 997 === 0))
@@ -123,5 +130,60 @@ describe("maps: batch writes into a real pinned LPM trie", function () {
     assert.equal(map.count(), 10_000);
     // The shadow holds exactly what the kernel holds.
     assert.equal(rec.resync(), 10_000);
+  });
+});
+
+/** A fake map with a batch write that stops at the entries `refuse` names, as the kernel's does. */
+class BatchingPort extends FakeMapPort<Prefix, IpcacheEntry> {
+  batches: number[] = [];
+  constructor(
+    readonly refuse: (k: Prefix) => boolean,
+    maxEntries?: number,
+  ) {
+    super(ipcacheKeyString, maxEntries);
+  }
+  override set(key: Prefix, value: IpcacheEntry): void {
+    if (this.refuse(key)) throw new Error(`refused ${ipcacheKeyString(key)}`);
+    super.set(key, value);
+  }
+  setPacked(keys: Uint8Array, values: Uint8Array, count: number): { written: number; error?: unknown } {
+    this.batches.push(count);
+    for (let i = 0; i < count; i++) {
+      const key = ipcacheCodec.key.decode(keys.subarray(i * 8, i * 8 + 8));
+      try {
+        this.set(key, ipcacheCodec.value.decode(values.subarray(i * 16, i * 16 + 16)));
+      } catch (error) {
+        return { written: i, error };
+      }
+    }
+    return { written: count };
+  }
+}
+
+describe("maps: the reconciler's batch writes (fake port)", function () {
+  it("writes upserts in batches of 8,192 with the entries' exact bytes", function () {
+    const port = new BatchingPort(() => false);
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    const want = desired(20_000);
+    const r = rec.apply(want);
+    assert.deepEqual([r.upserted, r.failed, r.size], [20_000, 0, 20_000]);
+    assert.deepEqual(port.batches, [8192, 8192, 3616]);
+    for (const [ks, { entry }] of want) assert.deepEqual(port.entriesByKey.get(ks)?.[1], entry, ks);
+  });
+
+  it("an entry a batch stops at is written alone and counted; the rest of the batch still goes in", function () {
+    const bad = new Set(["10.0.0.7/32", "10.0.0.8/32", "10.0.39.15/32"]);
+    const port = new BatchingPort((k) => bad.has(ipcacheKeyString(k)));
+    const rec = new MapReconciler(port, ipcacheCodec, ipcacheKeyString);
+    const want = desired(10_000);
+    const r = rec.apply(want);
+    assert.equal(r.failed, 3);
+    assert.equal(r.upserted, 10_000 - 3);
+    assert.ok(r.firstError instanceof Error && r.firstError.message === "refused 10.0.0.7/32");
+    assert.equal(port.entriesByKey.size, 10_000 - 3);
+    // The shadow is what the map holds: the failed ones are retried by the next apply.
+    bad.clear();
+    const again = rec.apply(want);
+    assert.deepEqual([again.upserted, again.failed, again.size], [3, 0, 10_000]);
   });
 });

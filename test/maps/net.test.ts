@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { formatIPv4, parseIPv4 } from "../../maps/net.js";
+import { formatIPv4, parseIPv4, parsePrefix, type Prefix } from "../../maps/net.js";
 
 /** The former implementation, kept as the reference. */
 function reference(text: string): number | undefined {
@@ -82,5 +82,23 @@ describe("maps: IPv4 text", function () {
       "1.2.3.4\n",
     ])
       assert.equal(parsed(text), undefined, JSON.stringify(text));
+  });
+
+  it("a bare address is its /32, refused alike", function () {
+    const prefix = (text: string): Prefix | string => {
+      try {
+        return parsePrefix(text);
+      } catch (err) {
+        return err instanceof RangeError ? "refused" : "other error";
+      }
+    };
+    fc.assert(
+      fc.property(fc.oneof(nearMiss, groups), (text) => {
+        if (text.includes("/")) return;
+        assert.deepEqual(prefix(text), prefix(`${text}/32`), JSON.stringify(text));
+      }),
+      { numRuns: 3000 },
+    );
+    assert.deepEqual(parsePrefix("010.1.2.3"), { ip: "10.1.2.3", length: 32 });
   });
 });
