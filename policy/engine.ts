@@ -216,27 +216,32 @@ function sameLabels(a: Labels, b: Labels): boolean {
 function stringLabels(raw: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof raw === "object" && raw !== null)
-    for (const [k, v] of Object.entries(raw as Record<string, unknown>))
+    for (const k of Object.keys(raw)) {
+      const v = (raw as Record<string, unknown>)[k];
       if (typeof v === "string") out[k] = v;
+    }
   return out;
+}
+
+/** `c` normalised when it is IPv4 text, else undefined. */
+function ipv4Text(c: unknown): string | undefined {
+  if (typeof c !== "string") return undefined;
+  try {
+    return formatIPv4(parseIPv4(c));
+  } catch {
+    return undefined;
+  }
 }
 
 /** The first IPv4 address of a pod (status.podIPs, then status.podIP), normalised. */
 function podIPv4(pod: V1Pod): string | undefined {
-  const candidates: unknown[] = [];
   const list: unknown = pod.status?.podIPs;
   if (Array.isArray(list))
-    for (const p of list as unknown[]) candidates.push((p as { ip?: unknown } | null)?.ip);
-  candidates.push(pod.status?.podIP);
-  for (const c of candidates) {
-    if (typeof c !== "string") continue;
-    try {
-      return formatIPv4(parseIPv4(c));
-    } catch {
-      // not IPv4; keep looking
+    for (const p of list as unknown[]) {
+      const ip = ipv4Text((p as { ip?: unknown } | null)?.ip);
+      if (ip !== undefined) return ip;
     }
-  }
-  return undefined;
+  return ipv4Text(pod.status?.podIP);
 }
 
 /**
@@ -934,6 +939,8 @@ export class PolicyEngine {
 
   /** Re-derives the address-keyed entries towards pod D in every shape naming one of its ports. */
   private refreshDestination(d: PodState, present: boolean): void {
+    // No shape names an egress port (the common case): nothing to do, and no Set per pod.
+    if (this.namedEgressShapes.size === 0) return;
     const shapes = new Set<ShapeState>();
     for (const k of d.namedPorts.keys()) for (const s of this.namedEgressShapes.get(k) ?? []) shapes.add(s);
     for (const s of shapes)
