@@ -261,7 +261,9 @@ async function main(): Promise<number> {
 /**
  * SKEIN_AGENT_START_PROF=FILE: a CPU profile of the agent's start, from the end of the datapath
  * load (the profiler's signals would interrupt the verifier) until ready, written to FILE, and a
- * sampled heap profile of what is live at ready (allocated since then) next to it (.heapprofile).
+ * sampled heap profile of what is live at ready (allocated since then) next to it (.heapprofile;
+ * with SKEIN_AGENT_START_PROF_ALLOC=1 every allocation, collected or not). Summaries:
+ * bench/profile-summary.ts.
  */
 function startProfiledDatapath(
   options: { bpffsRoot: string; datapath: DatapathOptions; cniConfDir: string },
@@ -281,7 +283,12 @@ function startProfiledDatapath(
     session.post("Profiler.start");
     // Sampled allocations still live at ready: what the agent keeps, by allocation site.
     session.post("HeapProfiler.enable");
-    session.post("HeapProfiler.startSampling", { samplingInterval: 32768, ...(process.env.SKN_ALLOC === undefined ? {} : { includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }) });
+    session.post("HeapProfiler.startSampling", {
+      samplingInterval: 32768,
+      ...(process.env.SKEIN_AGENT_START_PROF_ALLOC === undefined
+        ? {}
+        : { includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }),
+    });
     log.info("start-up CPU profile started", { file });
     return report;
   };

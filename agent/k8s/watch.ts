@@ -192,7 +192,7 @@ export class ClusterWatch {
     this.#minBackoffMs = options.minBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.#transform = options.transform;
-    this.#pageSize = options.pageSize ?? Number(process.env.SKN_PAGE ?? 5000);
+    this.#pageSize = options.pageSize ?? 5000;
     this.#kinds = options.kinds ?? BASE_KINDS;
   }
 
