@@ -120,8 +120,11 @@ export class Agent {
   #watch: ClusterWatch | undefined;
   readonly #nodes = new Map<string, NodeView>();
   readonly #pods = new Map<string, PodView>();
-  /** Pods by address, each address's pods by namespace/name (stale objects may share one). */
-  readonly #podsByIp = new Map<string, Map<string, PodView>>();
+  /**
+   * Pods by address: the namespace/name of the only pod there (the common case, no allocation), or
+   * each pod there by namespace/name (stale objects may share an address).
+   */
+  readonly #podsByIp = new Map<string, string | Map<string, PodView>>();
   readonly #changes = new MapChanges();
   /** The Service maps' state; exists once start() opened the maps. */
   #services: ServiceLbState | undefined;
@@ -237,6 +240,10 @@ export class Agent {
         onEvent: (kind, type, obj) => {
           this.#onEvent(kind, type, obj);
         },
+        onPage: (kind, objects) => {
+          if (kind === "Pod") this.#onPods(objects);
+          else for (const o of objects) this.#onEvent(kind, "add", o);
+        },
         onError: (kind) => {
           this.metrics.watchErrors.inc({ resource: kind });
         },
@@ -290,25 +297,13 @@ export class Agent {
             this.#services?.upsertSlice(obj.metadata?.name ?? "", endpointSliceView(obj as V1EndpointSlice));
           break;
         case "Pod": {
-          this.#removePod(name);
-          this.#skipped.delete(`Pod${name}`);
-          if (type === "delete") policy.deletePod(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
-          else {
+          if (type === "delete") {
+            this.#removePod(name);
+            this.#skipped.delete(`Pod${name}`);
+            policy.deletePod(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
+          } else {
             policy.upsertPod(obj);
-            const v = podView(obj);
-            if (v.ok) this.#addPod(name, v.value);
-            // A pod without an IP is normal while it starts; count it, log it at debug level.
-            else
-              this.#skip(
-                "Pod",
-                name,
-                v.reason,
-                v.detail,
-                v.reason === "no-ip" ||
-                  v.reason === "host-network" ||
-                  v.reason === "terminated" ||
-                  v.reason === "unscheduled",
-              );
+            this.#setPod(name, obj);
           }
           break;
         }
@@ -331,6 +326,57 @@ export class Agent {
     this.#schedule();
   }
 
+  /** A pod as the agent keeps it (by address, for the ipcache), or why it is skipped. */
+  #setPod(name: string, obj: KubernetesObject): void {
+    this.#removePod(name);
+    this.#skipped.delete(`Pod${name}`);
+    const v = podView(obj);
+    if (v.ok) this.#addPod(name, v.value);
+    // A pod without an IP is normal while it starts; count it, log it at debug level.
+    else
+      this.#skip(
+        "Pod",
+        name,
+        v.reason,
+        v.detail,
+        v.reason === "no-ip" ||
+          v.reason === "host-network" ||
+          v.reason === "terminated" ||
+          v.reason === "unscheduled",
+      );
+  }
+
+  /**
+   * A page of the first Pod list: as an add event for each, the engine fed the page in one
+   * transaction (PolicySource.upsertPods), so a pod costs its own work and not an event's.
+   */
+  #onPods(objects: readonly KubernetesObject[]): void {
+    const policy = this.options.policy;
+    if (policy.upsertPods === undefined) {
+      for (const o of objects) this.#onEvent("Pod", "add", o);
+      return;
+    }
+    for (const obj of objects) {
+      const name = key(obj);
+      try {
+        this.#setPod(name, obj);
+      } catch (err) {
+        const { error, ...more } = errorFields(err);
+        this.#skip("Pod", name, "error", error, false, { ...more });
+        this.#changes.all();
+      }
+    }
+    try {
+      policy.upsertPods(objects);
+      this.#noteEngineChange();
+    } catch (err) {
+      // The engine never throws for an object; a bug must not take the agent down either.
+      this.#log.error("policy engine failed on a page of pods", errorFields(err));
+      this.#changes.all();
+    }
+    this.#schedule();
+  }
+
   /** What the engine's last event changed goes into the next pass's writes. */
   #noteEngineChange(): void {
     const c = this.options.policy.lastChange();
@@ -340,12 +386,15 @@ export class Agent {
 
   #addPod(key: string, v: PodView): void {
     this.#pods.set(key, v);
-    let at = this.#podsByIp.get(v.ip);
-    if (at === undefined) {
-      at = new Map<string, PodView>();
-      this.#podsByIp.set(v.ip, at);
+    const at = this.#podsByIp.get(v.ip);
+    if (at === undefined) this.#podsByIp.set(v.ip, key);
+    else if (typeof at !== "string") at.set(key, v);
+    else if (at !== key) {
+      const other = this.#pods.get(at);
+      const both = new Map<string, PodView>([[key, v]]);
+      if (other !== undefined) both.set(at, other);
+      this.#podsByIp.set(v.ip, both);
     }
-    at.set(key, v);
     this.#changes.addresses.add(v.ip);
   }
 
@@ -354,14 +403,20 @@ export class Agent {
     if (v === undefined) return;
     this.#pods.delete(key);
     const at = this.#podsByIp.get(v.ip);
-    at?.delete(key);
-    if (at?.size === 0) this.#podsByIp.delete(v.ip);
+    if (at === key) this.#podsByIp.delete(v.ip);
+    else if (at !== undefined && typeof at !== "string") {
+      at.delete(key);
+      const [only, ...more] = at.keys();
+      if (only === undefined) this.#podsByIp.delete(v.ip);
+      else if (more.length === 0) this.#podsByIp.set(v.ip, only);
+    }
     this.#changes.addresses.add(v.ip);
   }
 
   #podAt(ip: string): PodView | undefined {
     const at = this.#podsByIp.get(ip);
     if (at === undefined) return undefined;
+    if (typeof at === "string") return this.#pods.get(at);
     let best: [string, PodView] | undefined;
     for (const e of at) if (best === undefined || e[0] < best[0]) best = e;
     return best?.[1];

@@ -46,7 +46,10 @@ import { PolicyEngine } from "../policy/engine.js";
 import { BgpRouting } from "./routing/bgp.js";
 import { BgpSettingsError, parseBgpSettings } from "./routing/bgp-settings.js";
 import { DEFAULT_SETTINGS, encodeSettings } from "../maps/settings.js";
-import { DEFAULT_SERVICE_LB, parseServiceLbMode } from "../maps/datapath/spec.js";
+import { DEFAULT_SERVICE_LB, parseServiceLbMode, type DatapathOptions } from "../maps/datapath/spec.js";
+import { Session as InspectorSession } from "node:inspector";
+import type { NodeDatapath } from "./node-datapath.js";
+import { KernelDatapath } from "./node/kernel-datapath.js";
 
 /** BIRD's state (config, control socket, pid file) unless --bird-dir says otherwise. */
 const DEFAULT_BIRD_DIR = "/run/skein/bird";
@@ -156,11 +159,20 @@ async function main(): Promise<number> {
     );
   const cniDataDir = get("cni-data-dir");
   const bpfObject = get("bpf-object");
+  const datapath: DatapathOptions = {
+    ...(policyMapEntries === undefined ? {} : { policyMapEntries }),
+    ...(typeof bpfObject === "string" ? { objectPath: bpfObject } : {}),
+    settings: { ...(serviceCidr === "" ? {} : { serviceCidr }), routingNative: routing === "native" },
+    serviceLb,
+  };
+  const bpffsRoot = str("bpffs-root", DEFAULT_BPFFS_ROOT);
+  const cniConfDir = str("cni-conf-dir", DEFAULT_CNI_CONF_DIR);
+  const startProfile = startProfiledDatapath({ bpffsRoot, datapath, cniConfDir }, log);
   const agent = new Agent({
     nodeName,
     kubeconfig: kc,
-    bpffsRoot: str("bpffs-root", DEFAULT_BPFFS_ROOT),
-    cniConfDir: str("cni-conf-dir", DEFAULT_CNI_CONF_DIR),
+    bpffsRoot,
+    cniConfDir,
     ...(typeof cniDataDir === "string" ? { cniDataDir } : {}),
     vxlanDevice: str("vxlan-device", DEFAULT_VXLAN_DEVICE),
     vxlanPort: int("vxlan-port", DEFAULT_VXLAN_PORT) ?? DEFAULT_VXLAN_PORT,
@@ -178,17 +190,13 @@ async function main(): Promise<number> {
     clusterCidrs: str("cluster-cidr", "")
       .split(",")
       .filter((c) => c !== ""),
-    datapath: {
-      ...(policyMapEntries === undefined ? {} : { policyMapEntries }),
-      ...(typeof bpfObject === "string" ? { objectPath: bpfObject } : {}),
-      settings: { ...(serviceCidr === "" ? {} : { serviceCidr }), routingNative: routing === "native" },
-      serviceLb,
-    },
+    datapath,
     verdictEvents: get("verdict-events") === true || get("verdict-events") === "true",
     resyncIntervalMs: (int("resync-interval", 60) ?? 60) * 1000,
     debounceMs: 10,
     policy: new PolicyEngine({ nodeName }),
     log,
+    ...(startProfile === undefined ? {} : { nodeDatapath: startProfile.datapath }),
   });
 
   const health = await serveAgent(
@@ -247,8 +255,62 @@ async function main(): Promise<number> {
   });
 
   await agent.start();
+  if (startProfile !== undefined) {
+    await agent.whenReady();
+    startProfile.stop();
+  }
   await startProfileIfAsked(agent, log);
   return 0;
+}
+
+/**
+ * SKEIN_AGENT_START_PROF=FILE: a CPU profile of the agent's start, from the end of the datapath
+ * load (the profiler's signals would interrupt the verifier) until ready, written to FILE, and a
+ * sampled heap profile of what is live at ready (allocated since then) next to it (.heapprofile;
+ * with SKEIN_AGENT_START_PROF_ALLOC=1 every allocation, collected or not). Summaries:
+ * bench/profile-summary.ts.
+ */
+function startProfiledDatapath(
+  options: { bpffsRoot: string; datapath: DatapathOptions; cniConfDir: string },
+  log: Logger,
+): { datapath: NodeDatapath; stop: () => void } | undefined {
+  const file = process.env.SKEIN_AGENT_START_PROF;
+  if (file === undefined || file === "") return undefined;
+  const session = new InspectorSession();
+  const datapath = new KernelDatapath(options);
+  const load = datapath.load.bind(datapath);
+  // The in-process inspector session answers synchronously: profiling has started when post returns.
+  datapath.load = () => {
+    const report = load();
+    session.connect();
+    session.post("Profiler.enable");
+    session.post("Profiler.setSamplingInterval", { interval: 500 });
+    session.post("Profiler.start");
+    // Sampled allocations still live at ready: what the agent keeps, by allocation site.
+    session.post("HeapProfiler.enable");
+    session.post("HeapProfiler.startSampling", {
+      samplingInterval: 32768,
+      ...(process.env.SKEIN_AGENT_START_PROF_ALLOC === undefined
+        ? {}
+        : { includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }),
+    });
+    log.info("start-up CPU profile started", { file });
+    return report;
+  };
+  return {
+    datapath,
+    stop: () => {
+      session.post("Profiler.stop", (err, r) => {
+        if (err === null) writeFileSync(file, JSON.stringify(r.profile));
+        session.post("HeapProfiler.stopSampling", (herr, h) => {
+          if (herr === null)
+            writeFileSync(file.replace(/\.cpuprofile$/, "") + ".heapprofile", JSON.stringify(h.profile));
+        });
+        session.disconnect();
+        log.info("start-up CPU profile written", { file, ...(err === null ? {} : errorFields(err)) });
+      });
+    },
+  };
 }
 
 /**

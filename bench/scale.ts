@@ -1,6 +1,7 @@
 /**
  * npm run bench:scale [-- --pods 1000,10000,100000 --nodes 50 --policies 1000 --churn 10000
- *                        --churn-rate 250 --rates 100,200,400,800 --rate-seconds 5 --latency-events 300]
+ *                        --churn-rate 250 --rates 100,200,400,800 --rate-seconds 5 --latency-events 300
+ *                        --ready-only --runs 1]
  *
  * One skein-agent (the real process, in a network namespace of its own, its datapath pinned under
  * a unique bpffs root) against the lab API server (a process seeded in memory with the scale
@@ -19,10 +20,13 @@
  *     the answer, so a slow server lowers the rate achieved but not the latency).
  * The agent's full resync runs every --resync-seconds (default 15, the agent's own default is 60),
  * so that the churn phases include some.
+ * --ready-only stops after the first item (time to ready, the agent's CPU time until then, RSS);
+ * --runs N measures each size N times (a fresh API server and agent each time).
  *
  * SKEIN_BENCH_KEEP=1 keeps the agent's and API server's logs; SKEIN_BENCH_LOG=LEVEL sets the
  * agent's log level; SKEIN_AGENT_CPU_PROF=FILE profiles the agent from ready to its end;
- * SKEIN_BENCH_API_PROF=DIR profiles the API server (node --cpu-prof).
+ * SKEIN_BENCH_API_PROF=DIR profiles the API server (node --cpu-prof); SKEIN_BENCH_AGENT_NODE_ARGS
+ * adds Node flags to the agent's command line (e.g. "--max-semi-space-size=32").
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, existsSync, openSync, closeSync } from "node:fs";
@@ -52,6 +56,8 @@ const { values: opts } = parseArgs({
     "rate-seconds": { type: "string", default: "5" },
     "latency-events": { type: "string", default: "300" },
     "resync-seconds": { type: "string", default: "15" },
+    "ready-only": { type: "boolean", default: false },
+    runs: { type: "string", default: "1" },
   },
 });
 const list = (s: string): number[] => s.split(",").map((x) => Number(x.trim()));
@@ -123,6 +129,18 @@ function exited(p: ChildProcess): boolean {
   return p.exitCode !== null || p.signalCode !== null;
 }
 
+/** The process's CPU time so far (user + system), seconds. */
+function cpuSeconds(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function loadAverage(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+}
+
 async function stopProcess(p: ChildProcess | undefined): Promise<void> {
   if (p === undefined) return;
   if (!exited(p)) {
@@ -173,10 +191,15 @@ interface CpuPerEvent {
   /** This process: the clients' requests and the poller's map lookups. */
   bench: number;
 }
+const NO_CPU: CpuPerEvent = { agent: NaN, api: NaN, bench: NaN };
 
 interface Size {
   pods: number;
   readyMs: number;
+  /** The agent's CPU time (user + system) from its start to ready, s. */
+  cpuAtReady: number;
+  /** The load average when ready. */
+  loadAtReady: string;
   ipcacheAtReady: number;
   policyAtReady: number;
   rssReady: number;
@@ -245,6 +268,7 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
         `--net=/var/run/netns/${NETNS}`,
         process.execPath,
         "--expose-gc",
+        ...(process.env.SKEIN_BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
         join(DIST, "agent", "main.js"),
         "--node-name=node-0",
         `--kubeconfig=${kubeconfig}`,
@@ -277,11 +301,31 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
       await sleep(10);
     }
     const readyMs = performance.now() - started;
+    const cpuAtReady = cpuSeconds(agentPid());
+    const loadAtReady = loadAverage();
     using ipcache = IpcacheMap.openPinned(root);
     using policyMap = PolicyMap.openPinned(root);
     const ipcacheAtReady = ipcache.count();
     const policyAtReady = policyMap.count();
     const rssReady = rssMiB(agentPid());
+    if (opts["ready-only"])
+      return {
+        pods,
+        readyMs,
+        cpuAtReady,
+        loadAtReady,
+        ipcacheAtReady,
+        policyAtReady,
+        rssReady,
+        latency: { p50: NaN, p99: NaN, max: NaN, n: 0 },
+        churn: { events: 0, rate: NaN, p50: NaN, p99: NaN, apiP50: NaN, cpu: NO_CPU },
+        leftover: 0,
+        rssBeforeChurn: NaN,
+        rssAfterChurn: NaN,
+        heapBeforeChurn: NaN,
+        heapAfterChurn: NaN,
+        sustained: [],
+      };
 
     const podsUrl = (ns: string) => `${url}/api/v1/namespaces/${ns}/pods`;
     /**
@@ -524,6 +568,8 @@ async function measureSize(pods: number, nodes: number, policies: number): Promi
     return {
       pods,
       readyMs,
+      cpuAtReady,
+      loadAtReady,
       ipcacheAtReady,
       policyAtReady,
       rssReady,
@@ -564,7 +610,7 @@ async function main(): Promise<void> {
   setupNetns();
   const results: Size[] = [];
   try {
-    for (const pods of list(opts.pods)) {
+    for (const pods of list(opts.pods).flatMap((p) => Array<number>(Number(opts.runs)).fill(p))) {
       say(`${pods} pods …`);
       const r = await measureSize(pods, nodes, policies);
       results.push(r);
@@ -578,6 +624,13 @@ async function main(): Promise<void> {
   } finally {
     teardownNetns();
   }
+  say("\n| pods | ready | agent CPU to ready (user + system) | load average at ready | RSS at ready |");
+  say("|---:|---:|---:|---:|---:|");
+  for (const r of results)
+    say(
+      `| ${r.pods.toLocaleString("en")} | ${(r.readyMs / 1000).toFixed(2)} s | ${r.cpuAtReady.toFixed(2)} s | ${r.loadAtReady} | ${r.rssReady.toFixed(0)} MiB |`,
+    );
+  if (opts["ready-only"]) return;
   say(
     "\n| pods | ready | RSS at ready | event→kernel p50 / p99 | churn p99 | agent CPU per churn event | soak: RSS before / after (GC) | sustained (p99 ≤ 100 ms) |",
   );

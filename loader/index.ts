@@ -16,7 +16,15 @@ export { Owned, DisposalStack, takeLeakedResources } from "./resource.js";
 export { Fd } from "./fd.js";
 export { ObjectSpec, LoadedObject, type ObjectOptions, type MapSpec } from "./object.js";
 export { checkPinnedMap, mapDifferences, type MapDefinition } from "./pinned-map.js";
-export { RawMap, MapType, mapInfoFromFd, numPossibleCpus, type MapInfo, type UpdateFlag } from "./map.js";
+export {
+  RawMap,
+  MapType,
+  mapInfoFromFd,
+  numPossibleCpus,
+  type MapInfo,
+  type PackedUpdateResult,
+  type UpdateFlag,
+} from "./map.js";
 export {
   Program,
   programInfoFromFd,

@@ -43,6 +43,17 @@ const BATCH_TYPES = new Set<number>([
 
 /** Whether this kernel does batch lookups on LPM tries (Linux 6.x does); unknown until tried. */
 let lpmBatch: boolean | undefined;
+/**
+ * Map types whose BPF_MAP_UPDATE_BATCH the kernel refused (ENOTSUPP, or EINVAL before the command
+ * existed): found by trying once per type, then written element by element.
+ */
+const noBatchUpdate = new Set<number>();
+
+/** What a packed update stored: every entry, or those before the first failure and that failure. */
+export interface PackedUpdateResult {
+  written: number;
+  error?: SysError;
+}
 
 let possibleCpus: number | undefined;
 /** Number of possible CPUs: the stride of per-CPU map values. */
@@ -330,6 +341,55 @@ export class RawMap extends Owned {
         throw err;
       }
     });
+  }
+
+  /**
+   * Stores the first `count` entries packed back to back in `keys` (keySize bytes each) and
+   * `values` (valueBytes each): with one BPF_MAP_UPDATE_BATCH call where the kernel has it for
+   * this map type (hashes, arrays, and LPM tries on recent kernels), element by element
+   * otherwise. Entries are stored in order; the first that fails stops the call. Never throws
+   * for an entry: returns how many were stored and, if not all, the failure (SysError).
+   * Throws RangeError when the buffers are shorter than `count` entries.
+   */
+  updatePacked(
+    keys: Uint8Array,
+    values: Uint8Array,
+    count: number,
+    flag: UpdateFlag = "any",
+  ): PackedUpdateResult {
+    const keySize = this.info.keySize;
+    const valueBytes = this.valueBytes;
+    if (keys.length < count * keySize || values.length < count * valueBytes)
+      throw new RangeError(`${this.label}: packed buffers hold fewer than ${count} entries`);
+    if (count === 0) return { written: 0 };
+    if (!noBatchUpdate.has(this.info.type)) {
+      const n = [count];
+      const opts = { sz: sizeOf(batchOpts), elem_flags: updateFlags[flag], flags: 0 };
+      const ret = libbpf().bpf_map_update_batch(this.fd, keys, values, n, opts) as number;
+      if (ret >= 0) return { written: count };
+      const written = n[0] ?? 0;
+      const unsupported =
+        ret === -524 /* ENOTSUPP */ || ret === -95 /* EOPNOTSUPP */ || ret === -22; /* EINVAL */
+      if (!(unsupported && written === 0))
+        return {
+          written,
+          error: new SysError(`update batch (${written} of ${count} written)`, -ret, this.label),
+        };
+      noBatchUpdate.add(this.info.type);
+    }
+    const lib = libbpf();
+    const f = updateFlags[flag];
+    for (let i = 0; i < count; i++) {
+      const ret = lib.bpf_map_update_elem(
+        this.fd,
+        keys.subarray(i * keySize, (i + 1) * keySize),
+        values.subarray(i * valueBytes, (i + 1) * valueBytes),
+        f,
+      ) as number;
+      if (ret < 0)
+        return { written: i, error: new SysError(`update (${i} of ${count} written)`, -ret, this.label) };
+    }
+    return { written: count };
   }
 
   /** Pins the map at `path`. Throws SysError (EEXIST if something is pinned there). */

@@ -3,7 +3,7 @@
  * struct encoding at explicit offsets with padding zeroed, and typed maps that refuse a kernel map
  * whose sizes differ from the codec.
  */
-import { RawMap, type UpdateFlag } from "../loader/index.js";
+import { RawMap, type PackedUpdateResult, type UpdateFlag } from "../loader/index.js";
 
 /** One member of a C struct as the codec writes it. */
 export interface Field {
@@ -103,6 +103,23 @@ export class TypedMap<K, V> implements Disposable {
 
   set(key: K, value: V, flag: UpdateFlag = "any"): void {
     this.raw.update(this.codec.key.encode(key), this.codec.value.encode(value), flag);
+  }
+
+  /**
+   * Stores the first `count` entries packed in `keys` and `values` (the codecs' bytes, back to
+   * back) in order, in one batch call where the kernel can (RawMap.updatePacked). Never throws for
+   * an entry: returns how many were stored and the first failure. Throws RangeError when the
+   * buffers are short, TypeError on a per-CPU map.
+   */
+  setPacked(
+    keys: Uint8Array,
+    values: Uint8Array,
+    count: number,
+    flag: UpdateFlag = "any",
+  ): PackedUpdateResult {
+    if (this.raw.valueBytes !== this.codec.value.layout.size)
+      throw new TypeError(`map ${this.codec.name}: packed writes on a per-CPU map`);
+    return this.raw.updatePacked(keys, values, count, flag);
   }
 
   delete(key: K): boolean {

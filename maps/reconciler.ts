@@ -16,6 +16,12 @@ export interface MapPort<K, V> {
    */
   readChunk?(after: K | undefined, max: number): { entries: [K, Uint8Array][]; done: boolean };
   set(key: K, value: V): void;
+  /**
+   * Optional: stores the first `count` entries packed in `keys` and `values` (each the codec's
+   * bytes, back to back) in order, in one call (a batch syscall), stopping at the first that
+   * fails; returns how many were stored and that failure. Never throws for an entry.
+   */
+  setPacked?(keys: Uint8Array, values: Uint8Array, count: number): { written: number; error?: unknown };
   delete(key: K): boolean;
   readonly maxEntries: number;
 }
@@ -31,6 +37,9 @@ export interface ApplyResult {
   /** Desired entries beyond the map's capacity. */
   overflow: number;
 }
+
+/** Entries per batch write. */
+const BATCH_ENTRIES = 8192;
 
 export class MapReconciler<K, V> {
   readonly #port: MapPort<K, V>;
@@ -90,12 +99,64 @@ export class MapReconciler<K, V> {
       for (const [ks, key] of deletes) this.#remove(result, ks, key);
     };
     if (deleteFirst) runDeletes();
-    for (const [ks, key, value, enc] of upserts) this.#write(result, ks, key, value, enc);
+    this.#writeMany(result, upserts);
     if (!deleteFirst) runDeletes();
     result.size = this.#shadow.size;
     result.overflow = Math.max(0, desired.size - capacity);
     return result;
   }
+  /**
+   * Upserts in order, through the port's batch write when it has one (a whole first fill is a
+   * few syscalls instead of one per entry). An entry the batch stopped at is written alone, so
+   * that a failure is counted per entry as without batches and the rest still get written.
+   */
+  #writeMany(result: ApplyResult, upserts: readonly [string, K, V, string][]): void {
+    const port = this.#port;
+    if (port.setPacked === undefined || upserts.length < 2) {
+      for (const [ks, key, value, enc] of upserts) this.#write(result, ks, key, value, enc);
+      return;
+    }
+    const keySize = this.#codec.key.layout.size;
+    const valueSize = this.#codec.value.layout.size;
+    const batch = Math.min(BATCH_ENTRIES, upserts.length);
+    const keys = Buffer.alloc(batch * keySize);
+    const values = Buffer.alloc(batch * valueSize);
+    let i = 0;
+    while (i < upserts.length) {
+      const count = Math.min(batch, upserts.length - i);
+      let written: number | undefined;
+      try {
+        for (let j = 0; j < count; j++) {
+          const [, key, , enc] = upserts[i + j] as [string, K, V, string];
+          keys.set(this.#codec.key.encode(key), j * keySize);
+          // The value's bytes are already in the shadow's hex: written straight into the batch.
+          values.write(enc, j * valueSize, valueSize, "hex");
+        }
+        written = port.setPacked(keys, values, count).written;
+      } catch {
+        // A key the codec refuses (or a port that cannot take the batch): each is tried alone.
+      }
+      if (written === undefined) {
+        for (const [ks, key, value, enc] of upserts.slice(i, i + count))
+          this.#write(result, ks, key, value, enc);
+        i += count;
+        continue;
+      }
+      for (let j = 0; j < written; j++) {
+        const [ks, key, , enc] = upserts[i + j] as [string, K, V, string];
+        this.#shadow.set(ks, { key, value: enc, seen: -this.#epoch });
+        result.upserted++;
+      }
+      i += written;
+      const stopped = upserts[i];
+      if (written < count && stopped !== undefined) {
+        const [ks, key, value, enc] = stopped;
+        this.#write(result, ks, key, value, enc);
+        i++;
+      }
+    }
+  }
+
   /** One upsert into the map and the shadow, counted in `result` (a failure too, not thrown). */
   #write(result: ApplyResult, ks: string, key: K, value: V, enc: string): void {
     try {

@@ -216,27 +216,32 @@ function sameLabels(a: Labels, b: Labels): boolean {
 function stringLabels(raw: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof raw === "object" && raw !== null)
-    for (const [k, v] of Object.entries(raw as Record<string, unknown>))
+    for (const k of Object.keys(raw)) {
+      const v = (raw as Record<string, unknown>)[k];
       if (typeof v === "string") out[k] = v;
+    }
   return out;
+}
+
+/** `c` normalised when it is IPv4 text, else undefined. */
+function ipv4Text(c: unknown): string | undefined {
+  if (typeof c !== "string") return undefined;
+  try {
+    return formatIPv4(parseIPv4(c));
+  } catch {
+    return undefined;
+  }
 }
 
 /** The first IPv4 address of a pod (status.podIPs, then status.podIP), normalised. */
 function podIPv4(pod: V1Pod): string | undefined {
-  const candidates: unknown[] = [];
   const list: unknown = pod.status?.podIPs;
   if (Array.isArray(list))
-    for (const p of list as unknown[]) candidates.push((p as { ip?: unknown } | null)?.ip);
-  candidates.push(pod.status?.podIP);
-  for (const c of candidates) {
-    if (typeof c !== "string") continue;
-    try {
-      return formatIPv4(parseIPv4(c));
-    } catch {
-      // not IPv4; keep looking
+    for (const p of list as unknown[]) {
+      const ip = ipv4Text((p as { ip?: unknown } | null)?.ip);
+      if (ip !== undefined) return ip;
     }
-  }
-  return undefined;
+  return ipv4Text(pod.status?.podIP);
 }
 
 /**
@@ -280,6 +285,15 @@ export class PolicyEngine {
 
   private currentVersion = 0;
   private tx: Tx | undefined;
+  /** During upsertPods: identity texts by namespace and pod labels in their own order. */
+  private identityTexts: Map<string, string> | undefined;
+  /** During upsertPods: pods' labels and named ports by content, shared by the batch's pods. */
+  private batchShared:
+    | {
+        labels: Map<string, Labels>;
+        ports: Map<string, { ports: ReadonlyMap<string, number>; text: string }>;
+      }
+    | undefined;
   private last: EngineChange = {
     version: 0,
     policyKeys: new Set(),
@@ -326,6 +340,37 @@ export class PolicyEngine {
       const info = this.podInfo(pod, namespace, name, object);
       this.setPod(`${namespace}/${name}`, info);
     });
+  }
+
+  /**
+   * Adds or updates many pods in one transaction, in order: the same outcome as `upsertPod` for
+   * each, for the cost of the pods alone (the first lists' path). Pods sharing labels share one
+   * identity text, made once per batch; `lastChange()` names everything the batch changed.
+   */
+  upsertPods(pods: Iterable<V1Pod>): void {
+    const tx: Tx = { keys: new Map(), addresses: new Map(), endpoints: new Set(), other: false };
+    this.tx = tx;
+    this.identityTexts = new Map();
+    this.batchShared = { labels: new Map(), ports: new Map() };
+    try {
+      for (const pod of pods) {
+        const namespace = namespaceOf(pod.metadata);
+        const name = pod.metadata?.name;
+        if (typeof name !== "string" || name === "") continue;
+        const object = `Pod ${namespace}/${name}`;
+        try {
+          this.setPod(`${namespace}/${name}`, this.podInfo(pod, namespace, name, object));
+        } catch (err) {
+          // As upsertPod: never thrown; the pod is reported, the others go on.
+          this.setErrors(object, [`internal error: ${err instanceof Error ? err.message : String(err)}`]);
+        }
+      }
+    } finally {
+      this.identityTexts = undefined;
+      this.batchShared = undefined;
+      this.tx = undefined;
+      this.commit(tx);
+    }
   }
 
   /** Forgets a pod (idempotent). */
@@ -795,10 +840,27 @@ export class PolicyEngine {
       return undefined;
     }
     this.setErrors(object, []);
-    const labels = Object.freeze(stringLabels(pod.metadata?.labels));
-    const namedPorts = containerNamedPorts(pod);
+    let labels = Object.freeze(stringLabels(pod.metadata?.labels));
+    let namedPorts: ReadonlyMap<string, number> = containerNamedPorts(pod);
     const local = this.nodeName === undefined || pod.spec?.nodeName === this.nodeName;
-    const fingerprint = JSON.stringify([ip, local, [...namedPorts].sort()]);
+    // Compared only with the same pod's previous fingerprint: ports in declaration order.
+    let ports = "";
+    namedPorts.forEach((port, k) => {
+      ports += `|${k.length}:${k}=${port}`;
+    });
+    const shared = this.batchShared;
+    if (shared !== undefined) {
+      // Pods of one template share their (frozen, never mutated) labels and named ports.
+      const p = shared.ports.get(ports);
+      if (p === undefined) shared.ports.set(ports, { ports: namedPorts, text: ports });
+      else ({ ports: namedPorts, text: ports } = p);
+      let key = "";
+      for (const k in labels) key += `${k.length}:${k}${(labels[k] ?? "").length}:${labels[k] ?? ""}`;
+      const l = shared.labels.get(key);
+      if (l === undefined) shared.labels.set(key, labels);
+      else labels = l;
+    }
+    const fingerprint = `${ip}|${local ? 1 : 0}${ports}`;
     return { key: `${namespace}/${name}`, namespace, name, ip, local, labels, namedPorts, fingerprint };
   }
 
@@ -809,7 +871,7 @@ export class PolicyEngine {
     let identity: IdentityState | undefined;
     if (info !== undefined) {
       const nsLabels = this.namespaceLabels(info.namespace);
-      const text = podIdentityText(info.namespace, nsLabels, info.labels);
+      const text = this.identityText(info.namespace, nsLabels, info.labels);
       if (old !== undefined && old.fingerprint === info.fingerprint && old.identity.canonical === text)
         return;
       identity = this.ensureIdentity(text, info.namespace, nsLabels, info.labels);
@@ -877,6 +939,8 @@ export class PolicyEngine {
 
   /** Re-derives the address-keyed entries towards pod D in every shape naming one of its ports. */
   private refreshDestination(d: PodState, present: boolean): void {
+    // No shape names an egress port (the common case): nothing to do, and no Set per pod.
+    if (this.namedEgressShapes.size === 0) return;
     const shapes = new Set<ShapeState>();
     for (const k of d.namedPorts.keys()) for (const s of this.namedEgressShapes.get(k) ?? []) shapes.add(s);
     for (const s of shapes)
@@ -885,6 +949,28 @@ export class PolicyEngine {
   }
 
   // ---------------------------------------------------------------- identities
+
+  /**
+   * podIdentityText, made once per label set during upsertPods (namespace labels cannot change
+   * within a batch): the memo's key keeps the labels in their own order, without sorting (pods of
+   * one template list them alike; another order only costs another entry).
+   */
+  private identityText(namespace: string, nsLabels: Labels, labels: Labels): string {
+    const memo = this.identityTexts;
+    if (memo === undefined) return podIdentityText(namespace, nsLabels, labels);
+    // Length-prefixed: unambiguous whatever the names hold.
+    let key = `${namespace.length}:${namespace}`;
+    for (const k in labels) {
+      const v = labels[k] ?? "";
+      key += `${k.length}:${k}${v.length}:${v}`;
+    }
+    let text = memo.get(key);
+    if (text === undefined) {
+      text = podIdentityText(namespace, nsLabels, labels);
+      memo.set(key, text);
+    }
+    return text;
+  }
 
   private ensureIdentity(
     text: string,

@@ -123,9 +123,8 @@ export class IpcacheIndex {
    */
   podEntry(ip: string, pod: PodInput | undefined): IpcacheSlot | undefined {
     const p = parsePrefix(ip);
-    const text = formatPrefix(p);
     if (pod === undefined || !this.reachable(pod.nodeName))
-      return this.#prefixes.has(text) ? this.#baseEntry(p) : undefined;
+      return this.#prefixes.has(formatPrefix(p)) ? this.#baseEntry(p) : undefined;
     const local = pod.nodeName === this.localNodeName;
     return {
       key: p,

@@ -19,6 +19,8 @@ export interface PolicySource {
   upsertNamespace(ns: V1Namespace): void;
   deleteNamespace(name: string): void;
   upsertPod(pod: V1Pod): void;
+  /** Optional: many pods in one transaction, as upsertPod for each (the first lists). */
+  upsertPods?(pods: Iterable<V1Pod>): void;
   deletePod(namespace: string, name: string): void;
   upsertPolicy(np: V1NetworkPolicy): void;
   deletePolicy(namespace: string, name: string): void;

@@ -23,6 +23,11 @@ export type WatchEventType = "add" | "update" | "delete";
 
 export interface WatchHooks {
   onEvent(kind: ResourceKind, type: WatchEventType, obj: KubernetesObject): void;
+  /**
+   * Optional: a page of the first list at once, each object an "add" (else onEvent for each):
+   * lets the agent work on a page as a batch.
+   */
+  onPage?(kind: ResourceKind, objects: readonly KubernetesObject[]): void;
   onError?(kind: ResourceKind, err: unknown): void;
   onRestart?(kind: ResourceKind): void;
 }
@@ -56,28 +61,49 @@ interface ListPage {
 
 /**
  * A whole list, `pageSize` objects per request, each passed through `transform` as its page
- * arrives. The resource version is the first page's: later pages are served from that snapshot
- * by a real API server, and a watch from it replays whatever changed while paging.
+ * arrives and then, a page at a time, to `onPage` (when given). The next page is asked for before
+ * a page is processed, so the API server serves it while the agent works. The resource version is
+ * the first page's: later pages are served from that snapshot by a real API server, and a watch
+ * from it replays whatever changed while paging.
  */
 async function listPaged(
   kc: KubeConfig,
   path: string,
   pageSize: number,
   transform: ((o: KubernetesObject) => KubernetesObject) | undefined,
+  onPage?: (objects: readonly KubernetesObject[]) => void,
 ): Promise<{ items: KubernetesObject[]; metadata: { resourceVersion: string } }> {
   const items: KubernetesObject[] = [];
   let resourceVersion: string | undefined;
-  let next: string | undefined;
-  do {
+  const fetchPage = (next: string | undefined): Promise<ListPage> => {
     const query = new URLSearchParams({ limit: String(pageSize) });
     if (next !== undefined) query.set("continue", next);
-    const page = (await getJson(kc, `${path}?${query.toString()}`)) as ListPage;
-    resourceVersion ??= page.metadata?.resourceVersion ?? "";
-    for (const o of page.items ?? []) items.push(transform === undefined ? o : transform(o));
+    const p = getJson(kc, `${path}?${query.toString()}`) as Promise<ListPage>;
+    // Awaited below; until then a failure must not count as unhandled.
+    p.catch(() => undefined);
+    return p;
+  };
+  // The page as received is not referenced past this: by the time the agent works on a page, only
+  // what `transform` kept of it is alive (a page of 5,000 pods parsed is ~20 MiB that would
+  // otherwise be copied by every young-generation GC meanwhile).
+  const nextPage = async (p: Promise<ListPage>) => {
+    const page = await p;
     const c = page.metadata?.continue;
-    next = c === undefined || c === "" ? undefined : c;
-  } while (next !== undefined);
-  return { items, metadata: { resourceVersion } };
+    return {
+      items: (page.items ?? []).map((o) => (transform === undefined ? o : transform(o))),
+      next: c === undefined || c === "" ? undefined : c,
+      resourceVersion: page.metadata?.resourceVersion ?? "",
+    };
+  };
+  let pending: Promise<ListPage> | undefined = fetchPage(undefined);
+  while (pending !== undefined) {
+    const objects = await nextPage(pending);
+    pending = objects.next === undefined ? undefined : fetchPage(objects.next);
+    resourceVersion ??= objects.resourceVersion;
+    for (const o of objects.items) items.push(o);
+    onPage?.(objects.items);
+  }
+  return { items, metadata: { resourceVersion: resourceVersion ?? "" } };
 }
 
 /** One GET against the kubeconfig's current cluster, with its credentials; the answer parsed. */
@@ -94,9 +120,10 @@ async function getJson(kc: KubeConfig, path: string): Promise<unknown> {
     req.on("error", reject);
     req.end();
   });
-  const chunks: Buffer[] = [];
-  for await (const chunk of res) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString("utf8");
+  // Decoded chunk by chunk as it arrives (while the rest is on its way), not copied again at the end.
+  res.setEncoding("utf8");
+  let text = "";
+  for await (const chunk of res) text += chunk as string;
   if (res.statusCode !== 200) {
     let message = text.slice(0, 300);
     try {
@@ -182,20 +209,49 @@ export class ClusterWatch {
     const transform = this.#transform;
     for (const [kind, path] of defs) {
       if (!this.#kinds.includes(kind)) continue;
-      // What makeInformer builds, kept as a ListWatch for its resource version.
       const t = transform === undefined ? undefined : (o: KubernetesObject) => transform(kind, o);
+      // The first list hands its objects to the hooks a page at a time, as they arrive (the agent
+      // works while the API server serves the next page); the informer's own events for those
+      // same objects, once it has the whole list, are then skipped. Later relists (after a 410)
+      // go through the informer only, which diffs them against its cache.
+      const early = new WeakSet<KubernetesObject>();
+      let listed = false;
+      const list = async () => {
+        if (listed) return listPaged(this.#kc, path, this.#pageSize, t);
+        const delivered: KubernetesObject[] = [];
+        try {
+          const r = await listPaged(this.#kc, path, this.#pageSize, t, (objects) => {
+            for (const o of objects) {
+              early.add(o);
+              delivered.push(o);
+            }
+            if (this.#hooks.onPage !== undefined) this.#hooks.onPage(kind, objects);
+            else for (const o of objects) this.#hooks.onEvent(kind, "add", o);
+          });
+          listed = true;
+          return r;
+        } catch (err) {
+          // The informer never saw this list: take back what it delivered (a retry lists again).
+          for (const o of delivered) {
+            early.delete(o);
+            this.#hooks.onEvent(kind, "delete", o);
+          }
+          throw err;
+        }
+      };
+      // What makeInformer builds, kept as a ListWatch for its resource version.
       const informer = new ListWatch<KubernetesObject>(
         path,
         t === undefined ? new Watch(this.#kc) : new TransformingWatch(this.#kc, t),
-        () => listPaged(this.#kc, path, this.#pageSize, t),
+        list,
         false,
       );
       const item: Supervised = { kind, informer, failures: 0, timer: undefined, synced: false };
       informer.on("add", (o) => {
-        this.#hooks.onEvent(kind, "add", o);
+        if (!early.delete(o)) this.#hooks.onEvent(kind, "add", o);
       });
       informer.on("update", (o) => {
-        this.#hooks.onEvent(kind, "update", o);
+        if (!early.delete(o)) this.#hooks.onEvent(kind, "update", o);
       });
       informer.on("delete", (o) => {
         this.#hooks.onEvent(kind, "delete", o);

@@ -60,9 +60,28 @@ export interface ListOptions extends SelectOptions {
 /** One page of a list. Items are deep copies without kind/apiVersion, as the real server sends them. */
 export interface ListResult {
   items: JsonObject[];
+  /** The stored (deep-frozen) objects behind `items`, in the same order: `listItemJson` keys on them. */
+  stored: readonly JsonObject[];
   resourceVersion: string;
   continue?: string;
   remainingItemCount?: number;
+}
+
+/**
+ * A stored object's JSON text as a list item (without kind and apiVersion), UTF-8 encoded, made
+ * once per stored object: stored objects are frozen and replaced on every change, so the bytes
+ * stay true as long as the object lives. A 100,000-pod list is then served for the cost of
+ * copying bytes.
+ */
+const itemJson = new WeakMap<JsonObject, Buffer>();
+export function listItemJson(stored: JsonObject): Buffer {
+  let bytes = itemJson.get(stored);
+  if (bytes === undefined) {
+    const { kind: _kind, apiVersion: _apiVersion, ...item } = stored;
+    bytes = Buffer.from(JSON.stringify(item));
+    itemJson.set(stored, bytes);
+  }
+  return bytes;
 }
 
 /** Which part of an object an update may change. */
@@ -281,6 +300,7 @@ export class LabStore {
         const { kind: _kind, apiVersion: _apiVersion, ...item } = o;
         return item;
       }),
+      stored: page.map(([, o]) => o),
       resourceVersion: this.resourceVersion,
     };
     if (remaining > 0) {

@@ -255,6 +255,38 @@ describe("agent: the reconcile loop against a fake datapath and the lab API serv
     assert.equal(fake.named("localAddresses").length, localAddressReads, "no address read per pod event");
   });
 
+  it("pods sharing an address (stale objects): the smallest namespace/name owns it, the other takes over", async function () {
+    const agent = makeAgent();
+    await agent.start();
+    await agent.whenReady();
+    const ip = "10.244.1.7";
+    await core.createNamespacedPod({ namespace: "demo", body: pod("y", "n2", ip, "c") });
+    await waitFor(() => fake.ipcache.get(`${ip}/32`)?.identity === engine.podIdentity("demo", "y"), "y");
+    await core.createNamespacedPod({ namespace: "demo", body: pod("x", "n2", ip, "b") });
+    await waitFor(
+      () => fake.ipcache.get(`${ip}/32`)?.identity === engine.podIdentity("demo", "x"),
+      "x owns it",
+    );
+    assert.notEqual(engine.podIdentity("demo", "x"), engine.podIdentity("demo", "y"));
+    assert.deepEqual(agent.podsByIp().get(ip), { namespace: "demo", name: "x", node: "n2" });
+    await core.deleteNamespacedPod({ namespace: "demo", name: "x" });
+    await waitFor(
+      () => fake.ipcache.get(`${ip}/32`)?.identity === engine.podIdentity("demo", "y"),
+      "y again",
+    );
+    assert.deepEqual(agent.podsByIp().get(ip), { namespace: "demo", name: "y", node: "n2" });
+    await core.createNamespacedPod({ namespace: "demo", body: pod("z", "n2", ip, "b") });
+    await core.deleteNamespacedPod({ namespace: "demo", name: "y" });
+    await waitFor(() => agent.podsByIp().get(ip)?.name === "z", "z, the last one");
+    await waitFor(
+      () => fake.ipcache.get(`${ip}/32`)?.identity === engine.podIdentity("demo", "z"),
+      "z's identity",
+    );
+    await core.deleteNamespacedPod({ namespace: "demo", name: "z" });
+    await waitFor(() => fake.ipcache.get(`${ip}/32`) === undefined, "the address gone");
+    assert.equal(agent.podsByIp().has(ip), false);
+  });
+
   it("logs a failing step with its errno, code and cause, keeps it unapplied and retries it; ready only after", async function () {
     const cause = new SysError("netlink send", 1, "nft");
     fake.failNext("ensureMasquerade", new Error("nft: cannot apply the table", { cause }), 3);

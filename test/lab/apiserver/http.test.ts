@@ -429,6 +429,34 @@ describe("lab apiserver: HTTP", () => {
       );
     });
 
+    it("serves a list as the text JSON.stringify makes of it, from item texts that follow every change", async () => {
+      const path = "/api/v1/namespaces/default/pods";
+      await http(url, "POST", path, {
+        body: JSON.stringify({ metadata: { name: "a", labels: { v: "1" } } }),
+      });
+      const first = await http(url, "GET", "/api/v1/pods");
+      assert.equal(first.text, JSON.stringify(first.json) + "\n");
+      assert.deepEqual(
+        first.json.items.map((p: any) => [p.metadata.name, p.metadata.labels]),
+        [
+          ["a", { v: "1" }],
+          ["web", { app: "web" }],
+        ],
+      );
+      // A changed object is a new stored object: its new text is served, never the cached old one.
+      await http(url, "PATCH", `${path}/a`, {
+        body: JSON.stringify({ metadata: { labels: { v: "2" } } }),
+        headers: { "Content-Type": "application/merge-patch+json" },
+      });
+      const second = await http(url, "GET", "/api/v1/pods?limit=1");
+      assert.equal(second.text, JSON.stringify(second.json) + "\n");
+      assert.deepEqual(second.json.items[0].metadata.labels, { v: "2" });
+      assert.equal(second.json.metadata.remainingItemCount, 1);
+      const pretty = await http(url, "GET", "/api/v1/pods?pretty=true");
+      assert.deepEqual(pretty.json.items, (await http(url, "GET", "/api/v1/pods")).json.items);
+      assert.equal(pretty.text, JSON.stringify(pretty.json, null, 2) + "\n");
+    });
+
     it("serves meta.k8s.io/v1 Tables to kubectl's Accept header", async () => {
       const t = await http(url, "GET", "/api/v1/pods?limit=500", { headers: { Accept: TABLE_ACCEPT } });
       assert.equal(t.json.kind, "Table");
