@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { REPO, SYSTEM_PATH, netnsPath } from "./plugin-harness.js";
+import { REPO, SYSTEM_PATH, netnsPath, type PluginForm } from "./plugin-harness.js";
 
 /** The tsc output of the server entry. */
 export const BUILT_SERVER = join(REPO, "dist", "cni", "server-main.js");
@@ -76,4 +76,24 @@ export function startServer(
 /** Open file descriptors of a process (names of /proc/PID/fd entries' targets). */
 export function openFds(pid: number): string[] {
   return readdirSync(`/proc/${pid}/fd`);
+}
+
+/** The test client's command form (dist/test/cni/server-client.js). */
+export const CLIENT = join(REPO, "dist", "test", "cni", "server-client.js");
+
+/**
+ * The plugin "through the server": the runtime's call goes to the test client, which forwards it
+ * to the server on `socketPath` (already running in the node's namespace) as the shim would.
+ */
+export function serverForm(socketPath: string): PluginForm {
+  return {
+    name: "server",
+    command: () => [process.execPath, CLIENT, socketPath],
+    cwd: REPO,
+  };
+}
+
+/** argv of the installed server bundle in a CNI bin directory. */
+export function installedServer(binDir: string): string[] {
+  return [join(binDir, "skein-cni.d", "node"), join(binDir, "skein-cni.d", "skein-cni-server.cjs")];
 }
