@@ -1,7 +1,7 @@
 /**
  * skein-cni-server's process entry:
  *
- *   skein-cni-server [--socket PATH]      (default /run/skein/cni.sock)
+ *   skein-cni-server [--socket PATH] [--host-proc DIR]      (socket default /run/skein/cni.sock)
  *
  * Installed form: `skein-cni.d/node skein-cni.d/skein-cni-server.cjs --socket PATH`. Run it in the
  * node's network namespace (the one the runtime runs plugins in). Exits 2 on bad arguments, 1 when
@@ -12,10 +12,20 @@ import { CNI_SERVER_SOCKET } from "../maps/cni-server.js";
 import { describe } from "./errors.js";
 import { CniServer } from "./server.js";
 
-const USAGE = `usage: skein-cni-server [--socket PATH]   (default ${CNI_SERVER_SOCKET})\n`;
+const USAGE = `usage: skein-cni-server [--socket PATH] [--host-proc DIR]
+  --socket PATH     the unix socket the skein-cni shim connects to (default ${CNI_SERVER_SOCKET})
+  --host-proc DIR   where the host's /proc is mounted, when this runs in a container without the
+                    host's PID namespace: CNI_NETNS paths under /proc/ are opened there
+`;
 
-function parseArgs(argv: readonly string[]): { socketPath: string } | string {
+interface Args {
+  socketPath: string;
+  hostProc?: string;
+}
+
+function parseArgs(argv: readonly string[]): Args | string {
   let socketPath = CNI_SERVER_SOCKET;
+  let hostProc: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? "";
     if (arg === "--help" || arg === "-h") return "";
@@ -26,9 +36,12 @@ function parseArgs(argv: readonly string[]): { socketPath: string } | string {
     } else if (arg.startsWith("--socket=")) {
       socketPath = arg.slice("--socket=".length);
       if (socketPath === "") return "--socket needs a path";
+    } else if (arg === "--host-proc") {
+      hostProc = argv[++i];
+      if (hostProc === undefined || !hostProc.startsWith("/")) return "--host-proc needs an absolute path";
     } else return `unknown argument ${JSON.stringify(arg)}`;
   }
-  return { socketPath };
+  return hostProc === undefined ? { socketPath } : { socketPath, hostProc };
 }
 
 async function main(): Promise<void> {
@@ -42,7 +55,7 @@ async function main(): Promise<void> {
   });
   let server: CniServer;
   try {
-    server = await CniServer.start({ socketPath: parsed.socketPath, onFatal: () => process.exit(1) });
+    server = await CniServer.start({ ...parsed, onFatal: () => process.exit(1) });
   } catch (err) {
     process.stderr.write(`skein-cni-server: cannot start: ${describe(err)}\n`);
     process.exit(1);

@@ -13,7 +13,7 @@
  */
 import { accessSync, chmodSync, constants, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { dispatch, type DispatchOptions } from "./dispatcher.js";
 import { describe, ErrorCode } from "./errors.js";
 import type { Kernel } from "./kernel.js";
@@ -47,6 +47,39 @@ export interface CniServerOptions {
   onFatal?: (err: Error) => void;
   /** A client must send its whole request within this time (default 30 s), or it is dropped. */
   requestTimeoutMs?: number;
+  /**
+   * Where the host's /proc is mounted when the server runs in a container without the host's PID
+   * namespace (the DaemonSet mounts it at /host/proc): CNI_NETNS paths under /proc/ (runtimes
+   * that name a sandbox by PID) are opened there instead. Results still name the runtime's path.
+   */
+  hostProc?: string;
+}
+
+/**
+ * `kernel` opening network namespaces named /proc/... under `hostProc` instead: every method that
+ * takes a namespace path maps it; everything else passes through.
+ */
+export function withHostProc(kernel: Kernel, hostProc: string): Kernel {
+  const map = (path: string): string =>
+    path.startsWith("/proc/") ? join(hostProc, path.slice("/proc/".length)) : path;
+  return {
+    uplinkMtu: () => kernel.uplinkMtu(),
+    netnsState: (path) => kernel.netnsState(map(path)),
+    linkIndex: (name) => kernel.linkIndex(name),
+    linkNames: () => kernel.linkNames(),
+    createHostSide: (w) => {
+      kernel.createHostSide({ ...w, netns: map(w.netns) });
+    },
+    configurePodSide: (w) => {
+      kernel.configurePodSide({ ...w, netns: map(w.netns) });
+    },
+    deleteLink: (name) => kernel.deleteLink(name),
+    deleteLinkAsync: (name) => kernel.deleteLinkAsync(name),
+    missingPins: (root) => kernel.missingPins(root),
+    openDatapath: (root) => kernel.openDatapath(root),
+    inspectHost: (ifname, ip) => kernel.inspectHost(ifname, ip),
+    inspectPod: (netns, ifname) => kernel.inspectPod(map(netns), ifname),
+  };
 }
 
 /** One complete request waiting for its turn. */
@@ -184,7 +217,10 @@ export class CniServer {
       kernel:
         options.kernel ??
         (async () => {
-          kernel ??= new (await import("./linux.js")).LinuxKernel();
+          if (kernel === undefined) {
+            const linux = new (await import("./linux.js")).LinuxKernel();
+            kernel = options.hostProc === undefined ? linux : withHostProc(linux, options.hostProc);
+          }
           return kernel;
         }),
     };

@@ -6,8 +6,17 @@
  * plugin's DEL leaving nothing behind.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadPinnedDatapath, unloadPinnedDatapath } from "../../maps/datapath/pinned.js";
@@ -273,6 +282,38 @@ describe("cni: the resident server, in a node namespace", function () {
       .split("\n")
       .filter((l) => / exit \d+ in /.test(l)).length;
     assert.equal(logged - callsBefore, calls, "one log line per call");
+  });
+
+  it("--host-proc: CNI_NETNS under /proc/ is opened under the host's /proc mount; the result names the runtime's path", async function () {
+    const holder = spawn("unshare", ["--net", "--", "sleep", "120"], { stdio: "ignore" });
+    const hostProc = join(runDir, "hostproc");
+    mkdirSync(hostProc);
+    // A PID that does not exist here: only the mapping reaches the holder's namespace.
+    const fakePid = "999999999";
+    const other = join(runDir, "hp.sock");
+    let s2: RunningServer | undefined;
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(holder.pid !== undefined && holder.exitCode === null);
+      symlinkSync(`/proc/${holder.pid}`, join(hostProc, fakePid));
+      s2 = await startServer(nodeNs, other, [process.execPath, BUILT_SERVER, "--host-proc", hostProc]);
+      extraServers.push(s2);
+      const nsPath = `/proc/${fakePid}/ns/net`;
+      const e = { ...env("ADD", undefined, "hostproc"), CNI_NETNS: nsPath };
+      const cfg = JSON.stringify(config());
+      const added = await callServer(other, e, cfg);
+      assertOk(added, "ADD into a mapped /proc path");
+      assert.equal((added.json!.interfaces as { sandbox?: string }[])[1]!.sandbox, nsPath);
+      const withPrev = JSON.stringify(config({ prevResult: added.json }));
+      assertOk(await callServer(other, { ...e, CNI_COMMAND: "CHECK" }, withPrev), "CHECK");
+      assertOk(await callServer(other, { ...e, CNI_COMMAND: "DEL" }, withPrev), "DEL");
+      // Without the mapping the same path does not exist.
+      const unmapped = await callServer(socket, e, cfg);
+      assert.equal(unmapped.json?.code, 3, unmapped.stdout);
+    } finally {
+      holder.kill("SIGKILL");
+      if (s2 !== undefined) assert.equal((await s2.stop()).code, 0);
+    }
   });
 
   it("SKEIN_CNI_TRACE=1 in the request traces to the request's stderr only", async function () {
