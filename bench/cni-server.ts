@@ -106,7 +106,7 @@ try {
     const answers = await Promise.all(many.map((p) => call("ADD", p)));
     run.parallelMs = performance.now() - started;
     answers.forEach((a, i) => must(a, `parallel ADD ${i}`));
-    for (const [i, p] of many.entries()) must(await call("DEL", p, answers[i]!.stdout.trim()), "DEL");
+    for (const [i, p] of many.entries()) must(await call("DEL", p, answers[i]?.stdout.trim() ?? ""), "DEL");
     for (const p of many) deleteNetns(p);
     results.push(run);
     const fmt = (v: number[]) =>
