@@ -6,8 +6,9 @@
  */
 import { fstatSync, readSync, writeSync } from "node:fs";
 import { dispatch } from "./dispatcher.js";
-import { trace } from "./trace.js";
+import { trace, traceTo } from "./trace.js";
 
+if (process.env.SKEIN_CNI_TRACE === "1") traceTo((line) => writeSync(2, `${line}\n`));
 trace("main module running");
 
 const pause = new Int32Array(new SharedArrayBuffer(4));

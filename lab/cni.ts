@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CNI_CONF_FILE, type SkeinConflist } from "../maps/cni-conflist.js";
+import { CNI_SOCKET_ENV } from "../maps/cni-server.js";
 import { DIST } from "./dist.js";
 import type { LabNode, LabPod } from "./state.js";
 import { netnsPath } from "./topology.js";
@@ -51,7 +52,7 @@ export function attachmentOf(pod: LabPod): CniAttachment {
 
 /**
  * Runs `cniBin` with `command` for `pod` inside `node`'s namespace, `extra` merged into the
- * configuration. Resolves with the parsed result ({} when the plugin prints nothing); throws with
+ * configuration, SKEIN_CNI_SOCKET naming the node's CNI server when it has one. Resolves with the parsed result ({} when the plugin prints nothing); throws with
  * the plugin's error when it exits non-zero.
  */
 export async function invokeCni(
@@ -69,6 +70,8 @@ export async function invokeCni(
     CNI_IFNAME: "eth0",
     CNI_PATH: dirname(cniBin),
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name}`,
+    // The node's resident server (the shim forwards there; without one it runs the Node plugin).
+    ...(node.cniSocket === undefined ? {} : { [CNI_SOCKET_ENV]: node.cniSocket }),
   };
   const config = { ...pluginConfig(node), ...extra };
   const r = await run("nsenter", [`--net=${netnsPath(node.netns)}`, cniBin], {

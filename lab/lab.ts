@@ -42,6 +42,11 @@ export interface LabOptions {
   id?: string;
   /** Where skein-cni is (a CNI bin dir layout: the executable itself). */
   cniBin?: string;
+  /**
+   * One resident CNI server per node (default true), in the node's namespace, its socket in the
+   * node's directory; the lab's CNI calls name it in SKEIN_CNI_SOCKET.
+   */
+  cniServer?: boolean;
   /** The API server's --service-cidr (ClusterIPs); its default 10.96.0.0/16 when absent. */
   serviceCidr?: string;
   /**
@@ -93,6 +98,7 @@ export class Lab {
       pods: [],
       namespaces: [],
       cniBin: options.cniBin ?? defaultCniBin(),
+      cniServer: options.cniServer ?? true,
     });
     const lab = new Lab(record, options.log ?? (() => undefined));
     try {
@@ -146,6 +152,7 @@ export class Lab {
     await addNodeNetwork(this.#record, node);
     node.workload = startWorkload(this.dir, `node/${node.name}`, netnsPath(node.netns), node.control);
     this.#record.save();
+    if (node.cniSocket !== undefined) await nodes.startCniServer(this.#record, node);
     await this.#cluster.createNode(node);
     this.startAgent(node, opts.agentArgs ?? []);
     if (opts.waitReady !== false) await this.waitAgentReady(node);
@@ -155,6 +162,16 @@ export class Lab {
   /** Starts (or restarts) the node's agent process. */
   startAgent(node: LabNode, extraArgs: string[] = []): ProcRecord {
     return nodes.startAgent(this.#record, node, this.kubeconfigPath, extraArgs);
+  }
+
+  /** Starts (or restarts) the node's resident CNI server; resolves once it listens. */
+  startCniServer(node: LabNode): Promise<ProcRecord> {
+    return nodes.startCniServer(this.#record, node);
+  }
+
+  /** Stops the node's resident CNI server by PID and removes its socket. */
+  stopCniServer(node: LabNode): Promise<void> {
+    return nodes.stopCniServer(node);
   }
 
   /** Sends `sig` to the node's agent; with SIGKILL/SIGTERM waits for it to be gone. */

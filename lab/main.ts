@@ -4,6 +4,7 @@
  *   [--racks N]                (native) N underlay subnets joined by a BIRD router; BGP across them
  *   [--service-proxy skein|kube-proxy|none [--proxy-mode iptables|nftables]]
  *       demo Services translated by Skein's datapath (default), kube-proxy's rules, or not at all
+ *   [--cni-server on|off]      one resident CNI server per node (default on)
  * npm run lab -- teardown [--id ID | --all]              remove a kept lab
  * npm run lab -- status [--id ID]                         what a kept lab holds
  */
@@ -30,6 +31,7 @@ async function up(values: {
   "proxy-mode"?: string;
   routing?: string;
   racks?: string;
+  "cni-server"?: string;
 }): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces, BPF, bpffs)");
   const nodes = Number(values.nodes ?? 2);
@@ -50,6 +52,9 @@ async function up(values: {
     throw new Error(`--racks must be 1..4, not ${values.racks}`);
   if (racks > 1 && routing !== "native")
     throw new Error("--racks needs --routing native (the racks are routed by BGP, not an overlay)");
+  const cniServer = values["cni-server"] ?? "on";
+  if (cniServer !== "on" && cniServer !== "off")
+    throw new Error(`--cni-server must be on or off, not ${cniServer}`);
   // skein: the agents translate (--service-lb bpf). kube-proxy: the agents need the Service CIDR
   // to judge egress into it after kube-proxy's translation.
   const agentArgs = [
@@ -66,6 +71,7 @@ async function up(values: {
     ...(values.id === undefined ? {} : { id: values.id }),
     ...(serviceProxy === "none" ? {} : { serviceCidr: DEMO_SERVICE_CIDR }),
     ...(racks > 1 ? { racks } : {}),
+    cniServer: cniServer === "on",
     log: (l) => {
       say(l);
     },
@@ -398,7 +404,9 @@ function status(values: { id?: string }): number {
       `lab ${id}: underlay ${lab.state.subnet}, API ${lab.state.api?.url}, kubeconfig ${lab.kubeconfigPath}`,
     );
     for (const n of lab.state.nodes)
-      say(`  node ${n.name} ${n.ip} ${n.podCidr} netns ${n.netns} agent ${n.agent?.pid}`);
+      say(
+        `  node ${n.name} ${n.ip} ${n.podCidr} netns ${n.netns} agent ${n.agent?.pid}${n.cniServer == null ? "" : ` cni-server ${n.cniServer.pid} ${n.cniSocket}`}`,
+      );
     for (const p of lab.state.pods) say(`  pod ${p.namespace}/${p.name} ${p.ip} on ${p.node}`);
   }
   if (ids.length === 0) say("no lab");
@@ -414,6 +422,8 @@ const USAGE = `usage:
                                                         or routed without encapsulation
       [--racks N]                                       (native) N underlay subnets joined by a router
                                                         running BIRD; nodes alternate racks, BGP routes
+      [--cni-server on|off]                             one resident CNI server per node, its socket
+                                                        passed to CNI calls in SKEIN_CNI_SOCKET (default on)
   npm run lab -- teardown [--id ID | --all]              remove a kept lab
   npm run lab -- status [--id ID]                         what a kept lab holds
 `;
@@ -441,6 +451,7 @@ function parseLabArgs() {
       "proxy-mode": { type: "string" },
       routing: { type: "string" },
       racks: { type: "string" },
+      "cni-server": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,

@@ -2,13 +2,14 @@
  * A lab node: where it lives (namespace, underlay address, pod CIDR, its own bpffs root and CNI
  * directories under the lab's) and its skein-agent, a process inside the node's namespace.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { removeEmptyDir } from "../loader/index.js";
+import { CNI_SERVER_BUNDLE } from "../maps/cni-server.js";
 import { unloadPinnedDatapath } from "../maps/datapath/pinned.js";
 import { DIST } from "./dist.js";
-import { isRunning, signal, startDetached, tailLog, type ProcRecord } from "./procs.js";
+import { isRunning, signal, startDetached, stop, tailLog, type ProcRecord } from "./procs.js";
 import type { LabNode, LabRecord } from "./state.js";
 import { netnsName, netnsPath, nodeAddr, routerAddr } from "./topology.js";
 
@@ -45,7 +46,53 @@ export function planNode(record: LabRecord, opts: { name?: string; podCidr?: str
     agent: null,
     workload: null,
     control: join(ndir, "node.sock"),
+    ...(state.cniServer === true ? { cniServer: null, cniSocket: join(ndir, "cni.sock") } : {}),
   };
+}
+
+/**
+ * The resident CNI server's command for plugin `cniBin`: the installed form's own runtime and
+ * bundle beside it when there, the tsc output on this Node otherwise.
+ */
+export function cniServerCommand(cniBin: string): string[] {
+  const payload = join(dirname(cniBin), "skein-cni.d");
+  if (existsSync(join(payload, CNI_SERVER_BUNDLE)))
+    return [join(payload, "node"), join(payload, CNI_SERVER_BUNDLE)];
+  return [process.execPath, join(DIST, "cni", "server-main.js")];
+}
+
+/**
+ * Starts `node`'s resident CNI server inside its namespace (socket `node.cniSocket`) and records it;
+ * resolves once it listens. Throws, with its log's tail, when it exits or does not listen in 15 s.
+ */
+export async function startCniServer(record: LabRecord, node: LabNode): Promise<ProcRecord> {
+  const socket = node.cniSocket;
+  if (socket === undefined) throw new Error(`node ${node.name} has no CNI server socket (--cni-server off)`);
+  const log = join(record.dir, `n${node.index}`, "cni-server.log");
+  const proc = startDetached([...cniServerCommand(record.state.cniBin), "--socket", socket], {
+    netns: netnsPath(node.netns),
+    log,
+    role: `cni-server ${node.name}`,
+    // The socket path is unique to the node and part of the command line.
+    marker: socket,
+  });
+  node.cniServer = proc;
+  record.save();
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    if (existsSync(socket) && tailLog(log, 50).includes(`listening on ${socket}`)) return proc;
+    if (!isRunning(proc)) throw new Error(`CNI server of ${node.name} exited: see ${log}\n${tailLog(log)}`);
+    if (Date.now() > deadline)
+      throw new Error(`CNI server of ${node.name} not listening within 15 s: see ${log}\n${tailLog(log)}`);
+    await sleep(50);
+  }
+}
+
+/** Stops `node`'s CNI server (SIGTERM by PID, then SIGKILL) and removes its socket. */
+export async function stopCniServer(node: LabNode): Promise<void> {
+  if (node.cniServer !== null && node.cniServer !== undefined) await stop(node.cniServer, 5000);
+  // A server that stopped cleanly removed it; a killed one left it behind.
+  if (node.cniSocket !== undefined) rmSync(node.cniSocket, { force: true });
 }
 
 /** Starts (or restarts) `node`'s agent against `kubeconfig` and records it. The record stops it. */

@@ -20,6 +20,12 @@ export interface LabNode {
   agent: ProcRecord | null;
   workload: ProcRecord | null;
   control: string;
+  /**
+   * The node's resident CNI server (--cni-server on): its process and socket. The lab's CNI calls
+   * get SKEIN_CNI_SOCKET set to the socket, as a node's runtime would reach the default one.
+   */
+  cniServer?: ProcRecord | null;
+  cniSocket?: string;
   /** With racks (--racks N): the node's rack, 0-based (its underlay subnet is `racks.subnets[rack]`). */
   rack?: number;
   /** With BGP: the agent's --bird-dir (BIRD's config, control socket and pid file). */
@@ -73,6 +79,8 @@ export interface LabState {
   pods: LabPod[];
   namespaces: string[];
   cniBin: string;
+  /** One resident CNI server per node (absent in records of older labs: none). */
+  cniServer?: boolean;
   /** Absent: one underlay segment. */
   racks?: LabRacks;
 }

@@ -5,7 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { attachmentOf, hasPluginConfig, invokeCni } from "./cni.js";
-import { removeLabBpffs, stopNodeBird, unloadNodeBpffs } from "./nodes.js";
+import { removeLabBpffs, stopCniServer, stopNodeBird, unloadNodeBpffs } from "./nodes.js";
 import { stop, type ProcRecord } from "./procs.js";
 import type { LabRecord } from "./state.js";
 import { deleteLink, deleteNetns, netnsPath } from "./topology.js";
@@ -35,6 +35,8 @@ export async function teardownLab(record: LabRecord): Promise<string[]> {
   }
   for (const n of s.nodes) {
     await stopProc(`agent ${n.name}`, n.agent);
+    // After the pods' DELs, which may have gone through it.
+    await attempt(`cni-server ${n.name}`, () => stopCniServer(n));
     await attempt(`bird ${n.name}`, () => stopNodeBird(n));
     await stopProc(`workload ${n.name}`, n.workload);
   }

@@ -6,6 +6,9 @@
 //   skein-cni.d/node        a copy of the Node runtime that ran this build (process.execPath)
 //   skein-cni.d/skein-cni.cjs  cni/main.ts and everything it imports, bundled by esbuild as
 //                           CommonJS (an ES module entry costs Node's ESM loader: ~10 ms a run)
+//   skein-cni.d/skein-cni-server.cjs  cni/server-main.ts, the resident CNI server, bundled the same
+//                           way (its own file: the per-call bundle loads no server code);
+//                           run as `skein-cni.d/node skein-cni.d/skein-cni-server.cjs --socket PATH`
 //   skein-cni.d/koffi.node  koffi's native module, which the bundle loads from its own directory
 //   skein-cni.d/BUILD       what went in (Node version, koffi version, source commit)
 import { execFileSync } from "node:child_process";
@@ -84,34 +87,38 @@ export async function buildCniInstall(root) {
   mkdirSync(payload, { recursive: true });
 
   try {
-    await build({
-      entryPoints: [join(root, "cni", "main.ts")],
-      outfile: join(payload, "skein-cni.cjs"),
-      bundle: true,
-      platform: "node",
-      format: "cjs",
-      target: `node${process.versions.node.split(".")[0]}`,
-      sourcemap: false,
-      legalComments: "inline",
-      logLevel: "warning",
-      banner: {
-        js: '// skein-cni, bundled: see BUILD beside this file.\nconst __skeinModuleUrl = require("node:url").pathToFileURL(__filename).href;',
-      },
-      // Modules that find files beside themselves (maps/pins.ts) see the bundle's own URL.
-      define: { "import.meta.url": "__skeinModuleUrl" },
-      plugins: [
-        {
-          name: "koffi-from-install-dir",
-          setup(b) {
-            b.onResolve({ filter: /^koffi$/ }, () => ({ path: "koffi", namespace: "skein-koffi" }));
-            b.onLoad({ filter: /.*/, namespace: "skein-koffi" }, () => ({
-              contents: KOFFI_SHIM,
-              loader: "js",
-            }));
-          },
+    for (const [entry, bundle] of [
+      ["main.ts", "skein-cni.cjs"],
+      ["server-main.ts", "skein-cni-server.cjs"],
+    ])
+      await build({
+        entryPoints: [join(root, "cni", entry)],
+        outfile: join(payload, bundle),
+        bundle: true,
+        platform: "node",
+        format: "cjs",
+        target: `node${process.versions.node.split(".")[0]}`,
+        sourcemap: false,
+        legalComments: "inline",
+        logLevel: "warning",
+        banner: {
+          js: `// ${bundle}, bundled: see BUILD beside this file.\nconst __skeinModuleUrl = require("node:url").pathToFileURL(__filename).href;`,
         },
-      ],
-    });
+        // Modules that find files beside themselves (maps/pins.ts) see the bundle's own URL.
+        define: { "import.meta.url": "__skeinModuleUrl" },
+        plugins: [
+          {
+            name: "koffi-from-install-dir",
+            setup(b) {
+              b.onResolve({ filter: /^koffi$/ }, () => ({ path: "koffi", namespace: "skein-koffi" }));
+              b.onLoad({ filter: /.*/, namespace: "skein-koffi" }, () => ({
+                contents: KOFFI_SHIM,
+                loader: "js",
+              }));
+            },
+          },
+        ],
+      });
     copyFileSync(koffiNative, join(payload, "koffi.node"));
     copyFileSync(process.execPath, join(payload, "node"));
     chmodSync(join(payload, "node"), 0o755);

@@ -4,7 +4,7 @@
 #   scripts/install-cni.sh /opt/cni/bin
 #
 # Result: DEST/skein-cni (the wrapper) and DEST/skein-cni.d -> .skein-cni-<stamp>.d (the bundled
-# runtime and plugin). Safe while runtimes invoke the plugin: the new payload is copied under a
+# runtime, plugin and resident server: skein-cni.cjs, skein-cni-server.cjs). Safe while runtimes invoke the plugin: the new payload is copied under a
 # fresh name, then the symlink and the wrapper are replaced by rename; older payloads are removed
 # afterwards. SKEIN_CNI_INSTALL_SRC overrides the source directory.
 set -eu
@@ -16,7 +16,7 @@ fi
 dest=$1
 here=$(cd -P -- "$(dirname -- "$0")" && pwd)
 src=${SKEIN_CNI_INSTALL_SRC:-$here/../dist/cni-install}
-if [ ! -x "$src/skein-cni" ] || [ ! -x "$src/skein-cni.d/node" ] || [ ! -f "$src/skein-cni.d/skein-cni.cjs" ] || [ ! -f "$src/skein-cni.d/koffi.node" ]; then
+if [ ! -x "$src/skein-cni" ] || [ ! -x "$src/skein-cni.d/node" ] || [ ! -f "$src/skein-cni.d/skein-cni.cjs" ] || [ ! -f "$src/skein-cni.d/skein-cni-server.cjs" ] || [ ! -f "$src/skein-cni.d/koffi.node" ]; then
 	echo "$0: $src does not hold a built skein-cni (run: npm run build)" >&2
 	exit 1
 fi

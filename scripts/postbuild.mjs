@@ -10,6 +10,7 @@ mkdirSync(bin, { recursive: true });
 
 const entries = {
   "skein-cni": "../cni/main.js",
+  "skein-cni-server": "../cni/server-main.js",
   "skein-agent": "../agent/main.js",
   skeinctl: "../ctl/main.js",
 };

@@ -81,7 +81,8 @@ function nodeBinaries(): string[] {
 
 /** How to start one form of the plugin inside the node namespace. */
 export interface PluginForm {
-  name: "built" | "installed";
+  /** "server": through the resident server (test/cni/server-harness.ts). */
+  name: "built" | "installed" | "server";
   /** argv (file first) running the plugin in `nodeNetns`. */
   command(nodeNetns: string): string[];
   /** Directory to run in. */

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadPinnedDatapath, unloadPinnedDatapath } from "../../maps/datapath/pinned.js";
@@ -33,6 +33,7 @@ import {
   type Outcome,
   type PluginForm,
 } from "./plugin-harness.js";
+import { installedServer, serverForm, startServer, type RunningServer } from "./server-harness.js";
 
 function assertOk(o: Outcome, what: string): void {
   assert.equal(o.exit, 0, `${what} failed: ${o.stdout} ${o.stderr}`);
@@ -77,7 +78,7 @@ c.on("end", () => console.log(JSON.stringify({ reply, expected: data.length + " 
 c.setTimeout(20000, () => { console.error("timeout"); process.exit(3); });
 `;
 
-function pluginSuite(formName: "built" | "installed"): void {
+function pluginSuite(formName: PluginForm["name"]): void {
   describe(`cni: skein-cni (${formName} form) as a runtime runs it, in network namespaces`, function () {
     this.timeout(120000);
     const network = "skntest";
@@ -86,6 +87,7 @@ function pluginSuite(formName: "built" | "installed"): void {
     let dataDir = "";
     let installRoot: string | undefined;
     let form: PluginForm;
+    let server: RunningServer | undefined;
     let pods: string[] = [];
     const children: ChildProcess[] = [];
 
@@ -127,14 +129,20 @@ function pluginSuite(formName: "built" | "installed"): void {
       return must("nsenter", [`--net=${netnsPath(nodeNs)}`, "--", ...cmd]);
     }
 
-    before(function () {
+    before(async function () {
       requireRoot(this);
       bpffsRoot = `/sys/fs/bpf/${uniqueName("skn-cnitest-")}`;
       loadPinnedDatapath(bpffsRoot);
       nodeNs = createNetns("skncn");
       dataDir = mkdtempSync(join(tmpdir(), "skn-cni-ipam-"));
       if (formName === "built") form = builtForm();
-      else {
+      else if (formName === "server") {
+        const installed = installToTemp();
+        installRoot = installed.root;
+        const socket = join(installed.root, "run", "cni.sock");
+        server = await startServer(nodeNs, socket, installedServer(installed.binDir));
+        form = serverForm(socket);
+      } else {
         const installed = installToTemp();
         installRoot = installed.root;
         const cwd = join(installed.root, "cwd");
@@ -163,8 +171,13 @@ function pluginSuite(formName: "built" | "installed"): void {
       rmSync(join(dataDir, network), { recursive: true, force: true });
     });
 
-    after(function () {
+    after(async function () {
       killAll(children);
+      if (server !== undefined) {
+        const ended = await server.stop();
+        assert.equal(ended.code, 0, `server exit: ${server.log()}`);
+        assert.ok(!existsSync(server.socketPath), "the server removed its socket");
+      }
       if (nodeNs !== "") deleteNetns(nodeNs);
       if (bpffsRoot !== "") unloadPinnedDatapath(bpffsRoot);
       if (dataDir !== "") rmSync(dataDir, { recursive: true, force: true });
@@ -554,3 +567,4 @@ function ipKeyBytes(ip: string): string[] {
 
 pluginSuite("built");
 pluginSuite("installed");
+pluginSuite("server");

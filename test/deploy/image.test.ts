@@ -263,6 +263,9 @@ describe("deploy: the Containerfile, replayed", function () {
       "opt/skein/dist/lab/smoke/main.js",
       "opt/skein/dist/lab/workload/workload.js",
       "opt/skein/dist/cni-install/skein-cni",
+      // The cni-server container's entry (deploy/skein.yaml).
+      "opt/skein/dist/cni-install/skein-cni.d/node",
+      "opt/skein/dist/cni-install/skein-cni.d/skein-cni-server.cjs",
       "opt/skein/scripts/install-cni.sh",
     ])
       assert.ok(existsSync(join(rootfs, p)), p);

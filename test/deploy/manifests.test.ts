@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { DaemonSet } from "kubernetes-models/apps/v1";
 import { ClusterRole, ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { ConfigMap, Namespace, ServiceAccount } from "kubernetes-models/v1";
@@ -16,6 +16,7 @@ import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
 import type { IClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
 import { parse as parseYaml } from "yaml";
+import { CNI_SERVER_BUNDLE, CNI_SERVER_SOCKET } from "../../maps/cni-server.js";
 import {
   REPO,
   agentDaemonSet,
@@ -260,9 +261,61 @@ describe("deploy: skein.yaml", function () {
     // BIRD's directory (birdDir) is writable too.
     assert.equal(mountPath(agent, "bird"), "/run/skein");
     assert.ok(volume("bird")?.emptyDir !== undefined);
-    // What the agent does not touch is not mounted (see the DaemonSet's comment).
-    for (const path of ["/var/run/netns", "/var/lib/cni", "/run/xtables.lock", "/proc/sys/net"])
+    // What the agent does not touch is not mounted in its container (see the DaemonSet's comment).
+    const hostPathOf = (name: string) => volume(name)?.hostPath?.path;
+    const agentHostPaths = (agent.volumeMounts ?? []).map((m) => hostPathOf(m.name));
+    for (const path of ["/var/run/netns", "/var/lib/cni", "/run/xtables.lock", "/proc/sys/net", "/proc"])
+      assert.ok(
+        !agentHostPaths.some((p) => p !== undefined && (p === path || p.startsWith(`${path}/`))),
+        `${path} is not mounted in the agent`,
+      );
+    for (const path of ["/run/xtables.lock", "/proc/sys/net"])
       assert.ok(!(podSpec.volumes ?? []).some((v) => v.hostPath?.path === path), `${path} is not mounted`);
+  });
+
+  it("cni-server: the protocol's entry on the default socket, the plugin's host paths, exactly NET_ADMIN, SYS_ADMIN, BPF, SYS_PTRACE", function () {
+    const server = podSpec.containers.find((c) => c.name === "cni-server");
+    assert.ok(server !== undefined, "a cni-server container");
+    assert.equal(server.image, agent.image);
+    const payload = "/opt/skein/dist/cni-install/skein-cni.d";
+    assert.deepEqual(server.command, [
+      `${payload}/node`,
+      `${payload}/${CNI_SERVER_BUNDLE}`,
+      "--socket",
+      CNI_SERVER_SOCKET,
+      "--host-proc",
+      mountPath(server, "host-proc"),
+    ]);
+    const hostPath = (name: string) => podSpec.volumes?.find((v) => v.name === name)?.hostPath?.path;
+    const mount = (name: string) => server.volumeMounts?.find((m) => m.name === name);
+    // The socket's directory is the host's, where the shim connects.
+    assert.equal(mountPath(server, "cni-run"), dirname(CNI_SERVER_SOCKET));
+    assert.equal(hostPath("cni-run"), dirname(CNI_SERVER_SOCKET));
+    assert.deepEqual(
+      [mount("netns")?.mountPath, hostPath("netns"), mount("netns")?.mountPropagation],
+      ["/var/run/netns", "/var/run/netns", "HostToContainer"],
+    );
+    assert.deepEqual([hostPath("host-proc"), mount("host-proc")?.readOnly], ["/proc", true]);
+    // IPAM state at the same path as on the host: the fallback plugin and the server share it.
+    assert.equal(mountPath(server, "cni-data"), settings.cniDataDir);
+    assert.equal(hostPath("cni-data"), settings.cniDataDir);
+    assert.deepEqual(
+      [mount("bpffs")?.mountPath, mount("bpffs")?.mountPropagation],
+      ["/sys/fs/bpf", "HostToContainer"],
+    );
+    const sc = server.securityContext!;
+    assert.equal(sc.privileged, false);
+    assert.deepEqual(sc.capabilities?.drop, ["ALL"]);
+    assert.deepEqual([...(sc.capabilities.add ?? [])].sort(), [
+      "BPF",
+      "NET_ADMIN",
+      "SYS_ADMIN",
+      "SYS_PTRACE",
+    ]);
+    assert.equal(sc.readOnlyRootFilesystem, true);
+    assert.ok(
+      server.resources?.requests?.cpu !== undefined && server.resources.requests.memory !== undefined,
+    );
   });
 
   it("scheduling: every node and taint, node-critical priority, one node at a time, requests on every container", function () {

@@ -29,6 +29,13 @@ describe("lab: command line", function () {
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   });
 
+  it("--cni-server takes on or off", function () {
+    const r = lab(["--cni-server", "maybe"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--cni-server must be on or off, not maybe/);
+    assert.match(lab(["--help"]).stdout, /--cni-server on\|off/);
+  });
+
   it("an unknown command says which ones exist", function () {
     const r = lab(["explode"]);
     assert.equal(r.status, 1);
